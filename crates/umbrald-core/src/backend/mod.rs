@@ -1,0 +1,51 @@
+//! Elliptic-curve backends: the batched scalar multiplications that re-encryption needs.
+//!
+//! The protocol code in [`crate::engine`] expresses all of its secret-scalar elliptic-curve
+//! work as two batch calls per re-encryption batch; a backend performs them. The CPU backend
+//! ([`CpuBackend`]) runs on k256 field arithmetic; a GPU backend lives in its own crate and
+//! implements the same trait.
+
+mod cpu;
+
+pub use cpu::CpuBackend;
+
+use k256::Scalar;
+
+use crate::curve::Affine;
+
+/// Why a backend could not finish a batch. The engine falls back to the CPU on any of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// Inputs of one call have different lengths.
+    #[error("batch shape mismatch: {0}")]
+    Shape(&'static str),
+    /// The device is missing, failed, or produced a result that did not pass the audit.
+    #[error("device failure: {0}")]
+    Device(String),
+}
+
+/// A batch scalar-multiplication engine.
+///
+/// Every method is one call per batch, never per point, so that a device backend can launch
+/// one kernel for the whole batch. Scalars are secrets: implementations must not branch on or
+/// index memory by their bits. Outputs are affine and normalized.
+pub trait EcBackend: Send + Sync {
+    /// A short name for logs and metrics, e.g. `"cpu"` or `"gpu"`.
+    fn name(&self) -> &'static str;
+
+    /// For every base `P[i]` and its two scalars `[a, b] = scalars[i]`, computes
+    /// `[a·P[i], b·P[i]]`. Both products share one precomputed table of `P[i]`.
+    ///
+    /// Bases are public, valid, non-identity points. A scalar may be any value; a zero scalar
+    /// gives the identity, which is reported as `None`.
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError>;
+
+    /// For every scalar `k[i]`, computes `k[i]·U`, where `U` is Umbral's fixed parameter point
+    /// ([`crate::curve::params::u_point`]). `None` marks the identity (zero scalar).
+    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError>;
+}

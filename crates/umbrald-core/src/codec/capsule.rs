@@ -1,0 +1,64 @@
+//! `Capsule`: the KEM ciphertext `(E, V, s)`.
+
+use k256::elliptic_curve::ops::MulByGenerator;
+use k256::{ProjectivePoint, Scalar};
+
+use super::msgpack::{Reader, Writer};
+use super::{read_nonzero_scalar, read_point, CodecError};
+use crate::curve::Affine;
+use crate::hash;
+
+const WHAT: &str = "Capsule";
+
+/// A structurally valid capsule: both points valid and non-identity, `s` non-zero.
+///
+/// Parsing does not check the capsule's equation `s·G = V + h·E`; the engine checks it for a
+/// whole batch at once, and [`Capsule::check_vartime`] checks one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capsule {
+    pub(crate) e: Affine,
+    pub(crate) v: Affine,
+    pub(crate) s: Scalar,
+    pub(crate) e_bytes: [u8; 33],
+    pub(crate) v_bytes: [u8; 33],
+}
+
+impl Capsule {
+    /// Length of the MessagePack encoding.
+    pub const ENCODED_LEN: usize = 105;
+
+    /// Parses umbral-pre's MessagePack encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(WHAT, bytes);
+        r.array("capsule", 3)?;
+        let (e, e_bytes) = read_point(&mut r, WHAT, "point_e")?;
+        let (v, v_bytes) = read_point(&mut r, WHAT, "point_v")?;
+        let s = read_nonzero_scalar(&mut r, WHAT, "signature")?;
+        r.finish()?;
+        Ok(Self { e, v, s, e_bytes, v_bytes })
+    }
+
+    /// The MessagePack encoding (byte-identical to umbral-pre's).
+    pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        let mut w = Writer::new(&mut out);
+        w.array(3);
+        w.bin(&self.e_bytes);
+        w.bin(&self.v_bytes);
+        w.bin(&self.s.to_bytes());
+        debug_assert_eq!(w.written(), Self::ENCODED_LEN);
+        out
+    }
+
+    /// The capsule's challenge `h = H(E, V)`.
+    pub fn challenge(&self) -> Scalar {
+        hash::capsule_points(&self.e_bytes, &self.v_bytes)
+    }
+
+    /// Checks `s·G == V + h·E` for this capsule alone (variable time; public data).
+    pub fn check_vartime(&self) -> bool {
+        let lhs = ProjectivePoint::mul_by_generator(&self.s);
+        let rhs = self.v.to_k256() + self.e.to_k256() * self.challenge();
+        lhs == rhs
+    }
+}

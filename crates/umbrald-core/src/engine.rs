@@ -1,0 +1,277 @@
+//! The batched re-encryption engine: capsules in, cfrags out.
+//!
+//! One call to [`Engine::reencrypt_batch`] does, for `n` items:
+//! 1. parse every capsule (bad bytes fail that item only);
+//! 2. check every capsule's equation `s·G = V + h·E` at once with a random linear combination
+//!    (one variable-time multi-scalar multiplication over public data), naming the bad ones with
+//!    per-capsule checks only when the combined check fails;
+//! 3. draw a fresh nonce `t` per item from a CSPRNG;
+//! 4. run the secret-scalar work as two backend calls: `[rk·E, t·E]` and `[rk·V, t·V]` for all
+//!    items (one table per base, shared by both scalars), and `t·U` for all items;
+//! 5. hash each proof transcript and emit `z = rk·h + t`.
+//!
+//! The result is exactly what umbral-pre's `reencrypt` produces, byte for byte in format.
+
+use std::sync::{Arc, Mutex};
+
+use k256::elliptic_curve::ops::MulByGenerator;
+use k256::{NonZeroScalar, ProjectivePoint, Scalar};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::backend::{CpuBackend, EcBackend};
+use crate::codec::{Capsule, CapsuleFrag, KeyFrag, PublicKey, VerifiedKeyFrag};
+use crate::curve::{msm, params, Affine};
+use crate::error::ItemError;
+use crate::hash;
+use crate::kfrag_cache::{policy_key, KfragCache};
+
+/// Batches at least this large check capsules with one combined equation.
+const COMBINED_CHECK_MIN: usize = 4;
+/// Default number of verified policies kept.
+const DEFAULT_KFRAG_CACHE: usize = 4096;
+
+/// One capsule to re-encrypt with a verified kfrag.
+#[derive(Clone, Copy, Debug)]
+pub struct ReencryptItem<'a> {
+    /// The capsule's umbral-pre MessagePack bytes (105 bytes when valid).
+    pub capsule: &'a [u8],
+    /// The kfrag to re-encrypt with (shared by many items).
+    pub kfrag: &'a VerifiedKeyFrag,
+}
+
+/// The re-encryption engine. Thread-safe: share one behind an `Arc` and call it from many
+/// worker threads at once.
+pub struct Engine {
+    backend: Arc<dyn EcBackend>,
+    cpu: CpuBackend,
+    kfrags: Mutex<KfragCache>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("backend", &self.backend.name()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine on `backend`; the CPU backend takes over any batch the backend fails.
+    pub fn new(backend: Arc<dyn EcBackend>) -> Self {
+        Self {
+            backend,
+            cpu: CpuBackend::new(),
+            kfrags: Mutex::new(KfragCache::new(DEFAULT_KFRAG_CACHE)),
+        }
+    }
+
+    /// An engine on the CPU backend.
+    pub fn cpu() -> Self {
+        Self::new(Arc::new(CpuBackend::new()))
+    }
+
+    /// The primary backend's name (`"cpu"`, `"gpu"`, …).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Number of verified policies currently cached.
+    pub fn cached_policies(&self) -> usize {
+        self.kfrags.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Parses and verifies a policy: the kfrag's commitment and signatures against the
+    /// delegating, receiving and verifying keys.
+    ///
+    /// The result is cached by the exact bytes, so calling this for every request that names
+    /// the same policy costs a hash and a lookup after the first time.
+    pub fn verify_policy(
+        &self,
+        kfrag: &[u8],
+        delegating_pk: &[u8],
+        receiving_pk: &[u8],
+        verifying_pk: &[u8],
+    ) -> Result<Arc<VerifiedKeyFrag>, ItemError> {
+        let key = policy_key([kfrag, delegating_pk, receiving_pk, verifying_pk]);
+        if let Some(hit) = self.kfrags.lock().ok().and_then(|c| c.get(&key)) {
+            return Ok(hit);
+        }
+        let parse_key = |which, bytes| {
+            PublicKey::from_bytes(bytes)
+                .map_err(|source| ItemError::InvalidPublicKey { which, source })
+        };
+        let delegating = parse_key("delegating", delegating_pk)?;
+        let receiving = parse_key("receiving", receiving_pk)?;
+        let verifying = parse_key("verifying", verifying_pk)?;
+        let parsed = KeyFrag::from_bytes(kfrag).map_err(ItemError::InvalidKfrag)?;
+        let verified = Arc::new(
+            parsed
+                .verify(&verifying, &delegating, &receiving)
+                .map_err(ItemError::KfragVerification)?,
+        );
+        if let Ok(mut cache) = self.kfrags.lock() {
+            cache.insert(key, verified.clone());
+        }
+        Ok(verified)
+    }
+
+    /// Re-encrypts a batch. Result `i` belongs to `items[i]`; a bad item fails alone.
+    pub fn reencrypt_batch(&self, items: &[ReencryptItem<'_>]) -> Vec<Result<CapsuleFrag, ItemError>> {
+        let mut results: Vec<Result<CapsuleFrag, ItemError>> =
+            Vec::with_capacity(items.len());
+        // 1. Parse.
+        let parsed: Vec<Result<Capsule, ItemError>> = items
+            .iter()
+            .map(|item| Capsule::from_bytes(item.capsule).map_err(ItemError::InvalidCapsule))
+            .collect();
+        // 2. Check the capsule equations.
+        let mut good: Vec<(usize, &Capsule)> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().ok().map(|c| (i, c)))
+            .collect();
+        let failed_check = check_capsules(&good);
+        good.retain(|(i, _)| !failed_check.contains(i));
+
+        // 3. Nonces, 4. the secret-scalar work.
+        let mut rng = ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            OsRng.fill_bytes(seed.as_mut());
+            ChaCha20Rng::from_seed(*seed)
+        });
+        let nonces: Zeroizing<Vec<Scalar>> =
+            Zeroizing::new(good.iter().map(|_| *NonZeroScalar::random(&mut rng)).collect());
+        let mut bases = Vec::with_capacity(2 * good.len());
+        let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
+            Zeroizing::new(Vec::with_capacity(2 * good.len()));
+        for ((i, capsule), t) in good.iter().zip(nonces.iter()) {
+            let rk = items[*i].kfrag.kfrag().key;
+            bases.push(capsule.e);
+            bases.push(capsule.v);
+            scalars.push([rk, *t]);
+            scalars.push([rk, *t]);
+        }
+        let products = self.mul_pairs(&bases, &scalars);
+        let u2s = self.mul_u(&nonces);
+
+        // 5. Proofs and encoding.
+        let mut computed: Vec<Option<Result<CapsuleFrag, ItemError>>> = vec![None; items.len()];
+        for (j, (i, capsule)) in good.iter().enumerate() {
+            let kfrag = items[*i].kfrag.kfrag();
+            computed[*i] = Some(finish_cfrag(
+                capsule,
+                kfrag,
+                &nonces[j],
+                &products[2 * j],
+                &products[2 * j + 1],
+                &u2s[j],
+            ));
+        }
+        for (i, parse) in parsed.into_iter().enumerate() {
+            results.push(match (parse, computed[i].take()) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Some(done)) => done,
+                (Ok(_), None) => Err(ItemError::CapsuleCheckFailed),
+            });
+        }
+        results
+    }
+
+    /// Re-encrypts one capsule (a batch of one).
+    pub fn reencrypt(&self, capsule: &[u8], kfrag: &VerifiedKeyFrag) -> Result<CapsuleFrag, ItemError> {
+        self.reencrypt_batch(&[ReencryptItem { capsule, kfrag }])
+            .pop()
+            .unwrap_or(Err(ItemError::Internal("empty batch result")))
+    }
+
+    fn mul_pairs(&self, bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
+        match self.backend.mul_pairs(bases, scalars) {
+            Ok(out) if out.len() == bases.len() => out,
+            _ => varmul_cpu(&self.cpu, bases, scalars),
+        }
+    }
+
+    fn mul_u(&self, scalars: &[Scalar]) -> Vec<Option<Affine>> {
+        match self.backend.mul_u(scalars) {
+            Ok(out) if out.len() == scalars.len() => out,
+            _ => self.cpu.mul_u(scalars).unwrap_or_default(),
+        }
+    }
+}
+
+fn varmul_cpu(cpu: &CpuBackend, bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
+    cpu.mul_pairs(bases, scalars).unwrap_or_default()
+}
+
+/// Returns the indices (into the batch) of capsules whose equation does not hold.
+fn check_capsules(capsules: &[(usize, &Capsule)]) -> Vec<usize> {
+    if capsules.len() >= COMBINED_CHECK_MIN && combined_check(capsules) {
+        return Vec::new();
+    }
+    capsules.iter().filter(|(_, c)| !c.check_vartime()).map(|(i, _)| *i).collect()
+}
+
+/// `Σ rᵢ·(sᵢ·G − Vᵢ − hᵢ·Eᵢ) == O` for random 128-bit `rᵢ`: true when every capsule holds
+/// (and false, except with probability 2⁻¹²⁸, when any does not).
+fn combined_check(capsules: &[(usize, &Capsule)]) -> bool {
+    let mut rng = ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| ChaCha20Rng::from_entropy());
+    let mut points = Vec::with_capacity(2 * capsules.len());
+    let mut scalars = Vec::with_capacity(2 * capsules.len());
+    let mut g_scalar = Scalar::ZERO;
+    for (_, c) in capsules {
+        let r = Scalar::from(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+        g_scalar += r * c.s;
+        points.push(c.v);
+        scalars.push(-r);
+        points.push(c.e);
+        scalars.push(-(r * c.challenge()));
+    }
+    let sum = msm::msm_vartime(&points, &scalars);
+    let g_part = Affine::from_k256(&ProjectivePoint::mul_by_generator(&g_scalar));
+    match (sum, g_part) {
+        (None, None) => true,
+        (Some(sum), Some(g)) => sum == g.neg(),
+        _ => false,
+    }
+}
+
+fn finish_cfrag(
+    capsule: &Capsule,
+    kfrag: &KeyFrag,
+    t: &Scalar,
+    e_products: &[Option<Affine>; 2],
+    v_products: &[Option<Affine>; 2],
+    u2: &Option<Affine>,
+) -> Result<CapsuleFrag, ItemError> {
+    let missing = ItemError::Internal("backend returned the identity for a non-zero scalar");
+    let (Some(e1), Some(e2)) = (e_products[0], e_products[1]) else { return Err(missing) };
+    let (Some(v1), Some(v2)) = (v_products[0], v_products[1]) else { return Err(missing) };
+    let Some(u2) = u2 else { return Err(missing) };
+    let (e1, e2, v1, v2, u2) =
+        (e1.to_compressed(), e2.to_compressed(), v1.to_compressed(), v2.to_compressed(), u2.to_compressed());
+    let h = hash::cfrag_verification([
+        &capsule.e_bytes,
+        &e1,
+        &e2,
+        &capsule.v_bytes,
+        &v1,
+        &v2,
+        &params::U_COMPRESSED,
+        &kfrag.commitment_bytes,
+        &u2,
+    ]);
+    let z = kfrag.key * h + t;
+    Ok(CapsuleFrag {
+        e1,
+        v1,
+        kfrag_id: kfrag.id,
+        precursor: kfrag.precursor,
+        e2,
+        v2,
+        u1: kfrag.commitment_bytes,
+        u2,
+        z: z.to_bytes().into(),
+        kfrag_signature: kfrag.sig_receiver_bytes,
+    })
+}
