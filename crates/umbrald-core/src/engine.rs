@@ -52,7 +52,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("backend", &self.backend.name()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("backend", &self.backend.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,9 +119,11 @@ impl Engine {
     }
 
     /// Re-encrypts a batch. Result `i` belongs to `items[i]`; a bad item fails alone.
-    pub fn reencrypt_batch(&self, items: &[ReencryptItem<'_>]) -> Vec<Result<CapsuleFrag, ItemError>> {
-        let mut results: Vec<Result<CapsuleFrag, ItemError>> =
-            Vec::with_capacity(items.len());
+    pub fn reencrypt_batch(
+        &self,
+        items: &[ReencryptItem<'_>],
+    ) -> Vec<Result<CapsuleFrag, ItemError>> {
+        let mut results: Vec<Result<CapsuleFrag, ItemError>> = Vec::with_capacity(items.len());
         // 1. Parse.
         let parsed: Vec<Result<Capsule, ItemError>> = items
             .iter()
@@ -140,8 +144,11 @@ impl Engine {
             OsRng.fill_bytes(seed.as_mut());
             ChaCha20Rng::from_seed(*seed)
         });
-        let nonces: Zeroizing<Vec<Scalar>> =
-            Zeroizing::new(good.iter().map(|_| *NonZeroScalar::random(&mut rng)).collect());
+        let nonces: Zeroizing<Vec<Scalar>> = Zeroizing::new(
+            good.iter()
+                .map(|_| *NonZeroScalar::random(&mut rng))
+                .collect(),
+        );
         let mut bases = Vec::with_capacity(2 * good.len());
         let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
             Zeroizing::new(Vec::with_capacity(2 * good.len()));
@@ -179,7 +186,11 @@ impl Engine {
     }
 
     /// Re-encrypts one capsule (a batch of one).
-    pub fn reencrypt(&self, capsule: &[u8], kfrag: &VerifiedKeyFrag) -> Result<CapsuleFrag, ItemError> {
+    pub fn reencrypt(
+        &self,
+        capsule: &[u8],
+        kfrag: &VerifiedKeyFrag,
+    ) -> Result<CapsuleFrag, ItemError> {
         self.reencrypt_batch(&[ReencryptItem { capsule, kfrag }])
             .pop()
             .unwrap_or(Err(ItemError::Internal("empty batch result")))
@@ -200,7 +211,11 @@ impl Engine {
     }
 }
 
-fn varmul_cpu(cpu: &CpuBackend, bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
+fn varmul_cpu(
+    cpu: &CpuBackend,
+    bases: &[Affine],
+    scalars: &[[Scalar; 2]],
+) -> Vec<[Option<Affine>; 2]> {
     cpu.mul_pairs(bases, scalars).unwrap_or_default()
 }
 
@@ -209,7 +224,11 @@ fn check_capsules(capsules: &[(usize, &Capsule)]) -> Vec<usize> {
     if capsules.len() >= COMBINED_CHECK_MIN && combined_check(capsules) {
         return Vec::new();
     }
-    capsules.iter().filter(|(_, c)| !c.check_vartime()).map(|(i, _)| *i).collect()
+    capsules
+        .iter()
+        .filter(|(_, c)| !c.check_vartime())
+        .map(|(i, _)| *i)
+        .collect()
 }
 
 /// `Σ rᵢ·(sᵢ·G − Vᵢ − hᵢ·Eᵢ) == O` for random 128-bit `rᵢ`: true when every capsule holds
@@ -245,11 +264,20 @@ fn finish_cfrag(
     u2: &Option<Affine>,
 ) -> Result<CapsuleFrag, ItemError> {
     let missing = ItemError::Internal("backend returned the identity for a non-zero scalar");
-    let (Some(e1), Some(e2)) = (e_products[0], e_products[1]) else { return Err(missing) };
-    let (Some(v1), Some(v2)) = (v_products[0], v_products[1]) else { return Err(missing) };
+    let (Some(e1), Some(e2)) = (e_products[0], e_products[1]) else {
+        return Err(missing);
+    };
+    let (Some(v1), Some(v2)) = (v_products[0], v_products[1]) else {
+        return Err(missing);
+    };
     let Some(u2) = u2 else { return Err(missing) };
-    let (e1, e2, v1, v2, u2) =
-        (e1.to_compressed(), e2.to_compressed(), v1.to_compressed(), v2.to_compressed(), u2.to_compressed());
+    let (e1, e2, v1, v2, u2) = (
+        e1.to_compressed(),
+        e2.to_compressed(),
+        v1.to_compressed(),
+        v2.to_compressed(),
+        u2.to_compressed(),
+    );
     let h = hash::cfrag_verification([
         &capsule.e_bytes,
         &e1,

@@ -34,7 +34,10 @@ impl ScalarDigest {
 
 /// `h = H("CAPSULE_POINTS", E, V)`, the capsule's validity challenge.
 pub fn capsule_points(e: &[u8; 33], v: &[u8; 33]) -> Scalar {
-    ScalarDigest::new(b"CAPSULE_POINTS").chain(e).chain(v).finalize()
+    ScalarDigest::new(b"CAPSULE_POINTS")
+        .chain(e)
+        .chain(v)
+        .finalize()
 }
 
 /// The Chaum–Pedersen challenge of a cfrag's proof, over nine compressed points in the order
@@ -42,7 +45,9 @@ pub fn capsule_points(e: &[u8; 33], v: &[u8; 33]) -> Scalar {
 pub fn cfrag_verification(points: [&[u8; 33]; 9]) -> Scalar {
     points
         .iter()
-        .fold(ScalarDigest::new(b"CFRAG_VERIFICATION"), |d, p| d.chain(&p[..]))
+        .fold(ScalarDigest::new(b"CFRAG_VERIFICATION"), |d, p| {
+            d.chain(&p[..])
+        })
         .finalize()
 }
 

@@ -29,7 +29,11 @@ pub(crate) struct KfragCache {
 
 impl KfragCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), map: HashMap::new(), order: VecDeque::new() }
+        Self {
+            capacity: capacity.max(1),
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     pub(crate) fn get(&self, key: &PolicyKey) -> Option<Arc<VerifiedKeyFrag>> {

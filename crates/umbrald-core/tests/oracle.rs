@@ -10,20 +10,33 @@ use umbrald_core::{Capsule, CapsuleFrag, Engine, ItemError, KeyFrag, ReencryptIt
 
 #[test]
 fn golden_objects_round_trip_byte_for_byte() {
-    for (name, len) in [("capsule.msgpack", 105), ("kfrag0.msgpack", 310), ("cfrag0.msgpack", 381)] {
+    for (name, len) in [
+        ("capsule.msgpack", 105),
+        ("kfrag0.msgpack", 310),
+        ("cfrag0.msgpack", 381),
+    ] {
         let bytes = fixture(name);
         assert_eq!(bytes.len(), len, "{name}");
         let reencoded = match name {
             "capsule.msgpack" => Capsule::from_bytes(&bytes).expect(name).to_bytes().to_vec(),
             "kfrag0.msgpack" => KeyFrag::from_bytes(&bytes).expect(name).to_bytes().to_vec(),
-            _ => CapsuleFrag::from_bytes(&bytes).expect(name).to_bytes().to_vec(),
+            _ => CapsuleFrag::from_bytes(&bytes)
+                .expect(name)
+                .to_bytes()
+                .to_vec(),
         };
         assert_eq!(reencoded, bytes, "{name}");
     }
     let keys = fixture_json("keys.json");
     for hex_cfrag in keys["cfrags_from_kfrags_0_1_2"].as_array().expect("cfrags") {
         let bytes = hex::decode(hex_cfrag.as_str().expect("hex")).expect("hex");
-        assert_eq!(CapsuleFrag::from_bytes(&bytes).expect("cfrag").to_bytes().to_vec(), bytes);
+        assert_eq!(
+            CapsuleFrag::from_bytes(&bytes)
+                .expect("cfrag")
+                .to_bytes()
+                .to_vec(),
+            bytes
+        );
     }
 }
 
@@ -48,7 +61,9 @@ fn golden_capsule_reencrypts_and_decrypts_with_umbral_pre() {
                 &hex::decode(hex("verifying_pk")).expect("hex"),
             )
             .expect("golden kfrag verifies");
-        let cfrag = engine.reencrypt(&capsule_bytes, &verified).expect("reencrypt");
+        let cfrag = engine
+            .reencrypt(&capsule_bytes, &verified)
+            .expect("reencrypt");
         let parsed = umbral_pre::CapsuleFrag::from_bytes(&cfrag.to_bytes()).expect("parse");
         let verified_cfrag = parsed
             .verify(&capsule, &verifying_pk, &alice_pk, &bob_sk.public_key())
@@ -72,7 +87,9 @@ fn mixed_batch_keeps_order_and_isolates_bad_items() {
     let policy = Policy::new(2, 3);
     let engine = Engine::cpu();
     let kfrag = policy.verified(&engine, 0);
-    let encrypted: Vec<_> = (0..6).map(|i| policy.encrypt(format!("msg {i}").as_bytes())).collect();
+    let encrypted: Vec<_> = (0..6)
+        .map(|i| policy.encrypt(format!("msg {i}").as_bytes()))
+        .collect();
     let mut capsules: Vec<Vec<u8>> = encrypted.iter().map(|(c, _)| capsule_bytes(c)).collect();
     // Item 1: s tampered (equation fails). Item 3: truncated. Item 4: identity point for E.
     capsules[1][104] ^= 1;
@@ -80,13 +97,26 @@ fn mixed_batch_keeps_order_and_isolates_bad_items() {
     let mut identity = vec![0x93, 0xc4, 0x01, 0x00];
     identity.extend_from_slice(&capsules[4][36..]);
     capsules[4] = identity;
-    let items: Vec<ReencryptItem<'_>> =
-        capsules.iter().map(|c| ReencryptItem { capsule: c, kfrag: &kfrag }).collect();
+    let items: Vec<ReencryptItem<'_>> = capsules
+        .iter()
+        .map(|c| ReencryptItem {
+            capsule: c,
+            kfrag: &kfrag,
+        })
+        .collect();
     let results = engine.reencrypt_batch(&items);
     assert_eq!(results.len(), 6);
     assert_eq!(results[1], Err(ItemError::CapsuleCheckFailed));
-    assert!(matches!(results[3], Err(ItemError::InvalidCapsule(_))), "{:?}", results[3]);
-    assert!(matches!(results[4], Err(ItemError::InvalidCapsule(_))), "{:?}", results[4]);
+    assert!(
+        matches!(results[3], Err(ItemError::InvalidCapsule(_))),
+        "{:?}",
+        results[3]
+    );
+    assert!(
+        matches!(results[4], Err(ItemError::InvalidCapsule(_))),
+        "{:?}",
+        results[4]
+    );
     for i in [0, 2, 5] {
         let cfrag = results[i].as_ref().expect("good item");
         policy.check_cfrag(&encrypted[i].0, &cfrag.to_bytes());
@@ -102,23 +132,37 @@ fn tampered_kfrags_are_rejected_with_the_right_error() {
     let kfrag = policy.kfrag_bytes(0);
     // Signed by someone else.
     let [_, _, wrong_v] = other.keys();
-    let err = engine.verify_policy(&kfrag, &d, &r, &wrong_v).expect_err("wrong signer");
-    assert_eq!(err.code(), umbrald_proto::ErrorCode::KfragVerificationFailed);
+    let err = engine
+        .verify_policy(&kfrag, &d, &r, &wrong_v)
+        .expect_err("wrong signer");
+    assert_eq!(
+        err.code(),
+        umbrald_proto::ErrorCode::KfragVerificationFailed
+    );
     // Wrong receiving key.
     let [_, wrong_r, _] = other.keys();
-    let err = engine.verify_policy(&kfrag, &d, &wrong_r, &v).expect_err("wrong receiver");
-    assert_eq!(err.code(), umbrald_proto::ErrorCode::KfragVerificationFailed);
+    let err = engine
+        .verify_policy(&kfrag, &d, &wrong_r, &v)
+        .expect_err("wrong receiver");
+    assert_eq!(
+        err.code(),
+        umbrald_proto::ErrorCode::KfragVerificationFailed
+    );
     // Key share changed: commitment no longer matches.
     let mut tampered = kfrag.clone();
     tampered[75] ^= 1; // inside the key share (bytes 73..105)
-    let err = engine.verify_policy(&tampered, &d, &r, &v).expect_err("tampered key");
+    let err = engine
+        .verify_policy(&tampered, &d, &r, &v)
+        .expect_err("tampered key");
     assert!(matches!(err, ItemError::KfragVerification(_)), "{err:?}");
     // A flipped signature byte.
     let mut tampered = kfrag.clone();
     tampered[200] ^= 1;
     assert!(engine.verify_policy(&tampered, &d, &r, &v).is_err());
     // Bad key bytes.
-    let err = engine.verify_policy(&kfrag, &d[..32], &r, &v).expect_err("short key");
+    let err = engine
+        .verify_policy(&kfrag, &d[..32], &r, &v)
+        .expect_err("short key");
     assert_eq!(err.code(), umbrald_proto::ErrorCode::InvalidKfrag);
 }
 
@@ -129,7 +173,9 @@ fn kfrags_without_key_signatures_verify_too() {
         let engine = Engine::cpu();
         let kfrag = policy.verified(&engine, 0);
         let (capsule, ct) = policy.encrypt(b"flags");
-        let cfrag = engine.reencrypt(&capsule_bytes(&capsule), &kfrag).expect("reencrypt");
+        let cfrag = engine
+            .reencrypt(&capsule_bytes(&capsule), &kfrag)
+            .expect("reencrypt");
         let verified = policy.check_cfrag(&capsule, &cfrag.to_bytes());
         assert_eq!(policy.decrypt(&capsule, vec![verified], &ct), b"flags");
     }

@@ -12,6 +12,26 @@ pub const ALPN: &[u8] = b"umbrald/1";
 /// The only protocol version this crate speaks (`v` field).
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The server's default UDP port.
+pub const DEFAULT_PORT: u16 = 4433;
+
+/// QUIC application error codes that the server puts on stream resets, stream stops and
+/// connection closes. They carry no detail; a response, when one is sent, says more.
+pub mod app_codes {
+    /// Normal: a graceful connection close.
+    pub const NO_ERROR: u32 = 0;
+    /// The request was not completely received within the server's read timeout; the server
+    /// reset the stream without a response.
+    pub const REQUEST_TIMEOUT: u32 = 1;
+    /// The request exceeded the server's byte limit; the server stopped reading it and answers
+    /// `too_large` on the same stream.
+    pub const TOO_LARGE: u32 = 2;
+    /// The server is shutting down (connection close after in-flight requests are answered).
+    pub const SHUTTING_DOWN: u32 = 3;
+    /// The client did not take the response within the server's write timeout.
+    pub const WRITE_TIMEOUT: u32 = 4;
+}
+
 /// A batched re-encryption request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -88,12 +108,18 @@ pub struct ItemResult {
 impl ItemResult {
     /// A successful item.
     pub fn ok(cfrag: Vec<u8>) -> Self {
-        Self { cfrag: Some(cfrag), error: None }
+        Self {
+            cfrag: Some(cfrag),
+            error: None,
+        }
     }
 
     /// A failed item.
     pub fn err(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { cfrag: None, error: Some(WireError::new(code, message)) }
+        Self {
+            cfrag: None,
+            error: Some(WireError::new(code, message)),
+        }
     }
 }
 
@@ -109,7 +135,10 @@ pub struct WireError {
 impl WireError {
     /// Builds a wire error from a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code: code.as_str().to_owned(), message: message.into() }
+        Self {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -240,7 +269,10 @@ mod tests {
                 receiving_pk: vec![3; 33],
                 verifying_pk: vec![4; 33],
             }],
-            items: vec![Item { capsule: vec![5; 105], policy: 0 }],
+            items: vec![Item {
+                capsule: vec![5; 105],
+                policy: 0,
+            }],
             deadline_ms: Some(100),
             priority: None,
         };

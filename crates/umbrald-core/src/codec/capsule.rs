@@ -35,7 +35,13 @@ impl Capsule {
         let (v, v_bytes) = read_point(&mut r, WHAT, "point_v")?;
         let s = read_nonzero_scalar(&mut r, WHAT, "signature")?;
         r.finish()?;
-        Ok(Self { e, v, s, e_bytes, v_bytes })
+        Ok(Self {
+            e,
+            v,
+            s,
+            e_bytes,
+            v_bytes,
+        })
     }
 
     /// The MessagePack encoding (byte-identical to umbral-pre's).

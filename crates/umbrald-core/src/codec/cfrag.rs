@@ -48,10 +48,23 @@ impl CapsuleFrag {
         let (_, v2) = read_point(&mut r, WHAT, "proof.point_v2")?;
         let (_, u1) = read_point(&mut r, WHAT, "proof.kfrag_commitment")?;
         let (_, u2) = read_point(&mut r, WHAT, "proof.kfrag_pok")?;
-        let z = read_nonzero_scalar(&mut r, WHAT, "proof.signature")?.to_bytes().into();
+        let z = read_nonzero_scalar(&mut r, WHAT, "proof.signature")?
+            .to_bytes()
+            .into();
         let (_, kfrag_signature) = read_signature(&mut r, WHAT, "proof.kfrag_signature")?;
         r.finish()?;
-        Ok(Self { e1, v1, kfrag_id, precursor, e2, v2, u1, u2, z, kfrag_signature })
+        Ok(Self {
+            e1,
+            v1,
+            kfrag_id,
+            precursor,
+            e2,
+            v2,
+            u1,
+            u2,
+            z,
+            kfrag_signature,
+        })
     }
 
     /// The MessagePack encoding (byte-identical to umbral-pre's).

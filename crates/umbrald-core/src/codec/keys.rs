@@ -15,12 +15,18 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses a 33-byte compressed, non-identity point.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
-        let point = Affine::decompress_vartime(bytes).map_err(|reason| {
-            CodecError::InvalidPoint { what: "PublicKey", field: "key", reason }
-        })?;
+        let point =
+            Affine::decompress_vartime(bytes).map_err(|reason| CodecError::InvalidPoint {
+                what: "PublicKey",
+                field: "key",
+                reason,
+            })?;
         let mut canonical = [0u8; 33];
         canonical.copy_from_slice(bytes);
-        Ok(Self { bytes: canonical, point })
+        Ok(Self {
+            bytes: canonical,
+            point,
+        })
     }
 
     /// The 33-byte compressed encoding.

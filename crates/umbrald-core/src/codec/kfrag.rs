@@ -31,7 +31,9 @@ pub struct KeyFrag {
 impl std::fmt::Debug for KeyFrag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key share.
-        f.debug_struct("KeyFrag").field("id", &hex_prefix(&self.id)).finish_non_exhaustive()
+        f.debug_struct("KeyFrag")
+            .field("id", &hex_prefix(&self.id))
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,7 +145,9 @@ impl KeyFrag {
         if expected != Some(self.commitment) {
             return Err(KfragVerificationError::IncorrectCommitment);
         }
-        let vk = verifying_pk.verifying_key().ok_or(KfragVerificationError::BadVerifyingKey)?;
+        let vk = verifying_pk
+            .verifying_key()
+            .ok_or(KfragVerificationError::BadVerifyingKey)?;
         let proxy_message = self.signature_message(
             self.delegating_key_signed.then_some(delegating_pk),
             self.receiving_key_signed.then_some(receiving_pk),

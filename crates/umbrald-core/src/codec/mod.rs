@@ -40,7 +40,9 @@ pub enum CodecError {
         field: &'static str,
     },
     /// A MessagePack marker of the wrong type.
-    #[error("{what}: field `{field}` at byte {offset}: expected {expected}, found marker 0x{found:02x}")]
+    #[error(
+        "{what}: field `{field}` at byte {offset}: expected {expected}, found marker 0x{found:02x}"
+    )]
     WrongType {
         /// The object being decoded.
         what: &'static str,
@@ -125,19 +127,28 @@ pub enum CodecError {
 }
 
 /// Reads a compressed point field, returning the point and its canonical bytes.
-fn read_point(r: &mut Reader<'_>, what: &'static str, field: &'static str)
-    -> Result<(Affine, [u8; 33]), CodecError> {
+fn read_point(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    field: &'static str,
+) -> Result<(Affine, [u8; 33]), CodecError> {
     let bytes = r.bin(field)?;
-    let point = Affine::decompress_vartime(bytes)
-        .map_err(|reason| CodecError::InvalidPoint { what, field, reason })?;
+    let point = Affine::decompress_vartime(bytes).map_err(|reason| CodecError::InvalidPoint {
+        what,
+        field,
+        reason,
+    })?;
     let mut canonical = [0u8; 33];
     canonical.copy_from_slice(bytes);
     Ok((point, canonical))
 }
 
 /// Reads a 32-byte big-endian non-zero scalar field.
-fn read_nonzero_scalar(r: &mut Reader<'_>, what: &'static str, field: &'static str)
-    -> Result<Scalar, CodecError> {
+fn read_nonzero_scalar(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    field: &'static str,
+) -> Result<Scalar, CodecError> {
     use k256::elliptic_curve::PrimeField;
     let bytes = r.bin_exact::<32>(field)?;
     let scalar: Option<Scalar> = Scalar::from_repr((*bytes).into()).into();
@@ -149,8 +160,11 @@ fn read_nonzero_scalar(r: &mut Reader<'_>, what: &'static str, field: &'static s
 }
 
 /// Reads a 64-byte `r || s` ECDSA signature field.
-fn read_signature(r: &mut Reader<'_>, what: &'static str, field: &'static str)
-    -> Result<(k256::ecdsa::Signature, [u8; 64]), CodecError> {
+fn read_signature(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    field: &'static str,
+) -> Result<(k256::ecdsa::Signature, [u8; 64]), CodecError> {
     let bytes = r.bin_exact::<64>(field)?;
     let sig = k256::ecdsa::Signature::from_slice(bytes)
         .map_err(|_| CodecError::InvalidSignature { what, field })?;

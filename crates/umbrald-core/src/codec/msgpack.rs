@@ -15,14 +15,18 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(what: &'static str, bytes: &'a [u8]) -> Self {
-        Self { bytes, offset: 0, what }
+        Self {
+            bytes,
+            offset: 0,
+            what,
+        }
     }
 
     fn next_byte(&mut self, field: &'static str) -> Result<u8, CodecError> {
-        let byte = *self
-            .bytes
-            .get(self.offset)
-            .ok_or(CodecError::Truncated { what: self.what, field })?;
+        let byte = *self.bytes.get(self.offset).ok_or(CodecError::Truncated {
+            what: self.what,
+            field,
+        })?;
         self.offset += 1;
         Ok(byte)
     }
@@ -36,7 +40,12 @@ impl<'a> Reader<'a> {
         }
         let got = marker & 0x0f;
         if got != len {
-            return Err(CodecError::ArrayLength { what: self.what, field, expected: len, got });
+            return Err(CodecError::ArrayLength {
+                what: self.what,
+                field,
+                expected: len,
+                got,
+            });
         }
         Ok(())
     }
@@ -53,7 +62,10 @@ impl<'a> Reader<'a> {
         let out = self
             .bytes
             .get(self.offset..end)
-            .ok_or(CodecError::Truncated { what: self.what, field })?;
+            .ok_or(CodecError::Truncated {
+                what: self.what,
+                field,
+            })?;
         self.offset = end;
         Ok(out)
     }
@@ -86,7 +98,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn finish(self) -> Result<(), CodecError> {
         let extra = self.bytes.len() - self.offset;
         if extra != 0 {
-            return Err(CodecError::TrailingBytes { what: self.what, extra });
+            return Err(CodecError::TrailingBytes {
+                what: self.what,
+                extra,
+            });
         }
         Ok(())
     }
@@ -98,7 +113,13 @@ impl<'a> Reader<'a> {
         expected: &'static str,
         found: u8,
     ) -> CodecError {
-        CodecError::WrongType { what: self.what, field, offset, expected, found }
+        CodecError::WrongType {
+            what: self.what,
+            field,
+            offset,
+            expected,
+            found,
+        }
     }
 }
 

@@ -109,13 +109,19 @@ impl Affine {
 
     /// The point's negation `(x, −y)`.
     pub fn neg(&self) -> Affine {
-        Affine { x: self.x, y: self.y.negate(1).normalize() }
+        Affine {
+            x: self.x,
+            y: self.y.negate(1).normalize(),
+        }
     }
 
     /// `−self` when `negate` is set, `self` otherwise; constant time.
     pub fn conditional_neg(&self, negate: Choice) -> Affine {
         let neg_y = self.y.negate(1).normalize();
-        Affine { x: self.x, y: FieldElement::conditional_select(&self.y, &neg_y, negate) }
+        Affine {
+            x: self.x,
+            y: FieldElement::conditional_select(&self.y, &neg_y, negate),
+        }
     }
 
     /// Converts to k256's projective type (for the complete-formula fallback and tests).

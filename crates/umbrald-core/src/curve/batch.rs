@@ -53,7 +53,11 @@ pub fn normalize_all(points: &[Jacobian]) -> Vec<Option<Affine>> {
 pub(crate) fn normalize_all_finite(points: &[Jacobian]) -> Vec<Affine> {
     let mut zs: Vec<FieldElement> = points.iter().map(|p| p.z).collect();
     invert_all(&mut zs);
-    points.iter().zip(zs).map(|(p, zinv)| p.to_affine_with_zinv(&zinv)).collect()
+    points
+        .iter()
+        .zip(zs)
+        .map(|(p, zinv)| p.to_affine_with_zinv(&zinv))
+        .collect()
 }
 
 #[cfg(test)]
@@ -62,8 +66,10 @@ mod tests {
 
     #[test]
     fn inverts_every_element_and_skips_zeros() {
-        let originals: Vec<FieldElement> =
-            [3u64, 0, 5, 7, 0, 11].iter().map(|&v| FieldElement::from_u64(v)).collect();
+        let originals: Vec<FieldElement> = [3u64, 0, 5, 7, 0, 11]
+            .iter()
+            .map(|&v| FieldElement::from_u64(v))
+            .collect();
         let mut values = originals.clone();
         let zeros = invert_all(&mut values);
         for ((orig, inv), zero) in originals.iter().zip(&values).zip(zeros) {

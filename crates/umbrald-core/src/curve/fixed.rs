@@ -59,7 +59,10 @@ pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
             acc = sum;
             flag |= exc;
         }
-        for (half, q) in [(h1, params::u_point()), (h2, endo(&params::u_point(), &beta))] {
+        for (half, q) in [
+            (h1, params::u_point()),
+            (h2, endo(&params::u_point(), &beta)),
+        ] {
             let q = Affine::conditional_neg(&q, half.negate);
             let (diff, exc) = acc.add_affine(&q.neg());
             acc = subtle::ConditionallySelectable::conditional_select(&acc, &diff, half.even);
@@ -76,7 +79,13 @@ pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
         .into_iter()
         .zip(flags)
         .zip(scalars)
-        .map(|((p, flag), k)| if bool::from(flag) { complete_mul(&params::u_point(), k) } else { p })
+        .map(|((p, flag), k)| {
+            if bool::from(flag) {
+                complete_mul(&params::u_point(), k)
+            } else {
+                p
+            }
+        })
         .collect()
 }
 

@@ -50,8 +50,12 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     minus_b2: scalar_from_be(hex32(
         "fffffffffffffffffffffffffffffffe8a280ac50774346dd765cda83db1562c",
     )),
-    g1: limbs_le(hex32("3086d221a7d46bcde86c90e49284eb153daa8a1471e8ca7fe893209a45dbb031")),
-    g2: limbs_le(hex32("e4437ed6010e88286f547fa90abfe4c4221208ac9df506c61571b4ae8ac47f71")),
+    g1: limbs_le(hex32(
+        "3086d221a7d46bcde86c90e49284eb153daa8a1471e8ca7fe893209a45dbb031",
+    )),
+    g2: limbs_le(hex32(
+        "e4437ed6010e88286f547fa90abfe4c4221208ac9df506c61571b4ae8ac47f71",
+    )),
     beta: Option::from(FieldElement::from_bytes(
         &hex32("7ae96a2b657c07106e64479eac3434e99cf0497512f58995c1396c28719501ee").into(),
     ))
@@ -141,7 +145,11 @@ impl OddDigits {
             k = ((k >> 6) << 1) | 1;
         }
         digits[DIGITS - 1] = k as i8;
-        OddDigits { digits, negate, even: Choice::from(even) }
+        OddDigits {
+            digits,
+            negate,
+            even: Choice::from(even),
+        }
     }
 }
 

@@ -31,7 +31,11 @@ impl Jacobian {
     /// Lifts an affine point (`Z = 1`).
     #[inline]
     pub fn from_affine(p: &Affine) -> Self {
-        Jacobian { x: p.x, y: p.y, z: FieldElement::ONE }
+        Jacobian {
+            x: p.x,
+            y: p.y,
+            z: FieldElement::ONE,
+        }
     }
 
     /// `2·self`. 3M + 4S. Never exceptional on secp256k1 (no points of order 2).
@@ -49,7 +53,11 @@ impl Jacobian {
             .add(&c.mul_single(8).negate(8))
             .normalize_weak(); // E·(D − X3) − 8C
         let z3 = self.y.mul(&self.z).double().normalize_weak(); // 2·Y·Z
-        Jacobian { x: x3, y: y3, z: z3 }
+        Jacobian {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
     }
 
     /// `self + q` for an affine `q`. 8M + 3S.
@@ -77,7 +85,14 @@ impl Jacobian {
             .add(&self.y.mul(&h3).negate(1))
             .normalize_weak(); // R·(U1H² − X3) − Y1·H³
         let z3 = self.z.mul(&h);
-        (Jacobian { x: x3, y: y3, z: z3 }, exceptional)
+        (
+            Jacobian {
+                x: x3,
+                y: y3,
+                z: z3,
+            },
+            exceptional,
+        )
     }
 
     /// The affine point for a known inverse `zinv = 1/Z`.
@@ -85,7 +100,10 @@ impl Jacobian {
     pub fn to_affine_with_zinv(&self, zinv: &FieldElement) -> Affine {
         let zinv2 = zinv.square();
         let zinv3 = zinv2.mul(zinv);
-        Affine { x: self.x.mul(&zinv2).normalize(), y: self.y.mul(&zinv3).normalize() }
+        Affine {
+            x: self.x.mul(&zinv2).normalize(),
+            y: self.y.mul(&zinv3).normalize(),
+        }
     }
 }
 

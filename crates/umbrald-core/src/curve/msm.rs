@@ -19,7 +19,16 @@ pub fn msm_vartime(points: &[Affine], scalars: &[Scalar]) -> Option<Affine> {
     let mut terms: Vec<(Affine, u128)> = Vec::with_capacity(2 * points.len());
     for (p, k) in points.iter().zip(scalars) {
         let (r1, r2) = glv::decompose(k);
-        for (r, q) in [(r1, *p), (r2, Affine { x: p.x.mul(&beta).normalize(), y: p.y })] {
+        for (r, q) in [
+            (r1, *p),
+            (
+                r2,
+                Affine {
+                    x: p.x.mul(&beta).normalize(),
+                    y: p.y,
+                },
+            ),
+        ] {
             let negative = bool::from(r.is_high());
             let abs = if negative { -r } else { r };
             let magnitude = low_u128(&abs);
@@ -32,7 +41,10 @@ pub fn msm_vartime(points: &[Affine], scalars: &[Scalar]) -> Option<Affine> {
     let buckets_len = 1usize << (c - 1);
     let windows = 129usize.div_ceil(c);
     // Signed digits in [−2^(c−1), 2^(c−1)] for every term, least significant window first.
-    let digits: Vec<Vec<i32>> = terms.iter().map(|(_, k)| signed_digits(*k, c, windows)).collect();
+    let digits: Vec<Vec<i32>> = terms
+        .iter()
+        .map(|(_, k)| signed_digits(*k, c, windows))
+        .collect();
 
     let mut result: Option<Jacobian> = None;
     let mut buckets: Vec<Option<Jacobian>> = vec![None; buckets_len];
@@ -107,7 +119,9 @@ fn signed_digits(mut k: u128, c: usize, windows: usize) -> Vec<i32> {
 
 /// `a + q` handling every case by branching (variable time).
 pub(crate) fn add_affine_vartime(a: Option<&Jacobian>, q: &Affine) -> Option<Jacobian> {
-    let Some(a) = a else { return Some(Jacobian::from_affine(q)) };
+    let Some(a) = a else {
+        return Some(Jacobian::from_affine(q));
+    };
     let (sum, exceptional) = a.add_affine(q);
     if !bool::from(exceptional) {
         return Some(sum);
@@ -135,15 +149,30 @@ pub(crate) fn add_vartime(a: Option<&Jacobian>, b: &Jacobian) -> Option<Jacobian
     let h = u2.add(&u1.negate(1)).normalize_weak();
     let r = s2.add(&s1.negate(1)).normalize_weak();
     if bool::from(h.normalizes_to_zero()) {
-        return if bool::from(r.normalizes_to_zero()) { Some(a.double()) } else { None };
+        return if bool::from(r.normalizes_to_zero()) {
+            Some(a.double())
+        } else {
+            None
+        };
     }
     let h2 = h.square();
     let h3 = h2.mul(&h);
     let u1h2 = u1.mul(&h2);
-    let x3 = r.square().add(&h3.negate(1)).add(&u1h2.double().negate(2)).normalize_weak();
-    let y3 = r.mul(&u1h2.add(&x3.negate(1))).add(&s1.mul(&h3).negate(1)).normalize_weak();
+    let x3 = r
+        .square()
+        .add(&h3.negate(1))
+        .add(&u1h2.double().negate(2))
+        .normalize_weak();
+    let y3 = r
+        .mul(&u1h2.add(&x3.negate(1)))
+        .add(&s1.mul(&h3).negate(1))
+        .normalize_weak();
     let z3 = a.z.mul(&b.z).mul(&h);
-    Some(Jacobian { x: x3, y: y3, z: z3 })
+    Some(Jacobian {
+        x: x3,
+        y: y3,
+        z: z3,
+    })
 }
 
 #[cfg(test)]
@@ -166,8 +195,14 @@ mod tests {
             let want = points
                 .iter()
                 .zip(&scalars)
-                .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| acc + p.to_k256() * k);
-            assert_eq!(msm_vartime(&points, &scalars), Affine::from_k256(&want), "n = {n}");
+                .fold(ProjectivePoint::IDENTITY, |acc, (p, k)| {
+                    acc + p.to_k256() * k
+                });
+            assert_eq!(
+                msm_vartime(&points, &scalars),
+                Affine::from_k256(&want),
+                "n = {n}"
+            );
         }
     }
 

@@ -26,7 +26,10 @@ pub type OddTable = [Affine; TABLE_SIZE];
 
 /// Builds the odd-multiple tables of many public bases with two shared inversions.
 pub fn build_tables(bases: &[Affine]) -> Vec<OddTable> {
-    let doubles: Vec<Jacobian> = bases.iter().map(|b| Jacobian::from_affine(b).double()).collect();
+    let doubles: Vec<Jacobian> = bases
+        .iter()
+        .map(|b| Jacobian::from_affine(b).double())
+        .collect();
     let doubles = normalize_all_finite(&doubles);
     let mut entries = Vec::with_capacity(bases.len() * TABLE_SIZE);
     for (base, double) in bases.iter().zip(&doubles) {
@@ -67,7 +70,10 @@ pub(crate) fn select(table: &OddTable, digit: i8, negate: Choice) -> Affine {
 /// `λ·Q` for an affine `Q`.
 #[inline]
 pub(crate) fn endo(p: &Affine, beta: &FieldElement) -> Affine {
-    Affine { x: p.x.mul(beta), y: p.y }
+    Affine {
+        x: p.x.mul(beta),
+        y: p.y,
+    }
 }
 
 /// Adds `q` to `acc`, folding an exceptional addition into `flag`.
@@ -93,16 +99,29 @@ pub(crate) fn mul_recoded(table: &OddTable, halves: &[OddDigits; 2]) -> (Jacobia
     let mut flag = Choice::from(0);
     let top = DIGITS - 1;
     let mut acc = Jacobian::from_affine(&select(table, h1.digits[top], h1.negate));
-    add_into(&mut acc, &endo(&select(table, h2.digits[top], h2.negate), &beta), &mut flag);
+    add_into(
+        &mut acc,
+        &endo(&select(table, h2.digits[top], h2.negate), &beta),
+        &mut flag,
+    );
     for i in (0..top).rev() {
         for _ in 0..WINDOW {
             acc = acc.double();
         }
         add_into(&mut acc, &select(table, h1.digits[i], h1.negate), &mut flag);
-        add_into(&mut acc, &endo(&select(table, h2.digits[i], h2.negate), &beta), &mut flag);
+        add_into(
+            &mut acc,
+            &endo(&select(table, h2.digits[i], h2.negate), &beta),
+            &mut flag,
+        );
     }
     correct(&mut acc, &select(table, 1, h1.negate), h1.even, &mut flag);
-    correct(&mut acc, &endo(&select(table, 1, h2.negate), &beta), h2.even, &mut flag);
+    correct(
+        &mut acc,
+        &endo(&select(table, 1, h2.negate), &beta),
+        h2.even,
+        &mut flag,
+    );
     (acc, flag)
 }
 
@@ -165,8 +184,10 @@ mod tests {
             Scalar::from(31u64),
             -Scalar::from(2u64),
         ];
-        let scalars: Vec<[Scalar; 2]> =
-            edge.iter().map(|e| [*e, Scalar::random(&mut rng)]).collect();
+        let scalars: Vec<[Scalar; 2]> = edge
+            .iter()
+            .map(|e| [*e, Scalar::random(&mut rng)])
+            .collect();
         let got = mul_pairs(&bases, &scalars);
         for ((base, pair), result) in bases.iter().zip(&scalars).zip(got) {
             for j in 0..2 {

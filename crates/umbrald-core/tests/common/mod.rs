@@ -32,7 +32,13 @@ impl Policy {
             sign_rk,
         )
         .into_vec();
-        Self { alice_sk, bob_sk, signer_pk: signer.verifying_key(), kfrags, threshold }
+        Self {
+            alice_sk,
+            bob_sk,
+            signer_pk: signer.verifying_key(),
+            kfrags,
+            threshold,
+        }
     }
 
     pub fn alice_pk(&self) -> umbral_pre::PublicKey {
@@ -56,9 +62,15 @@ impl Policy {
     }
 
     /// Verifies umbrald's kfrag `i` through the engine.
-    pub fn verified(&self, engine: &umbrald_core::Engine, i: usize) -> std::sync::Arc<umbrald_core::VerifiedKeyFrag> {
+    pub fn verified(
+        &self,
+        engine: &umbrald_core::Engine,
+        i: usize,
+    ) -> std::sync::Arc<umbrald_core::VerifiedKeyFrag> {
         let [d, r, v] = self.keys();
-        engine.verify_policy(&self.kfrag_bytes(i), &d, &r, &v).expect("policy verifies")
+        engine
+            .verify_policy(&self.kfrag_bytes(i), &d, &r, &v)
+            .expect("policy verifies")
     }
 
     pub fn encrypt(&self, plaintext: &[u8]) -> (umbral_pre::Capsule, Vec<u8>) {
@@ -72,7 +84,8 @@ impl Policy {
         capsule: &umbral_pre::Capsule,
         cfrag: &[u8],
     ) -> umbral_pre::VerifiedCapsuleFrag {
-        let parsed = umbral_pre::CapsuleFrag::from_bytes(cfrag).expect("umbral-pre parses the cfrag");
+        let parsed =
+            umbral_pre::CapsuleFrag::from_bytes(cfrag).expect("umbral-pre parses the cfrag");
         parsed
             .verify(capsule, &self.signer_pk, &self.alice_pk(), &self.bob_pk())
             .map_err(|(e, _)| e)
@@ -109,7 +122,10 @@ pub fn public_key(hex_str: &str) -> umbral_pre::PublicKey {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/umbral-0.11/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/umbral-0.11/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

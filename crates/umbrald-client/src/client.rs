@@ -1,0 +1,572 @@
+//! [`Client`]: one QUIC connection to one appliance, many requests pipelined on it, and a
+//! transparent reconnect when the connection dies.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{Connection, Endpoint, IdleTimeout, VarInt};
+use umbrald_proto::{decode, encode, Item, Policy, Request, Response, PROTOCOL_VERSION};
+
+use crate::error::{ClientError, ServerError};
+use crate::trust::{Trust, TrustError};
+
+/// The outcome of one item of a request: the `CapsuleFrag` bytes (umbral-pre 0.11
+/// MessagePack), or the server's reason for failing that item.
+pub type ItemOutcome = Result<Vec<u8>, ServerError>;
+
+/// Tunables of a [`Client`]. `Default` suits an appliance on a LAN.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The name sent in SNI and checked against the certificate when trusting a CA
+    /// (ignored by fingerprint pinning).
+    pub server_name: String,
+    /// How long a handshake may take before the server counts as unreachable.
+    pub connect_timeout: Duration,
+    /// How long one request may wait for its response (stream open, send and receive).
+    pub request_timeout: Duration,
+    /// Idle time after which the connection is dropped (reconnected on the next request).
+    pub idle_timeout: Duration,
+    /// Keep-alive ping interval; `None` lets an idle connection time out.
+    pub keep_alive: Option<Duration>,
+    /// The largest response accepted, in bytes.
+    pub max_response_bytes: usize,
+    /// How many times a request is retried on a fresh connection when its connection is lost.
+    /// Re-encryption is idempotent, so a retry is always safe.
+    pub reconnect_attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            server_name: "localhost".to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Some(Duration::from_secs(5)),
+            max_response_bytes: 64 << 20,
+            reconnect_attempts: 1,
+        }
+    }
+}
+
+/// A re-encryption request before the client gives it a version and an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReencryptRequest {
+    /// The policies that items refer to by index.
+    pub policies: Vec<Policy>,
+    /// The capsules to re-encrypt.
+    pub items: Vec<Item>,
+    /// Server-side time budget in milliseconds, if any.
+    pub deadline_ms: Option<u32>,
+    /// Scheduling priority (higher first), if any.
+    pub priority: Option<u8>,
+}
+
+impl ReencryptRequest {
+    /// A request that re-encrypts every capsule (umbral-pre `Capsule` bytes) under one policy.
+    pub fn new(policy: Policy, capsules: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let items = capsules
+            .into_iter()
+            .map(|capsule| Item { capsule, policy: 0 })
+            .collect();
+        Self {
+            policies: vec![policy],
+            items,
+            deadline_ms: None,
+            priority: None,
+        }
+    }
+
+    /// Sets the server-side deadline.
+    pub fn with_deadline_ms(mut self, ms: u32) -> Self {
+        self.deadline_ms = Some(ms);
+        self
+    }
+
+    /// Sets the scheduling priority.
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+}
+
+/// A connection to one umbrald appliance.
+///
+/// Cheap to clone; clones share the connection. Any number of tasks may call
+/// [`Client::reencrypt`] at once: each request travels on its own QUIC stream, so they are
+/// pipelined on one connection and answered in whatever order the server finishes them. When
+/// the connection is lost (server restart, idle timeout, network change) the next request opens
+/// a new one, and a request caught by the loss is retried once on it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    options: ClientOptions,
+    endpoint: Endpoint,
+    quic_config: quinn::ClientConfig,
+    current: Mutex<Option<Connection>>,
+    connecting: tokio::sync::Mutex<Option<FailedAttempt>>,
+    next_id: AtomicU64,
+    handshakes: Mutex<Vec<Duration>>,
+}
+
+/// The last failed handshake, so that tasks queued behind it fail at once instead of each
+/// waiting out its own connect timeout.
+struct FailedAttempt {
+    ended: Instant,
+    error: ClientError,
+}
+
+impl Client {
+    /// Connects to the appliance at `addr` with default options and waits for the handshake.
+    pub async fn connect(addr: SocketAddr, trust: Trust) -> Result<Self, ClientError> {
+        Self::connect_with(addr, &trust, ClientOptions::default()).await
+    }
+
+    /// Connects with the given options and waits for the handshake.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        trust: &Trust,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let client = Self::new(addr, trust, options)?;
+        client.ensure_connected().await?;
+        Ok(client)
+    }
+
+    /// Creates a client without connecting; the first request (or
+    /// [`Client::ensure_connected`]) makes the handshake. Must be called inside a Tokio runtime.
+    pub fn new(
+        addr: SocketAddr,
+        trust: &Trust,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let tls = trust.client_config()?;
+        let quic_tls = QuicClientConfig::try_from(tls).map_err(|_| TrustError::NoQuicSuite)?;
+        let mut quic_config = quinn::ClientConfig::new(Arc::new(quic_tls));
+        quic_config.transport_config(Arc::new(transport_config(&options)));
+        let bind: SocketAddr = if addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoint = Endpoint::client(bind).map_err(ClientError::Bind)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                addr,
+                options,
+                endpoint,
+                quic_config,
+                current: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(None),
+                next_id: AtomicU64::new(1),
+                handshakes: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The appliance's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The options this client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Makes sure a live connection exists, connecting (once, shared by concurrent callers) if
+    /// needed.
+    pub async fn ensure_connected(&self) -> Result<(), ClientError> {
+        self.connection().await.map(drop)
+    }
+
+    /// The duration of every successful handshake so far, oldest first. Its length is the
+    /// number of connections made: more than one means the client reconnected.
+    pub fn handshake_times(&self) -> Vec<Duration> {
+        lock(&self.inner.handshakes).clone()
+    }
+
+    /// Sends one re-encryption request and returns one outcome per item, in item order.
+    ///
+    /// `Err` means the request failed as a whole (transport, timeout, or a request-level
+    /// rejection such as `overloaded`, see [`ClientError::Server`]); item-level failures such
+    /// as an invalid capsule are `Err` entries inside the `Ok` vector. The returned cfrags are
+    /// not verified: use [`crate::threshold`] or [`crate::actors::Bob`] for that.
+    pub async fn reencrypt(
+        &self,
+        request: ReencryptRequest,
+    ) -> Result<Vec<ItemOutcome>, ClientError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let item_count = request.items.len();
+        let request = Request {
+            v: PROTOCOL_VERSION,
+            id,
+            policies: request.policies,
+            items: request.items,
+            deadline_ms: request.deadline_ms,
+            priority: request.priority,
+        };
+        let response = self.round_trip(&request).await?;
+        check_response(response, id, item_count)
+    }
+
+    /// Sends an already-built request as is and returns the decoded response without checking
+    /// it against the request. For tools and tests; applications want [`Client::reencrypt`].
+    pub async fn round_trip(&self, request: &Request) -> Result<Response, ClientError> {
+        let bytes = encode(request)?;
+        let raw = self.round_trip_bytes(&bytes).await?;
+        Ok(decode(&raw)?)
+    }
+
+    /// Sends raw request bytes on a new stream and returns the raw response bytes, retrying on
+    /// a new connection when the connection is lost.
+    pub async fn round_trip_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut retries_left = self.inner.options.reconnect_attempts;
+        loop {
+            let conn = self.connection().await?;
+            let timeout = self.inner.options.request_timeout;
+            let result = match tokio::time::timeout(timeout, self.exchange(&conn, bytes)).await {
+                Ok(result) => result,
+                Err(_) => Err(ClientError::Timeout(timeout)),
+            };
+            match result {
+                Err(e) if e.is_connection_lost() && retries_left > 0 => {
+                    tracing::debug!(addr = %self.inner.addr, error = %e, "connection lost; retrying");
+                    retries_left -= 1;
+                    self.forget(&conn);
+                }
+                Err(e) => {
+                    if e.is_connection_lost() {
+                        self.forget(&conn);
+                    }
+                    return Err(e);
+                }
+                Ok(response) => return Ok(response),
+            }
+        }
+    }
+
+    /// Closes the connection (if any) gracefully. Later requests reconnect.
+    pub fn close(&self) {
+        if let Some(conn) = lock(&self.inner.current).take() {
+            conn.close(VarInt::from_u32(0), b"client closed");
+        }
+    }
+
+    async fn exchange(&self, conn: &Connection, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let addr = self.inner.addr;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|source| ClientError::Connection { addr, source })?;
+        let written = match send.write_all(bytes).await {
+            Ok(()) => send
+                .finish()
+                .map_err(|e| ClientError::Stream(e.to_string())),
+            Err(quinn::WriteError::ConnectionLost(source)) => {
+                return Err(ClientError::Connection { addr, source })
+            }
+            Err(e) => Err(ClientError::Stream(e.to_string())),
+        };
+        // A server that rejects a request early (too large) may stop our send side and still
+        // answer: prefer its answer over our write error.
+        match recv
+            .read_to_end(self.inner.options.max_response_bytes)
+            .await
+        {
+            Ok(raw) => Ok(raw),
+            Err(quinn::ReadToEndError::TooLong) => Err(ClientError::ResponseTooLarge(
+                self.inner.options.max_response_bytes,
+            )),
+            Err(quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(source))) => {
+                Err(ClientError::Connection { addr, source })
+            }
+            Err(quinn::ReadToEndError::Read(e)) => {
+                written?;
+                Err(ClientError::Stream(e.to_string()))
+            }
+        }
+    }
+
+    fn live(&self) -> Option<Connection> {
+        lock(&self.inner.current)
+            .as_ref()
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
+    }
+
+    fn forget(&self, dead: &Connection) {
+        let mut current = lock(&self.inner.current);
+        if current.as_ref().map(Connection::stable_id) == Some(dead.stable_id()) {
+            *current = None;
+        }
+    }
+
+    async fn connection(&self) -> Result<Connection, ClientError> {
+        if let Some(conn) = self.live() {
+            return Ok(conn);
+        }
+        let waited_since = Instant::now();
+        let mut last_failure = self.inner.connecting.lock().await;
+        if let Some(conn) = self.live() {
+            return Ok(conn);
+        }
+        if let Some(failed) = last_failure.as_ref() {
+            if failed.ended >= waited_since {
+                if let Some(error) = duplicate(&failed.error) {
+                    return Err(error);
+                }
+            }
+        }
+        match self.handshake().await {
+            Ok(conn) => {
+                *last_failure = None;
+                *lock(&self.inner.current) = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(error) => {
+                if let Some(copy) = duplicate(&error) {
+                    *last_failure = Some(FailedAttempt {
+                        ended: Instant::now(),
+                        error: copy,
+                    });
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn handshake(&self) -> Result<Connection, ClientError> {
+        let inner = &self.inner;
+        let addr = inner.addr;
+        let started = Instant::now();
+        let connecting = inner
+            .endpoint
+            .connect_with(inner.quic_config.clone(), addr, &inner.options.server_name)
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let timeout = inner.options.connect_timeout;
+        let conn = match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => return Err(ClientError::ConnectTimeout { addr, timeout }),
+            Ok(Err(source)) => return Err(ClientError::Connection { addr, source }),
+            Ok(Ok(conn)) => conn,
+        };
+        let took = started.elapsed();
+        lock(&inner.handshakes).push(took);
+        tracing::debug!(%addr, ?took, "connected");
+        Ok(conn)
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(conn) = lock(&self.current).take() {
+            conn.close(VarInt::from_u32(0), b"client dropped");
+        }
+    }
+}
+
+/// Checks that a response answers request `id` with `item_count` items and splits it into
+/// per-item outcomes.
+pub(crate) fn check_response(
+    response: Response,
+    id: u64,
+    item_count: usize,
+) -> Result<Vec<ItemOutcome>, ClientError> {
+    if response.v != PROTOCOL_VERSION {
+        return Err(ClientError::UnexpectedResponse(format!(
+            "protocol version {} (expected {PROTOCOL_VERSION})",
+            response.v
+        )));
+    }
+    // A server that could not read the request far enough answers with id 0.
+    if response.id != id && !(response.id == 0 && response.error.is_some()) {
+        return Err(ClientError::UnexpectedResponse(format!(
+            "response id {} for request {id}",
+            response.id
+        )));
+    }
+    match (response.results, response.error) {
+        (None, Some(error)) => Err(ClientError::Server(error.into())),
+        (Some(results), None) => {
+            if results.len() != item_count {
+                return Err(ClientError::UnexpectedResponse(format!(
+                    "{} results for {item_count} items",
+                    results.len()
+                )));
+            }
+            results
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| match (r.cfrag, r.error) {
+                    (Some(cfrag), None) => Ok(Ok(cfrag)),
+                    (None, Some(error)) => Ok(Err(error.into())),
+                    _ => Err(ClientError::UnexpectedResponse(format!(
+                        "item {i} has neither or both of cfrag and error"
+                    ))),
+                })
+                .collect()
+        }
+        _ => Err(ClientError::UnexpectedResponse(
+            "response has neither or both of results and error".to_owned(),
+        )),
+    }
+}
+
+fn transport_config(options: &ClientOptions) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    let idle_ms = u32::try_from(options.idle_timeout.as_millis()).unwrap_or(u32::MAX);
+    transport.max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(idle_ms))));
+    transport.keep_alive_interval(options.keep_alive);
+    // The server never opens streams towards us.
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    transport.max_concurrent_uni_streams(VarInt::from_u32(0));
+    transport
+}
+
+/// A copy of a connect failure for the tasks that queued behind it (`None` for kinds that
+/// cannot be copied; those tasks then try for themselves).
+fn duplicate(error: &ClientError) -> Option<ClientError> {
+    match error {
+        ClientError::ConnectTimeout { addr, timeout } => Some(ClientError::ConnectTimeout {
+            addr: *addr,
+            timeout: *timeout,
+        }),
+        ClientError::Connection { addr, source } => Some(ClientError::Connection {
+            addr: *addr,
+            source: source.clone(),
+        }),
+        ClientError::Connect { addr, source } => Some(ClientError::Connect {
+            addr: *addr,
+            source: source.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain replacements).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umbrald_proto::{ErrorCode, ItemResult, WireError};
+
+    fn response(id: u64, results: Option<Vec<ItemResult>>, error: Option<WireError>) -> Response {
+        Response {
+            v: PROTOCOL_VERSION,
+            id,
+            results,
+            error,
+        }
+    }
+
+    #[test]
+    fn results_split_into_item_outcomes() {
+        let resp = response(
+            5,
+            Some(vec![
+                ItemResult::ok(vec![1; 381]),
+                ItemResult::err(ErrorCode::InvalidCapsule, "bad"),
+            ]),
+            None,
+        );
+        let outcomes = check_response(resp, 5, 2).expect("ok");
+        assert_eq!(outcomes[0], Ok(vec![1; 381]));
+        let err = outcomes[1].clone().expect_err("item error");
+        assert_eq!(err.known_code(), Some(ErrorCode::InvalidCapsule));
+    }
+
+    #[test]
+    fn request_level_error_is_a_server_error_even_with_id_zero() {
+        let err = check_response(
+            response(0, None, Some(WireError::new(ErrorCode::Malformed, "junk"))),
+            5,
+            1,
+        )
+        .expect_err("rejected");
+        assert!(matches!(err, ClientError::Server(ref e) if e.code == "malformed"));
+        assert_eq!(err.label(), "malformed");
+    }
+
+    #[test]
+    fn mismatched_responses_are_rejected() {
+        let one = || Some(vec![ItemResult::ok(vec![1])]);
+        assert!(matches!(
+            check_response(response(6, one(), None), 5, 1),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        assert!(matches!(
+            check_response(response(5, one(), None), 5, 2),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        assert!(matches!(
+            check_response(response(5, None, None), 5, 1),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        let both = ItemResult {
+            cfrag: Some(vec![1]),
+            error: Some(WireError::new(ErrorCode::Internal, "x")),
+        };
+        assert!(matches!(
+            check_response(response(5, Some(vec![both]), None), 5, 1),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        let mut wrong_version = response(5, one(), None);
+        wrong_version.v = 2;
+        assert!(check_response(wrong_version, 5, 1).is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_fails_within_the_connect_timeout() {
+        // Bind a UDP socket and drop it so that the port is (almost surely) unused.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("probe")
+            .port();
+        let addr: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, port).into();
+        let options = ClientOptions {
+            connect_timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let err = Client::connect_with(
+            addr,
+            &Trust::Fingerprint(crate::Fingerprint([0; 32])),
+            options,
+        )
+        .await
+        .expect_err("nobody there");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(matches!(
+            err,
+            ClientError::ConnectTimeout { .. } | ClientError::Connection { .. }
+        ));
+        assert_eq!(
+            err.label(),
+            if matches!(err, ClientError::ConnectTimeout { .. }) {
+                "connect"
+            } else {
+                "connection"
+            }
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Client side of umbrald: talk to appliances, retrieve m-of-n cfrags, and the CLI tools built
+//! on them (`umbrald demo`, `umbrald bench`, `umbrald keygen`).
+//!
+//! - [`Client`]: one QUIC connection (ALPN `umbrald/1`, TLS 1.3) to one appliance, trusted by a
+//!   CA file or a pinned certificate fingerprint ([`Trust`]). Requests are pipelined, one QUIC
+//!   stream each; a lost connection is re-established transparently.
+//! - [`ThresholdClient`]: the split-key retrieval. Ask n appliances, verify each cfrag with
+//!   umbral-pre as it arrives, return with the first m valid ones and a report of bad nodes.
+//! - [`Alice`], [`Bob`], [`Grant`]: umbral-pre helpers so an end-to-end flow takes a few lines:
+//!
+//! ```no_run
+//! # async fn flow(nodes: Vec<umbrald_client::NodeSpec>) -> Result<(), Box<dyn std::error::Error>> {
+//! use umbrald_client::{Alice, Bob, ClientOptions, ThresholdClient};
+//! let (alice, bob) = (Alice::random(), Bob::random());
+//! let sealed = alice.encrypt(b"attack at dawn")?;
+//! let grant = alice.grant(&bob.public_key(), 2, nodes.len())?;
+//! let appliances = ThresholdClient::new(&nodes, &ClientOptions::default())?;
+//! let retrieval = appliances.retrieve(&grant, &sealed.capsule).await?;
+//! assert_eq!(&*bob.decrypt(&grant, &sealed, retrieval.cfrags)?, b"attack at dawn");
+//! # Ok(()) }
+//! ```
+
+pub mod actors;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod keyfile;
+pub mod threshold;
+pub mod trust;
+
+mod gather;
+
+pub use actors::{ActorError, Alice, Bob, Grant, Sealed};
+pub use client::{Client, ClientOptions, ItemOutcome, ReencryptRequest};
+pub use error::{ClientError, ServerError};
+pub use threshold::{
+    NodeFailure, NodeFailureKind, NodeSpec, Retrieval, ThresholdClient, ThresholdError,
+};
+pub use trust::{Fingerprint, Trust, TrustError};

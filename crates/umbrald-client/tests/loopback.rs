@@ -1,0 +1,279 @@
+//! The client library against a real server on loopback: threshold retrieval with a down node
+//! and a lying node, pipelining, reconnection, and both trust modes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{dead_addr, fake_node, spec_of, start_server, temp_dir, Behaviour};
+use umbrald_client::{
+    Alice, Bob, Client, ClientError, ClientOptions, Fingerprint, NodeFailureKind, NodeSpec,
+    ReencryptRequest, ThresholdClient, ThresholdError, Trust,
+};
+
+fn options(connect_timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        connect_timeout,
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_retrieval_survives_a_down_node_and_reports_a_lying_one() {
+    let dir = temp_dir("threshold");
+    let server = start_server(&dir).await;
+    // Honest nodes answer after 300 ms, the liar at once: it is always heard before the
+    // threshold is met, so its report is deterministic.
+    let honest = Behaviour {
+        delay: Duration::from_millis(300),
+        tamper: false,
+    };
+    let liar = Behaviour {
+        delay: Duration::ZERO,
+        tamper: true,
+    };
+    let (good0, bad, good3) = (
+        fake_node(&server, honest),
+        fake_node(&server, liar),
+        fake_node(&server, honest),
+    );
+    let down = NodeSpec {
+        addr: dead_addr(),
+        trust: Trust::Fingerprint(Fingerprint([7; 32])),
+    };
+    let nodes = vec![
+        good0.spec.clone(),
+        down,
+        bad.spec.clone(),
+        good3.spec.clone(),
+    ];
+
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let sealed = alice.encrypt(b"split-key secret").expect("encrypt");
+    let grant = alice.grant(&bob.public_key(), 2, 4).expect("grant");
+    // The down node's handshake would take the full 3 s timeout: the retrieval must not wait.
+    let appliances =
+        ThresholdClient::new(&nodes, &options(Duration::from_secs(3))).expect("clients");
+
+    let started = Instant::now();
+    let retrieval = appliances
+        .retrieve(&grant, &sealed.capsule)
+        .await
+        .expect("threshold met");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "held back by the down node: {took:?}"
+    );
+
+    let mut contributors = retrieval.contributors.clone();
+    contributors.sort_unstable();
+    assert_eq!(contributors, vec![0, 3]);
+    assert_eq!(retrieval.failures.len(), 1, "{:?}", retrieval.failures);
+    let failure = &retrieval.failures[0];
+    assert_eq!(failure.node, 2);
+    assert_eq!(failure.addr, bad.spec.addr);
+    assert!(
+        matches!(failure.kind, NodeFailureKind::Invalid(_)),
+        "{failure}"
+    );
+    assert!(failure.kind.is_misbehaviour());
+    assert_eq!(retrieval.pending, vec![1]);
+
+    let plaintext = bob
+        .decrypt(&grant, &sealed, retrieval.cfrags)
+        .expect("decrypts");
+    assert_eq!(&*plaintext, b"split-key secret");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_out_of_reach_fails_fast_with_every_failure() {
+    let dir = temp_dir("not-enough");
+    let server = start_server(&dir).await;
+    let bad = fake_node(
+        &server,
+        Behaviour {
+            delay: Duration::ZERO,
+            tamper: true,
+        },
+    );
+    let down = NodeSpec {
+        addr: dead_addr(),
+        trust: Trust::Fingerprint(Fingerprint([7; 32])),
+    };
+    let nodes = vec![spec_of(&server), down, bad.spec.clone()];
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let sealed = alice.encrypt(b"x").expect("encrypt");
+    let grant = alice.grant(&bob.public_key(), 2, 3).expect("grant");
+    let appliances =
+        ThresholdClient::new(&nodes, &options(Duration::from_millis(500))).expect("clients");
+
+    let err = appliances
+        .retrieve(&grant, &sealed.capsule)
+        .await
+        .expect_err("only one good node");
+    let ThresholdError::NotEnough {
+        needed,
+        got,
+        failures,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((*needed, *got), (2, 1));
+    let mut failed: Vec<usize> = failures.iter().map(|f| f.node).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, vec![1, 2]);
+    assert!(failures
+        .iter()
+        .any(|f| f.node == 1 && matches!(f.kind, NodeFailureKind::Request(_))));
+    assert!(failures
+        .iter()
+        .any(|f| f.node == 2 && f.kind.is_misbehaviour()));
+    assert!(err.to_string().contains("only 1 of the 2"), "{err}");
+
+    // A grant for a different number of nodes is refused before any request.
+    let wrong = alice.grant(&bob.public_key(), 1, 2).expect("grant");
+    assert!(matches!(
+        appliances.retrieve(&wrong, &sealed.capsule).await,
+        Err(ThresholdError::NodeCountMismatch {
+            kfrags: 2,
+            nodes: 3
+        })
+    ));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_share_one_connection_and_report_item_errors() {
+    let dir = temp_dir("pipeline");
+    let server = start_server(&dir).await;
+    let spec = spec_of(&server);
+    let client = Client::connect(spec.addr, spec.trust.clone())
+        .await
+        .expect("connect");
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let policy = grant.policy(0).expect("policy");
+    let capsule = alice
+        .encrypt(b"m")
+        .expect("encrypt")
+        .capsule_bytes()
+        .expect("bytes");
+
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let request = ReencryptRequest::new(policy.clone(), [capsule.clone(), vec![0xff; 105]]);
+        tasks.push(tokio::spawn(async move { client.reencrypt(request).await }));
+    }
+    for task in tasks {
+        let outcomes = task.await.expect("task").expect("request answered");
+        assert_eq!(outcomes.len(), 2);
+        assert_eq!(outcomes[0].as_ref().map(Vec::len), Ok(381));
+        let item_error = outcomes[1].as_ref().expect_err("garbage capsule");
+        assert_eq!(item_error.code, "invalid_capsule");
+    }
+    assert_eq!(client.handshake_times().len(), 1, "all on one connection");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_server_restarts() {
+    let dir = temp_dir("reconnect");
+    let server = start_server(&dir).await;
+    let spec = spec_of(&server);
+    let client = Client::connect(spec.addr, spec.trust.clone())
+        .await
+        .expect("connect");
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let request = || {
+        let capsule = alice
+            .encrypt(b"m")
+            .expect("encrypt")
+            .capsule_bytes()
+            .expect("bytes");
+        ReencryptRequest::new(grant.policy(0).expect("policy"), [capsule])
+    };
+    client.reencrypt(request()).await.expect("first");
+    server.shutdown().await;
+
+    // Same data directory (same certificate), same port. The old socket may take a moment to
+    // be released (connections draining).
+    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
+    config.server.listen = spec.addr;
+    let mut attempts = 0;
+    let restarted = loop {
+        match umbrald_server::Server::start(config.clone()).await {
+            Ok(server) => break server,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                eprintln!("restart attempt {attempts}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("restart: {e}"),
+        }
+    };
+    let outcomes = client.reencrypt(request()).await.expect("after restart");
+    assert!(outcomes[0].is_ok());
+    assert_eq!(client.handshake_times().len(), 2, "one reconnection");
+    restarted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_fingerprint_is_refused_and_the_ca_file_is_accepted() {
+    let dir = temp_dir("trust");
+    let server = start_server(&dir).await;
+    let addr = server.local_addr();
+    let wrong = Client::connect_with(
+        addr,
+        &Trust::Fingerprint(Fingerprint([1; 32])),
+        options(Duration::from_secs(2)),
+    )
+    .await
+    .expect_err("pinning mismatch");
+    assert!(matches!(wrong, ClientError::Connection { .. }), "{wrong}");
+
+    // The self-signed certificate names localhost, so it can serve as its own CA.
+    let ca = Trust::CaFile(dir.join("cert.pem"));
+    let client = Client::connect(addr, ca).await.expect("CA trust");
+    client.ensure_connected().await.expect("connected");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_gets_the_servers_too_large_answer() {
+    let dir = temp_dir("too-large");
+    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
+    config.limits.max_request_bytes = 64 << 10;
+    let server = umbrald_server::Server::start(config).await.expect("server");
+    let spec = spec_of(&server);
+    let client = Client::connect(spec.addr, spec.trust.clone())
+        .await
+        .expect("connect");
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let capsule = alice
+        .encrypt(b"m")
+        .expect("encrypt")
+        .capsule_bytes()
+        .expect("bytes");
+    // About 110 KiB of capsules: the server stops reading and answers on the same stream.
+    let request = ReencryptRequest::new(grant.policy(0).expect("policy"), vec![capsule; 1000]);
+    let err = client.reencrypt(request).await.expect_err("too large");
+    assert!(
+        matches!(&err, ClientError::Server(e) if e.code == "too_large"),
+        "{err}"
+    );
+    assert_eq!(err.label(), "too_large");
+    // The connection survives.
+    let small = ReencryptRequest::new(grant.policy(0).expect("policy"), [vec![0; 105]]);
+    let outcomes = client.reencrypt(small).await.expect("still connected");
+    assert_eq!(
+        outcomes[0].as_ref().map_err(|e| e.code.as_str()),
+        Err("invalid_capsule")
+    );
+    server.shutdown().await;
+}

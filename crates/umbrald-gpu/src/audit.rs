@@ -1,0 +1,80 @@
+//! The per-call correctness audit: a few random outputs recomputed on the CPU.
+//!
+//! Every output is already checked to be a curve point (and the identity exactly for a zero
+//! scalar) when it is unpacked; the audit catches results that are valid points but the wrong
+//! ones. Indices are drawn fresh for every call, so a fault that hits a fixed fraction `f` of
+//! outputs escapes `k` samples with probability `(1 - f)^k` per call, and a persistent fault is
+//! caught within a few calls.
+
+use k256::{ProjectivePoint, Scalar};
+use rand::seq::index::sample;
+use umbrald_core::backend::{CpuBackend, EcBackend};
+use umbrald_core::curve::Affine;
+
+use crate::table::FixedBase;
+
+/// Up to `k` distinct random indices below `n`.
+pub(crate) fn sample_indices(n: usize, k: usize) -> Vec<usize> {
+    sample(&mut rand::thread_rng(), n, k.min(n)).into_vec()
+}
+
+/// Checks `out[i]` against the CPU for every `i` in `indices`.
+pub(crate) fn check_pairs(
+    cpu: &CpuBackend,
+    bases: &[Affine],
+    scalars: &[[Scalar; 2]],
+    out: &[[Option<Affine>; 2]],
+    indices: &[usize],
+) -> Result<(), String> {
+    for &i in indices {
+        let want = cpu
+            .mul_pairs(&bases[i..=i], &scalars[i..=i])
+            .map_err(|e| format!("audit: CPU reference failed: {e}"))?;
+        if want.first() != Some(&out[i]) {
+            return Err(format!("audit: pair {i} differs from the CPU result"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `out[i] == scalars[i] * base` for every `i` in `indices`.
+pub(crate) fn check_fixed(
+    cpu: &CpuBackend,
+    base: FixedBase,
+    scalars: &[Scalar],
+    out: &[Option<Affine>],
+    indices: &[usize],
+) -> Result<(), String> {
+    for &i in indices {
+        let want = match base {
+            FixedBase::U => cpu
+                .mul_u(&scalars[i..=i])
+                .map_err(|e| format!("audit: CPU reference failed: {e}"))?
+                .first()
+                .copied()
+                .flatten(),
+            FixedBase::G => Affine::from_k256(&(ProjectivePoint::GENERATOR * scalars[i])),
+        };
+        if want != out[i] {
+            return Err(format!("audit: item {i} differs from the CPU result"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_distinct_and_bounded() {
+        for (n, k) in [(0, 3), (1, 3), (5, 5), (100, 3)] {
+            let mut idx = sample_indices(n, k);
+            assert_eq!(idx.len(), k.min(n));
+            assert!(idx.iter().all(|&i| i < n));
+            idx.sort_unstable();
+            idx.dedup();
+            assert_eq!(idx.len(), k.min(n));
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! [`GpuBackend`]: the [`EcBackend`] that runs batches on a CUDA device, audits them on the CPU,
+//! counts what happened, and reports every failure as a [`BackendError`] so that the engine
+//! recomputes that batch on the CPU.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use k256::{ProjectivePoint, Scalar};
+use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::curve::Affine;
+
+use crate::audit;
+use crate::device::{self, DeviceInfo};
+use crate::error::GpuUnavailable;
+use crate::exec::{ExecError, KernelExecutor, Timing};
+use crate::options::GpuOptions;
+use crate::stats::GpuStats;
+use crate::table::FixedBase;
+
+/// The GPU backend. Create it once at start-up with [`GpuBackend::probe`]; when that fails,
+/// log the error once and serve with [`CpuBackend`].
+///
+/// Calls from several threads are serialized on the device (one pipeline per device).
+pub struct GpuBackend {
+    exec: Box<dyn KernelExecutor>,
+    cpu: CpuBackend,
+    stats: Arc<GpuStats>,
+    audit_samples: usize,
+    disable_after: u32,
+    failures_in_a_row: AtomicU32,
+    info: DeviceInfo,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("info", &self.info)
+            .field("audit_samples", &self.audit_samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuBackend {
+    /// Looks for a CUDA driver and device, gets the kernels (NVRTC, or `opts.ptx_file`), sets up
+    /// streams and buffers, and runs a known-answer self-test.
+    ///
+    /// Returns [`GpuUnavailable`] — never panics — when there is no driver, no such device, no
+    /// NVRTC, or anything fails. Expect several seconds when it succeeds: NVRTC takes about 4 s,
+    /// and the driver JIT-compiles the PTX the first time (cached by the driver afterwards).
+    pub fn probe(opts: &GpuOptions) -> Result<Self, GpuUnavailable> {
+        let (exec, info) = device::probe(opts)?;
+        let backend = Self::with_executor(Box::new(exec), info, opts);
+        backend.self_test().map_err(GpuUnavailable::SelfTest)?;
+        Ok(backend)
+    }
+
+    /// A backend on any executor: [`crate::host::HostExecutor`] to run the kernel code on the
+    /// CPU, or a test double. Uses `opts.audit_samples` and `opts.disable_after_failures`.
+    pub fn with_executor(
+        exec: Box<dyn KernelExecutor>,
+        info: DeviceInfo,
+        opts: &GpuOptions,
+    ) -> Self {
+        Self {
+            exec,
+            cpu: CpuBackend::new(),
+            stats: Arc::new(GpuStats::default()),
+            audit_samples: opts.audit_samples.max(1),
+            disable_after: opts.disable_after_failures,
+            failures_in_a_row: AtomicU32::new(0),
+            info,
+        }
+    }
+
+    /// What the probe found.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The live counters (shared; clone the `Arc` to export them).
+    pub fn stats(&self) -> Arc<GpuStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// `k[i]·G` for every scalar, on the fixed-base path with the generator's table. Audited
+    /// and counted like the trait methods.
+    pub fn mul_g(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        self.mul_fixed(FixedBase::G, scalars)
+    }
+
+    /// Runs both kernels on edge-case inputs (scalars 0, 1, 2, n−1, n−2 and a random one; bases
+    /// G, U and a random point) and compares every output with the CPU. Not counted in the
+    /// statistics.
+    pub fn self_test(&self) -> Result<(), String> {
+        let random = Scalar::generate_vartime(&mut rand::thread_rng());
+        let ks = [
+            Scalar::ZERO,
+            Scalar::ONE,
+            Scalar::from(2u64),
+            -Scalar::ONE,
+            -Scalar::from(2u64),
+            random,
+        ];
+        let random_point = Affine::from_k256(&(ProjectivePoint::GENERATOR * random))
+            .ok_or("self-test: random point is the identity")?;
+        let bases = [FixedBase::G.point(), FixedBase::U.point(), random_point];
+        let mut pair_bases = Vec::new();
+        let mut pair_scalars = Vec::new();
+        for base in &bases {
+            for k in ks.chunks(2) {
+                pair_bases.push(*base);
+                pair_scalars.push([k[0], k[1]]);
+            }
+        }
+        let all: Vec<usize> = (0..pair_bases.len()).collect();
+        let (out, _) = self
+            .exec
+            .mul_pairs(&pair_bases, &pair_scalars)
+            .map_err(|e| e.to_string())?;
+        audit::check_pairs(&self.cpu, &pair_bases, &pair_scalars, &out, &all)?;
+        let all: Vec<usize> = (0..ks.len()).collect();
+        for base in [FixedBase::U, FixedBase::G] {
+            let (out, _) = self.exec.mul_fixed(base, &ks).map_err(|e| e.to_string())?;
+            audit::check_fixed(&self.cpu, base, &ks, &out, &all)?;
+        }
+        Ok(())
+    }
+
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<Vec<Option<Affine>>, BackendError> {
+        if scalars.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        let result = self.exec.mul_fixed(base, scalars);
+        self.accept(result, scalars.len(), 1, |out, idx| {
+            audit::check_fixed(&self.cpu, base, scalars, out, idx)
+        })
+    }
+
+    /// Length check, audit and statistics for one call's executor result.
+    fn accept<T>(
+        &self,
+        result: Result<(Vec<T>, Timing), ExecError>,
+        items: usize,
+        products_per_item: u64,
+        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
+    ) -> Result<Vec<T>, BackendError> {
+        let (out, timing) = match result {
+            Ok(done) if done.0.len() == items => done,
+            Ok(done) => {
+                return Err(self.fallback(format!(
+                    "device returned {} results for {items} items",
+                    done.0.len()
+                )))
+            }
+            Err(e) => return Err(self.fallback(e.to_string())),
+        };
+        let indices = audit::sample_indices(items, self.audit_samples);
+        self.stats.record_audited(indices.len() as u64);
+        if let Err(message) = audit(&out, &indices) {
+            self.stats.record_audit_failure();
+            return Err(self.fallback(message));
+        }
+        self.stats
+            .record_success(items as u64 * products_per_item, timing);
+        self.failures_in_a_row.store(0, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn fallback(&self, message: String) -> BackendError {
+        self.stats.record_fallback();
+        tracing::warn!(
+            device = %self.info.name,
+            error = %message,
+            "GPU batch failed; the CPU recomputes it"
+        );
+        let in_a_row = self
+            .failures_in_a_row
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if self.disable_after > 0 && in_a_row >= self.disable_after && self.stats.record_disabled()
+        {
+            tracing::error!(
+                device = %self.info.name,
+                failures = in_a_row,
+                "GPU backend disabled after repeated failures; the CPU serves from now on"
+            );
+        }
+        BackendError::Device(message)
+    }
+
+    /// The answer of every call once the device was given up.
+    fn disabled(&self) -> BackendError {
+        self.stats.record_fallback();
+        BackendError::Device("GPU backend disabled after repeated failures".to_owned())
+    }
+}
+
+impl EcBackend for GpuBackend {
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        if bases.len() != scalars.len() {
+            return Err(BackendError::Shape("bases and scalars differ in length"));
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        let result = self.exec.mul_pairs(bases, scalars);
+        self.accept(result, bases.len(), 2, |out, idx| {
+            audit::check_pairs(&self.cpu, bases, scalars, out, idx)
+        })
+    }
+
+    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        self.mul_fixed(FixedBase::U, scalars)
+    }
+}

@@ -1,0 +1,537 @@
+//! The CUDA executor: driver probing, module loading, and the double-buffered launch pipeline.
+//!
+//! One executor owns a context on one device, the two kernels, the fixed-base tables in device
+//! memory, and two *lanes*. A lane is a stream with its own pinned host buffers and device
+//! buffers sized for one launch. A batch is cut into launches of at most `chunk_items`; launch
+//! `c` goes to lane `c % 2`, so the copies of one launch overlap the kernel of the other. Before
+//! a lane takes a new launch, the previous one is collected (stream synchronized, timings read,
+//! results unpacked). Secret scalars are wiped from the pinned buffer after each launch and from
+//! device memory right after the copy back.
+
+use std::fmt;
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cudarc::driver::{
+    result as cu, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
+    DevicePtrMut, DriverError, LaunchConfig, PinnedHostSlice, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+use k256::Scalar;
+use umbrald_core::curve::Affine;
+use zeroize::Zeroize;
+
+use crate::error::GpuUnavailable;
+use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
+use crate::layout::{self, LayoutError};
+use crate::nvrtc::{self, panic_message};
+use crate::options::GpuOptions;
+use crate::source::{BLOCK_THREADS, FN_MUL_FIXED, FN_MUL_PAIRS};
+use crate::table::{FixedBase, FixedBaseTable};
+
+/// What [`crate::GpuBackend::probe`] found and how it got its kernels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// CUDA device ordinal.
+    pub ordinal: usize,
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+    /// Device memory in bytes.
+    pub total_memory: usize,
+    /// The driver's CUDA version, e.g. 13000 for 13.0 (0 when unknown).
+    pub driver_version: i32,
+    /// Where the kernels came from.
+    pub kernels: KernelOrigin,
+}
+
+/// Where the loaded kernels came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KernelOrigin {
+    /// Compiled at start-up by NVRTC `version` for `arch`.
+    Nvrtc {
+        /// NVRTC (major, minor).
+        version: (i32, i32),
+        /// The `--gpu-architecture` used.
+        arch: String,
+    },
+    /// Loaded from a PTX file.
+    PtxFile(PathBuf),
+    /// No device: the host-compiled kernels ([`crate::host::HostExecutor`]) or a test executor.
+    Emulated,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (major, minor) = self.compute_capability;
+        write!(
+            f,
+            "CUDA device {} \"{}\" (sm_{major}{minor}, {:.1} GiB, driver CUDA {}.{}), kernels ",
+            self.ordinal,
+            self.name,
+            self.total_memory as f64 / f64::from(1u32 << 30),
+            self.driver_version / 1000,
+            (self.driver_version % 1000) / 10,
+        )?;
+        match &self.kernels {
+            KernelOrigin::Nvrtc {
+                version: (a, b),
+                arch,
+            } => write!(f, "from NVRTC {a}.{b} for {arch}"),
+            KernelOrigin::PtxFile(path) => write!(f, "from {}", path.display()),
+            KernelOrigin::Emulated => write!(f, "emulated on the host"),
+        }
+    }
+}
+
+impl DeviceInfo {
+    /// The info reported by backends that run without a device.
+    pub fn emulated() -> Self {
+        DeviceInfo {
+            ordinal: 0,
+            name: "host emulation".to_owned(),
+            compute_capability: (0, 0),
+            total_memory: 0,
+            driver_version: 0,
+            kernels: KernelOrigin::Emulated,
+        }
+    }
+}
+
+/// Opens device `opts.device`, gets the kernels, uploads the tables and allocates the lanes.
+/// Never panics: a panic inside the CUDA libraries becomes [`GpuUnavailable::Panicked`].
+pub(crate) fn probe(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnavailable> {
+    match catch_unwind(AssertUnwindSafe(|| probe_inner(opts))) {
+        Ok(result) => result,
+        Err(panic) => Err(GpuUnavailable::Panicked(panic_message(panic.as_ref()))),
+    }
+}
+
+fn driver(stage: &'static str) -> impl Fn(DriverError) -> GpuUnavailable {
+    move |e| GpuUnavailable::Driver {
+        stage,
+        message: describe(&e),
+    }
+}
+
+fn describe(e: &DriverError) -> String {
+    match e.error_string() {
+        Ok(text) => format!("{:?}: {}", e.0, text.to_string_lossy()),
+        Err(_) => format!("{:?}", e.0),
+    }
+}
+
+fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnavailable> {
+    // SAFETY: only tries to dlopen the driver library; `CudaContext::new` would panic without it.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(GpuUnavailable::NoDriver);
+    }
+    let count = CudaContext::device_count().map_err(driver("cuInit/cuDeviceGetCount"))?;
+    let count = usize::try_from(count).unwrap_or(0);
+    if opts.device >= count {
+        return Err(GpuUnavailable::NoDevice {
+            requested: opts.device,
+            count,
+        });
+    }
+    let ctx = CudaContext::new(opts.device).map_err(driver("context creation"))?;
+    let name = ctx.name().map_err(driver("device name"))?;
+    let compute_capability = ctx
+        .compute_capability()
+        .map_err(driver("device attributes"))?;
+    let total_memory = ctx.total_mem().map_err(driver("device memory"))?;
+    let mut driver_version = 0;
+    // SAFETY: a valid out-pointer; the driver library is loaded.
+    let _ = unsafe { sys::cuDriverGetVersion(&mut driver_version) };
+
+    let (ptx, kernels) = kernel_ptx(opts, compute_capability)?;
+    let module = ctx
+        .load_module(ptx)
+        .map_err(driver("module load (PTX JIT)"))?;
+    let pairs_fn = module
+        .load_function(FN_MUL_PAIRS)
+        .map_err(driver("kernel lookup"))?;
+    let fixed_fn = module
+        .load_function(FN_MUL_FIXED)
+        .map_err(driver("kernel lookup"))?;
+
+    let upload = ctx.default_stream();
+    let table_u = upload
+        .clone_htod(FixedBaseTable::new(FixedBase::U).words())
+        .map_err(driver("table upload"))?;
+    let table_g = upload
+        .clone_htod(FixedBaseTable::new(FixedBase::G).words())
+        .map_err(driver("table upload"))?;
+    upload.synchronize().map_err(driver("table upload"))?;
+
+    let chunk = opts.chunk_items.clamp(1, u32::MAX as usize);
+    let lanes = [Lane::new(&ctx, chunk)?, Lane::new(&ctx, chunk)?];
+    let info = DeviceInfo {
+        ordinal: opts.device,
+        name,
+        compute_capability,
+        total_memory,
+        driver_version,
+        kernels,
+    };
+    let exec = CudaExecutor {
+        ctx,
+        pairs_fn,
+        fixed_fn,
+        table_u,
+        table_g,
+        lanes: Mutex::new(lanes),
+        chunk,
+    };
+    Ok((exec, info))
+}
+
+/// PTX from the file in the options, or from NVRTC for the requested or the device's arch.
+fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), GpuUnavailable> {
+    if let Some(path) = &opts.ptx_file {
+        let text = std::fs::read_to_string(path).map_err(|e| GpuUnavailable::PtxFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        return Ok((Ptx::from_src(text), KernelOrigin::PtxFile(path.clone())));
+    }
+    let version = nvrtc::nvrtc_version().ok_or(GpuUnavailable::NoNvrtc)?;
+    let arch = opts
+        .arch
+        .clone()
+        .unwrap_or_else(|| format!("compute_{}{}", cc.0, cc.1));
+    let units =
+        nvrtc::compile_all(&arch, &[]).map_err(|e| GpuUnavailable::Compile(e.to_string()))?;
+    // One unit today; more would be loaded as more modules.
+    let ptx = units
+        .into_iter()
+        .map(|u| u.ptx)
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok((Ptx::from_src(ptx), KernelOrigin::Nvrtc { version, arch }))
+}
+
+/// The CUDA implementation of [`KernelExecutor`].
+pub(crate) struct CudaExecutor {
+    ctx: Arc<CudaContext>,
+    pairs_fn: CudaFunction,
+    fixed_fn: CudaFunction,
+    table_u: CudaSlice<u32>,
+    table_g: CudaSlice<u32>,
+    lanes: Mutex<[Lane; 2]>,
+    chunk: usize,
+}
+
+/// One stream with the buffers for one launch in flight.
+struct Lane {
+    stream: Arc<CudaStream>,
+    host_in: PinnedHostSlice<u32>,
+    host_out: PinnedHostSlice<u32>,
+    dev_in: CudaSlice<u32>,
+    dev_out: CudaSlice<u32>,
+    /// Recorded before the upload, before the kernel, after the kernel, after the download.
+    marks: [CudaEvent; 4],
+    pending: Option<Pending>,
+}
+
+/// A launch submitted on a lane and not yet collected.
+#[derive(Debug, Clone)]
+struct Pending {
+    items: Range<usize>,
+    in_words: usize,
+    out_words: usize,
+}
+
+/// One backend call in flight through the pipeline.
+enum Job<'a> {
+    Pairs {
+        bases: &'a [Affine],
+        scalars: &'a [[Scalar; 2]],
+        out: Vec<[Option<Affine>; 2]>,
+    },
+    Fixed {
+        base: FixedBase,
+        scalars: &'a [Scalar],
+        out: Vec<Option<Affine>>,
+    },
+}
+
+impl Job<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Job::Pairs { scalars, .. } => scalars.len(),
+            Job::Fixed { scalars, .. } => scalars.len(),
+        }
+    }
+
+    fn words(&self) -> (usize, usize) {
+        match self {
+            Job::Pairs { .. } => (layout::PAIR_IN_WORDS, layout::PAIR_OUT_WORDS),
+            Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
+        }
+    }
+
+    fn pack(&self, items: Range<usize>, dst: &mut [u32]) -> Result<(), LayoutError> {
+        match self {
+            Job::Pairs { bases, scalars, .. } => {
+                layout::pack_pairs(&bases[items.clone()], &scalars[items], dst)
+            }
+            Job::Fixed { scalars, .. } => layout::pack_fixed(&scalars[items], dst),
+        }
+    }
+
+    fn unpack(&mut self, items: Range<usize>, src: &[u32]) -> Result<(), LayoutError> {
+        match self {
+            Job::Pairs { scalars, out, .. } => {
+                let mut chunk = Vec::with_capacity(items.len());
+                layout::unpack_pairs(src, &scalars[items.clone()], &mut chunk)?;
+                out[items].copy_from_slice(&chunk);
+            }
+            Job::Fixed { scalars, out, .. } => {
+                let mut chunk = Vec::with_capacity(items.len());
+                layout::unpack_fixed(src, &scalars[items.clone()], &mut chunk)?;
+                out[items].copy_from_slice(&chunk);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn exec_err(e: DriverError) -> ExecError {
+    ExecError::Driver(describe(&e))
+}
+
+impl Lane {
+    fn new(ctx: &Arc<CudaContext>, chunk: usize) -> Result<Self, GpuUnavailable> {
+        let in_cap = chunk * layout::PAIR_IN_WORDS.max(layout::FIXED_IN_WORDS);
+        let out_cap = chunk * layout::PAIR_OUT_WORDS.max(layout::FIXED_OUT_WORDS);
+        let stream = ctx.new_stream().map_err(driver("stream creation"))?;
+        // Flags 0: ordinary cached pinned memory. Write-combined memory (cudarc's default) is
+        // slow for the CPU to read, and the packers write with strides.
+        // SAFETY: u32 has no invalid bit patterns; the buffers are fully written before use.
+        let host_in = unsafe { ctx.alloc_pinned_with_flags::<u32>(in_cap, 0) }
+            .map_err(driver("pinned allocation"))?;
+        // SAFETY: as above.
+        let host_out = unsafe { ctx.alloc_pinned_with_flags::<u32>(out_cap, 0) }
+            .map_err(driver("pinned allocation"))?;
+        let dev_in = stream
+            .alloc_zeros::<u32>(in_cap)
+            .map_err(driver("device allocation"))?;
+        let dev_out = stream
+            .alloc_zeros::<u32>(out_cap)
+            .map_err(driver("device allocation"))?;
+        let mark = || ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT));
+        let marks = [
+            mark().map_err(driver("event creation"))?,
+            mark().map_err(driver("event creation"))?,
+            mark().map_err(driver("event creation"))?,
+            mark().map_err(driver("event creation"))?,
+        ];
+        stream.synchronize().map_err(driver("device allocation"))?;
+        Ok(Lane {
+            stream,
+            host_in,
+            host_out,
+            dev_in,
+            dev_out,
+            marks,
+            pending: None,
+        })
+    }
+
+    /// Packs `items` of `job`, then queues upload, kernel, download and the wipe of the input.
+    fn submit(
+        &mut self,
+        exec: &CudaExecutor,
+        job: &Job<'_>,
+        items: Range<usize>,
+    ) -> Result<(), ExecError> {
+        let (in_per, out_per) = job.words();
+        let n = items.len();
+        let pending = Pending {
+            items: items.clone(),
+            in_words: in_per * n,
+            out_words: out_per * n,
+        };
+        let host = self.host_in.as_mut_slice().map_err(exec_err)?;
+        job.pack(items, &mut host[..pending.in_words])?;
+
+        self.marks[0].record(&self.stream).map_err(exec_err)?;
+        {
+            let mut dst = self.dev_in.slice_mut(0..pending.in_words);
+            let (ptr, _record) = dst.device_ptr_mut(&self.stream);
+            // SAFETY: `ptr` addresses `in_words` words of device memory; the pinned source stays
+            // allocated and untouched until `collect` has synchronized this stream.
+            unsafe {
+                cu::memcpy_htod_async(ptr, &host[..pending.in_words], self.stream.cu_stream())
+            }
+            .map_err(exec_err)?;
+        }
+        self.marks[1].record(&self.stream).map_err(exec_err)?;
+        self.launch(exec, job, n)?;
+        self.marks[2].record(&self.stream).map_err(exec_err)?;
+        {
+            let host_out = self.host_out.as_mut_slice().map_err(exec_err)?;
+            let src = self.dev_out.slice(0..pending.out_words);
+            let (ptr, _record) = src.device_ptr(&self.stream);
+            // SAFETY: `ptr` addresses `out_words` words written by the kernel queued before on
+            // this stream; the pinned destination is not read before `collect` synchronizes.
+            unsafe {
+                cu::memcpy_dtoh_async(
+                    &mut host_out[..pending.out_words],
+                    ptr,
+                    self.stream.cu_stream(),
+                )
+            }
+            .map_err(exec_err)?;
+        }
+        self.marks[3].record(&self.stream).map_err(exec_err)?;
+        self.stream
+            .memset_zeros(&mut self.dev_in.slice_mut(0..pending.in_words))
+            .map_err(exec_err)?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    fn launch(&mut self, exec: &CudaExecutor, job: &Job<'_>, n: usize) -> Result<(), ExecError> {
+        let n32 = u32::try_from(n).map_err(|_| ExecError::Unsupported("launch too large"))?;
+        let cfg = LaunchConfig {
+            grid_dim: (n32.div_ceil(BLOCK_THREADS), 1, 1),
+            block_dim: (BLOCK_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        match job {
+            Job::Pairs { .. } => {
+                let bases = self.dev_in.slice(0..16 * n);
+                let scalars = self.dev_in.slice(16 * n..32 * n);
+                let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
+                let mut launch = self.stream.launch_builder(&exec.pairs_fn);
+                launch.arg(&bases).arg(&scalars).arg(&mut out).arg(&n32);
+                // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32)
+                // and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK.
+                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+            }
+            Job::Fixed { base, .. } => {
+                let table = match base {
+                    FixedBase::U => &exec.table_u,
+                    FixedBase::G => &exec.table_g,
+                };
+                let scalars = self.dev_in.slice(0..8 * n);
+                let mut out = self.dev_out.slice_mut(0..layout::FIXED_OUT_WORDS * n);
+                let mut launch = self.stream.launch_builder(&exec.fixed_fn);
+                launch.arg(table).arg(&scalars).arg(&mut out).arg(&n32);
+                // SAFETY: the arguments match umb_mul_fixed(const u32*, const u32*, u32*, u32);
+                // the table has 65 * 8 * 16 words and the buffers 8n and 17n; blockDim is
+                // UMB_BLOCK.
+                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the lane's launch, wipes its input and unpacks its results into `job`.
+    fn collect(&mut self, job: &mut Job<'_>) -> Result<Timing, ExecError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(Timing::default());
+        };
+        let synced = self.stream.synchronize().map_err(exec_err);
+        let host_in = self.host_in.as_mut_slice().map_err(exec_err)?;
+        host_in[..pending.in_words].zeroize();
+        synced?;
+        let ms = |a: usize, b: usize| -> Result<Duration, ExecError> {
+            let elapsed = self.marks[a].elapsed_ms(&self.marks[b]).map_err(exec_err)?;
+            Ok(Duration::from_secs_f64(f64::from(elapsed.max(0.0)) / 1e3))
+        };
+        let timing = Timing {
+            kernel: ms(1, 2)?,
+            copy: ms(0, 1)? + ms(2, 3)?,
+        };
+        let host_out = self.host_out.as_slice().map_err(exec_err)?;
+        job.unpack(pending.items, &host_out[..pending.out_words])?;
+        Ok(timing)
+    }
+
+    /// After a failure: drain the stream (ignoring errors) and wipe the input buffer.
+    fn abandon(&mut self) {
+        let _ = self.stream.synchronize();
+        self.pending = None;
+        if let Ok(host_in) = self.host_in.as_mut_slice() {
+            host_in.zeroize();
+        }
+    }
+}
+
+impl CudaExecutor {
+    fn run(&self, job: &mut Job<'_>) -> Result<Timing, ExecError> {
+        self.ctx.bind_to_thread().map_err(exec_err)?;
+        let mut lanes = self.lanes.lock().map_err(|_| ExecError::Poisoned)?;
+        let result = self.pipeline(&mut lanes, job);
+        if result.is_err() {
+            lanes.iter_mut().for_each(Lane::abandon);
+        }
+        result
+    }
+
+    fn pipeline(&self, lanes: &mut [Lane; 2], job: &mut Job<'_>) -> Result<Timing, ExecError> {
+        let mut timing = Timing::default();
+        let total = job.len();
+        let mut start = 0;
+        let mut launches = 0;
+        while start < total {
+            let end = total.min(start + self.chunk);
+            let lane = &mut lanes[launches % 2];
+            timing += lane.collect(job)?;
+            lane.submit(self, job, start..end)?;
+            start = end;
+            launches += 1;
+        }
+        for k in 0..2 {
+            timing += lanes[(launches + k) % 2].collect(job)?;
+        }
+        Ok(timing)
+    }
+}
+
+impl KernelExecutor for CudaExecutor {
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        if bases.len() != scalars.len() {
+            return Err(ExecError::Unsupported("bases and scalars differ in length"));
+        }
+        let mut job = Job::Pairs {
+            bases,
+            scalars,
+            out: vec![[None, None]; bases.len()],
+        };
+        let timing = self.run(&mut job)?;
+        match job {
+            Job::Pairs { out, .. } => Ok((out, timing)),
+            Job::Fixed { .. } => unreachable!("the job keeps its kind"),
+        }
+    }
+
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<(Products, Timing), ExecError> {
+        let mut job = Job::Fixed {
+            base,
+            scalars,
+            out: vec![None; scalars.len()],
+        };
+        let timing = self.run(&mut job)?;
+        match job {
+            Job::Fixed { out, .. } => Ok((out, timing)),
+            Job::Pairs { .. } => unreachable!("the job keeps its kind"),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The device abstraction under [`crate::GpuBackend`]: something that runs the two batch kernels.
+//!
+//! The CUDA implementation lives in `device`; [`crate::host::HostExecutor`] runs the same kernel
+//! code compiled for the CPU, so the backend's packing, audit, statistics and fault handling are
+//! tested on machines without a GPU, and tests can inject faults with their own executor.
+
+use std::time::Duration;
+
+use k256::Scalar;
+use umbrald_core::curve::Affine;
+
+use crate::layout::LayoutError;
+use crate::table::FixedBase;
+
+/// Device time spent on one call, as measured by the executor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Time in kernels.
+    pub kernel: Duration,
+    /// Time in host-to-device and device-to-host copies.
+    pub copy: Duration,
+}
+
+impl std::ops::AddAssign for Timing {
+    fn add_assign(&mut self, rhs: Timing) {
+        self.kernel += rhs.kernel;
+        self.copy += rhs.copy;
+    }
+}
+
+/// Why an executor could not produce a batch's results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// The CUDA driver reported an error (allocation, copy, launch or a fault in the kernel).
+    #[error("CUDA driver error: {0}")]
+    Driver(String),
+    /// The kernel's output words are not valid results.
+    #[error("invalid kernel output: {0}")]
+    Output(#[from] LayoutError),
+    /// The executor cannot take this batch (for example, more items than a launch can index).
+    #[error("batch not supported: {0}")]
+    Unsupported(&'static str),
+    /// The executor's state was poisoned by a panic in another thread.
+    #[error("executor state poisoned")]
+    Poisoned,
+}
+
+/// Results of a pair call: `[a·P, b·P]` per item, `None` for the identity.
+pub type PairProducts = Vec<[Option<Affine>; 2]>;
+/// Results of a fixed-base call: `k·Q` per item, `None` for the identity.
+pub type Products = Vec<Option<Affine>>;
+
+/// Runs the batch kernels. Calls may come from many threads at once.
+pub trait KernelExecutor: Send + Sync {
+    /// For every `i`: `[scalars[i][0] * bases[i], scalars[i][1] * bases[i]]`, `None` for the
+    /// identity. `bases` and `scalars` have the same length.
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError>;
+
+    /// For every `i`: `scalars[i] * Q` for the fixed point `base`.
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<(Products, Timing), ExecError>;
+}

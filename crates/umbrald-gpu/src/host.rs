@@ -1,0 +1,308 @@
+//! The kernel sources compiled as host C++ (`kernels/host_harness.cpp`, built by `build.rs`).
+//!
+//! These functions run exactly the field, point and scalar code the GPU runs, with the PTX carry
+//! instructions replaced by their portable emulation (`kernels/carry.cuh`). They exist for
+//! conformance tests against k256 and for [`HostExecutor`], which replays whole kernel launches
+//! on the CPU. They are slow (portable 32-bit limb arithmetic): never a production backend.
+//!
+//! Byte conventions follow k256: field elements and scalars are 32 bytes big-endian, affine
+//! points are `x || y` (64 bytes), and the point at infinity is reported as `None`.
+
+use std::time::Instant;
+
+use k256::Scalar;
+use umbrald_core::curve::Affine;
+
+use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
+use crate::layout;
+use crate::table::{FixedBase, FixedBaseTable, ENTRY_WORDS, ROW, WINDOWS};
+
+mod ffi {
+    extern "C" {
+        pub fn umbh_block_size() -> u32;
+        pub fn umbh_fe_mul(a: *const u8, b: *const u8, out: *mut u8);
+        pub fn umbh_fe_sqr(a: *const u8, out: *mut u8);
+        pub fn umbh_fe_add(a: *const u8, b: *const u8, out: *mut u8);
+        pub fn umbh_fe_sub(a: *const u8, b: *const u8, out: *mut u8);
+        pub fn umbh_fe_neg(a: *const u8, out: *mut u8);
+        pub fn umbh_fe_inv(a: *const u8, out: *mut u8);
+        pub fn umbh_fe_reduce(a: *const u8, out: *mut u8);
+        pub fn umbh_jac_dbl(p: *const u8, p_inf: i32, zp: *const u8, out: *mut u8) -> i32;
+        pub fn umbh_jac_add(
+            p: *const u8,
+            p_inf: i32,
+            zp: *const u8,
+            q: *const u8,
+            q_inf: i32,
+            zq: *const u8,
+            out: *mut u8,
+        ) -> i32;
+        pub fn umbh_jac_add_affine(
+            p: *const u8,
+            p_inf: i32,
+            zp: *const u8,
+            q: *const u8,
+            q_inf: i32,
+            out: *mut u8,
+        ) -> i32;
+        pub fn umbh_digits(k: *const u8, digits: *mut i32);
+        pub fn umbh_mul_var(p: *const u8, k: *const u8, out: *mut u8) -> i32;
+        pub fn umbh_mul_fixed(table: *const u32, k: *const u8, out: *mut u8) -> i32;
+        pub fn umbh_launch_pairs(bases: *const u32, scalars: *const u32, out: *mut u32, n: u32);
+        pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
+    }
+}
+
+/// 32 big-endian bytes: a field element or a scalar.
+pub type Bytes32 = [u8; 32];
+/// An affine point as big-endian `x || y`.
+pub type Point64 = [u8; 64];
+
+/// `UMB_BLOCK` as compiled into the kernels.
+pub fn block_size() -> u32 {
+    // SAFETY: no arguments; returns a constant.
+    unsafe { ffi::umbh_block_size() }
+}
+
+macro_rules! unary {
+    ($(#[$doc:meta])* $name:ident, $ffi:ident) => {
+        $(#[$doc])*
+        pub fn $name(a: &Bytes32) -> Bytes32 {
+            let mut out = [0u8; 32];
+            // SAFETY: `a` is 32 readable bytes and `out` 32 writable bytes, as the C side
+            // expects; it keeps no pointer after returning.
+            unsafe { ffi::$ffi(a.as_ptr(), out.as_mut_ptr()) };
+            out
+        }
+    };
+}
+
+macro_rules! binary {
+    ($(#[$doc:meta])* $name:ident, $ffi:ident) => {
+        $(#[$doc])*
+        pub fn $name(a: &Bytes32, b: &Bytes32) -> Bytes32 {
+            let mut out = [0u8; 32];
+            // SAFETY: `a`, `b` are 32 readable bytes and `out` 32 writable bytes, as the C side
+            // expects; it keeps no pointer after returning.
+            unsafe { ffi::$ffi(a.as_ptr(), b.as_ptr(), out.as_mut_ptr()) };
+            out
+        }
+    };
+}
+
+binary!(
+    /// `a * b mod p` (inputs reduced mod p first, like every field function here).
+    fe_mul, umbh_fe_mul
+);
+binary!(
+    /// `a + b mod p`.
+    fe_add, umbh_fe_add
+);
+binary!(
+    /// `a - b mod p`.
+    fe_sub, umbh_fe_sub
+);
+unary!(
+    /// `a^2 mod p`.
+    fe_sqr, umbh_fe_sqr
+);
+unary!(
+    /// `-a mod p`.
+    fe_neg, umbh_fe_neg
+);
+unary!(
+    /// `a^-1 mod p` (0 for 0).
+    fe_inv, umbh_fe_inv
+);
+unary!(
+    /// `a mod p` for any 256-bit `a`.
+    fe_reduce, umbh_fe_reduce
+);
+
+fn point_result(out: Point64, inf: i32) -> Option<Point64> {
+    (inf == 0).then_some(out)
+}
+
+/// `2P` with `P` given in Jacobian form `(x z^2, y z^3, z)` (`z` non-zero); `None` input is the
+/// identity (then `p` and `z` still feed the formulas, as on the device).
+pub fn jac_dbl(p: &Point64, p_inf: bool, z: &Bytes32) -> Option<Point64> {
+    let mut out = [0u8; 64];
+    // SAFETY: 64 + 32 readable bytes in, 64 writable bytes out, as the C side expects.
+    let inf = unsafe { ffi::umbh_jac_dbl(p.as_ptr(), p_inf.into(), z.as_ptr(), out.as_mut_ptr()) };
+    point_result(out, inf)
+}
+
+/// `P + Q` (complete Jacobian addition), both given in Jacobian form scaled by `zp`, `zq`.
+pub fn jac_add(
+    p: &Point64,
+    p_inf: bool,
+    zp: &Bytes32,
+    q: &Point64,
+    q_inf: bool,
+    zq: &Bytes32,
+) -> Option<Point64> {
+    let mut out = [0u8; 64];
+    // SAFETY: pointers to arrays of the sizes the C side reads and writes.
+    let inf = unsafe {
+        ffi::umbh_jac_add(
+            p.as_ptr(),
+            p_inf.into(),
+            zp.as_ptr(),
+            q.as_ptr(),
+            q_inf.into(),
+            zq.as_ptr(),
+            out.as_mut_ptr(),
+        )
+    };
+    point_result(out, inf)
+}
+
+/// `P + Q` with `Q` affine (complete mixed addition), `P` in Jacobian form scaled by `zp`.
+pub fn jac_add_affine(
+    p: &Point64,
+    p_inf: bool,
+    zp: &Bytes32,
+    q: &Point64,
+    q_inf: bool,
+) -> Option<Point64> {
+    let mut out = [0u8; 64];
+    // SAFETY: pointers to arrays of the sizes the C side reads and writes.
+    let inf = unsafe {
+        ffi::umbh_jac_add_affine(
+            p.as_ptr(),
+            p_inf.into(),
+            zp.as_ptr(),
+            q.as_ptr(),
+            q_inf.into(),
+            out.as_mut_ptr(),
+        )
+    };
+    point_result(out, inf)
+}
+
+/// The 65 signed window digits of `k` (least significant first): `k = sum d_i 16^i`.
+pub fn digits(k: &Bytes32) -> [i32; 65] {
+    let mut out = [0i32; 65];
+    // SAFETY: 32 readable bytes in, 65 writable i32 out.
+    unsafe { ffi::umbh_digits(k.as_ptr(), out.as_mut_ptr()) };
+    out
+}
+
+/// `k * P` by the variable-base kernel path (table of P, 4-bit signed windows).
+pub fn mul_var(p: &Point64, k: &Bytes32) -> Option<Point64> {
+    let mut out = [0u8; 64];
+    // SAFETY: 64 + 32 readable bytes in, 64 writable bytes out.
+    let inf = unsafe { ffi::umbh_mul_var(p.as_ptr(), k.as_ptr(), out.as_mut_ptr()) };
+    point_result(out, inf)
+}
+
+/// `k * Q` by the fixed-base kernel path with `table` built for `Q`.
+pub fn mul_fixed(table: &FixedBaseTable, k: &Bytes32) -> Option<Point64> {
+    debug_assert_eq!(table.words().len(), WINDOWS * ROW * ENTRY_WORDS);
+    let mut out = [0u8; 64];
+    // SAFETY: the table has the full WINDOWS * ROW * ENTRY_WORDS words the C side reads.
+    let inf = unsafe { ffi::umbh_mul_fixed(table.words().as_ptr(), k.as_ptr(), out.as_mut_ptr()) };
+    point_result(out, inf)
+}
+
+/// Replays a `umb_mul_pairs` launch over words in the device layout.
+pub fn launch_pairs(input: &[u32], n: u32) -> Vec<u32> {
+    let n_items = n as usize;
+    assert_eq!(input.len(), layout::PAIR_IN_WORDS * n_items, "input words");
+    let mut out = vec![0u32; layout::PAIR_OUT_WORDS * n_items];
+    let (bases, scalars) = input.split_at(16 * n_items);
+    // SAFETY: the slices hold 16n, 16n and 34n words, the sizes the replay reads and writes.
+    unsafe { ffi::umbh_launch_pairs(bases.as_ptr(), scalars.as_ptr(), out.as_mut_ptr(), n) };
+    out
+}
+
+/// Replays a `umb_mul_fixed` launch over words in the device layout.
+pub fn launch_fixed(table: &FixedBaseTable, input: &[u32], n: u32) -> Vec<u32> {
+    let n_items = n as usize;
+    assert_eq!(input.len(), layout::FIXED_IN_WORDS * n_items, "input words");
+    assert_eq!(
+        table.words().len(),
+        WINDOWS * ROW * ENTRY_WORDS,
+        "table words"
+    );
+    let mut out = vec![0u32; layout::FIXED_OUT_WORDS * n_items];
+    // SAFETY: table, input and output hold the full sizes the replay reads and writes.
+    unsafe { ffi::umbh_launch_fixed(table.words().as_ptr(), input.as_ptr(), out.as_mut_ptr(), n) };
+    out
+}
+
+/// A [`KernelExecutor`] that replays the kernels on the calling thread with the host-compiled
+/// harness: same code, same layouts, same per-block batch inversion. For tests and debugging;
+/// about a millisecond per scalar multiplication.
+#[derive(Debug)]
+pub struct HostExecutor {
+    table_u: FixedBaseTable,
+    table_g: FixedBaseTable,
+}
+
+impl HostExecutor {
+    /// Builds the fixed-base tables (a few milliseconds).
+    pub fn new() -> Self {
+        Self {
+            table_u: FixedBaseTable::new(FixedBase::U),
+            table_g: FixedBaseTable::new(FixedBase::G),
+        }
+    }
+
+    fn table(&self, base: FixedBase) -> &FixedBaseTable {
+        match base {
+            FixedBase::U => &self.table_u,
+            FixedBase::G => &self.table_g,
+        }
+    }
+}
+
+impl Default for HostExecutor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn item_count(n: usize) -> Result<u32, ExecError> {
+    u32::try_from(n).map_err(|_| ExecError::Unsupported("more than 2^32 - 1 items"))
+}
+
+impl KernelExecutor for HostExecutor {
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        let n = item_count(bases.len())?;
+        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
+        layout::pack_pairs(bases, scalars, &mut input)?;
+        let start = Instant::now();
+        let words = launch_pairs(&input, n);
+        let timing = Timing {
+            kernel: start.elapsed(),
+            ..Timing::default()
+        };
+        let mut out = Vec::new();
+        layout::unpack_pairs(&words, scalars, &mut out)?;
+        Ok((out, timing))
+    }
+
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<(Products, Timing), ExecError> {
+        let n = item_count(scalars.len())?;
+        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::FIXED_IN_WORDS * scalars.len()]);
+        layout::pack_fixed(scalars, &mut input)?;
+        let start = Instant::now();
+        let words = launch_fixed(self.table(base), &input, n);
+        let timing = Timing {
+            kernel: start.elapsed(),
+            ..Timing::default()
+        };
+        let mut out = Vec::new();
+        layout::unpack_fixed(&words, scalars, &mut out)?;
+        Ok((out, timing))
+    }
+}

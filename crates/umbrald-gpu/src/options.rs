@@ -1,0 +1,39 @@
+//! How to start the GPU backend.
+
+use std::path::PathBuf;
+
+/// Options for [`crate::GpuBackend::probe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// CUDA device ordinal.
+    pub device: usize,
+    /// Most items per kernel launch. A batch larger than this is split into launches that
+    /// alternate between two streams, so copies of one overlap the kernel of the other. Pinned
+    /// host and device buffers for two launches of this size are allocated at start-up: about
+    /// 530 bytes of pinned host memory and as much device memory per item.
+    pub chunk_items: usize,
+    /// Outputs per call recomputed on the CPU and compared (at least one is always checked).
+    pub audit_samples: usize,
+    /// After this many failed calls in a row the backend stops using the device and fails
+    /// every call at once, so the CPU serves without the cost of packing and launching (a
+    /// CUDA context that hit a fault stays broken). 0 never gives up.
+    pub disable_after_failures: u32,
+    /// Load this PTX file instead of compiling the embedded sources with NVRTC (for hosts
+    /// without NVRTC; the PTX must be built for this device's architecture or an older one).
+    pub ptx_file: Option<PathBuf>,
+    /// NVRTC `--gpu-architecture` value, e.g. `compute_90`; by default the device's own.
+    pub arch: Option<String>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            device: 0,
+            chunk_items: 1 << 16,
+            audit_samples: 2,
+            disable_after_failures: 16,
+            ptx_file: None,
+            arch: None,
+        }
+    }
+}

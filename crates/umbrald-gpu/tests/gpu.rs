@@ -1,0 +1,140 @@
+//! Tests that need a CUDA GPU. They are `#[ignore]`d so that machines without one report them as
+//! ignored rather than passed; on a GPU machine run
+//!
+//! ```text
+//! cargo test --release -p umbrald-gpu --test gpu -- --ignored --nocapture
+//! ```
+//!
+//! When run, they fail if no usable GPU is found. `UMBRALD_GPU_TEST_MULS` sets the number of
+//! random multiplications checked by `gpu_matches_cpu` (default 1,000,000).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::policy::Policy;
+use k256::elliptic_curve::Field;
+use k256::{ProjectivePoint, Scalar};
+use rand::SeedableRng;
+use umbrald_core::backend::{CpuBackend, EcBackend};
+use umbrald_core::curve::Affine;
+use umbrald_core::Engine;
+use umbrald_gpu::{GpuBackend, GpuOptions};
+
+fn gpu() -> GpuBackend {
+    match GpuBackend::probe(&GpuOptions::default()) {
+        Ok(gpu) => {
+            eprintln!("{}", gpu.info());
+            gpu
+        }
+        Err(why) => panic!("this test needs a usable CUDA GPU: {why}"),
+    }
+}
+
+/// Runs `f` over `items` split across all CPU cores, concatenating the results in order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| f(c))).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    })
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_matches_cpu() {
+    let muls: usize = std::env::var("UMBRALD_GPU_TEST_MULS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let pairs = muls.div_ceil(2);
+    let gpu = gpu();
+    let cpu = CpuBackend::new();
+
+    let seeds: Vec<u64> = (0..pairs as u64).collect();
+    let inputs = parallel(&seeds, |chunk| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(chunk[0] ^ 0x5eed);
+        chunk
+            .iter()
+            .map(|i| {
+                let base = ProjectivePoint::GENERATOR * Scalar::random(&mut rng);
+                let k = match i % 1000 {
+                    0 => [Scalar::ZERO, Scalar::ONE],
+                    1 => [-Scalar::ONE, -Scalar::from(2u64)],
+                    _ => [Scalar::random(&mut rng), Scalar::random(&mut rng)],
+                };
+                (Affine::from_k256(&base).expect("finite"), k)
+            })
+            .collect()
+    });
+    let (bases, scalars): (Vec<Affine>, Vec<[Scalar; 2]>) = inputs.into_iter().unzip();
+
+    let start = Instant::now();
+    let got = gpu.mul_pairs(&bases, &scalars).expect("GPU batch");
+    let gpu_time = start.elapsed();
+    let indexed: Vec<usize> = (0..pairs).collect();
+    let want = parallel(&indexed, |chunk| {
+        let (lo, hi) = (chunk[0], chunk[chunk.len() - 1] + 1);
+        cpu.mul_pairs(&bases[lo..hi], &scalars[lo..hi])
+            .expect("CPU")
+    });
+    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    let stats = gpu.stats().snapshot();
+    eprintln!(
+        "{} multiplications: {:.3} s wall ({:.2} M/s), kernel {:.3} s, copies {:.3} s",
+        2 * pairs,
+        gpu_time.as_secs_f64(),
+        2.0 * pairs as f64 / gpu_time.as_secs_f64() / 1e6,
+        stats.kernel_time.as_secs_f64(),
+        stats.copy_time.as_secs_f64(),
+    );
+    assert_eq!(wrong, 0, "{wrong} of {pairs} pairs differ from the CPU");
+
+    let ks: Vec<Scalar> = scalars.iter().take(100_000).map(|k| k[0]).collect();
+    let start = Instant::now();
+    let got_u = gpu.mul_u(&ks).expect("GPU mul_u");
+    eprintln!(
+        "{} fixed-base (U): {:.3} s",
+        ks.len(),
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(got_u, parallel(&ks, |c| cpu.mul_u(c).expect("CPU u")));
+    let got_g = gpu.mul_g(&ks).expect("GPU mul_g");
+    let want_g = parallel(&ks, |c| {
+        c.iter()
+            .map(|k| Affine::from_k256(&(ProjectivePoint::GENERATOR * k)))
+            .collect()
+    });
+    assert_eq!(got_g, want_g);
+    assert_eq!(gpu.stats().snapshot().fallbacks, 0);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_cfrags_verify_under_umbral_pre() {
+    let gpu = Arc::new(gpu());
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    for (threshold, shares) in [(1, 1), (3, 5), (10, 20)] {
+        let policy = Policy::new(threshold, shares);
+        assert_eq!(policy.round_trip(&engine, b"from the GPU"), b"from the GPU");
+    }
+    let stats = stats.snapshot();
+    // The cfrags came from the device, not from the CPU fallback.
+    assert!(stats.batches >= 6, "{stats:?}");
+    assert_eq!(stats.fallbacks, 0, "{stats:?}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_probe_reports_the_device_and_passes_self_test() {
+    let gpu = gpu();
+    assert!(!gpu.info().name.is_empty());
+    assert!(gpu.info().compute_capability.0 >= 7);
+    gpu.self_test().expect("self-test");
+}

@@ -1,0 +1,393 @@
+//! Side-by-side measurement: the engine's in-process throughput against the same engine
+//! behind the server, through QUIC on loopback, on the same cores; then single-capsule latency
+//! at half of the in-process peak.
+//!
+//! ```text
+//! cargo run --release -p umbrald-server --example throughput -- --workers 2 --seconds 5
+//! ```
+//!
+//! The client load runs in this process too, so on a small machine it competes with the
+//! workers for the same cores: the ratio it prints includes that cost.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use umbrald_core::{Engine, ReencryptItem};
+use umbrald_server::testing::TestClient;
+use umbrald_server::{Config, Server};
+
+/// Engine vs server throughput and latency.
+#[derive(Debug, Clone, Parser)]
+struct Args {
+    /// Worker threads (and in-process threads); 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Core ids to pin the workers to (comma-separated); empty = first N available.
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Items per request (and per in-process batch).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Client connections for the throughput phase.
+    #[arg(long, default_value_t = 4)]
+    conns: usize,
+    /// Requests in flight per connection in the throughput phase.
+    #[arg(long, default_value_t = 4)]
+    inflight: usize,
+    /// Server `max_batch_items`.
+    #[arg(long, default_value_t = 128)]
+    max_batch_items: usize,
+    /// Server `max_queue_delay_us`.
+    #[arg(long, default_value_t = 0)]
+    max_queue_delay_us: u64,
+    /// Server async runtime threads (the in-process harness shares them with the client).
+    #[arg(long, default_value_t = 2)]
+    io_threads: usize,
+    /// Latency-phase load as a fraction of the in-process peak.
+    #[arg(long, default_value_t = 0.5)]
+    load: f64,
+    /// Nice value of the worker threads, applied alike to the in-process threads and the
+    /// server's workers (Linux).
+    #[arg(long, default_value_t = 10)]
+    nice: i32,
+    /// Alternating in-process / QUIC rounds (the median ratio is reported; alternation keeps
+    /// a noisy neighbour from favouring one side).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let workers = if args.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        args.workers
+    };
+    let fx = Arc::new(common::Fixture::new(1, 1, 16));
+    let phase = Duration::from_secs_f64(args.seconds);
+    println!(
+        "workers={workers} batch={} phase={:.1}s",
+        args.batch, args.seconds
+    );
+
+    // The server gets its own runtime (as under `umbrald serve`); the load generator another,
+    // so that client tasks do not queue in front of server tasks.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.io_threads)
+        .thread_name("server-io")
+        .enable_all()
+        .build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client-io")
+        .enable_all()
+        .build()?;
+    let mut config = Config::ephemeral(common::data_dir("throughput"), workers);
+    config.workers.cores = args.cores.clone();
+    config.batcher.max_batch_items = args.max_batch_items;
+    config.batcher.max_queue_delay_us = args.max_queue_delay_us;
+    config.metrics.enabled = false;
+    config.workers.nice = args.nice;
+    let server = server_rt.block_on(Server::start(config))?;
+    client_rt.block_on(async {
+        let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
+
+        let (mut engine_rates, mut ratios) = (Vec::new(), Vec::new());
+        for round in 1..=args.rounds.max(1) {
+            let engine_rate = in_process(&fx, workers, &args, phase);
+            let quic_rate = through_quic(&fx, addr, fp, &args, phase).await?;
+            println!(
+                "round {round}: in-process {engine_rate:>8.0} items/s   through QUIC \
+                 {quic_rate:>8.0} items/s   ratio {:.3}",
+                quic_rate / engine_rate
+            );
+            engine_rates.push(engine_rate);
+            ratios.push(quic_rate / engine_rate);
+        }
+        println!(
+            "median in-process {:.0} items/s; median ratio QUIC/engine: {:.3}",
+            median(&mut engine_rates),
+            median(&mut ratios)
+        );
+
+        // Unloaded round trips: an empty request (QUIC and framing only) and one capsule
+        // (plus queue, worker and engine), one at a time.
+        let probe = TestClient::connect(addr, fp).await?;
+        for items in [0, 1] {
+            let req = fx.request_n(1, items);
+            let mut hist = Histogram::<u64>::new(3)?;
+            for _ in 0..300 {
+                let t0 = Instant::now();
+                probe.call(&req).await?;
+                hist.record((t0.elapsed().as_micros() as u64).max(1))?;
+            }
+            println!(
+                "unloaded round trip, {items} items: p50={:.3} ms p99={:.3} ms",
+                ms(hist.value_at_quantile(0.5)),
+                ms(hist.value_at_quantile(0.99))
+            );
+        }
+        let engine = Engine::cpu();
+        let p = &fx.policies[0];
+        let kfrag =
+            engine.verify_policy(&p.kfrag, &p.delegating_pk, &p.receiving_pk, &p.verifying_pk)?;
+        let mut hist = Histogram::<u64>::new(3)?;
+        for _ in 0..300 {
+            let t0 = Instant::now();
+            engine.reencrypt_batch(&[ReencryptItem {
+                capsule: &fx.capsule_bytes[0],
+                kfrag: &kfrag,
+            }]);
+            hist.record((t0.elapsed().as_micros() as u64).max(1))?;
+        }
+        println!(
+            "engine, one capsule in-process: p50={:.3} ms",
+            ms(hist.value_at_quantile(0.5))
+        );
+
+        // Peak rate of single-capsule requests through the server (closed loop, many in
+        // flight), then open-loop latency at `load` of that peak.
+        let single = Args {
+            batch: 1,
+            conns: 8,
+            inflight: 32,
+            ..args.clone()
+        };
+        let single_peak = through_quic(&fx, addr, fp, &single, phase).await?;
+        println!("single-capsule peak through QUIC: {single_peak:.0} req/s");
+        let rate = single_peak * args.load;
+        let m = server.metrics();
+        let snap = |m: &umbrald_server::metrics::Metrics| {
+            [
+                (
+                    m.request_seconds.get_sample_sum(),
+                    m.request_seconds.get_sample_count(),
+                ),
+                (
+                    m.queue_seconds.get_sample_sum(),
+                    m.queue_seconds.get_sample_count(),
+                ),
+                (
+                    m.compute_seconds.get_sample_sum(),
+                    m.compute_seconds.get_sample_count(),
+                ),
+                (
+                    m.batch_items.get_sample_sum(),
+                    m.batch_items.get_sample_count(),
+                ),
+            ]
+        };
+        let before = snap(m);
+        let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
+        let after = snap(m);
+        let mean = |i: usize| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1) as f64;
+        println!(
+            "server side, means: request {:.3} ms, queue wait {:.3} ms, batch compute {:.3} ms, \
+             batch size {:.2} items",
+            mean(0) * 1e3,
+            mean(1) * 1e3,
+            mean(2) * 1e3,
+            mean(3)
+        );
+        println!(
+            "single-capsule at {rate:.0} req/s ({:.0}% of that peak): sent={sent} errors={errors}",
+            args.load * 100.0
+        );
+        println!(
+            "latency ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3}",
+            ms(hist.value_at_quantile(0.5)),
+            ms(hist.value_at_quantile(0.9)),
+            ms(hist.value_at_quantile(0.99)),
+            ms(hist.value_at_quantile(0.999)),
+            ms(hist.max()),
+        );
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    server_rt.block_on(server.shutdown());
+    std::fs::remove_dir_all(common::data_dir("throughput")).ok();
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// `workers` pinned threads calling `reencrypt_batch` on `batch` items for `phase`.
+fn in_process(fx: &common::Fixture, workers: usize, args: &Args, phase: Duration) -> f64 {
+    let (cores, batch, nice) = (&args.cores, args.batch, args.nice);
+    let engine = Arc::new(Engine::cpu());
+    let p = &fx.policies[0];
+    let kfrag = engine
+        .verify_policy(&p.kfrag, &p.delegating_pk, &p.receiving_pk, &p.verifying_pk)
+        .expect("policy verifies");
+    let available = core_affinity::get_core_ids().unwrap_or_default();
+    let pin: Vec<core_affinity::CoreId> = if cores.is_empty() {
+        available
+    } else {
+        cores
+            .iter()
+            .map(|&id| core_affinity::CoreId { id })
+            .collect()
+    };
+    let capsules: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..batch)
+            .map(|i| fx.capsule_bytes[i % fx.capsule_bytes.len()].clone())
+            .collect(),
+    );
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            let (engine, kfrag, capsules) = (engine.clone(), kfrag.clone(), capsules.clone());
+            let (done, stop) = (done.clone(), stop.clone());
+            let core = (!pin.is_empty()).then(|| pin[i % pin.len()]);
+            std::thread::spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                #[cfg(target_os = "linux")]
+                if nice != 0 {
+                    let tid = rustix::thread::gettid();
+                    let _ = rustix::process::setpriority_process(Some(tid), nice);
+                }
+                #[cfg(not(target_os = "linux"))]
+                let _ = nice;
+                let items: Vec<ReencryptItem<'_>> = capsules
+                    .iter()
+                    .map(|c| ReencryptItem {
+                        capsule: c,
+                        kfrag: &kfrag,
+                    })
+                    .collect();
+                while !stop.load(Ordering::Relaxed) {
+                    let out = engine.reencrypt_batch(&items);
+                    assert!(out.iter().all(Result::is_ok));
+                    done.fetch_add(out.len() as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Steady-state rate: completions between two instants after a warm-up.
+    std::thread::sleep(WARMUP);
+    let (t1, c1) = (Instant::now(), done.load(Ordering::Relaxed));
+    std::thread::sleep(phase);
+    let (t2, c2) = (Instant::now(), done.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("worker");
+    }
+    let _ = started;
+    (c2 - c1) as f64 / (t2 - t1).as_secs_f64()
+}
+
+/// Time given to a phase to reach its steady state before counting.
+const WARMUP: Duration = Duration::from_millis(300);
+
+/// Closed-loop clients: `conns` connections with `inflight` requests of `batch` items each.
+async fn through_quic(
+    fx: &Arc<common::Fixture>,
+    addr: std::net::SocketAddr,
+    fp: [u8; 32],
+    args: &Args,
+    phase: Duration,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.conns {
+        let client = Arc::new(TestClient::connect(addr, fp).await?);
+        for _ in 0..args.inflight {
+            let (client, fx, done, stop) = (client.clone(), fx.clone(), done.clone(), stop.clone());
+            let req = fx.request_n(1, args.batch);
+            tasks.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let resp = client.call(&req).await.expect("answered");
+                    let ok = resp
+                        .results
+                        .as_ref()
+                        .map_or(0, |r| r.iter().filter(|x| x.cfrag.is_some()).count());
+                    assert_eq!(
+                        ok,
+                        req.items.len(),
+                        "all items re-encrypted: {:?}",
+                        resp.error
+                    );
+                    done.fetch_add(ok as u64, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+    // Steady-state rate: completions between two instants after a warm-up.
+    tokio::time::sleep(WARMUP).await;
+    let (t1, c1) = (Instant::now(), done.load(Ordering::Relaxed));
+    tokio::time::sleep(phase).await;
+    let (t2, c2) = (Instant::now(), done.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+    while let Some(r) = tasks.join_next().await {
+        r?;
+    }
+    Ok((c2 - c1) as f64 / (t2 - t1).as_secs_f64())
+}
+
+/// Open-loop single-capsule requests at `rate` per second over 8 connections.
+async fn latency(
+    fx: &Arc<common::Fixture>,
+    addr: std::net::SocketAddr,
+    fp: [u8; 32],
+    rate: f64,
+    phase: Duration,
+) -> Result<(Histogram<u64>, u64, u64), Box<dyn std::error::Error>> {
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(Arc::new(TestClient::connect(addr, fp).await?));
+    }
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<u64>>();
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let total = (phase.as_secs_f64() * rate) as u64;
+    let req = Arc::new(fx.request_n(1, 1));
+    for i in 0..total {
+        tokio::time::sleep_until(start + period.mul_f64(i as f64)).await;
+        let (client, req, tx) = (
+            clients[i as usize % clients.len()].clone(),
+            req.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let ok = client
+                .call(&req)
+                .await
+                .ok()
+                .is_some_and(|r| r.results.is_some_and(|r| r[0].cfrag.is_some()));
+            let us = t0.elapsed().as_micros() as u64;
+            let _ = tx.send(ok.then_some(us));
+        });
+    }
+    drop(tx);
+    let mut hist = Histogram::<u64>::new(3)?;
+    let (mut sent, mut errors) = (0, 0);
+    while let Some(sample) = rx.recv().await {
+        sent += 1;
+        match sample {
+            Some(us) => hist.record(us.max(1))?,
+            None => errors += 1,
+        }
+    }
+    Ok((hist, sent, errors))
+}

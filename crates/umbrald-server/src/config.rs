@@ -1,0 +1,569 @@
+//! Server configuration: embedded defaults < TOML file < `UMBRALD_*` environment < flags.
+//!
+//! [`Config`] is the whole configuration, deserialized from TOML with every field optional
+//! (missing fields keep their defaults, unknown fields are an error). [`Overrides`] holds the
+//! command-line flags, each of which can also come from an `UMBRALD_*` environment variable
+//! (clap reads the variable only when the flag is absent, which gives flags the last word).
+//! [`Config::load`] applies both in order and validates the result.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::batcher::BatcherConfig;
+
+/// Why a configuration could not be loaded or is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error (it names the line and field).
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole server configuration. Every section and field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening address, data directory, runtime.
+    pub server: ServerSection,
+    /// Certificates and optional mutual TLS.
+    pub tls: TlsSection,
+    /// Per-request and per-connection limits.
+    pub limits: LimitsSection,
+    /// The dynamic batcher.
+    pub batcher: BatcherSection,
+    /// The worker pool and its backend.
+    pub workers: WorkersSection,
+    /// The metrics and health HTTP endpoint.
+    pub metrics: MetricsSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[server]`: where to listen and where to keep state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// UDP address of the QUIC endpoint. Port 0 picks an ephemeral port.
+    pub listen: SocketAddr,
+    /// Directory for the generated certificate and key (`cert.pem`, `key.pem`).
+    pub data_dir: PathBuf,
+    /// Threads of the async runtime (QUIC, TLS, framing); curve math never runs there.
+    pub io_threads: usize,
+    /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4433)),
+            data_dir: PathBuf::from("./.umbrald"),
+            io_threads: 2,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+/// `[tls]`: certificate files and client authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain. When absent (with `key`), a self-signed certificate is created in
+    /// the data directory on first start and reused afterwards.
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates. When set, clients must present a certificate issued by one of
+    /// them (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[limits]`: what one client may ask of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest request, in bytes; beyond it the answer is `too_large`.
+    pub max_request_bytes: usize,
+    /// Most items in one request; beyond it the answer is `too_large`.
+    pub max_items_per_request: usize,
+    /// Most policies in one request; beyond it the answer is `too_large`.
+    pub max_policies_per_request: usize,
+    /// Most concurrently open request streams per connection (QUIC stream credit).
+    pub max_streams_per_connection: u32,
+    /// Most open connections; further handshakes are refused.
+    pub max_connections: usize,
+    /// How long a client may take to send a whole request, in milliseconds; a stream still
+    /// unfinished after it is reset.
+    pub stream_read_timeout_ms: u64,
+    /// QUIC idle timeout of a connection, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 << 20,
+            max_items_per_request: 4096,
+            max_policies_per_request: 1024,
+            max_streams_per_connection: 256,
+            max_connections: 4096,
+            stream_read_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[batcher]`: the dynamic batcher (see [`crate::batcher`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatcherSection {
+    /// Most items in one batch.
+    pub max_batch_items: usize,
+    /// Longest wait of the oldest queued item for a batch to fill while a worker is free, in
+    /// microseconds. 0 (the default) dispatches as soon as a worker is free; batches still
+    /// grow with load, because items accumulate while every worker is busy.
+    pub max_queue_delay_us: u64,
+    /// Most queued items; requests that do not fit are answered `overloaded` at once.
+    pub max_queue_items: usize,
+}
+
+impl Default for BatcherSection {
+    fn default() -> Self {
+        Self {
+            max_batch_items: 128,
+            max_queue_delay_us: 0,
+            max_queue_items: 16_384,
+        }
+    }
+}
+
+/// `[workers]`: the pinned worker pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Which elliptic-curve backend the engine uses.
+    pub backend: BackendKind,
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Pin each worker to one core (a failure to pin is logged, not fatal).
+    pub pin: bool,
+    /// Core ids to pin to, worker `i` on `cores[i % len]`; empty means every core this
+    /// process may run on, in order.
+    pub cores: Vec<usize>,
+    /// Nice value of the worker threads (Linux; 0 leaves them alone). A positive value lets
+    /// the I/O threads preempt a computing worker at once, which keeps response latency low
+    /// while the workers still use every idle cycle.
+    pub nice: i32,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Cpu,
+            threads: 0,
+            pin: true,
+            cores: Vec::new(),
+            nice: 10,
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus metrics and health checks over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `/metrics`, `/healthz` and `/readyz`.
+    pub enabled: bool,
+    /// TCP address of that HTTP endpoint.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter directive, e.g. `info` or `umbrald_server=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Command-line flags of `umbrald serve` and `umbrald config check`; every one can also be set
+/// by the `UMBRALD_*` environment variable named in its help.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "UMBRALD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// QUIC listening address (UDP).
+    #[arg(long, env = "UMBRALD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (generated certificate and key).
+    #[arg(long, env = "UMBRALD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Async runtime threads.
+    #[arg(long, env = "UMBRALD_IO_THREADS", value_name = "N")]
+    pub io_threads: Option<usize>,
+    /// PEM certificate chain.
+    #[arg(long, env = "UMBRALD_TLS_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, env = "UMBRALD_TLS_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to (enables mutual TLS).
+    #[arg(long, env = "UMBRALD_TLS_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Elliptic-curve backend: cpu, gpu or auto.
+    #[arg(long, env = "UMBRALD_BACKEND", value_name = "KIND")]
+    pub backend: Option<BackendKind>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, env = "UMBRALD_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Most items per batch.
+    #[arg(long, env = "UMBRALD_MAX_BATCH_ITEMS", value_name = "N")]
+    pub max_batch_items: Option<usize>,
+    /// Longest queue wait for a batch to fill, in microseconds.
+    #[arg(long, env = "UMBRALD_MAX_QUEUE_DELAY_US", value_name = "US")]
+    pub max_queue_delay_us: Option<u64>,
+    /// Most queued items before requests are answered `overloaded`.
+    #[arg(long, env = "UMBRALD_MAX_QUEUE_ITEMS", value_name = "N")]
+    pub max_queue_items: Option<usize>,
+    /// Largest request in bytes.
+    #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Most items per request.
+    #[arg(long, env = "UMBRALD_MAX_ITEMS_PER_REQUEST", value_name = "N")]
+    pub max_items_per_request: Option<usize>,
+    /// Most open request streams per connection.
+    #[arg(long, env = "UMBRALD_MAX_STREAMS_PER_CONNECTION", value_name = "N")]
+    pub max_streams_per_connection: Option<u32>,
+    /// Metrics/health HTTP address (TCP).
+    #[arg(long, env = "UMBRALD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve metrics and health checks (true/false).
+    #[arg(long, env = "UMBRALD_METRICS_ENABLED", value_name = "BOOL")]
+    pub metrics_enabled: Option<bool>,
+    /// Log filter, e.g. `info` or `umbrald_server=debug`.
+    #[arg(long, env = "UMBRALD_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+impl Overrides {
+    /// Writes every set override into `config`.
+    pub fn apply(&self, config: &mut Config) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        fn set_opt<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                slot.clone_from(value);
+            }
+        }
+        set(&mut config.server.listen, &self.listen);
+        set(&mut config.server.data_dir, &self.data_dir);
+        set(&mut config.server.io_threads, &self.io_threads);
+        set_opt(&mut config.tls.cert, &self.cert);
+        set_opt(&mut config.tls.key, &self.key);
+        set_opt(&mut config.tls.client_ca, &self.client_ca);
+        set(&mut config.workers.backend, &self.backend);
+        set(&mut config.workers.threads, &self.workers);
+        set(&mut config.batcher.max_batch_items, &self.max_batch_items);
+        set(
+            &mut config.batcher.max_queue_delay_us,
+            &self.max_queue_delay_us,
+        );
+        set(&mut config.batcher.max_queue_items, &self.max_queue_items);
+        set(
+            &mut config.limits.max_request_bytes,
+            &self.max_request_bytes,
+        );
+        set(
+            &mut config.limits.max_items_per_request,
+            &self.max_items_per_request,
+        );
+        set(
+            &mut config.limits.max_streams_per_connection,
+            &self.max_streams_per_connection,
+        );
+        set(&mut config.metrics.listen, &self.metrics_listen);
+        set(&mut config.metrics.enabled, &self.metrics_enabled);
+        set(&mut config.log.filter, &self.log);
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file named by `overrides.config` (if any), then the overrides;
+    /// validated.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match &overrides.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        overrides.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file on top of the defaults (not validated).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Parses TOML text on top of the defaults (not validated).
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The configuration as TOML (what `umbrald config check` prints).
+    pub fn to_toml(&self) -> String {
+        // Serializing plain structs of strings, numbers, paths and addresses cannot fail unless a
+        // path is not UTF-8; fall back to the debug form then.
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# not representable: {e}"))
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let b = &self.batcher;
+        let checks: [(bool, &str); 13] = [
+            (
+                l.max_request_bytes >= 1024,
+                "limits.max_request_bytes must be at least 1024",
+            ),
+            (
+                l.max_request_bytes <= 1 << 30,
+                "limits.max_request_bytes must be at most 1 GiB",
+            ),
+            (
+                l.max_items_per_request >= 1,
+                "limits.max_items_per_request must be at least 1",
+            ),
+            (
+                l.max_policies_per_request >= 1,
+                "limits.max_policies_per_request must be >= 1",
+            ),
+            (
+                l.max_streams_per_connection >= 1,
+                "limits.max_streams_per_connection must be >= 1",
+            ),
+            (
+                l.max_connections >= 1,
+                "limits.max_connections must be at least 1",
+            ),
+            (
+                l.stream_read_timeout_ms >= 1,
+                "limits.stream_read_timeout_ms must be at least 1",
+            ),
+            (
+                l.idle_timeout_ms >= 1,
+                "limits.idle_timeout_ms must be at least 1",
+            ),
+            (
+                b.max_batch_items >= 1,
+                "batcher.max_batch_items must be at least 1",
+            ),
+            (
+                b.max_queue_items >= l.max_items_per_request,
+                "batcher.max_queue_items must be at least limits.max_items_per_request",
+            ),
+            (
+                self.server.io_threads >= 1,
+                "server.io_threads must be at least 1",
+            ),
+            (
+                (0..=19).contains(&self.workers.nice),
+                "workers.nice must be within 0..=19",
+            ),
+            (
+                self.tls.cert.is_some() == self.tls.key.is_some(),
+                "tls.cert and tls.key must be given together",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(ConfigError::Invalid((*why).to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// The batcher's limits as the sans-IO queue takes them.
+    pub fn batcher_config(&self) -> BatcherConfig {
+        BatcherConfig {
+            max_batch_items: self.batcher.max_batch_items,
+            max_queue_delay: Duration::from_micros(self.batcher.max_queue_delay_us),
+            max_queue_items: self.batcher.max_queue_items,
+        }
+    }
+
+    /// Worker threads to start: the configured count, else one per listed core, else one per
+    /// available core.
+    pub fn worker_threads(&self) -> usize {
+        if self.workers.threads > 0 {
+            self.workers.threads
+        } else if !self.workers.cores.is_empty() {
+            self.workers.cores.len()
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// A configuration for tests and the in-process `demo`: ephemeral ports on loopback, the
+    /// given data directory, `threads` workers, metrics on an ephemeral port.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>, threads: usize) -> Self {
+        let mut config = Self::default();
+        config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.server.data_dir = data_dir.into();
+        config.server.shutdown_grace_ms = 5_000;
+        config.workers.threads = threads.max(1);
+        config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        o: Overrides,
+    }
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let c = Config::default();
+        c.validate().expect("defaults validate");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:4433");
+        assert_eq!(c.metrics.listen.port(), 9464);
+        assert_eq!(c.server.data_dir, PathBuf::from("./.umbrald"));
+        assert_eq!(c.workers.backend, BackendKind::Cpu);
+        assert_eq!(c.workers.threads, 0);
+        assert!(c.worker_threads() >= 1);
+    }
+
+    #[test]
+    fn partial_toml_keeps_other_defaults() {
+        let c = Config::from_toml("[batcher]\nmax_batch_items = 32\n").expect("parses");
+        assert_eq!(c.batcher.max_batch_items, 32);
+        assert_eq!(
+            c.batcher.max_queue_items,
+            BatcherSection::default().max_queue_items
+        );
+        assert_eq!(c.server, ServerSection::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = Config::from_toml("[batcher]\nmax_batch = 32\n").expect_err("typo");
+        assert!(err.to_string().contains("max_batch"), "{err}");
+        assert!(Config::from_toml("[nope]\n").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("umbrald-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[batcher]\nmax_batch_items = 32\nmax_queue_delay_us = 7\n",
+        )
+        .expect("write");
+        let cli = Cli::try_parse_from([
+            "x",
+            "--config",
+            path.to_str().expect("utf-8 tmp path"),
+            "--max-batch-items",
+            "16",
+            "--listen",
+            "0.0.0.0:5000",
+            "--backend",
+            "auto",
+        ])
+        .expect("flags parse");
+        let c = Config::load(&cli.o).expect("loads");
+        assert_eq!(c.batcher.max_batch_items, 16, "flag beats file");
+        assert_eq!(c.batcher.max_queue_delay_us, 7, "file beats default");
+        assert_eq!(c.server.listen.port(), 5000);
+        assert_eq!(c.workers.backend, BackendKind::Auto);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected() {
+        let mut c = Config::default();
+        c.batcher.max_queue_items = 10;
+        c.limits.max_items_per_request = 11;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
+        let mut c = Config::default();
+        c.tls.cert = Some("cert.pem".into());
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.limits.max_request_bytes = 10;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let mut c = Config::default();
+        c.tls.client_ca = Some("ca.pem".into());
+        let back = Config::from_toml(&c.to_toml()).expect("own output parses");
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let o = Overrides {
+            config: Some("/nonexistent/umbrald.toml".into()),
+            ..Default::default()
+        };
+        assert!(matches!(Config::load(&o), Err(ConfigError::Read { .. })));
+    }
+}

@@ -1,0 +1,307 @@
+//! The QUIC side: the accept loop, one task per connection, one task per request stream.
+//!
+//! A stream task reads the whole request under a byte limit and a timeout, turns it into
+//! queued work (see [`crate::request`]), waits for the results, its deadline or the
+//! connection's end, writes one response and finishes the stream. Every failure stays inside
+//! its stream: a bad request gets an error response, a stalled one a reset, and no other
+//! stream or connection notices.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quinn::{Connection, Incoming, ReadToEndError, RecvStream, SendStream, VarInt};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use umbrald_proto::{app_codes, ErrorCode, Response};
+
+use crate::config::LimitsSection;
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::request::{self, Refusal};
+use crate::scheduler::{Rejected, SchedulerHandle};
+
+/// Longest wait, after finishing a response, for the peer to acknowledge it.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// What every connection and stream task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Per-request limits.
+    pub limits: LimitsSection,
+    /// Where work goes.
+    pub scheduler: SchedulerHandle,
+    /// Where counts go.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Accepts connections until `stop` turns true (or the endpoint closes), then waits for every
+/// connection task to finish its in-flight requests.
+pub(crate) async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    let for_connections = stop.clone();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                if connections.len() >= shared.limits.max_connections {
+                    shared.metrics.connections_refused.inc();
+                    incoming.refuse();
+                    continue;
+                }
+                connections.spawn(connection(incoming, shared.clone(), for_connections.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+async fn connection(incoming: Incoming, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            shared.metrics.connections_refused.inc();
+            tracing::debug!(reason = %e, "handshake failed");
+            return;
+        }
+    };
+    shared.metrics.connections_total.inc();
+    let _open = GaugeGuard::new(&shared.metrics.open_connections);
+    let peer = conn.remote_address();
+    tracing::debug!(%peer, "connection open");
+    let mut streams = JoinSet::new();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(stream(send, recv, conn.clone(), shared.clone()));
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, reason = %e, "connection closed");
+                    break;
+                }
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+            _ = stop.wait_for(|s| *s) => {
+                stopping = true;
+                break;
+            }
+        }
+    }
+    // Finish what was accepted; streams opened after this point die with the connection.
+    while streams.join_next().await.is_some() {}
+    if stopping {
+        conn.close(
+            VarInt::from_u32(app_codes::SHUTTING_DOWN),
+            b"server shutting down",
+        );
+    }
+}
+
+async fn stream(mut send: SendStream, mut recv: RecvStream, conn: Connection, shared: Arc<Shared>) {
+    let metrics = &shared.metrics;
+    let _open = GaugeGuard::new(&metrics.open_streams);
+    let Some(request) = read_request(&mut send, &mut recv, &shared).await else {
+        return;
+    };
+    let read_at = Instant::now();
+    let inflight = GaugeGuard::new(&metrics.inflight_requests);
+    let answer = match request {
+        Ok(bytes) => answer(&bytes, read_at, &conn, &shared).await,
+        Err(refusal) => Some(Answer::refused(refusal, 0)),
+    };
+    let Some(answer) = answer else {
+        // The connection is gone: nobody to answer.
+        metrics.streams_reset.inc();
+        return;
+    };
+    answer.count(metrics);
+    let written = write_response(&mut send, &answer.response, &shared).await;
+    drop(inflight);
+    if written {
+        metrics
+            .request_seconds
+            .observe(read_at.elapsed().as_secs_f64());
+        // Keep the stream until the peer has the whole response, so that a graceful shutdown
+        // does not close the connection on unacknowledged data.
+        let _ = tokio::time::timeout(ACK_WAIT, send.stopped()).await;
+    }
+}
+
+/// Reads a whole request under the byte limit and the stream timeout. `Some(Err)` is a request
+/// to answer `too_large`; `None` means the stream was reset and needs no answer.
+async fn read_request(
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    shared: &Shared,
+) -> Option<Result<Vec<u8>, Refusal>> {
+    let timeout = Duration::from_millis(shared.limits.stream_read_timeout_ms);
+    let limit = shared.limits.max_request_bytes;
+    let failed = match tokio::time::timeout(timeout, recv.read_to_end(limit)).await {
+        Ok(Ok(bytes)) => return Some(Ok(bytes)),
+        Ok(Err(ReadToEndError::TooLong)) => {
+            let _ = recv.stop(VarInt::from_u32(app_codes::TOO_LARGE));
+            let message = format!("request exceeds {limit} bytes");
+            return Some(Err(Refusal::new(0, ErrorCode::TooLarge, message)));
+        }
+        Ok(Err(ReadToEndError::Read(e))) => {
+            tracing::debug!(reason = %e, "request stream failed while reading");
+            false
+        }
+        Err(_elapsed) => {
+            tracing::debug!(
+                timeout_ms = timeout.as_millis(),
+                "request not finished in time"
+            );
+            true
+        }
+    };
+    shared.metrics.streams_reset.inc();
+    if failed {
+        let _ = recv.stop(VarInt::from_u32(app_codes::REQUEST_TIMEOUT));
+    }
+    let _ = send.reset(VarInt::from_u32(app_codes::REQUEST_TIMEOUT));
+    None
+}
+
+/// Encodes and writes the response, then finishes the stream, within the stream timeout.
+/// Returns whether the response was handed to QUIC completely.
+async fn write_response(send: &mut SendStream, response: &Response, shared: &Shared) -> bool {
+    let encoded = match umbrald_proto::encode(response) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a response");
+            let fallback = Refusal::new(response.id, ErrorCode::Internal, "internal error");
+            match umbrald_proto::encode(&fallback.into_response()) {
+                Ok(bytes) => bytes,
+                Err(_) => return false,
+            }
+        }
+    };
+    let timeout = Duration::from_millis(shared.limits.stream_read_timeout_ms);
+    let write = async {
+        send.write_all(&encoded).await?;
+        send.finish()?;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(reason = %e, "cannot write the response");
+            false
+        }
+        Err(_elapsed) => {
+            tracing::debug!("client did not take the response in time");
+            shared.metrics.streams_reset.inc();
+            let _ = send.reset(VarInt::from_u32(app_codes::WRITE_TIMEOUT));
+            false
+        }
+    }
+}
+
+/// A response and what to count for it.
+struct Answer {
+    response: Response,
+    /// Items the request carried (counted under the request-level error, if any).
+    items: usize,
+}
+
+impl Answer {
+    fn refused(refusal: Refusal, items: usize) -> Self {
+        Self {
+            response: refusal.into_response(),
+            items,
+        }
+    }
+
+    fn count(&self, metrics: &Metrics) {
+        match (&self.response.error, &self.response.results) {
+            (Some(err), _) => {
+                let code = ErrorCode::from_wire(&err.code).unwrap_or(ErrorCode::Internal);
+                metrics.request_done(Some(code));
+                metrics.items_done(Some(code), self.items as u64);
+            }
+            (None, results) => {
+                metrics.request_done(None);
+                let mut ok = 0;
+                for result in results.iter().flatten() {
+                    match &result.error {
+                        None => ok += 1,
+                        Some(e) => {
+                            let code = ErrorCode::from_wire(&e.code).unwrap_or(ErrorCode::Internal);
+                            metrics.items_done(Some(code), 1);
+                        }
+                    }
+                }
+                metrics.items_done(None, ok);
+            }
+        }
+    }
+}
+
+/// Decodes, validates, queues and waits. `None` when the connection closed meanwhile.
+async fn answer(
+    bytes: &[u8],
+    read_at: Instant,
+    conn: &Connection,
+    shared: &Shared,
+) -> Option<Answer> {
+    let req = match request::decode(bytes) {
+        Ok(req) => req,
+        Err(refusal) => return Some(Answer::refused(refusal, 0)),
+    };
+    let (id, n) = (req.id, req.items.len());
+    if let Err(refusal) = request::validate(&req, &shared.limits) {
+        return Some(Answer::refused(refusal, n));
+    }
+    if n == 0 {
+        return Some(Answer {
+            response: request::results_response(id, Vec::new()),
+            items: 0,
+        });
+    }
+    let deadline = request::deadline(&req, read_at);
+    if deadline.is_some_and(|d| d <= read_at) {
+        let refusal = Refusal::new(id, ErrorCode::DeadlineExceeded, "deadline of 0 ms");
+        return Some(Answer::refused(refusal, n));
+    }
+    let (state, rx, items) = request::into_work(req, read_at);
+    if let Err(rejected) = shared.scheduler.submit(items) {
+        let refusal = match rejected {
+            Rejected::Overloaded => {
+                Refusal::new(id, ErrorCode::Overloaded, "queue full; retry later")
+            }
+            Rejected::Closed => Refusal::new(id, ErrorCode::Internal, "server shutting down"),
+        };
+        state.cancel();
+        return Some(Answer::refused(refusal, n));
+    }
+    let deadline_passed = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        results = rx => Some(match results {
+            Ok(results) => Answer { response: request::results_response(id, results), items: n },
+            Err(_) => Answer::refused(Refusal::new(id, ErrorCode::Internal, "request lost"), n),
+        }),
+        () = deadline_passed => {
+            state.cancel();
+            shared.scheduler.purge();
+            let refusal = Refusal::new(id, ErrorCode::DeadlineExceeded, "deadline passed");
+            Some(Answer::refused(refusal, n))
+        }
+        _ = conn.closed() => {
+            state.cancel();
+            shared.scheduler.purge();
+            None
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! umbrald's appliance server: `umbrald serve`.
+//!
+//! The server speaks `umbrald/1` (see `docs/PROTOCOL.md`) over QUIC. Requests from every
+//! connection are validated on the async runtime, their items join one bounded, priority-ordered
+//! queue ([`batcher::Batcher`], sans-IO), a single scheduler task forms batches from it whenever a
+//! worker is free, and a pool of pinned worker threads runs the elliptic-curve work through
+//! [`umbrald_core::Engine`]. The async runtime never does curve math.
+//!
+//! Entry point: [`Server::start`] with a [`Config`], which returns a [`RunningServer`] handle. The
+//! `umbrald` binary wraps it with a CLI, signal handling and logging; tests and the `demo`
+//! command run it in-process on an ephemeral port.
+
+pub mod batcher;
+pub mod config;
+pub mod metrics;
+pub mod testing;
+pub mod tls;
+
+mod alarm;
+mod backend;
+mod endpoint;
+mod http;
+mod request;
+mod scheduler;
+mod server;
+mod shutdown;
+mod work;
+mod workers;
+
+pub use backend::BackendKind;
+pub use config::{Config, ConfigError, Overrides};
+pub use server::{RunningServer, Server, StartError};
+pub use shutdown::wait_for_signal;

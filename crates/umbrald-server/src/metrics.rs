@@ -1,0 +1,337 @@
+//! Prometheus metrics, all prefixed `umbrald_`, in a registry owned by one server.
+//!
+//! Error-code labels are [`umbrald_proto::ErrorCode::as_str`]; every label combination is
+//! registered up front so that series exist (at zero) before the first event.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use umbrald_proto::ErrorCode;
+
+/// Label value of the `code` label for successful requests and items.
+pub const CODE_NONE: &str = "none";
+
+/// Seconds buckets from 50 µs to 10 s.
+const SECONDS_BUCKETS: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.001_5, 0.002, 0.003_5, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// Batch-size buckets (items), powers of two up to 4096.
+const BATCH_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// Every metric of one server.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    items: IntCounterVec,
+    /// End-to-end request time: from the whole request read to the response handed to QUIC.
+    pub request_seconds: Histogram,
+    /// Time items spent in the queue before a batch took them.
+    pub queue_seconds: Histogram,
+    /// Time a worker spent on one batch (kfrag checks and re-encryption).
+    pub compute_seconds: Histogram,
+    /// Items per batch.
+    pub batch_items: Histogram,
+    /// Items in the queue now.
+    pub queue_depth: IntGauge,
+    /// Largest queue depth seen since start.
+    pub queue_depth_max: IntGauge,
+    /// Queue capacity (`batcher.max_queue_items`).
+    pub queue_capacity: IntGauge,
+    /// Requests read and not yet answered.
+    pub inflight_requests: IntGauge,
+    /// Batches handed to workers and not yet finished.
+    pub inflight_batches: IntGauge,
+    /// Open QUIC connections.
+    pub open_connections: IntGauge,
+    /// Open request streams.
+    pub open_streams: IntGauge,
+    /// Connections accepted since start.
+    pub connections_total: IntCounter,
+    /// Connection attempts refused (limit reached, shutting down, handshake failed).
+    pub connections_refused: IntCounter,
+    /// Streams reset because the request was not finished in time or the peer vanished.
+    pub streams_reset: IntCounter,
+    /// 1 while the server accepts work, 0 before start and while shutting down.
+    pub ready: IntGauge,
+    backend_info: IntGaugeVec,
+    /// Worker threads.
+    pub workers: IntGauge,
+    /// Worker threads pinned to a core.
+    pub workers_pinned: IntGauge,
+    build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            requests: counter_vec(
+                &registry,
+                "umbrald_requests_total",
+                "Requests answered, by outcome (ok or error) and error code",
+                &["outcome", "code"],
+            ),
+            items: counter_vec(
+                &registry,
+                "umbrald_items_total",
+                "Items answered, by outcome (ok or error) and error code",
+                &["outcome", "code"],
+            ),
+            request_seconds: histogram(
+                &registry,
+                "umbrald_request_duration_seconds",
+                "End-to-end request time, from request read to response written",
+                &SECONDS_BUCKETS,
+            ),
+            queue_seconds: histogram(
+                &registry,
+                "umbrald_queue_wait_seconds",
+                "Time an item waited in the queue before a batch took it",
+                &SECONDS_BUCKETS,
+            ),
+            compute_seconds: histogram(
+                &registry,
+                "umbrald_batch_compute_seconds",
+                "Time a worker spent computing one batch",
+                &SECONDS_BUCKETS,
+            ),
+            batch_items: histogram(
+                &registry,
+                "umbrald_batch_size_items",
+                "Items per batch",
+                &BATCH_BUCKETS,
+            ),
+            queue_depth: gauge(&registry, "umbrald_queue_depth", "Items in the queue"),
+            queue_depth_max: gauge(
+                &registry,
+                "umbrald_queue_depth_max",
+                "Largest queue depth seen since start",
+            ),
+            queue_capacity: gauge(
+                &registry,
+                "umbrald_queue_capacity",
+                "Queue capacity in items",
+            ),
+            inflight_requests: gauge(
+                &registry,
+                "umbrald_inflight_requests",
+                "Requests read and not yet answered",
+            ),
+            inflight_batches: gauge(
+                &registry,
+                "umbrald_inflight_batches",
+                "Batches handed to workers and not yet finished",
+            ),
+            open_connections: gauge(&registry, "umbrald_open_connections", "Open connections"),
+            open_streams: gauge(&registry, "umbrald_open_streams", "Open request streams"),
+            connections_total: counter(
+                &registry,
+                "umbrald_connections_total",
+                "Connections accepted since start",
+            ),
+            connections_refused: counter(
+                &registry,
+                "umbrald_connections_refused_total",
+                "Connection attempts refused or failed in the handshake",
+            ),
+            streams_reset: counter(
+                &registry,
+                "umbrald_streams_reset_total",
+                "Request streams reset: not finished in time, or the peer vanished",
+            ),
+            ready: gauge(
+                &registry,
+                "umbrald_ready",
+                "1 while the server accepts work",
+            ),
+            backend_info: gauge_vec(
+                &registry,
+                "umbrald_backend_info",
+                "The elliptic-curve backend in use (value 1)",
+                &["backend"],
+            ),
+            workers: gauge(&registry, "umbrald_workers", "Worker threads"),
+            workers_pinned: gauge(
+                &registry,
+                "umbrald_workers_pinned",
+                "Worker threads pinned to a core",
+            ),
+            build_info: gauge_vec(
+                &registry,
+                "umbrald_build_info",
+                "Build information (value 1)",
+                &["version", "protocol"],
+            ),
+            registry,
+        };
+        for code in ErrorCode::ALL {
+            m.requests.with_label_values(&["error", code.as_str()]);
+            m.items.with_label_values(&["error", code.as_str()]);
+        }
+        m.requests.with_label_values(&["ok", CODE_NONE]);
+        m.items.with_label_values(&["ok", CODE_NONE]);
+        let protocol = String::from_utf8_lossy(umbrald_proto::ALPN).into_owned();
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), protocol.as_str()])
+            .set(1);
+        m
+    }
+
+    /// Records the backend in use.
+    pub fn set_backend(&self, name: &str) {
+        self.backend_info.reset();
+        self.backend_info.with_label_values(&[name]).set(1);
+    }
+
+    /// Counts one answered request: `None` for a response with results, else its error code.
+    pub fn request_done(&self, error: Option<ErrorCode>) {
+        match error {
+            None => self.requests.with_label_values(&["ok", CODE_NONE]).inc(),
+            Some(code) => self
+                .requests
+                .with_label_values(&["error", code.as_str()])
+                .inc(),
+        }
+    }
+
+    /// Counts `n` items answered with `error` (`None`: a cfrag).
+    pub fn items_done(&self, error: Option<ErrorCode>, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match error {
+            None => self.items.with_label_values(&["ok", CODE_NONE]).inc_by(n),
+            Some(code) => self
+                .items
+                .with_label_values(&["error", code.as_str()])
+                .inc_by(n),
+        }
+    }
+
+    /// Sets the queue depth gauge and its high-water mark.
+    pub fn set_queue_depth(&self, depth: usize) {
+        let depth = i64::try_from(depth).unwrap_or(i64::MAX);
+        self.queue_depth.set(depth);
+        if depth > self.queue_depth_max.get() {
+            self.queue_depth_max.set(depth);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Increments a gauge now and decrements it when dropped (open connections, streams,
+/// in-flight requests).
+#[derive(Debug)]
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    /// Increments `gauge` until the guard is dropped.
+    pub fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+// Registration only fails on a duplicate or invalid name, which the constant names above rule
+// out; a failure is a programming error caught by the first test that builds `Metrics`.
+#[allow(clippy::expect_used)]
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("unique, valid metric name");
+    m
+}
+
+#[allow(clippy::expect_used)]
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid opts"),
+    )
+}
+
+#[allow(clippy::expect_used)]
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help).expect("valid opts"))
+}
+
+#[allow(clippy::expect_used)]
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid opts"))
+}
+
+#[allow(clippy::expect_used)]
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid opts"),
+    )
+}
+
+#[allow(clippy::expect_used)]
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, Histogram::with_opts(opts).expect("valid opts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_promised_series() {
+        let m = Metrics::new();
+        m.set_backend("cpu");
+        m.request_done(None);
+        m.request_done(Some(ErrorCode::Overloaded));
+        m.items_done(Some(ErrorCode::InvalidCapsule), 3);
+        m.batch_items.observe(64.0);
+        m.set_queue_depth(5);
+        m.set_queue_depth(2);
+        let text = m.encode();
+        for needle in [
+            "umbrald_requests_total{code=\"none\",outcome=\"ok\"} 1",
+            "umbrald_requests_total{code=\"overloaded\",outcome=\"error\"} 1",
+            "umbrald_requests_total{code=\"malformed\",outcome=\"error\"} 0",
+            "umbrald_items_total{code=\"invalid_capsule\",outcome=\"error\"} 3",
+            "umbrald_backend_info{backend=\"cpu\"} 1",
+            "umbrald_batch_size_items_count 1",
+            "umbrald_queue_depth 2",
+            "umbrald_queue_depth_max 5",
+            "umbrald_build_info{protocol=\"umbrald/1\"",
+            "umbrald_request_duration_seconds_bucket",
+            "umbrald_queue_wait_seconds_bucket",
+            "umbrald_batch_compute_seconds_bucket",
+            "umbrald_inflight_requests 0",
+            "umbrald_open_connections 0",
+            "umbrald_workers 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The scheduler task: owns the [`Batcher`], admits requests, and hands formed batches to the
+//! worker pool whenever a worker is free.
+//!
+//! Admission is decided at once, without a round trip to the task: an atomic count of queued
+//! items (reserved by the stream task before it submits, released by the scheduler when items
+//! leave the queue) is checked against `max_queue_items`; a request that does not fit is
+//! answered `overloaded`. The count is never below the batcher's length, so the batcher itself
+//! never overflows.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use tokio::sync::{mpsc, Notify};
+use umbrald_proto::ErrorCode;
+
+use crate::alarm::Alarm;
+use crate::batcher::{Batcher, BatcherConfig, Dequeued};
+use crate::metrics::Metrics;
+use crate::work::WorkItem;
+
+/// A batch on its way to a worker.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// The items, with the instants they were queued.
+    pub items: Vec<Dequeued<WorkItem>>,
+}
+
+/// Why a request could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Rejected {
+    /// The queue is full.
+    #[error("queue full")]
+    Overloaded,
+    /// The scheduler has stopped (shutting down).
+    #[error("server shutting down")]
+    Closed,
+}
+
+enum Msg {
+    Submit(Vec<WorkItem>),
+    Purge,
+    Stop,
+}
+
+/// The stream tasks' side of the scheduler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct SchedulerHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    admission: Arc<Admission>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Submit(items) => write!(f, "Submit({} items)", items.len()),
+            Self::Purge => f.write_str("Purge"),
+            Self::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+impl SchedulerHandle {
+    /// Queues all of a request's items, or none: `Overloaded` when they do not fit now.
+    pub fn submit(&self, items: Vec<WorkItem>) -> Result<(), Rejected> {
+        let n = items.len();
+        if !self.admission.try_reserve(n) {
+            return Err(Rejected::Overloaded);
+        }
+        self.tx.send(Msg::Submit(items)).map_err(|_| {
+            self.admission.release(n);
+            Rejected::Closed
+        })
+    }
+
+    /// Tells the scheduler that a request was cancelled, so that its queued items are dropped
+    /// and their room freed.
+    pub fn purge(&self) {
+        let _ = self.tx.send(Msg::Purge);
+    }
+
+    /// Asks the task to stop: remaining queued items are answered `internal`, the worker
+    /// channel is closed (workers finish their batches and exit).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+}
+
+/// Items queued or on their way into the queue, against the queue's capacity.
+#[derive(Debug)]
+struct Admission {
+    queued: AtomicUsize,
+    capacity: usize,
+}
+
+impl Admission {
+    fn try_reserve(&self, n: usize) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(n).filter(|total| *total <= self.capacity)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Worker slots: how many batches the pool can take now. Workers give a slot back (and wake
+/// the scheduler) when they finish a batch.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    busy: AtomicUsize,
+    capacity: usize,
+    notify: Notify,
+}
+
+impl Slots {
+    /// `capacity` slots, one per worker.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            busy: AtomicUsize::new(0),
+            capacity,
+            notify: Notify::new(),
+        })
+    }
+
+    fn free(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.busy.load(Ordering::Acquire))
+    }
+
+    fn take(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Called by a worker after a batch: frees its slot and wakes the scheduler.
+    pub fn release(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+}
+
+/// Spawns the scheduler task on the current runtime.
+pub(crate) fn spawn(
+    config: BatcherConfig,
+    slots: Arc<Slots>,
+    work_tx: Sender<Batch>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(SchedulerHandle, tokio::task::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let wake = slots.clone();
+    let alarm = Alarm::start(move || wake.notify.notify_one())?;
+    let admission = Arc::new(Admission {
+        queued: AtomicUsize::new(0),
+        capacity: config.max_queue_items,
+    });
+    metrics
+        .queue_capacity
+        .set(i64::try_from(config.max_queue_items).unwrap_or(i64::MAX));
+    let task = Task {
+        batcher: Batcher::new(config),
+        slots,
+        work_tx,
+        metrics,
+        admission: admission.clone(),
+        alarm,
+    };
+    let join = tokio::spawn(task.run(rx));
+    Ok((SchedulerHandle { tx, admission }, join))
+}
+
+struct Task {
+    batcher: Batcher<WorkItem>,
+    slots: Arc<Slots>,
+    work_tx: Sender<Batch>,
+    metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
+    alarm: Alarm,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            let now = Instant::now();
+            self.alarm.fired(now);
+            self.dispatch(now);
+            // Wake for the next due batch only while a worker could take it; a worker that
+            // frees up wakes us through the same notification.
+            let wake_at = if self.slots.free() > 0 {
+                self.batcher.poll_deadline()
+            } else {
+                None
+            };
+            self.alarm.set(wake_at);
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                () = self.slots.notify.notified() => continue,
+            };
+            // Take everything already waiting before forming batches, so that a burst of
+            // requests is batched together.
+            let mut next = msg;
+            let mut purge = false;
+            loop {
+                match next {
+                    Some(Msg::Submit(items)) => self.push(items),
+                    Some(Msg::Purge) => purge = true,
+                    Some(Msg::Stop) | None => {
+                        self.stop();
+                        return;
+                    }
+                }
+                next = match rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) => break,
+                };
+            }
+            if purge {
+                self.release_after(|b| b.purge(Instant::now()));
+                self.answer_expired();
+            }
+        }
+    }
+
+    fn push(&mut self, items: Vec<WorkItem>) {
+        let n = items.len();
+        if let Err(items) = self.batcher.push_all(Instant::now(), items) {
+            // Unreachable while admission holds (its count bounds the queue), but never lose
+            // a request: answer it.
+            self.admission.release(n);
+            for item in &items {
+                item.fail(ErrorCode::Overloaded, "queue full");
+            }
+        }
+        self.metrics.set_queue_depth(self.batcher.len());
+    }
+
+    fn dispatch(&mut self, now: Instant) {
+        loop {
+            let free = self.slots.free();
+            if free == 0 {
+                break;
+            }
+            let Some(items) = self.release_after(|b| b.next_batch(now, free)) else {
+                break;
+            };
+            for item in &items {
+                self.metrics
+                    .queue_seconds
+                    .observe(now.duration_since(item.enqueued).as_secs_f64());
+            }
+            self.slots.take();
+            self.metrics.inflight_batches.inc();
+            if let Err(err) = self.work_tx.try_send(Batch { items }) {
+                // Unreachable: the channel holds one batch per slot. Answer, never drop.
+                self.slots.release();
+                self.metrics.inflight_batches.dec();
+                for entry in err.into_inner().items {
+                    entry
+                        .item
+                        .fail(ErrorCode::Internal, "worker pool unavailable");
+                }
+            }
+        }
+        self.answer_expired();
+    }
+
+    /// Runs `op` on the batcher and releases the admission count of every item it removed.
+    fn release_after<R>(&mut self, op: impl FnOnce(&mut Batcher<WorkItem>) -> R) -> R {
+        let before = self.batcher.len();
+        let out = op(&mut self.batcher);
+        let removed = before - self.batcher.len();
+        if removed > 0 {
+            self.admission.release(removed);
+            self.metrics.set_queue_depth(self.batcher.len());
+        }
+        out
+    }
+
+    fn answer_expired(&mut self) {
+        for entry in self.batcher.take_expired() {
+            entry
+                .item
+                .fail(ErrorCode::DeadlineExceeded, "deadline passed while queued");
+        }
+    }
+
+    fn stop(&mut self) {
+        let left = self.release_after(Batcher::drain);
+        for entry in left {
+            entry.item.fail(ErrorCode::Internal, "server shutting down");
+        }
+        self.answer_expired();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_is_all_or_nothing_and_bounded() {
+        let a = Admission {
+            queued: AtomicUsize::new(0),
+            capacity: 10,
+        };
+        assert!(a.try_reserve(6));
+        assert!(!a.try_reserve(5));
+        assert!(a.try_reserve(4));
+        assert!(!a.try_reserve(1));
+        a.release(3);
+        assert!(a.try_reserve(3));
+        assert_eq!(a.queued.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn slots_count_free_workers() {
+        let s = Slots::new(2);
+        assert_eq!(s.free(), 2);
+        s.take();
+        s.take();
+        assert_eq!(s.free(), 0);
+        s.release();
+        assert_eq!(s.free(), 1);
+    }
+}

@@ -1,0 +1,279 @@
+//! Starting and stopping the whole server.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use umbrald_proto::app_codes;
+
+use crate::backend::{self, BackendUnavailable};
+use crate::config::{Config, ConfigError};
+use crate::endpoint::{self, Shared};
+use crate::metrics::Metrics;
+use crate::scheduler::{self, SchedulerHandle, Slots};
+use crate::tls::{self, TlsError};
+use crate::workers::{PoolSpec, WorkerPool};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Certificates could not be loaded, created or used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The requested backend is not available.
+    #[error(transparent)]
+    Backend(#[from] BackendUnavailable),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Worker threads could not be spawned.
+    #[error("cannot start worker threads: {0}")]
+    Workers(std::io::Error),
+}
+
+/// The server's entry point.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Checks `config` as far as possible without binding sockets or writing files: value
+    /// ranges, backend availability, and the certificate, key and client CA files when the
+    /// configuration names them (a generated certificate is not created by a check).
+    pub fn check(config: &Config) -> Result<(), StartError> {
+        config.validate()?;
+        backend::check(config.workers.backend)?;
+        if config.tls.cert.is_some() {
+            let material = tls::load_or_create(config)?;
+            tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
+        } else if let Some(ca) = &config.tls.client_ca {
+            tls::check_client_ca(ca)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server described by `config` on the current tokio runtime: binds the QUIC
+    /// endpoint (and the metrics endpoint when enabled), loads or creates the certificate,
+    /// starts the worker pool and the scheduler, and begins accepting connections.
+    ///
+    /// Call it from within a tokio runtime (multi-threaded in production: the server's tasks
+    /// run on it). Returns once the server is ready; stop it with [`RunningServer::shutdown`].
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        config.validate()?;
+        let engine = backend::build_engine(config.workers.backend)?;
+        let material = tls::load_or_create(&config)?;
+        let fingerprint = material.fingerprint();
+        let crypto = tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
+        let server_config = tls::quic_server_config(crypto, &config.limits)?;
+
+        let listen = config.server.listen;
+        let bind_err = |addr| move |source| StartError::Bind { addr, source };
+        let endpoint = quinn::Endpoint::server(server_config, listen).map_err(bind_err(listen))?;
+        let local_addr = endpoint.local_addr().map_err(bind_err(listen))?;
+        let http_listener = if config.metrics.enabled {
+            let addr = config.metrics.listen;
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err(addr))?,
+            )
+        } else {
+            None
+        };
+        let metrics_addr = match &http_listener {
+            Some(l) => Some(l.local_addr().map_err(bind_err(config.metrics.listen))?),
+            None => None,
+        };
+
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_backend(engine.backend_name());
+        let threads = config.worker_threads();
+        let slots = Slots::new(threads);
+        let (work_tx, work_rx) = crossbeam_channel::bounded(threads);
+        let spec = PoolSpec {
+            threads,
+            pin: config.workers.pin,
+            cores: config.workers.cores.clone(),
+            nice: config.workers.nice,
+        };
+        let pool = WorkerPool::start(
+            &spec,
+            engine.clone(),
+            work_rx,
+            slots.clone(),
+            metrics.clone(),
+        )
+        .map_err(StartError::Workers)?;
+        let (scheduler, scheduler_task) =
+            scheduler::spawn(config.batcher_config(), slots, work_tx, metrics.clone())
+                .map_err(StartError::Workers)?;
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+        let http = http_listener.map(|listener| {
+            let stop = async move {
+                let _ = http_stop_rx.wait_for(|s| *s).await;
+            };
+            tokio::spawn(crate::http::serve(
+                listener,
+                metrics.clone(),
+                ready.clone(),
+                stop,
+            ))
+        });
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            limits: config.limits.clone(),
+            scheduler: scheduler.clone(),
+            metrics: metrics.clone(),
+        });
+        let accept = tokio::spawn(endpoint::accept_loop(endpoint.clone(), shared, stop_rx));
+        ready.store(true, Ordering::Release);
+        metrics.ready.set(1);
+        tracing::info!(
+            listen = %local_addr,
+            metrics = ?metrics_addr,
+            backend = engine.backend_name(),
+            workers = threads,
+            pinned = config.workers.pin,
+            max_batch_items = config.batcher.max_batch_items,
+            max_queue_delay_us = config.batcher.max_queue_delay_us,
+            max_queue_items = config.batcher.max_queue_items,
+            mutual_tls = config.tls.client_ca.is_some(),
+            cert_sha256 = %tls::fingerprint_hex(&fingerprint),
+            "umbrald serving"
+        );
+        Ok(RunningServer {
+            local_addr,
+            metrics_addr,
+            fingerprint,
+            backend: engine.backend_name(),
+            workers: threads,
+            generated_cert: material.generated,
+            endpoint,
+            stop_tx,
+            http_stop_tx,
+            ready,
+            metrics,
+            accept,
+            scheduler,
+            scheduler_task,
+            pool,
+            http,
+            grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        })
+    }
+}
+
+/// A started server. Dropping it without [`RunningServer::shutdown`] leaves it running on the
+/// runtime until the runtime stops.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    fingerprint: [u8; 32],
+    backend: &'static str,
+    workers: usize,
+    generated_cert: bool,
+    endpoint: quinn::Endpoint,
+    stop_tx: watch::Sender<bool>,
+    http_stop_tx: watch::Sender<bool>,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    accept: JoinHandle<()>,
+    scheduler: SchedulerHandle,
+    scheduler_task: JoinHandle<()>,
+    pool: WorkerPool,
+    http: Option<JoinHandle<std::io::Result<()>>>,
+    grace: Duration,
+}
+
+impl RunningServer {
+    /// The QUIC endpoint's bound address (the real port when the configuration said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The metrics endpoint's bound address, if metrics are enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// SHA-256 of the server certificate (DER), for clients to pin.
+    pub fn cert_fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Whether the certificate was generated by this start (first run on a data directory).
+    pub fn generated_cert(&self) -> bool {
+        self.generated_cert
+    }
+
+    /// The backend in use (`"cpu"`, ...).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The server's metrics, for in-process inspection.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Graceful shutdown: stops accepting connections and streams, answers every request
+    /// already read (up to `server.shutdown_grace_ms`), closes connections, drains the queue
+    /// and the workers, then stops the metrics endpoint.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        self.ready.store(false, Ordering::Release);
+        self.metrics.ready.set(0);
+        self.endpoint.set_server_config(None);
+        let _ = self.stop_tx.send(true);
+        let mut accept = self.accept;
+        if tokio::time::timeout(self.grace, &mut accept).await.is_err() {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis(),
+                "grace period over; closing anyway"
+            );
+            accept.abort();
+        }
+        self.endpoint
+            .close(app_codes::SHUTTING_DOWN.into(), b"server shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        self.scheduler.stop();
+        let _ = self.scheduler_task.await;
+        let pool = self.pool;
+        let _ = tokio::task::spawn_blocking(move || pool.join()).await;
+        let _ = self.http_stop_tx.send(true);
+        if let Some(http) = self.http {
+            match http.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics endpoint failed"),
+                Err(e) => tracing::warn!(error = %e, "metrics endpoint task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        tracing::info!("shutdown complete");
+    }
+}

@@ -1,0 +1,190 @@
+//! A minimal `umbrald/1` client for tests, examples and measurements: it pins the server's
+//! certificate by SHA-256 fingerprint and sends one request per bidirectional stream.
+//!
+//! This is not the client library (that is `umbrald-client`): no retries, no threshold logic,
+//! no connection pooling. It exists so that the server can be exercised end to end, including
+//! with deliberately broken traffic ([`TestClient::open`] hands out raw streams).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use umbrald_proto::{Request, Response};
+
+use crate::tls;
+
+/// Largest response the test client reads.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Why a test-client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestClientError {
+    /// Building the TLS configuration failed.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client socket could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+    /// The connection attempt failed before the handshake.
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed or closed.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Writing the request failed.
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// The stream was already closed.
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    /// Reading the response failed.
+    #[error("read: {0}")]
+    Read(#[from] quinn::ReadToEndError),
+    /// Encoding the request or decoding the response failed.
+    #[error("proto: {0}")]
+    Proto(#[from] umbrald_proto::ProtoError),
+}
+
+/// One QUIC connection to a server, with its own client endpoint.
+#[derive(Debug)]
+pub struct TestClient {
+    endpoint: Endpoint,
+    conn: Connection,
+}
+
+impl TestClient {
+    /// Connects to `addr`, accepting only a server certificate whose SHA-256 is `fingerprint`.
+    pub async fn connect(addr: SocketAddr, fingerprint: [u8; 32]) -> Result<Self, TestClientError> {
+        Self::connect_with(addr, fingerprint, None).await
+    }
+
+    /// Like [`TestClient::connect`], presenting a client certificate chain and key when given
+    /// (for servers that require mutual TLS).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        fingerprint: [u8; 32],
+        client_auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ) -> Result<Self, TestClientError> {
+        let provider = tls::provider();
+        let verifier = Arc::new(PinnedCert {
+            fingerprint,
+            provider: provider.clone(),
+        });
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut crypto = match client_auth {
+            Some((certs, key)) => builder.with_client_auth_cert(certs, key)?,
+            None => builder.with_no_client_auth(),
+        };
+        crypto.alpn_protocols = vec![umbrald_proto::ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+        };
+        let mut endpoint = Endpoint::client(bind)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+        let conn = endpoint.connect(addr, "localhost")?.await?;
+        Ok(Self { endpoint, conn })
+    }
+
+    /// Sends `req` on a new stream and decodes the response.
+    pub async fn call(&self, req: &Request) -> Result<Response, TestClientError> {
+        let bytes = self.call_raw(&umbrald_proto::encode(req)?).await?;
+        Ok(umbrald_proto::decode(&bytes)?)
+    }
+
+    /// Sends raw bytes as a request on a new stream and returns the raw response bytes.
+    pub async fn call_raw(&self, request: &[u8]) -> Result<Vec<u8>, TestClientError> {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
+        send.write_all(request).await?;
+        send.finish()?;
+        Ok(recv.read_to_end(MAX_RESPONSE_BYTES).await?)
+    }
+
+    /// Opens a raw stream for tests that misbehave on purpose.
+    pub async fn open(&self) -> Result<(SendStream, RecvStream), TestClientError> {
+        Ok(self.conn.open_bi().await?)
+    }
+
+    /// The underlying connection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Closes the connection and waits for the close to reach the server.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Accepts exactly one server certificate, identified by the SHA-256 of its DER bytes;
+/// handshake signatures are still verified against it.
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if tls::fingerprint(end_entity) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

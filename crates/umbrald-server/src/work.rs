@@ -1,0 +1,179 @@
+//! The units of work that flow from a request stream through the queue to the workers, and
+//! the per-request state that gathers their results.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use umbrald_proto::{ErrorCode, ItemResult, Policy};
+
+use crate::batcher::QueueEntry;
+
+/// One capsule to re-encrypt: what the batcher queues and a worker computes.
+#[derive(Debug)]
+pub(crate) struct WorkItem {
+    /// The capsule bytes as received (parsed on the worker).
+    pub capsule: Vec<u8>,
+    /// The policy the item names, shared by all items that name it.
+    pub policy: Arc<Policy>,
+    /// The request this item belongs to.
+    pub request: Arc<RequestState>,
+    /// The item's position in its request.
+    pub index: usize,
+}
+
+impl QueueEntry for WorkItem {
+    fn priority(&self) -> u8 {
+        self.request.priority
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.request.deadline
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.request.is_cancelled()
+    }
+}
+
+/// A safety net: an item dropped before anyone reported its outcome (a path that should not
+/// exist) is answered `internal`, so that its request never waits forever. Dropping an item
+/// whose outcome was reported is a no-op.
+impl Drop for WorkItem {
+    fn drop(&mut self) {
+        if !self.request.is_cancelled() {
+            self.request.complete(
+                self.index,
+                ItemResult::err(ErrorCode::Internal, "item lost"),
+            );
+        }
+    }
+}
+
+impl WorkItem {
+    /// Reports this item's outcome to its request.
+    pub fn complete(&self, result: ItemResult) {
+        self.request.complete(self.index, result);
+    }
+
+    /// Reports a failure of this item.
+    pub fn fail(&self, code: ErrorCode, message: &str) {
+        self.complete(ItemResult::err(code, message));
+    }
+}
+
+/// Gathers the results of one request's items, which may be computed in several batches by
+/// several workers, and hands them to the waiting stream task when the last one arrives.
+#[derive(Debug)]
+pub(crate) struct RequestState {
+    priority: u8,
+    deadline: Option<Instant>,
+    cancelled: AtomicBool,
+    remaining: AtomicUsize,
+    results: Mutex<Vec<Option<ItemResult>>>,
+    done: Mutex<Option<oneshot::Sender<Vec<ItemResult>>>>,
+}
+
+impl RequestState {
+    /// State for a request of `items` items (at least 1), and the receiver that yields all of
+    /// their results, in item order, once every item is complete.
+    pub fn new(
+        items: usize,
+        priority: u8,
+        deadline: Option<Instant>,
+    ) -> (Arc<Self>, oneshot::Receiver<Vec<ItemResult>>) {
+        let (tx, rx) = oneshot::channel();
+        let state = Self {
+            priority,
+            deadline,
+            cancelled: AtomicBool::new(false),
+            remaining: AtomicUsize::new(items),
+            results: Mutex::new(vec![None; items]),
+            done: Mutex::new(Some(tx)),
+        };
+        (Arc::new(state), rx)
+    }
+
+    /// Whether the request was answered already, so its items need no work.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Marks the request answered (deadline passed, client gone): queued items are dropped.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Records item `index`'s result; the last one sends all results to the stream task.
+    /// A second result for the same index is ignored.
+    pub fn complete(&self, index: usize, result: ItemResult) {
+        {
+            let mut results = lock(&self.results);
+            match results.get_mut(index) {
+                Some(slot @ None) => *slot = Some(result),
+                _ => return,
+            }
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let results: Vec<ItemResult> = std::mem::take(&mut *lock(&self.results))
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| ItemResult::err(ErrorCode::Internal, "lost item")))
+                .collect();
+            if let Some(tx) = lock(&self.done).take() {
+                // The stream task may have given up (deadline, shutdown): nothing to do then.
+                let _ = tx.send(results);
+            }
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the data is a plain
+/// result list, valid at every point).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_arrive_in_item_order_after_the_last_completion() {
+        let (state, mut rx) = RequestState::new(3, 0, None);
+        state.complete(2, ItemResult::ok(vec![2]));
+        state.complete(0, ItemResult::ok(vec![0]));
+        assert!(rx.try_recv().is_err(), "not complete yet");
+        state.complete(0, ItemResult::ok(vec![9])); // duplicate: ignored
+        state.complete(7, ItemResult::ok(vec![9])); // out of range: ignored
+        assert!(rx.try_recv().is_err(), "still not complete");
+        state.complete(1, ItemResult::err(ErrorCode::InvalidCapsule, "bad"));
+        let results = rx.try_recv().expect("complete");
+        assert_eq!(results[0], ItemResult::ok(vec![0]));
+        assert_eq!(
+            results[1].error.as_ref().map(|e| e.code.as_str()),
+            Some("invalid_capsule")
+        );
+        assert_eq!(results[2], ItemResult::ok(vec![2]));
+    }
+
+    #[test]
+    fn cancel_is_visible_to_queue_entries() {
+        let (state, _rx) = RequestState::new(1, 4, None);
+        let item = WorkItem {
+            capsule: vec![],
+            policy: Arc::new(Policy {
+                kfrag: vec![],
+                delegating_pk: vec![],
+                receiving_pk: vec![],
+                verifying_pk: vec![],
+            }),
+            request: state.clone(),
+            index: 0,
+        };
+        assert_eq!(item.priority(), 4);
+        assert!(!item.is_cancelled());
+        state.cancel();
+        assert!(item.is_cancelled());
+    }
+}

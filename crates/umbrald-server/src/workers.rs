@@ -1,0 +1,269 @@
+//! The worker pool: one std thread per configured core, pinned with `core_affinity`, each
+//! looping on the crossbeam receiver of formed batches. All curve math happens here: capsule
+//! parsing, kfrag verification (`Engine::verify_policy`, cached by the engine) and
+//! `Engine::reencrypt_batch`.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use umbrald_core::{Engine, ItemError, ReencryptItem, VerifiedKeyFrag};
+use umbrald_proto::{ErrorCode, ItemResult, Policy};
+
+use crate::metrics::Metrics;
+use crate::scheduler::{Batch, Slots};
+use crate::work::WorkItem;
+
+/// The running worker threads.
+#[derive(Debug)]
+pub(crate) struct WorkerPool {
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Where and how many workers to run.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolSpec {
+    /// Number of threads.
+    pub threads: usize,
+    /// Pin them to cores.
+    pub pin: bool,
+    /// Core ids to use (empty: every core this process may run on).
+    pub cores: Vec<usize>,
+    /// Nice value for the worker threads (0: unchanged).
+    pub nice: i32,
+}
+
+impl WorkerPool {
+    /// Starts `spec.threads` workers reading batches from `rx`. Each worker returns its slot
+    /// to `slots` after every batch. Workers exit when every sender of `rx` is dropped and the
+    /// channel is empty.
+    pub fn start(
+        spec: &PoolSpec,
+        engine: Arc<Engine>,
+        rx: Receiver<Batch>,
+        slots: Arc<Slots>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let cores = if spec.pin {
+            pin_targets(&spec.cores)
+        } else {
+            Vec::new()
+        };
+        let mut handles = Vec::with_capacity(spec.threads);
+        for i in 0..spec.threads {
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let nice = spec.nice;
+            let worker = Worker {
+                engine: engine.clone(),
+                rx: rx.clone(),
+                slots: slots.clone(),
+                metrics: metrics.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("umbrald-worker-{i}"))
+                .spawn(move || worker.run(i, core, nice))?;
+            handles.push(handle);
+        }
+        metrics
+            .workers
+            .set(i64::try_from(spec.threads).unwrap_or(i64::MAX));
+        Ok(Self { handles })
+    }
+
+    /// Waits for every worker to exit (after the batch channel closes). Blocking.
+    pub fn join(self) {
+        for handle in self.handles {
+            if handle.join().is_err() {
+                tracing::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+/// Sets the calling thread's nice value (on Linux, `setpriority` on a thread id affects only
+/// that thread). Raising one's own nice value needs no privilege.
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: i32) -> std::io::Result<()> {
+    let tid = rustix::thread::gettid();
+    rustix::process::setpriority_process(Some(tid), nice).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_nice: i32) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "per-thread nice is Linux-only",
+    ))
+}
+
+/// The cores to pin to: the listed ids that exist, or all that this process may use.
+fn pin_targets(wanted: &[usize]) -> Vec<core_affinity::CoreId> {
+    let available = core_affinity::get_core_ids().unwrap_or_default();
+    if wanted.is_empty() {
+        return available;
+    }
+    wanted
+        .iter()
+        .map(|id| core_affinity::CoreId { id: *id })
+        .filter(|c| {
+            let ok = available.contains(c);
+            if !ok {
+                tracing::warn!(core = c.id, "configured core is not available; skipped");
+            }
+            ok
+        })
+        .collect()
+}
+
+struct Worker {
+    engine: Arc<Engine>,
+    rx: Receiver<Batch>,
+    slots: Arc<Slots>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    fn run(self, index: usize, core: Option<core_affinity::CoreId>, nice: i32) {
+        if nice != 0 {
+            if let Err(e) = lower_priority(nice) {
+                tracing::warn!(worker = index, nice, error = %e, "cannot lower worker priority");
+            }
+        }
+        if let Some(core) = core {
+            if core_affinity::set_for_current(core) {
+                self.metrics.workers_pinned.inc();
+                tracing::debug!(worker = index, core = core.id, "worker pinned");
+            } else {
+                tracing::warn!(
+                    worker = index,
+                    core = core.id,
+                    "cannot pin worker; running unpinned"
+                );
+            }
+        }
+        while let Ok(batch) = self.rx.recv() {
+            let started = Instant::now();
+            let n = batch.items.len();
+            // Before any result goes out, so that a client that got its answer sees its batch.
+            self.metrics.batch_items.observe(n as f64);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                process(&self.engine, batch.items.iter().map(|d| &d.item), started);
+            }));
+            if outcome.is_err() {
+                tracing::error!(worker = index, items = n, "batch computation panicked");
+                // Items already answered keep their result; the rest are answered here.
+                for entry in &batch.items {
+                    entry.item.fail(ErrorCode::Internal, "internal error");
+                }
+            }
+            self.metrics
+                .compute_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.inflight_batches.dec();
+            drop(batch);
+            self.slots.release();
+        }
+        tracing::debug!(worker = index, "worker stopped");
+    }
+}
+
+/// Computes one batch and reports every live item's result to its request.
+///
+/// Cancelled items are skipped; items past their deadline are answered `deadline_exceeded`
+/// without work; each distinct policy is verified once per batch; then one
+/// `reencrypt_batch` call covers every item whose policy verified.
+fn process<'a>(engine: &Engine, items: impl Iterator<Item = &'a WorkItem>, now: Instant) {
+    let mut verified: HashMap<*const Policy, Result<Arc<VerifiedKeyFrag>, ItemError>> =
+        HashMap::new();
+    let mut live: Vec<(&WorkItem, Arc<VerifiedKeyFrag>)> = Vec::new();
+    for item in items {
+        if item.request.is_cancelled() {
+            continue;
+        }
+        if item.request_deadline_passed(now) {
+            item.fail(
+                ErrorCode::DeadlineExceeded,
+                "deadline passed before computation",
+            );
+            continue;
+        }
+        let policy = &item.policy;
+        let check = verified.entry(Arc::as_ptr(policy)).or_insert_with(|| {
+            engine.verify_policy(
+                &policy.kfrag,
+                &policy.delegating_pk,
+                &policy.receiving_pk,
+                &policy.verifying_pk,
+            )
+        });
+        match check {
+            Ok(kfrag) => live.push((item, kfrag.clone())),
+            Err(e) => item.complete(item_error(e)),
+        }
+    }
+    if live.is_empty() {
+        return;
+    }
+    let inputs: Vec<ReencryptItem<'_>> = live
+        .iter()
+        .map(|(item, kfrag)| ReencryptItem {
+            capsule: &item.capsule,
+            kfrag,
+        })
+        .collect();
+    let mut results = engine.reencrypt_batch(&inputs).into_iter();
+    for (item, _) in &live {
+        let result = match results.next() {
+            Some(Ok(cfrag)) => ItemResult::ok(cfrag.to_bytes().to_vec()),
+            Some(Err(e)) => item_error(&e),
+            None => ItemResult::err(ErrorCode::Internal, "engine returned too few results"),
+        };
+        item.complete(result);
+    }
+}
+
+fn item_error(e: &ItemError) -> ItemResult {
+    ItemResult::err(e.code(), e.to_string())
+}
+
+impl WorkItem {
+    fn request_deadline_passed(&self, now: Instant) -> bool {
+        use crate::batcher::QueueEntry;
+        self.deadline().is_some_and(|d| d <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lower_priority_changes_only_the_calling_thread() {
+        fn nice_of(stat_path: &str) -> i64 {
+            let stat = std::fs::read_to_string(stat_path).expect("stat");
+            // Fields after the command name (which ends with ')'): state is field 3, nice 19.
+            let after = stat.rsplit_once(')').expect("comm").1;
+            after
+                .split_whitespace()
+                .nth(16)
+                .expect("nice field")
+                .parse()
+                .expect("number")
+        }
+        let before = nice_of("/proc/thread-self/stat");
+        let in_thread = std::thread::spawn(|| {
+            super::lower_priority(7).expect("raising one's own nice is allowed");
+            nice_of("/proc/thread-self/stat")
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(in_thread, 7.max(before));
+        assert_eq!(
+            nice_of("/proc/thread-self/stat"),
+            before,
+            "other threads unchanged"
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! The example configuration shipped in deploy/ stays valid and matches the defaults where it
+//! says so.
+
+use std::path::Path;
+
+use umbrald_server::Config;
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/umbrald.toml");
+    let config = Config::from_file(&path).expect("example parses");
+    config.validate().expect("example validates");
+    let defaults = Config::default();
+    // The example only departs from the defaults where its comments say so.
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:4433");
+    assert_eq!(config.server.data_dir, Path::new("/var/lib/umbrald"));
+    assert_eq!(config.limits, defaults.limits);
+    assert_eq!(config.batcher, defaults.batcher);
+    assert_eq!(config.workers, defaults.workers);
+    assert_eq!(config.metrics, defaults.metrics);
+    assert_eq!(config.log, defaults.log);
+}

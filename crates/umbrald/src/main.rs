@@ -1,0 +1,55 @@
+//! `umbrald`: the Umbral proxy re-encryption appliance.
+//!
+//! A thin dispatcher: each subcommand lives in its own module.
+
+mod bench;
+mod config_cmd;
+mod demo;
+mod keygen;
+mod local;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The Umbral proxy re-encryption appliance.
+#[derive(Debug, Parser)]
+#[command(name = "umbrald", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every `umbrald` subcommand.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the re-encryption server (QUIC, ALPN umbrald/1).
+    Serve(serve::ServeArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    // The client subcommands take their help text from their argument structs' docs.
+    Demo(umbrald_client::cli::demo::DemoArgs),
+    Bench(umbrald_client::cli::bench::BenchArgs),
+    Keygen(umbrald_client::cli::keygen::KeygenArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Keygen(args) => keygen::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("umbrald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-3.0-only
+//
+// scalar_mul.cu: the batch kernels. Launch with blockDim.x == UMB_BLOCK (128) exactly and
+// gridDim.x == ceil(n / UMB_BLOCK); every thread of a block must reach the barriers, so threads
+// past n run the tree with the value 1 and store nothing. Layouts: see scalar_mul.cuh.
+//
+//   umb_mul_pairs(bases, scalars, out, n):  out[i] = (a_i * P_i, b_i * P_i)
+//   umb_mul_fixed(table, scalars, out, n):  out[i] = k_i * Q for the Q that built `table`
+//                                           (Umbral's U or the generator G)
+#include "scalar_mul.cuh"
+
+// Replaces z by 1/z for every thread of the block (all z non-zero): Montgomery's trick over a
+// product tree in shared memory, one field inversion per block.
+__device__ __forceinline__ void umb_block_invert(umb_u32 *tree, int t, const umb_fe &z,
+                                                 umb_fe &zinv) {
+    umb_tree_leaf(tree, t, z);
+    __syncthreads();
+    for (int s = UMB_BLOCK / 2; s >= 1; s >>= 1) {
+        umb_tree_up(tree, s, t);
+        __syncthreads();
+    }
+    umb_tree_root(tree, t);
+    __syncthreads();
+    for (int s = 1; s < UMB_BLOCK; s <<= 1) {
+        umb_tree_down(tree, s, t);
+        __syncthreads();
+    }
+    umb_tree_result(zinv, tree, t);
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT scalars,
+              umb_u32 *UMB_RESTRICT out, umb_u32 n) {
+    __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
+    int t = threadIdx.x;
+    umb_u32 i = blockIdx.x * UMB_BLOCK + t;
+    bool live = i < n;
+    umb_pair_state st;
+    umb_fe z, zinv;
+    umb_pairs_phase1(st, z, bases, scalars, n, i, live);
+    umb_block_invert(tree, t, z, zinv);
+    umb_pairs_phase3(st, zinv, out, n, i, live);
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_mul_fixed(const umb_u32 *UMB_RESTRICT table, const umb_u32 *UMB_RESTRICT scalars,
+              umb_u32 *UMB_RESTRICT out, umb_u32 n) {
+    __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
+    int t = threadIdx.x;
+    umb_u32 i = blockIdx.x * UMB_BLOCK + t;
+    bool live = i < n;
+    umb_jac r;
+    umb_fe z, zinv;
+    umb_fixed_phase1(r, z, table, scalars, n, i, live);
+    umb_block_invert(tree, t, z, zinv);
+    umb_fixed_phase3(r, zinv, out, n, i, live);
+}
