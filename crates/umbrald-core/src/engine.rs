@@ -241,8 +241,9 @@ fn combined_check(capsules: &[(usize, &Capsule)]) -> bool {
     for (_, c) in capsules {
         let r = Scalar::from(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
         g_scalar += r * c.s;
-        points.push(c.v);
-        scalars.push(-r);
+        // r < 2¹²⁸ stays one short term in the MSM: negate the point, not the scalar.
+        points.push(c.v.neg());
+        scalars.push(r);
         points.push(c.e);
         scalars.push(-(r * c.challenge()));
     }

@@ -1,4 +1,4 @@
-//! The CPU backend: k256 field arithmetic with this crate's batched formulas.
+//! The CPU backend: this crate's 4×64-bit field and batched constant-time formulas.
 
 use k256::Scalar;
 

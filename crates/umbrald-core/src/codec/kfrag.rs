@@ -160,6 +160,20 @@ impl KeyFrag {
         Ok(VerifiedKeyFrag { kfrag: self })
     }
 
+    /// Checks the commitment only (`commitment = key·U`), for protocols that authenticate the
+    /// kfrag by other means and do not give the proxy the delegating and receiving keys.
+    ///
+    /// NuCypher is one: an Ursula gets the kfrag encrypted to her and signed, together with
+    /// the policy's HRAC, by the publisher, and never learns the keys the kfrag's own
+    /// signatures cover. Use [`KeyFrag::verify`] whenever those keys are known.
+    pub fn verify_commitment(self) -> Result<VerifiedKeyFrag, KfragVerificationError> {
+        let expected = fixed::mul_u(&[self.key]).pop().flatten();
+        if expected != Some(self.commitment) {
+            return Err(KfragVerificationError::IncorrectCommitment);
+        }
+        Ok(VerifiedKeyFrag { kfrag: self })
+    }
+
     /// `id || commitment || precursor || [1 || delegating] | 0 || [1 || receiving] | 0`.
     fn signature_message(
         &self,

@@ -1,10 +1,10 @@
 //! Affine points and their 33-byte SEC1 compressed encoding.
 
-use std::ops::Add;
-
 use k256::elliptic_curve::sec1::ToEncodedPoint;
-use k256::{AffinePoint, FieldBytes, FieldElement, ProjectivePoint};
+use k256::{AffinePoint, ProjectivePoint};
 use subtle::{Choice, ConditionallySelectable};
+
+use super::field::Fe;
 
 /// Why 33 bytes are not a valid compressed secp256k1 point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,13 +36,13 @@ pub enum PointError {
 #[derive(Clone, Copy, Debug)]
 pub struct Affine {
     /// The x coordinate, normalized.
-    pub x: FieldElement,
+    pub x: Fe,
     /// The y coordinate, normalized.
-    pub y: FieldElement,
+    pub y: Fe,
 }
 
 /// `b = 7` in `y² = x³ + 7`.
-const CURVE_B: FieldElement = FieldElement::from_u64(7);
+const CURVE_B: Fe = Fe::from_u64(7);
 
 impl Affine {
     /// Decodes a 33-byte SEC1 compressed point (variable time: the input is public).
@@ -60,25 +60,26 @@ impl Affine {
         if prefix != 0x02 && prefix != 0x03 {
             return Err(PointError::BadPrefix(prefix));
         }
-        let x_bytes = FieldBytes::clone_from_slice(&bytes[1..]);
-        let x: Option<FieldElement> = FieldElement::from_bytes(&x_bytes).into();
+        let mut x_bytes = [0u8; 32];
+        x_bytes.copy_from_slice(&bytes[1..]);
+        let x: Option<Fe> = Fe::from_bytes(&x_bytes).into();
         let x = x.ok_or(PointError::CoordinateOutOfRange)?;
-        let rhs = x.square().mul(&x).add(&CURVE_B).normalize();
-        let y: Option<FieldElement> = rhs.sqrt().into();
-        let y = y.ok_or(PointError::NotOnCurve)?.normalize();
+        let rhs = x.square().mul(&x).add(&CURVE_B);
+        let y: Option<Fe> = rhs.sqrt().into();
+        let y = y.ok_or(PointError::NotOnCurve)?;
         let want_odd = prefix == 0x03;
         let y = if bool::from(y.is_odd()) == want_odd {
             y
         } else {
-            y.negate(1).normalize()
+            y.neg().normalize()
         };
         Ok(Affine { x, y })
     }
 
     /// Builds a point from big-endian coordinates, checking that it is on the curve.
     pub fn from_xy_bytes(x: &[u8; 32], y: &[u8; 32]) -> Option<Affine> {
-        let x: Option<FieldElement> = FieldElement::from_bytes(&(*x).into()).into();
-        let y: Option<FieldElement> = FieldElement::from_bytes(&(*y).into()).into();
+        let x: Option<Fe> = Fe::from_bytes(x).into();
+        let y: Option<Fe> = Fe::from_bytes(y).into();
         let p = Affine { x: x?, y: y? };
         p.is_on_curve().then_some(p)
     }
@@ -87,7 +88,7 @@ impl Affine {
     pub fn is_on_curve(&self) -> bool {
         let lhs = self.y.square();
         let rhs = self.x.square().mul(&self.x).add(&CURVE_B);
-        bool::from(lhs.negate(1).add(&rhs).normalizes_to_zero())
+        bool::from(rhs.sub(&lhs).is_zero())
     }
 
     /// The 33-byte SEC1 compressed encoding.
@@ -111,16 +112,16 @@ impl Affine {
     pub fn neg(&self) -> Affine {
         Affine {
             x: self.x,
-            y: self.y.negate(1).normalize(),
+            y: self.y.neg().normalize(),
         }
     }
 
     /// `−self` when `negate` is set, `self` otherwise; constant time.
     pub fn conditional_neg(&self, negate: Choice) -> Affine {
-        let neg_y = self.y.negate(1).normalize();
+        let neg_y = self.y.neg().normalize();
         Affine {
             x: self.x,
-            y: FieldElement::conditional_select(&self.y, &neg_y, negate),
+            y: Fe::conditional_select(&self.y, &neg_y, negate),
         }
     }
 
@@ -147,8 +148,8 @@ impl Affine {
 impl ConditionallySelectable for Affine {
     fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
         Affine {
-            x: FieldElement::conditional_select(&a.x, &b.x, choice),
-            y: FieldElement::conditional_select(&a.y, &b.y, choice),
+            x: Fe::conditional_select(&a.x, &b.x, choice),
+            y: Fe::conditional_select(&a.y, &b.y, choice),
         }
     }
 }

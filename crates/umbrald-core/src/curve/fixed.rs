@@ -7,11 +7,12 @@
 use std::sync::LazyLock;
 
 use k256::Scalar;
-use subtle::Choice;
+use subtle::{Choice, ConditionallySelectable};
 use zeroize::Zeroize;
 
 use super::batch::normalize_all;
-use super::glv::{self, DIGITS, WINDOW};
+use super::glv::{self, OddDigits, DIGITS, WINDOW};
+use super::lanes::{Lanes, MIN_LANES_FIXED};
 use super::varmul::{build_tables, complete_mul, endo, select, OddTable};
 use super::{params, Affine, Jacobian};
 
@@ -37,47 +38,25 @@ pub fn warm_up() {
 }
 
 /// `k·U` for every scalar, constant time in the scalars. `None` marks the identity.
+///
+/// Large batches run in lockstep with affine arithmetic ([`Lanes`]), small ones in Jacobian
+/// coordinates with one shared inversion.
 pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
-    let tables = &*U_TABLES;
-    let beta = glv::beta();
-    let mut products = Vec::with_capacity(scalars.len());
-    let mut flags = Vec::with_capacity(scalars.len());
-    for k in scalars {
-        let mut halves = glv::recode(k);
-        let [h1, h2] = &halves;
-        let mut flag = Choice::from(0);
-        let top = DIGITS - 1;
-        let mut acc = Jacobian::from_affine(&select(&tables[top], h1.digits[top], h1.negate));
-        for i in (0..DIGITS).rev() {
-            if i != top {
-                let (sum, exc) = acc.add_affine(&select(&tables[i], h1.digits[i], h1.negate));
-                acc = sum;
-                flag |= exc;
-            }
-            let q = endo(&select(&tables[i], h2.digits[i], h2.negate), &beta);
-            let (sum, exc) = acc.add_affine(&q);
-            acc = sum;
-            flag |= exc;
-        }
-        for (half, q) in [
-            (h1, params::u_point()),
-            (h2, endo(&params::u_point(), &beta)),
-        ] {
-            let q = Affine::conditional_neg(&q, half.negate);
-            let (diff, exc) = acc.add_affine(&q.neg());
-            acc = subtle::ConditionallySelectable::conditional_select(&acc, &diff, half.even);
-            flag |= exc & half.even;
-        }
+    let mut recodings: Vec<[OddDigits; 2]> = scalars.iter().map(glv::recode).collect();
+    let results = if recodings.len() >= MIN_LANES_FIXED {
+        mul_u_lanes(&recodings)
+    } else {
+        let (products, flags): (Vec<Jacobian>, Vec<Choice>) =
+            recodings.iter().map(mul_u_jacobian).unzip();
+        normalize_all(&products).into_iter().zip(flags).collect()
+    };
+    for halves in recodings.iter_mut() {
         for half in halves.iter_mut() {
             half.digits.zeroize();
         }
-        products.push(acc);
-        flags.push(flag);
     }
-    let affine = normalize_all(&products);
-    affine
+    results
         .into_iter()
-        .zip(flags)
         .zip(scalars)
         .map(|((p, flag), k)| {
             if bool::from(flag) {
@@ -89,6 +68,85 @@ pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
         .collect()
 }
 
+/// One `k·U` in Jacobian coordinates: the product and its exceptional flag.
+fn mul_u_jacobian(halves: &[OddDigits; 2]) -> (Jacobian, Choice) {
+    let tables = &*U_TABLES;
+    let beta = glv::beta();
+    let [h1, h2] = halves;
+    let mut flag = Choice::from(0);
+    let top = DIGITS - 1;
+    let mut acc = Jacobian::from_affine(&select(&tables[top], h1.digits[top], h1.negate));
+    for i in (0..DIGITS).rev() {
+        if i != top {
+            let (sum, exc) = acc.add_affine(&select(&tables[i], h1.digits[i], h1.negate));
+            acc = sum;
+            flag |= exc;
+        }
+        let q = endo(&select(&tables[i], h2.digits[i], h2.negate), &beta);
+        let (sum, exc) = acc.add_affine(&q);
+        acc = sum;
+        flag |= exc;
+    }
+    for (half, q) in [
+        (h1, params::u_point()),
+        (h2, endo(&params::u_point(), &beta)),
+    ] {
+        let q = Affine::conditional_neg(&q, half.negate);
+        let (diff, exc) = acc.add_affine(&q.neg());
+        acc = Jacobian::conditional_select(&acc, &diff, half.even);
+        flag |= exc & half.even;
+    }
+    (acc, flag)
+}
+
+/// Every `k·U` in lockstep with affine arithmetic.
+fn mul_u_lanes(recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
+    let tables = &*U_TABLES;
+    let beta = glv::beta();
+    let top = DIGITS - 1;
+    let pick = |digit: usize, half: usize, q: &mut Vec<Affine>| {
+        q.clear();
+        q.extend(recodings.iter().map(|halves| {
+            let h = &halves[half];
+            let p = select(&tables[digit], h.digits[digit], h.negate);
+            if half == 0 {
+                p
+            } else {
+                endo(&p, &beta)
+            }
+        }));
+    };
+    let mut q = Vec::with_capacity(recodings.len());
+    pick(top, 0, &mut q);
+    let mut lanes = Lanes::new(&q);
+    for i in (0..DIGITS).rev() {
+        if i != top {
+            pick(i, 0, &mut q);
+            lanes.add_all(&q, None);
+        }
+        pick(i, 1, &mut q);
+        lanes.add_all(&q, None);
+    }
+    for (half, base) in [
+        (0, params::u_point()),
+        (1, endo(&params::u_point(), &beta)),
+    ] {
+        q.clear();
+        q.extend(
+            recodings
+                .iter()
+                .map(|h| Affine::conditional_neg(&base, h[half].negate).neg()),
+        );
+        let when: Vec<Choice> = recodings.iter().map(|h| h[half].even).collect();
+        lanes.add_all(&q, Some(&when));
+    }
+    lanes
+        .finish()
+        .into_iter()
+        .map(|(p, flag)| (Some(p), flag))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,11 +155,13 @@ mod tests {
     #[test]
     fn matches_k256() {
         let mut rng = rand::thread_rng();
-        let mut scalars: Vec<Scalar> = (0..20).map(|_| Scalar::random(&mut rng)).collect();
-        scalars.extend([Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(32u64)]);
-        let u = params::u_point().to_k256();
-        for (k, got) in scalars.iter().zip(mul_u(&scalars)) {
-            assert_eq!(got, Affine::from_k256(&(u * k)), "k = {k:?}");
+        for count in [5usize, 60] {
+            let mut scalars: Vec<Scalar> = (0..count).map(|_| Scalar::random(&mut rng)).collect();
+            scalars.extend([Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(32u64)]);
+            let u = params::u_point().to_k256();
+            for (k, got) in scalars.iter().zip(mul_u(&scalars)) {
+                assert_eq!(got, Affine::from_k256(&(u * k)), "k = {k:?}");
+            }
         }
     }
 }

@@ -9,7 +9,9 @@ use std::sync::LazyLock;
 
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::scalar::IsHigh;
-use k256::{FieldElement, Scalar, U256};
+use k256::{Scalar, U256};
+
+use super::field::Fe;
 use subtle::{Choice, ConditionallySelectable};
 
 /// Window width of the signed odd-digit recoding.
@@ -37,7 +39,7 @@ struct Constants {
     minus_b2: Scalar,
     g1: [u64; 4],
     g2: [u64; 4],
-    beta: FieldElement,
+    beta: Fe,
 }
 
 static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
@@ -56,14 +58,14 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| Constants {
     g2: limbs_le(hex32(
         "e4437ed6010e88286f547fa90abfe4c4221208ac9df506c61571b4ae8ac47f71",
     )),
-    beta: Option::from(FieldElement::from_bytes(
-        &hex32("7ae96a2b657c07106e64479eac3434e99cf0497512f58995c1396c28719501ee").into(),
-    ))
-    .unwrap_or(FieldElement::ZERO),
+    beta: Option::from(Fe::from_bytes(&hex32(
+        "7ae96a2b657c07106e64479eac3434e99cf0497512f58995c1396c28719501ee",
+    )))
+    .unwrap_or(Fe::ZERO),
 });
 
 /// `β`, the cube root of unity in the field with `λ·(x, y) = (β·x, y)`.
-pub fn beta() -> FieldElement {
+pub fn beta() -> Fe {
     CONSTANTS.beta
 }
 

@@ -6,11 +6,9 @@
 //! formulas. For the scalar multiplications in this crate the exceptional cases depend on the
 //! scalar alone and occur with negligible probability (see [`super::varmul`]).
 //!
-//! Magnitudes (k256's lazy-reduction bookkeeping): every output coordinate has magnitude 1.
+//! Coordinates are weakly reduced field elements ([`Fe`]); affine outputs are normalized.
 
-use std::ops::Add;
-
-use k256::FieldElement;
+use super::field::Fe;
 use subtle::{Choice, ConditionallySelectable};
 
 use super::Affine;
@@ -19,12 +17,12 @@ use super::Affine;
 /// non-exceptional inputs; it is not used as a representation of the identity.
 #[derive(Clone, Copy, Debug)]
 pub struct Jacobian {
-    /// X coordinate (magnitude 1).
-    pub x: FieldElement,
-    /// Y coordinate (magnitude 1).
-    pub y: FieldElement,
-    /// Z coordinate (magnitude 1).
-    pub z: FieldElement,
+    /// X coordinate.
+    pub x: Fe,
+    /// Y coordinate.
+    pub y: Fe,
+    /// Z coordinate.
+    pub z: Fe,
 }
 
 impl Jacobian {
@@ -34,7 +32,7 @@ impl Jacobian {
         Jacobian {
             x: p.x,
             y: p.y,
-            z: FieldElement::ONE,
+            z: Fe::ONE,
         }
     }
 
@@ -44,15 +42,12 @@ impl Jacobian {
         let a = self.x.square(); // X²
         let b = self.y.square(); // Y²
         let c = b.square(); // Y⁴
-        let d = self.x.mul(&b).mul_single(4); // 4·X·Y²        (mag 4)
-        let e = a.mul_single(3); // 3·X²                        (mag 3)
+        let d = self.x.mul(&b).mul_small(4); // 4·X·Y²
+        let e = a.mul_small(3); // 3·X²
         let f = e.square(); // 9·X⁴
-        let x3 = f.add(&d.double().negate(8)).normalize_weak(); // F − 2D
-        let y3 = e
-            .mul(&d.add(&x3.negate(1)))
-            .add(&c.mul_single(8).negate(8))
-            .normalize_weak(); // E·(D − X3) − 8C
-        let z3 = self.y.mul(&self.z).double().normalize_weak(); // 2·Y·Z
+        let x3 = f.sub(&d.double()); // F − 2D
+        let y3 = e.mul(&d.sub(&x3)).sub(&c.mul_small(8)); // E·(D − X3) − 8C
+        let z3 = self.y.mul(&self.z).double(); // 2·Y·Z
         Jacobian {
             x: x3,
             y: y3,
@@ -69,21 +64,14 @@ impl Jacobian {
         let z1z1 = self.z.square();
         let u2 = q.x.mul(&z1z1);
         let s2 = q.y.mul(&z1z1).mul(&self.z);
-        let h = u2.add(&self.x.negate(1)).normalize_weak(); // U2 − X1
-        let r = s2.add(&self.y.negate(1)).normalize_weak(); // S2 − Y1
-        let exceptional = h.normalizes_to_zero();
+        let h = u2.sub(&self.x); // U2 − X1
+        let r = s2.sub(&self.y); // S2 − Y1
+        let exceptional = h.is_zero();
         let h2 = h.square();
         let h3 = h2.mul(&h);
         let u1h2 = self.x.mul(&h2);
-        let x3 = r
-            .square()
-            .add(&h3.negate(1))
-            .add(&u1h2.double().negate(2))
-            .normalize_weak(); // R² − H³ − 2·U1·H²
-        let y3 = r
-            .mul(&u1h2.add(&x3.negate(1)))
-            .add(&self.y.mul(&h3).negate(1))
-            .normalize_weak(); // R·(U1H² − X3) − Y1·H³
+        let x3 = r.square().sub(&h3).sub(&u1h2.double()); // R² − H³ − 2·U1·H²
+        let y3 = r.mul(&u1h2.sub(&x3)).sub(&self.y.mul(&h3)); // R·(U1H² − X3) − Y1·H³
         let z3 = self.z.mul(&h);
         (
             Jacobian {
@@ -97,7 +85,7 @@ impl Jacobian {
 
     /// The affine point for a known inverse `zinv = 1/Z`.
     #[inline]
-    pub fn to_affine_with_zinv(&self, zinv: &FieldElement) -> Affine {
+    pub fn to_affine_with_zinv(&self, zinv: &Fe) -> Affine {
         let zinv2 = zinv.square();
         let zinv3 = zinv2.mul(zinv);
         Affine {
@@ -110,9 +98,9 @@ impl Jacobian {
 impl ConditionallySelectable for Jacobian {
     fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
         Jacobian {
-            x: FieldElement::conditional_select(&a.x, &b.x, choice),
-            y: FieldElement::conditional_select(&a.y, &b.y, choice),
-            z: FieldElement::conditional_select(&a.z, &b.z, choice),
+            x: Fe::conditional_select(&a.x, &b.x, choice),
+            y: Fe::conditional_select(&a.y, &b.y, choice),
+            z: Fe::conditional_select(&a.z, &b.z, choice),
         }
     }
 }
@@ -127,7 +115,7 @@ mod tests {
     }
 
     fn normalize(p: &Jacobian) -> Affine {
-        let zinv = Option::<FieldElement>::from(p.z.invert()).expect("finite");
+        let zinv = p.z.invert();
         p.to_affine_with_zinv(&zinv)
     }
 

@@ -1,11 +1,13 @@
 //! Constant-time variable-base scalar multiplication, batched.
 //!
-//! Each base gets one affine table of odd multiples `1·P, 3·P, …, 31·P` (all tables of a batch
-//! share two field inversions). A scalar is split with GLV into two 128-bit halves, each
+//! Each base gets one affine table of odd multiples `1·P, 3·P, …, 31·P` (the tables of a batch
+//! share their field inversions). A scalar is split with GLV into two 128-bit halves, each
 //! recoded into 26 signed odd 5-bit digits ([`glv::OddDigits`]), so a multiplication is a fixed
 //! sequence of 125 doublings and 52 mixed additions, plus two masked corrections. Table entries
 //! are chosen by scanning the whole table with masks; signs are applied with conditional
-//! selects. No branch and no memory index depends on a scalar bit.
+//! selects. No branch and no memory index depends on a scalar bit. Small batches accumulate
+//! in Jacobian coordinates; large ones run all products in lockstep in affine coordinates
+//! ([`super::lanes`]), sharing one inversion per step.
 //!
 //! Exceptional additions (equal x coordinates) depend only on the scalar's digits, not on the
 //! point, and occur with negligible probability for any scalar other than the few tiny values
@@ -13,24 +15,38 @@
 //! with k256's complete formulas. The recomputation reveals only that such a rare event took
 //! place.
 
-use k256::{FieldElement, ProjectivePoint, Scalar};
+use k256::{ProjectivePoint, Scalar};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
+use super::field::Fe;
 use super::batch::{normalize_all, normalize_all_finite};
 use super::glv::{self, OddDigits, DIGITS, TABLE_SIZE, WINDOW};
+use super::lanes::{Lanes, MIN_LANES_FIXED, MIN_LANES_VARIABLE};
 use super::{Affine, Jacobian};
 
 /// The odd multiples `(2j+1)·P`, `j = 0..16`, of one base point, in affine form.
 pub type OddTable = [Affine; TABLE_SIZE];
 
-/// Builds the odd-multiple tables of many public bases with two shared inversions.
+/// Builds the odd-multiple tables of many public bases with shared inversions.
 pub fn build_tables(bases: &[Affine]) -> Vec<OddTable> {
     let doubles: Vec<Jacobian> = bases
         .iter()
         .map(|b| Jacobian::from_affine(b).double())
         .collect();
     let doubles = normalize_all_finite(&doubles);
+    let mut tables: Vec<OddTable> = bases.iter().map(|b| [*b; TABLE_SIZE]).collect();
+    if bases.len() >= MIN_LANES_FIXED {
+        // Fifteen lockstep affine additions of 2·P, one shared inversion each.
+        let mut lanes = Lanes::new(bases);
+        for j in 1..TABLE_SIZE {
+            lanes.add_all(&doubles, None);
+            for (table, point) in tables.iter_mut().zip(lanes.points()) {
+                table[j] = point;
+            }
+        }
+        return tables;
+    }
     let mut entries = Vec::with_capacity(bases.len() * TABLE_SIZE);
     for (base, double) in bases.iter().zip(&doubles) {
         let mut current = Jacobian::from_affine(base);
@@ -42,14 +58,10 @@ pub fn build_tables(bases: &[Affine]) -> Vec<OddTable> {
         }
     }
     let entries = normalize_all_finite(&entries);
-    entries
-        .chunks_exact(TABLE_SIZE)
-        .map(|chunk| {
-            let mut table = [chunk[0]; TABLE_SIZE];
-            table.copy_from_slice(chunk);
-            table
-        })
-        .collect()
+    for (table, chunk) in tables.iter_mut().zip(entries.chunks_exact(TABLE_SIZE)) {
+        table.copy_from_slice(chunk);
+    }
+    tables
 }
 
 /// Returns `digit·Q` where `Q` is the table's base (negated when `negate`), in constant time.
@@ -63,13 +75,13 @@ pub(crate) fn select(table: &OddTable, digit: i8, negate: Choice) -> Affine {
         out.conditional_assign(entry, index.ct_eq(&(j as u8)));
     }
     let flip = Choice::from((sign_mask & 1) as u8) ^ negate;
-    out.y = FieldElement::conditional_select(&out.y, &out.y.negate(1).normalize_weak(), flip);
+    out.y = Fe::conditional_select(&out.y, &out.y.neg(), flip);
     out
 }
 
 /// `λ·Q` for an affine `Q`.
 #[inline]
-pub(crate) fn endo(p: &Affine, beta: &FieldElement) -> Affine {
+pub(crate) fn endo(p: &Affine, beta: &Fe) -> Affine {
     Affine {
         x: p.x.mul(beta),
         y: p.y,
@@ -127,33 +139,89 @@ pub(crate) fn mul_recoded(table: &OddTable, halves: &[OddDigits; 2]) -> (Jacobia
 
 /// For every base `P[i]` and scalars `[a, b]`, computes `[a·P[i], b·P[i]]` in constant time
 /// with respect to the scalars. `None` marks the identity.
+///
+/// Large batches run all products in lockstep with affine arithmetic ([`Lanes`]); small ones
+/// use Jacobian coordinates and one shared inversion at the end.
 pub fn mul_pairs(bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
     let tables = build_tables(bases);
-    let mut products = Vec::with_capacity(2 * bases.len());
-    let mut flags = Vec::with_capacity(2 * bases.len());
-    for (table, pair) in tables.iter().zip(scalars) {
-        for k in pair {
-            let mut halves = glv::recode(k);
-            let (product, flag) = mul_recoded(table, &halves);
-            for half in halves.iter_mut() {
-                half.digits.zeroize();
-            }
-            products.push(product);
-            flags.push(flag);
+    let mut recodings: Vec<[OddDigits; 2]> = scalars.iter().flatten().map(glv::recode).collect();
+    let lane_tables: Vec<&OddTable> = tables.iter().flat_map(|t| [t, t]).collect();
+    let results = if recodings.len() >= MIN_LANES_VARIABLE {
+        mul_lanes(&lane_tables, &recodings)
+    } else {
+        let (products, flags): (Vec<Jacobian>, Vec<Choice>) = lane_tables
+            .iter()
+            .zip(&recodings)
+            .map(|(table, halves)| mul_recoded(table, halves))
+            .unzip();
+        normalize_all(&products).into_iter().zip(flags).collect()
+    };
+    for halves in recodings.iter_mut() {
+        for half in halves.iter_mut() {
+            half.digits.zeroize();
         }
     }
-    let affine = normalize_all(&products);
     let mut out = Vec::with_capacity(bases.len());
     for (i, (base, pair)) in bases.iter().zip(scalars).enumerate() {
-        let mut slot = [affine[2 * i], affine[2 * i + 1]];
+        let mut slot = [results[2 * i].0, results[2 * i + 1].0];
         for j in 0..2 {
-            if bool::from(flags[2 * i + j]) {
+            if bool::from(results[2 * i + j].1) {
                 slot[j] = complete_mul(base, &pair[j]);
             }
         }
         out.push(slot);
     }
     out
+}
+
+/// Runs `kᵢ·Pᵢ` for every lane (table of `Pᵢ`, recoding of `kᵢ`) in lockstep, affine.
+/// Returns each product (`None` never occurs on this path; exceptional lanes are flagged).
+fn mul_lanes(tables: &[&OddTable], recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
+    let beta = glv::beta();
+    let top = DIGITS - 1;
+    let pick = |digit: usize, half: usize, q: &mut Vec<Affine>| {
+        q.clear();
+        q.extend(tables.iter().zip(recodings).map(|(table, halves)| {
+            let h = &halves[half];
+            let p = select(table, h.digits[digit], h.negate);
+            if half == 0 {
+                p
+            } else {
+                endo(&p, &beta)
+            }
+        }));
+    };
+    let mut q = Vec::with_capacity(tables.len());
+    pick(top, 0, &mut q);
+    let mut lanes = Lanes::new(&q);
+    pick(top, 1, &mut q);
+    lanes.add_all(&q, None);
+    for i in (0..top).rev() {
+        lanes.double_n(WINDOW);
+        pick(i, 0, &mut q);
+        lanes.add_all(&q, None);
+        pick(i, 1, &mut q);
+        lanes.add_all(&q, None);
+    }
+    // Odd-recoding corrections: subtract ±P (resp. ±λP) where the half was even.
+    for half in 0..2 {
+        q.clear();
+        q.extend(tables.iter().zip(recodings).map(|(table, halves)| {
+            let p = select(table, 1, halves[half].negate).neg();
+            if half == 0 {
+                p
+            } else {
+                endo(&p, &beta)
+            }
+        }));
+        let when: Vec<Choice> = recodings.iter().map(|h| h[half].even).collect();
+        lanes.add_all(&q, Some(&when));
+    }
+    lanes
+        .finish()
+        .into_iter()
+        .map(|(p, flag)| (Some(p), flag))
+        .collect()
 }
 
 /// `k·P` with k256's complete (constant-time) formulas: the fallback for exceptional cases.
@@ -167,10 +235,9 @@ mod tests {
     use super::*;
     use k256::elliptic_curve::Field;
 
-    #[test]
-    fn matches_k256_on_random_and_edge_scalars() {
+    fn check(bases_len: usize) {
         let mut rng = rand::thread_rng();
-        let bases: Vec<Affine> = (0..6)
+        let bases: Vec<Affine> = (0..bases_len)
             .map(|_| {
                 Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng)))
                     .expect("finite")
@@ -184,9 +251,11 @@ mod tests {
             Scalar::from(31u64),
             -Scalar::from(2u64),
         ];
-        let scalars: Vec<[Scalar; 2]> = edge
-            .iter()
-            .map(|e| [*e, Scalar::random(&mut rng)])
+        let scalars: Vec<[Scalar; 2]> = (0..bases_len)
+            .map(|i| match edge.get(i) {
+                Some(e) => [*e, Scalar::random(&mut rng)],
+                None => [Scalar::random(&mut rng), Scalar::random(&mut rng)],
+            })
             .collect();
         let got = mul_pairs(&bases, &scalars);
         for ((base, pair), result) in bases.iter().zip(&scalars).zip(got) {
@@ -195,5 +264,17 @@ mod tests {
                 assert_eq!(result[j], want, "scalar {:?}", pair[j]);
             }
         }
+    }
+
+    #[test]
+    fn matches_k256_on_random_and_edge_scalars_jacobian_path() {
+        // 12 products: fewer than MIN_LANES_VARIABLE.
+        check(6);
+    }
+
+    #[test]
+    fn matches_k256_on_random_and_edge_scalars_lane_path() {
+        // 2·MIN_LANES_VARIABLE products.
+        check(MIN_LANES_VARIABLE);
     }
 }
