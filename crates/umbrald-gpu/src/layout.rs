@@ -4,7 +4,7 @@
 //! `kernels/scalar_mul.cuh`), so consecutive GPU threads read consecutive words. Field elements
 //! and scalars are eight little-endian 32-bit limbs.
 
-use k256::{FieldElement, Scalar};
+use k256::Scalar;
 use umbrald_core::curve::Affine;
 
 /// Words per item of `umb_mul_pairs` input: base (x, y) then two scalars.
@@ -59,8 +59,14 @@ pub fn limbs_to_be(limbs: &[u32; 8]) -> [u8; 32] {
     bytes
 }
 
-fn fe_limbs(fe: &FieldElement) -> [u32; 8] {
-    limbs_from_be(&fe.normalize().to_bytes().into())
+/// The x and y limbs of a point (through its byte encoding, whatever the field type).
+pub(crate) fn xy_limbs(p: &Affine) -> ([u32; 8], [u32; 8]) {
+    let xy = p.to_xy_bytes();
+    let mut x = [0u8; 32];
+    let mut y = [0u8; 32];
+    x.copy_from_slice(&xy[..32]);
+    y.copy_from_slice(&xy[32..]);
+    (limbs_from_be(&x), limbs_from_be(&y))
 }
 
 fn scalar_limbs(s: &Scalar) -> zeroize::Zeroizing<[u32; 8]> {
@@ -101,8 +107,9 @@ pub fn pack_pairs(
     check_len(dst.len(), PAIR_IN_WORDS * n)?;
     let (points, keys) = dst.split_at_mut(16 * n);
     for (i, (base, pair)) in bases.iter().zip(scalars).enumerate() {
-        put(points, n, 0, i, &fe_limbs(&base.x));
-        put(points, n, 8, i, &fe_limbs(&base.y));
+        let (x, y) = xy_limbs(base);
+        put(points, n, 0, i, &x);
+        put(points, n, 8, i, &y);
         put(keys, n, 0, i, &scalar_limbs(&pair[0]));
         put(keys, n, 8, i, &scalar_limbs(&pair[1]));
     }

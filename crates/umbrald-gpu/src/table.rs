@@ -4,7 +4,7 @@ use k256::elliptic_curve::group::Curve;
 use k256::ProjectivePoint;
 use umbrald_core::curve::{params, Affine};
 
-use crate::layout::limbs_from_be;
+use crate::layout::xy_limbs;
 
 /// Windows of a table: 64 signed 4-bit digits plus the 0/1 carry digit (`UMB_WINDOWS`).
 pub const WINDOWS: usize = 65;
@@ -76,8 +76,9 @@ impl FixedBaseTable {
             // (e + 1) 2^(4j) is never a multiple of the prime order n, so no entry is the identity.
             let p = Affine::from_k256(&ProjectivePoint::from(*point))
                 .unwrap_or_else(|| unreachable!("table entries are finite"));
-            words.extend_from_slice(&limbs_from_be(&p.x.normalize().to_bytes().into()));
-            words.extend_from_slice(&limbs_from_be(&p.y.normalize().to_bytes().into()));
+            let (x, y) = xy_limbs(&p);
+            words.extend_from_slice(&x);
+            words.extend_from_slice(&y);
         }
         Self { words }
     }
@@ -106,11 +107,7 @@ mod tests {
                 let at = (j * ROW + e) * ENTRY_WORDS;
                 let mut x = [0u32; 8];
                 x.copy_from_slice(&table.words()[at..at + 8]);
-                assert_eq!(
-                    x,
-                    limbs_from_be(&want.x.normalize().to_bytes().into()),
-                    "{j} {e}"
-                );
+                assert_eq!(x, xy_limbs(&want).0, "{j} {e}");
             }
         }
     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use umbrald_core::Engine;
 
+use crate::gpu::{GpuDevice, GpuProber};
+
 /// Which elliptic-curve backend the engine runs on.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, Default,
@@ -14,9 +16,11 @@ pub enum BackendKind {
     /// k256 on the worker threads.
     #[default]
     Cpu,
-    /// The CUDA backend (not part of this build yet: starting with it fails).
+    /// The CUDA backend: starting fails when no usable GPU is found. The GPU worker takes every
+    /// batch; the CPU workers serve only while the GPU is marked unhealthy.
     Gpu,
-    /// The GPU when one is usable, else the CPU.
+    /// The GPU when one is usable (GPU and CPU workers both take work, in proportion to their
+    /// measured rates), else the CPU alone.
     Auto,
 }
 
@@ -33,19 +37,71 @@ impl BackendKind {
 
 /// The requested backend cannot run here.
 #[derive(Debug, thiserror::Error)]
-#[error("backend `{0}` is not available in this build")]
-pub struct BackendUnavailable(pub &'static str);
-
-/// Builds the engine for `kind`. `auto` falls back to the CPU (no GPU backend is built in yet).
-pub(crate) fn build_engine(kind: BackendKind) -> Result<Arc<Engine>, BackendUnavailable> {
-    check(kind)?;
-    Ok(Arc::new(Engine::cpu()))
+#[error("backend `{kind}` is not available: {reason}")]
+pub struct BackendUnavailable {
+    /// The requested backend's spelling.
+    pub kind: &'static str,
+    /// What the probe found (one line).
+    pub reason: String,
 }
 
-/// Whether `kind` can be started in this build.
-pub(crate) fn check(kind: BackendKind) -> Result<(), BackendUnavailable> {
-    match kind {
-        BackendKind::Cpu | BackendKind::Auto => Ok(()),
-        BackendKind::Gpu => Err(BackendUnavailable(kind.as_str())),
+/// What serves: the CPU workers' engine, and the GPU when one was found.
+pub(crate) struct Backends {
+    /// The engine of the CPU workers.
+    pub cpu_engine: Arc<Engine>,
+    /// The probed GPU and whether the CPU workers take work while it is healthy.
+    pub gpu: Option<(GpuDevice, bool)>,
+    /// The backend label for logs and `umbrald_backend_info`: `cpu`, `gpu` or `gpu+cpu`.
+    pub label: &'static str,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Probes the GPU for `gpu` and `auto` (blocking: NVRTC and the driver's JIT take seconds) and
+/// decides what serves. `gpu` without a usable GPU is an error; `auto` logs the reason once
+/// and serves on the CPU.
+pub(crate) fn choose(
+    kind: BackendKind,
+    prober: &GpuProber,
+) -> Result<Backends, BackendUnavailable> {
+    let cpu_engine = Arc::new(Engine::cpu());
+    let cpu_only = |cpu_engine| Backends {
+        cpu_engine,
+        gpu: None,
+        label: "cpu",
+    };
+    if kind == BackendKind::Cpu {
+        return Ok(cpu_only(cpu_engine));
+    }
+    match prober() {
+        Ok(device) => {
+            tracing::info!(device = %device.description, requested = kind.as_str(), "GPU found");
+            let (label, cpu_helps) = match kind {
+                BackendKind::Gpu => ("gpu", false),
+                _ => ("gpu+cpu", true),
+            };
+            Ok(Backends {
+                cpu_engine,
+                gpu: Some((device, cpu_helps)),
+                label,
+            })
+        }
+        Err(reason) if kind == BackendKind::Gpu => {
+            tracing::error!(%reason, "no usable GPU for backend = gpu");
+            Err(BackendUnavailable {
+                kind: kind.as_str(),
+                reason,
+            })
+        }
+        Err(reason) => {
+            tracing::info!("no GPU: {reason}; serving on CPU");
+            Ok(cpu_only(cpu_engine))
+        }
     }
 }

@@ -118,8 +118,22 @@ impl<T: QueueEntry> Batcher<T> {
             return None;
         }
         let share = self.len.div_ceil(ready_workers);
-        let target = share.clamp(1, self.config.max_batch_items);
-        let mut batch = Vec::with_capacity(target);
+        self.take_batch(now, share.clamp(1, self.config.max_batch_items))
+    }
+
+    /// Forms a batch of at most `max_items` items (at least 1) if one is due at `now`, whatever
+    /// `max_batch_items` says: for a consumer whose batches are sized differently (the GPU
+    /// worker). Items are taken, and cancelled and expired ones handled, as in
+    /// [`Batcher::next_batch`].
+    pub fn next_batch_of(&mut self, now: Instant, max_items: usize) -> Option<Vec<Dequeued<T>>> {
+        if !self.is_due(now) {
+            return None;
+        }
+        self.take_batch(now, max_items.max(1))
+    }
+
+    fn take_batch(&mut self, now: Instant, target: usize) -> Option<Vec<Dequeued<T>>> {
+        let mut batch = Vec::with_capacity(target.min(self.len));
         while batch.len() < target {
             let Some(entry) = self.pop_front() else { break };
             if entry.item.is_cancelled() {

@@ -54,10 +54,16 @@ pub struct Config {
     pub batcher: BatcherSection,
     /// The worker pool and its backend.
     pub workers: WorkersSection,
+    /// The GPU backend (used when `workers.backend` is `gpu` or `auto`).
+    pub gpu: GpuSection,
     /// The metrics and health HTTP endpoint.
     pub metrics: MetricsSection,
     /// Logging.
     pub log: LogSection,
+    /// The node's NuCypher keys (`umbrald serve --node-keys`); never read from or written to
+    /// TOML. Without them, NuCypher requests are refused.
+    #[serde(skip)]
+    pub node_keys: crate::nucypher::NodeKeysSlot,
 }
 
 /// `[server]`: where to listen and where to keep state.
@@ -146,6 +152,10 @@ pub struct BatcherSection {
     pub max_queue_delay_us: u64,
     /// Most queued items; requests that do not fit are answered `overloaded` at once.
     pub max_queue_items: usize,
+    /// Most items in one batch of the GPU worker; 0 (the default) sizes it for the device: one
+    /// full launch of the pair kernel per GPU host thread (`gpu.host_threads`). GPU batches are
+    /// also bounded by the queue: raise `max_queue_items` to let them fill the device.
+    pub gpu_max_batch_items: usize,
 }
 
 impl Default for BatcherSection {
@@ -154,6 +164,7 @@ impl Default for BatcherSection {
             max_batch_items: 128,
             max_queue_delay_us: 0,
             max_queue_items: 16_384,
+            gpu_max_batch_items: 0,
         }
     }
 }
@@ -185,6 +196,42 @@ impl Default for WorkersSection {
             pin: true,
             cores: Vec::new(),
             nice: 10,
+        }
+    }
+}
+
+/// `[gpu]`: the CUDA backend, its audit and its health checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpuSection {
+    /// CUDA device ordinal.
+    pub device: usize,
+    /// Load this PTX file instead of compiling the kernels with NVRTC at start (for hosts
+    /// without NVRTC; build it with an NVRTC no newer than the driver).
+    pub ptx_file: Option<PathBuf>,
+    /// Outputs of every GPU batch recomputed on the CPU and compared (at least 1).
+    pub audit_samples: usize,
+    /// Consecutive faulty GPU batches (device error, invalid output, audit mismatch) after
+    /// which the GPU is marked unhealthy and the CPU serves alone until a re-probe succeeds.
+    pub unhealthy_after: u32,
+    /// Wait before the first re-probe of an unhealthy GPU, in milliseconds; doubles after each
+    /// failed re-probe, up to 10 minutes.
+    pub reprobe_after_ms: u64,
+    /// Threads of the GPU worker for a batch's work outside the curve arithmetic (capsule
+    /// parsing and checks, hashing, encoding): a GPU batch is split into this many parts of at
+    /// least 1024 items, each one device call, so that this work overlaps the device's.
+    pub host_threads: usize,
+}
+
+impl Default for GpuSection {
+    fn default() -> Self {
+        Self {
+            device: 0,
+            ptx_file: None,
+            audit_samples: 2,
+            unhealthy_after: 3,
+            reprobe_after_ms: 30_000,
+            host_threads: 4,
         }
     }
 }
@@ -264,6 +311,15 @@ pub struct Overrides {
     /// Most queued items before requests are answered `overloaded`.
     #[arg(long, env = "UMBRALD_MAX_QUEUE_ITEMS", value_name = "N")]
     pub max_queue_items: Option<usize>,
+    /// Most items per GPU batch (0 = sized for the device).
+    #[arg(long, env = "UMBRALD_GPU_MAX_BATCH_ITEMS", value_name = "N")]
+    pub gpu_max_batch_items: Option<usize>,
+    /// CUDA device ordinal.
+    #[arg(long, env = "UMBRALD_GPU_DEVICE", value_name = "N")]
+    pub gpu_device: Option<usize>,
+    /// PTX file to load instead of compiling the kernels with NVRTC.
+    #[arg(long, env = "UMBRALD_GPU_PTX_FILE", value_name = "FILE")]
+    pub gpu_ptx_file: Option<PathBuf>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -311,6 +367,12 @@ impl Overrides {
             &self.max_queue_delay_us,
         );
         set(&mut config.batcher.max_queue_items, &self.max_queue_items);
+        set(
+            &mut config.batcher.gpu_max_batch_items,
+            &self.gpu_max_batch_items,
+        );
+        set(&mut config.gpu.device, &self.gpu_device);
+        set_opt(&mut config.gpu.ptx_file, &self.gpu_ptx_file);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,
@@ -424,7 +486,23 @@ impl Config {
                 "tls.cert and tls.key must be given together",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
+        if let Some((_, why)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError::Invalid((*why).to_owned()));
+        }
+        let g = &self.gpu;
+        let gpu_checks = [
+            (g.audit_samples >= 1, "gpu.audit_samples must be at least 1"),
+            (
+                g.unhealthy_after >= 1,
+                "gpu.unhealthy_after must be at least 1",
+            ),
+            (
+                g.reprobe_after_ms >= 1,
+                "gpu.reprobe_after_ms must be at least 1",
+            ),
+            (g.host_threads >= 1, "gpu.host_threads must be at least 1"),
+        ];
+        match gpu_checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(ConfigError::Invalid((*why).to_owned())),
             None => Ok(()),
         }

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, Incoming, ReadToEndError, RecvStream, SendStream, VarInt};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
-use umbrald_proto::{app_codes, ErrorCode, Response};
+use umbrald_proto::{app_codes, ErrorCode, ItemResult, Response};
 
 use crate::config::LimitsSection;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::request::{self, Refusal};
 use crate::scheduler::{Rejected, SchedulerHandle};
+use crate::work::{RequestState, WorkItem};
 
 /// Longest wait, after finishing a response, for the peer to acknowledge it.
 const ACK_WAIT: Duration = Duration::from_secs(2);
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub scheduler: SchedulerHandle,
     /// Where counts go.
     pub metrics: Arc<Metrics>,
+    /// The NuCypher node (keys, authorized kfrags); `None` refuses NuCypher requests.
+    pub nucypher: Option<Arc<crate::nucypher::Node>>,
 }
 
 /// Accepts connections until `stop` turns true (or the endpoint closes), then waits for every
@@ -121,7 +124,7 @@ async fn stream(mut send: SendStream, mut recv: RecvStream, conn: Connection, sh
         return;
     };
     answer.count(metrics);
-    let written = write_response(&mut send, &answer.response, &shared).await;
+    let written = write_response(&mut send, &answer, &shared).await;
     drop(inflight);
     if written {
         metrics
@@ -171,8 +174,13 @@ async fn read_request(
 
 /// Encodes and writes the response, then finishes the stream, within the stream timeout.
 /// Returns whether the response was handed to QUIC completely.
-async fn write_response(send: &mut SendStream, response: &Response, shared: &Shared) -> bool {
-    let encoded = match umbrald_proto::encode(response) {
+async fn write_response(send: &mut SendStream, answer: &Answer, shared: &Shared) -> bool {
+    let response = &answer.response;
+    let encoded = match answer
+        .raw
+        .clone()
+        .map_or_else(|| umbrald_proto::encode(response), Ok)
+    {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a response");
@@ -205,16 +213,30 @@ async fn write_response(send: &mut SendStream, response: &Response, shared: &Sha
 }
 
 /// A response and what to count for it.
-struct Answer {
+pub(crate) struct Answer {
+    /// The response (what is written, unless `raw` is set; always what is counted).
     response: Response,
+    /// Bytes to write instead of `response`'s encoding (a NuCypher `ReencryptionResponse`).
+    raw: Option<Vec<u8>>,
     /// Items the request carried (counted under the request-level error, if any).
     items: usize,
 }
 
 impl Answer {
-    fn refused(refusal: Refusal, items: usize) -> Self {
+    /// A request-level error.
+    pub(crate) fn refused(refusal: Refusal, items: usize) -> Self {
         Self {
             response: refusal.into_response(),
+            raw: None,
+            items,
+        }
+    }
+
+    /// A successful answer in a foreign format: `bytes` are written, `response` is counted.
+    pub(crate) fn raw(response: Response, bytes: Vec<u8>, items: usize) -> Self {
+        Self {
+            response,
+            raw: Some(bytes),
             items,
         }
     }
@@ -251,6 +273,9 @@ async fn answer(
     conn: &Connection,
     shared: &Shared,
 ) -> Option<Answer> {
+    if umbrald_nucypher::is_reencryption_request(bytes) {
+        return crate::nucypher::answer(bytes, conn, shared).await;
+    }
     let req = match request::decode(bytes) {
         Ok(req) => req,
         Err(refusal) => return Some(Answer::refused(refusal, 0)),
@@ -262,6 +287,7 @@ async fn answer(
     if n == 0 {
         return Some(Answer {
             response: request::results_response(id, Vec::new()),
+            raw: None,
             items: 0,
         });
     }
@@ -271,15 +297,38 @@ async fn answer(
         return Some(Answer::refused(refusal, n));
     }
     let (state, rx, items) = request::into_work(req, read_at);
+    Some(
+        match run_work(state, rx, items, deadline, conn, shared).await? {
+            Ok(results) => Answer {
+                response: request::results_response(id, results),
+                raw: None,
+                items: n,
+            },
+            Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
+        },
+    )
+}
+
+/// Queues a request's items (at least one) and waits for all their results, the request's
+/// deadline or the connection's end. `Err` is the request-level refusal (with id 0: callers
+/// that know the id set it); `None` means the connection closed meanwhile.
+pub(crate) async fn run_work(
+    state: Arc<RequestState>,
+    rx: oneshot::Receiver<Vec<ItemResult>>,
+    items: Vec<WorkItem>,
+    deadline: Option<Instant>,
+    conn: &Connection,
+    shared: &Shared,
+) -> Option<Result<Vec<ItemResult>, Refusal>> {
     if let Err(rejected) = shared.scheduler.submit(items) {
         let refusal = match rejected {
             Rejected::Overloaded => {
-                Refusal::new(id, ErrorCode::Overloaded, "queue full; retry later")
+                Refusal::new(0, ErrorCode::Overloaded, "queue full; retry later")
             }
-            Rejected::Closed => Refusal::new(id, ErrorCode::Internal, "server shutting down"),
+            Rejected::Closed => Refusal::new(0, ErrorCode::Internal, "server shutting down"),
         };
         state.cancel();
-        return Some(Answer::refused(refusal, n));
+        return Some(Err(refusal));
     }
     let deadline_passed = async {
         match deadline {
@@ -289,14 +338,13 @@ async fn answer(
     };
     tokio::select! {
         results = rx => Some(match results {
-            Ok(results) => Answer { response: request::results_response(id, results), items: n },
-            Err(_) => Answer::refused(Refusal::new(id, ErrorCode::Internal, "request lost"), n),
+            Ok(results) => Ok(results),
+            Err(_) => Err(Refusal::new(0, ErrorCode::Internal, "request lost")),
         }),
         () = deadline_passed => {
             state.cancel();
             shared.scheduler.purge();
-            let refusal = Refusal::new(id, ErrorCode::DeadlineExceeded, "deadline passed");
-            Some(Answer::refused(refusal, n))
+            Some(Err(Refusal::new(0, ErrorCode::DeadlineExceeded, "deadline passed")))
         }
         _ = conn.closed() => {
             state.cancel();

@@ -1,4 +1,5 @@
-//! The metrics and health HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+//! The metrics and health HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, and `/status`
+//! (backend and NuCypher node public keys, JSON).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,11 +12,44 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
+use crate::nucypher::NodeKeysSlot;
 
 #[derive(Debug, Clone)]
 struct HttpState {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    status: Arc<Status>,
+}
+
+/// What `/status` reports: public information only.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Status {
+    /// The backend label (`cpu`, `gpu`, `gpu+cpu`).
+    backend: &'static str,
+    /// The node's NuCypher public keys, when it has node keys.
+    nucypher: Option<NucypherStatus>,
+}
+
+/// The node's NuCypher public keys, hex of the 33-byte compressed points.
+#[derive(Debug, Clone, serde::Serialize)]
+struct NucypherStatus {
+    /// Publishers encrypt kfrags to this key.
+    decrypting_public_key: String,
+    /// Verifies the node's `ReencryptionResponse` signatures.
+    verifying_public_key: String,
+}
+
+impl Status {
+    /// The status of a server on `backend` with `keys`.
+    pub(crate) fn new(backend: &'static str, keys: &NodeKeysSlot) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
+            nucypher: keys.0.as_ref().map(|k| NucypherStatus {
+                decrypting_public_key: hex::encode(k.decrypting_public_key()),
+                verifying_public_key: hex::encode(k.verifying_public_key()),
+            }),
+        })
+    }
 }
 
 /// Serves the endpoint on `listener` until `shutdown` completes.
@@ -23,13 +57,19 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    status: Arc<Status>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(HttpState { metrics, ready });
+        .route("/status", get(status_json))
+        .with_state(HttpState {
+            metrics,
+            ready,
+            status,
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -43,6 +83,11 @@ async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+async fn status_json(State(state): State<HttpState>) -> impl IntoResponse {
+    let body = serde_json::to_string(&*state.status).unwrap_or_else(|_| "{}".to_owned());
+    ([(header::CONTENT_TYPE, "application/json")], body + "\n")
 }
 
 /// Alive as long as the process answers.

@@ -12,6 +12,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod gpu;
 pub mod metrics;
 pub mod testing;
 pub mod tls;
@@ -20,6 +21,7 @@ mod alarm;
 mod backend;
 mod endpoint;
 mod http;
+mod nucypher;
 mod request;
 mod scheduler;
 mod server;
@@ -29,5 +31,6 @@ mod workers;
 
 pub use backend::BackendKind;
 pub use config::{Config, ConfigError, Overrides};
+pub use nucypher::NodeKeysSlot;
 pub use server::{RunningServer, Server, StartError};
 pub use shutdown::wait_for_signal;

@@ -4,13 +4,48 @@
 //! registered up front so that series exist (at zero) before the first event.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Counter, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use umbrald_proto::ErrorCode;
 
 /// Label value of the `code` label for successful requests and items.
 pub const CODE_NONE: &str = "none";
+
+/// Why a GPU batch was recomputed on the CPU (the `reason` label of
+/// `umbrald_gpu_fallbacks_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FallbackReason {
+    /// The backend returned an error (launch, copy, driver or device fault).
+    DeviceError,
+    /// The output had the wrong length, a point off the curve, or the identity where it cannot
+    /// be.
+    InvalidOutput,
+    /// A sampled output differed from the CPU's result.
+    AuditMismatch,
+    /// The GPU was already marked unhealthy when the batch reached it.
+    Unhealthy,
+}
+
+impl FallbackReason {
+    /// Every reason, for registering the series up front.
+    pub const ALL: [FallbackReason; 4] = [
+        Self::DeviceError,
+        Self::InvalidOutput,
+        Self::AuditMismatch,
+        Self::Unhealthy,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeviceError => "device_error",
+            Self::InvalidOutput => "invalid_output",
+            Self::AuditMismatch => "audit_mismatch",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
 
 /// Seconds buckets from 50 µs to 10 s.
 const SECONDS_BUCKETS: [f64; 18] = [
@@ -65,6 +100,23 @@ pub struct Metrics {
     /// Worker threads pinned to a core.
     pub workers_pinned: IntGauge,
     build_info: IntGaugeVec,
+    /// Batches whose curve work the GPU did (no fallback).
+    pub gpu_batches: IntCounter,
+    /// Items in those batches.
+    pub gpu_items: IntCounter,
+    /// Device time in kernels, as measured by the device's events.
+    pub gpu_kernel_seconds: Counter,
+    /// Device time in host/device copies.
+    pub gpu_copy_seconds: Counter,
+    gpu_fallbacks: IntCounterVec,
+    /// GPU results whose sampled outputs differed from the CPU's.
+    pub gpu_audit_failures: IntCounter,
+    /// GPU outputs recomputed on the CPU by the audit.
+    pub gpu_audited: IntCounter,
+    /// 1 while a GPU serves, 0 without one or while it is marked unhealthy.
+    pub gpu_healthy: IntGauge,
+    gpu_reprobes: IntCounterVec,
+    lane_rate: GaugeVec,
 }
 
 impl Metrics {
@@ -169,8 +221,71 @@ impl Metrics {
                 "Build information (value 1)",
                 &["version", "protocol"],
             ),
+            gpu_batches: counter(
+                &registry,
+                "umbrald_gpu_batches_total",
+                "Batches whose curve work the GPU did and whose audit passed",
+            ),
+            gpu_items: counter(
+                &registry,
+                "umbrald_gpu_items_total",
+                "Items re-encrypted with the GPU's curve work",
+            ),
+            gpu_kernel_seconds: register(
+                &registry,
+                float_counter(
+                    "umbrald_gpu_kernel_seconds_total",
+                    "Device time spent in GPU kernels",
+                ),
+            ),
+            gpu_copy_seconds: register(
+                &registry,
+                float_counter(
+                    "umbrald_gpu_copy_seconds_total",
+                    "Device time spent copying between host and GPU",
+                ),
+            ),
+            gpu_fallbacks: counter_vec(
+                &registry,
+                "umbrald_gpu_fallbacks_total",
+                "GPU backend calls recomputed on the CPU, by reason",
+                &["reason"],
+            ),
+            gpu_audit_failures: counter(
+                &registry,
+                "umbrald_gpu_audit_failures_total",
+                "GPU results whose sampled outputs differed from the CPU's",
+            ),
+            gpu_audited: counter(
+                &registry,
+                "umbrald_gpu_audited_outputs_total",
+                "GPU outputs recomputed on the CPU by the audit",
+            ),
+            gpu_healthy: gauge(
+                &registry,
+                "umbrald_gpu_healthy",
+                "1 while a GPU serves, 0 without one or while it is unhealthy",
+            ),
+            gpu_reprobes: counter_vec(
+                &registry,
+                "umbrald_gpu_reprobes_total",
+                "Re-probes of an unhealthy GPU, by result (ok or failed)",
+                &["result"],
+            ),
+            lane_rate: float_gauge_vec(
+                &registry,
+                "umbrald_lane_rate_items_per_second",
+                "Measured throughput (EWMA) of one CPU worker and of the GPU worker",
+                &["lane"],
+            ),
             registry,
         };
+        for reason in FallbackReason::ALL {
+            m.gpu_fallbacks.with_label_values(&[reason.as_str()]);
+        }
+        for result in ["ok", "failed"] {
+            m.gpu_reprobes.with_label_values(&[result]);
+        }
         for code in ErrorCode::ALL {
             m.requests.with_label_values(&["error", code.as_str()]);
             m.items.with_label_values(&["error", code.as_str()]);
@@ -188,6 +303,26 @@ impl Metrics {
     pub fn set_backend(&self, name: &str) {
         self.backend_info.reset();
         self.backend_info.with_label_values(&[name]).set(1);
+    }
+
+    /// Counts one GPU backend call recomputed on the CPU.
+    pub fn gpu_fallback(&self, reason: FallbackReason) {
+        self.gpu_fallbacks
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Counts one re-probe of an unhealthy GPU.
+    pub fn gpu_reprobe(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.gpu_reprobes.with_label_values(&[result]).inc();
+    }
+
+    /// Publishes a lane's measured rate (`lane` is `cpu` for one CPU worker, or `gpu`).
+    pub fn set_lane_rate(&self, lane: &str, items_per_second: f64) {
+        self.lane_rate
+            .with_label_values(&[lane])
+            .set(items_per_second);
     }
 
     /// Counts one answered request: `None` for a response with results, else its error code.
@@ -294,6 +429,19 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 }
 
 #[allow(clippy::expect_used)]
+fn float_counter(name: &str, help: &str) -> Counter {
+    Counter::new(name, help).expect("valid opts")
+}
+
+#[allow(clippy::expect_used)]
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        registry,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid opts"),
+    )
+}
+
+#[allow(clippy::expect_used)]
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     register(registry, Histogram::with_opts(opts).expect("valid opts"))
@@ -330,6 +478,14 @@ mod tests {
             "umbrald_inflight_requests 0",
             "umbrald_open_connections 0",
             "umbrald_workers 0",
+            "umbrald_gpu_batches_total 0",
+            "umbrald_gpu_fallbacks_total{reason=\"audit_mismatch\"} 0",
+            "umbrald_gpu_fallbacks_total{reason=\"device_error\"} 0",
+            "umbrald_gpu_audit_failures_total 0",
+            "umbrald_gpu_kernel_seconds_total 0",
+            "umbrald_gpu_copy_seconds_total 0",
+            "umbrald_gpu_healthy 0",
+            "umbrald_gpu_reprobes_total{result=\"failed\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -154,6 +154,7 @@ pub(crate) fn into_work(
             Some(WorkItem {
                 capsule: item.capsule,
                 policy,
+                preverified: None,
                 request: state.clone(),
                 index,
             })

@@ -17,6 +17,7 @@ use umbrald_proto::ErrorCode;
 
 use crate::alarm::Alarm;
 use crate::batcher::{Batcher, BatcherConfig, Dequeued};
+use crate::gpu::{gpu_share, GpuLane};
 use crate::metrics::Metrics;
 use crate::work::WorkItem;
 
@@ -141,6 +142,22 @@ impl Slots {
         self.busy.fetch_sub(1, Ordering::AcqRel);
         self.notify.notify_one();
     }
+
+    /// Wakes the scheduler (the GPU worker finished a batch or became healthy again).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// The GPU worker as the scheduler feeds it: its lane state and its batch channel (capacity 1).
+#[derive(Debug)]
+pub(crate) struct GpuDispatch {
+    /// Busy, healthy, batch bound and measured rates.
+    pub lane: Arc<GpuLane>,
+    /// Batches for the GPU worker.
+    pub tx: Sender<Batch>,
+    /// CPU worker threads (for the CPU pool's rate).
+    pub cpu_workers: usize,
 }
 
 /// Spawns the scheduler task on the current runtime.
@@ -149,6 +166,7 @@ pub(crate) fn spawn(
     slots: Arc<Slots>,
     work_tx: Sender<Batch>,
     metrics: Arc<Metrics>,
+    gpu: Option<GpuDispatch>,
 ) -> std::io::Result<(SchedulerHandle, tokio::task::JoinHandle<()>)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let wake = slots.clone();
@@ -167,6 +185,7 @@ pub(crate) fn spawn(
         metrics,
         admission: admission.clone(),
         alarm,
+        gpu,
     };
     let join = tokio::spawn(task.run(rx));
     Ok((SchedulerHandle { tx, admission }, join))
@@ -179,6 +198,7 @@ struct Task {
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
     alarm: Alarm,
+    gpu: Option<GpuDispatch>,
 }
 
 impl Task {
@@ -189,7 +209,7 @@ impl Task {
             self.dispatch(now);
             // Wake for the next due batch only while a worker could take it; a worker that
             // frees up wakes us through the same notification.
-            let wake_at = if self.slots.free() > 0 {
+            let wake_at = if self.cpu_free() > 0 || self.gpu_free() {
                 self.batcher.poll_deadline()
             } else {
                 None
@@ -237,9 +257,63 @@ impl Task {
         self.metrics.set_queue_depth(self.batcher.len());
     }
 
+    /// CPU workers that may take a batch now (none while a `gpu`-only lane is healthy).
+    fn cpu_free(&self) -> usize {
+        match &self.gpu {
+            Some(gpu) if !gpu.lane.cpu_takes_work() => 0,
+            _ => self.slots.free(),
+        }
+    }
+
+    fn gpu_free(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| g.lane.available())
+    }
+
+    /// Hands the GPU worker a batch when it is free: sharing with the CPU workers (`auto`),
+    /// its share of the queue in proportion to the measured rates; alone, as much as it takes.
+    fn dispatch_gpu(&mut self, now: Instant) {
+        let Some(gpu) = &self.gpu else { return };
+        if !gpu.lane.available() || self.batcher.is_empty() {
+            return;
+        }
+        let max = gpu.lane.max_items();
+        let target = if gpu.lane.shares_with_cpu() {
+            let rates = &gpu.lane.rates;
+            let cpu_pool = rates.cpu_worker() * gpu.cpu_workers as f64;
+            gpu_share(self.batcher.len(), rates.gpu(), cpu_pool, max)
+        } else {
+            max
+        };
+        if target == 0 {
+            return;
+        }
+        let Some(items) = self.release_after(|b| b.next_batch_of(now, target)) else {
+            return;
+        };
+        let Some(gpu) = &self.gpu else { return };
+        for item in &items {
+            self.metrics
+                .queue_seconds
+                .observe(now.duration_since(item.enqueued).as_secs_f64());
+        }
+        gpu.lane.take();
+        self.metrics.inflight_batches.inc();
+        if let Err(err) = gpu.tx.try_send(Batch { items }) {
+            // Unreachable: the lane is taken only when its one-batch channel is empty.
+            gpu.lane.release();
+            self.metrics.inflight_batches.dec();
+            for entry in err.into_inner().items {
+                entry
+                    .item
+                    .fail(ErrorCode::Internal, "GPU worker unavailable");
+            }
+        }
+    }
+
     fn dispatch(&mut self, now: Instant) {
+        self.dispatch_gpu(now);
         loop {
-            let free = self.slots.free();
+            let free = self.cpu_free();
             if free == 0 {
                 break;
             }

@@ -12,8 +12,9 @@ use umbrald_proto::app_codes;
 use crate::backend::{self, BackendUnavailable};
 use crate::config::{Config, ConfigError};
 use crate::endpoint::{self, Shared};
+use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
 use crate::metrics::Metrics;
-use crate::scheduler::{self, SchedulerHandle, Slots};
+use crate::scheduler::{self, GpuDispatch, SchedulerHandle, Slots};
 use crate::tls::{self, TlsError};
 use crate::workers::{PoolSpec, WorkerPool};
 
@@ -49,11 +50,14 @@ pub struct Server;
 
 impl Server {
     /// Checks `config` as far as possible without binding sockets or writing files: value
-    /// ranges, backend availability, and the certificate, key and client CA files when the
-    /// configuration names them (a generated certificate is not created by a check).
+    /// ranges, the GPU for `backend = gpu` (probed as at start: seconds with NVRTC; `auto`
+    /// always starts), and the certificate, key and client CA files when the configuration
+    /// names them (a generated certificate is not created by a check).
     pub fn check(config: &Config) -> Result<(), StartError> {
         config.validate()?;
-        backend::check(config.workers.backend)?;
+        if config.workers.backend == backend::BackendKind::Gpu {
+            backend::choose(config.workers.backend, &gpu::cuda_prober(&config.gpu))?;
+        }
         if config.tls.cert.is_some() {
             let material = tls::load_or_create(config)?;
             tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
@@ -70,8 +74,27 @@ impl Server {
     /// Call it from within a tokio runtime (multi-threaded in production: the server's tasks
     /// run on it). Returns once the server is ready; stop it with [`RunningServer::shutdown`].
     pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        let prober = gpu::cuda_prober(&config.gpu);
+        Self::start_with_gpu(config, prober).await
+    }
+
+    /// [`Server::start`] with another way of finding a GPU: `prober` runs at start (for
+    /// `backend = gpu` or `auto`) and for every re-probe of an unhealthy GPU. Tests use it to
+    /// inject a faulty or emulated GPU backend.
+    pub async fn start_with_gpu(
+        config: Config,
+        prober: GpuProber,
+    ) -> Result<RunningServer, StartError> {
         config.validate()?;
-        let engine = backend::build_engine(config.workers.backend)?;
+        let kind = config.workers.backend;
+        let chooser = prober.clone();
+        let backends = tokio::task::spawn_blocking(move || backend::choose(kind, &chooser))
+            .await
+            .map_err(|e| BackendUnavailable {
+                kind: kind.as_str(),
+                reason: format!("GPU probe failed: {e}"),
+            })??;
+        let engine = backends.cpu_engine.clone();
         let material = tls::load_or_create(&config)?;
         let fingerprint = material.fingerprint();
         let crypto = tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
@@ -97,9 +120,10 @@ impl Server {
         };
 
         let metrics = Arc::new(Metrics::new());
-        metrics.set_backend(engine.backend_name());
+        metrics.set_backend(backends.label);
         let threads = config.worker_threads();
         let slots = Slots::new(threads);
+        let rates = Arc::new(Rates::default());
         let (work_tx, work_rx) = crossbeam_channel::bounded(threads);
         let spec = PoolSpec {
             threads,
@@ -113,11 +137,48 @@ impl Server {
             work_rx,
             slots.clone(),
             metrics.clone(),
+            rates.clone(),
         )
         .map_err(StartError::Workers)?;
-        let (scheduler, scheduler_task) =
-            scheduler::spawn(config.batcher_config(), slots, work_tx, metrics.clone())
+        let mut pool = pool;
+        let mut gpu_batch_items = None;
+        let gpu_dispatch = match &backends.gpu {
+            Some((device, cpu_helps)) => {
+                let max = match config.batcher.gpu_max_batch_items {
+                    0 => device.batch_items.saturating_mul(config.gpu.host_threads),
+                    n => n,
+                };
+                gpu_batch_items = Some(max);
+                let lane = GpuLane::new(max, *cpu_helps, rates.clone());
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let handle = GpuWorker::start(
+                    device,
+                    &config.gpu,
+                    lane.clone(),
+                    rx,
+                    slots.clone(),
+                    metrics.clone(),
+                    prober,
+                    threads,
+                )
                 .map_err(StartError::Workers)?;
+                pool.adopt(handle);
+                Some(GpuDispatch {
+                    lane,
+                    tx,
+                    cpu_workers: threads,
+                })
+            }
+            None => None,
+        };
+        let (scheduler, scheduler_task) = scheduler::spawn(
+            config.batcher_config(),
+            slots,
+            work_tx,
+            metrics.clone(),
+            gpu_dispatch,
+        )
+        .map_err(StartError::Workers)?;
 
         let ready = Arc::new(AtomicBool::new(false));
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
@@ -129,6 +190,7 @@ impl Server {
                 listener,
                 metrics.clone(),
                 ready.clone(),
+                crate::http::Status::new(backends.label, &config.node_keys),
                 stop,
             ))
         });
@@ -138,6 +200,7 @@ impl Server {
             limits: config.limits.clone(),
             scheduler: scheduler.clone(),
             metrics: metrics.clone(),
+            nucypher: crate::nucypher::Node::new(&config.node_keys),
         });
         let accept = tokio::spawn(endpoint::accept_loop(endpoint.clone(), shared, stop_rx));
         ready.store(true, Ordering::Release);
@@ -145,8 +208,9 @@ impl Server {
         tracing::info!(
             listen = %local_addr,
             metrics = ?metrics_addr,
-            backend = engine.backend_name(),
+            backend = backends.label,
             workers = threads,
+            gpu_max_batch_items = ?gpu_batch_items,
             pinned = config.workers.pin,
             max_batch_items = config.batcher.max_batch_items,
             max_queue_delay_us = config.batcher.max_queue_delay_us,
@@ -159,7 +223,7 @@ impl Server {
             local_addr,
             metrics_addr,
             fingerprint,
-            backend: engine.backend_name(),
+            backend: backends.label,
             workers: threads,
             generated_cert: material.generated,
             endpoint,
@@ -221,7 +285,8 @@ impl RunningServer {
         self.generated_cert
     }
 
-    /// The backend in use (`"cpu"`, ...).
+    /// The backend in use: `"cpu"`, `"gpu"` (the GPU worker alone while healthy) or `"gpu+cpu"`
+    /// (`auto` with a GPU: both take work).
     pub fn backend(&self) -> &'static str {
         self.backend
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
+use umbrald_core::{Engine, ItemError, VerifiedKeyFrag};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
 use crate::batcher::QueueEntry;
@@ -17,6 +18,10 @@ pub(crate) struct WorkItem {
     pub capsule: Vec<u8>,
     /// The policy the item names, shared by all items that name it.
     pub policy: Arc<Policy>,
+    /// The policy's kfrag when it was authenticated before queueing (NuCypher requests, whose
+    /// kfrag is decrypted and checked once per request); `None` for native requests, whose
+    /// `policy` the worker verifies.
+    pub preverified: Option<Arc<VerifiedKeyFrag>>,
     /// The request this item belongs to.
     pub request: Arc<RequestState>,
     /// The item's position in its request.
@@ -52,6 +57,21 @@ impl Drop for WorkItem {
 }
 
 impl WorkItem {
+    /// The item's verified kfrag: the one authenticated before queueing, else `policy`
+    /// verified by `engine` (cached there).
+    pub fn verified_policy(&self, engine: &Engine) -> Result<Arc<VerifiedKeyFrag>, ItemError> {
+        if let Some(kfrag) = &self.preverified {
+            return Ok(kfrag.clone());
+        }
+        let policy = &self.policy;
+        engine.verify_policy(
+            &policy.kfrag,
+            &policy.delegating_pk,
+            &policy.receiving_pk,
+            &policy.verifying_pk,
+        )
+    }
+
     /// Reports this item's outcome to its request.
     pub fn complete(&self, result: ItemResult) {
         self.request.complete(self.index, result);
@@ -168,6 +188,7 @@ mod tests {
                 receiving_pk: vec![],
                 verifying_pk: vec![],
             }),
+            preverified: None,
             request: state.clone(),
             index: 0,
         };

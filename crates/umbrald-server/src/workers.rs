@@ -13,6 +13,7 @@ use crossbeam_channel::Receiver;
 use umbrald_core::{Engine, ItemError, ReencryptItem, VerifiedKeyFrag};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
+use crate::gpu::Rates;
 use crate::metrics::Metrics;
 use crate::scheduler::{Batch, Slots};
 use crate::work::WorkItem;
@@ -46,6 +47,7 @@ impl WorkerPool {
         rx: Receiver<Batch>,
         slots: Arc<Slots>,
         metrics: Arc<Metrics>,
+        rates: Arc<Rates>,
     ) -> std::io::Result<Self> {
         let cores = if spec.pin {
             pin_targets(&spec.cores)
@@ -61,6 +63,7 @@ impl WorkerPool {
                 rx: rx.clone(),
                 slots: slots.clone(),
                 metrics: metrics.clone(),
+                rates: rates.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("umbrald-worker-{i}"))
@@ -71,6 +74,11 @@ impl WorkerPool {
             .workers
             .set(i64::try_from(spec.threads).unwrap_or(i64::MAX));
         Ok(Self { handles })
+    }
+
+    /// Adds another thread (the GPU worker) for [`WorkerPool::join`] to wait for.
+    pub fn adopt(&mut self, handle: JoinHandle<()>) {
+        self.handles.push(handle);
     }
 
     /// Waits for every worker to exit (after the batch channel closes). Blocking.
@@ -123,6 +131,7 @@ struct Worker {
     rx: Receiver<Batch>,
     slots: Arc<Slots>,
     metrics: Arc<Metrics>,
+    rates: Arc<Rates>,
 }
 
 impl Worker {
@@ -150,18 +159,22 @@ impl Worker {
             // Before any result goes out, so that a client that got its answer sees its batch.
             self.metrics.batch_items.observe(n as f64);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                process(&self.engine, batch.items.iter().map(|d| &d.item), started);
+                process(&self.engine, batch.items.iter().map(|d| &d.item), started)
             }));
-            if outcome.is_err() {
+            let computed = outcome.unwrap_or_else(|_| {
                 tracing::error!(worker = index, items = n, "batch computation panicked");
                 // Items already answered keep their result; the rest are answered here.
                 for entry in &batch.items {
                     entry.item.fail(ErrorCode::Internal, "internal error");
                 }
+                0
+            });
+            let elapsed = started.elapsed();
+            self.metrics.compute_seconds.observe(elapsed.as_secs_f64());
+            if computed > 0 {
+                let rate = self.rates.record_cpu(computed, elapsed);
+                self.metrics.set_lane_rate("cpu", rate);
             }
-            self.metrics
-                .compute_seconds
-                .observe(started.elapsed().as_secs_f64());
             self.metrics.inflight_batches.dec();
             drop(batch);
             self.slots.release();
@@ -174,8 +187,13 @@ impl Worker {
 ///
 /// Cancelled items are skipped; items past their deadline are answered `deadline_exceeded`
 /// without work; each distinct policy is verified once per batch; then one
-/// `reencrypt_batch` call covers every item whose policy verified.
-fn process<'a>(engine: &Engine, items: impl Iterator<Item = &'a WorkItem>, now: Instant) {
+/// `reencrypt_batch` call covers every item whose policy verified. Returns the number of items
+/// in that call.
+pub(crate) fn process<'a>(
+    engine: &Engine,
+    items: impl Iterator<Item = &'a WorkItem>,
+    now: Instant,
+) -> usize {
     let mut verified: HashMap<*const Policy, Result<Arc<VerifiedKeyFrag>, ItemError>> =
         HashMap::new();
     let mut live: Vec<(&WorkItem, Arc<VerifiedKeyFrag>)> = Vec::new();
@@ -190,22 +208,16 @@ fn process<'a>(engine: &Engine, items: impl Iterator<Item = &'a WorkItem>, now: 
             );
             continue;
         }
-        let policy = &item.policy;
-        let check = verified.entry(Arc::as_ptr(policy)).or_insert_with(|| {
-            engine.verify_policy(
-                &policy.kfrag,
-                &policy.delegating_pk,
-                &policy.receiving_pk,
-                &policy.verifying_pk,
-            )
-        });
+        let check = verified
+            .entry(Arc::as_ptr(&item.policy))
+            .or_insert_with(|| item.verified_policy(engine));
         match check {
             Ok(kfrag) => live.push((item, kfrag.clone())),
             Err(e) => item.complete(item_error(e)),
         }
     }
     if live.is_empty() {
-        return;
+        return 0;
     }
     let inputs: Vec<ReencryptItem<'_>> = live
         .iter()
@@ -223,6 +235,7 @@ fn process<'a>(engine: &Engine, items: impl Iterator<Item = &'a WorkItem>, now: 
         };
         item.complete(result);
     }
+    live.len()
 }
 
 fn item_error(e: &ItemError) -> ItemResult {

@@ -17,6 +17,7 @@ fn the_example_config_is_valid() {
     assert_eq!(config.limits, defaults.limits);
     assert_eq!(config.batcher, defaults.batcher);
     assert_eq!(config.workers, defaults.workers);
+    assert_eq!(config.gpu, defaults.gpu);
     assert_eq!(config.metrics, defaults.metrics);
     assert_eq!(config.log, defaults.log);
 }

@@ -8,6 +8,7 @@ mod demo;
 mod keygen;
 mod local;
 mod logging;
+mod node_keys;
 mod serve;
 
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ enum Command {
     // The client subcommands take their help text from their argument structs' docs.
     Demo(umbrald_client::cli::demo::DemoArgs),
     Bench(umbrald_client::cli::bench::BenchArgs),
-    Keygen(umbrald_client::cli::keygen::KeygenArgs),
+    Keygen(keygen::KeygenCmd),
 }
 
 fn main() -> ExitCode {

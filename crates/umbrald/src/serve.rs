@@ -1,19 +1,47 @@
 //! `umbrald serve`.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use umbrald_server::{tls, Config, Overrides, Server};
+
+use crate::node_keys;
 
 /// Flags of `umbrald serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     overrides: Box<Overrides>,
+
+    /// NuCypher node key file (`umbrald keygen --node`); enables NuCypher ReencryptionRequests.
+    #[arg(long, env = "UMBRALD_NODE_KEYS", value_name = "FILE")]
+    node_keys: Option<PathBuf>,
+
+    /// File whose first line is the node key passphrase; else $UMBRALD_NODE_KEYS_PASSPHRASE.
+    #[arg(
+        long,
+        env = "UMBRALD_NODE_KEYS_PASSPHRASE_FILE",
+        value_name = "FILE",
+        requires = "node_keys"
+    )]
+    node_keys_passphrase_file: Option<PathBuf>,
 }
 
 /// Loads the configuration, starts the server and runs it until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.overrides)?;
+    let mut config = Config::load(&args.overrides)?;
     crate::logging::init(&config.log.filter)?;
+    if let Some(path) = &args.node_keys {
+        let passphrase = node_keys::passphrase(args.node_keys_passphrase_file.as_deref())?;
+        let keys = node_keys::load(path, &passphrase)?;
+        node_keys::print_public_keys(
+            &mut std::io::stdout(),
+            path,
+            keys.decrypting_public_key(),
+            keys.verifying_public_key(),
+        )?;
+        config.node_keys = keys.into();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server.io_threads)
         .thread_name("umbrald-io")

@@ -336,8 +336,8 @@ impl Eq for Fe {}
 mod tests {
     use super::*;
     use k256::FieldElement;
-    use std::ops::Add;
     use proptest::prelude::*;
+    use std::ops::Add;
 
     fn k256_of(v: &Fe) -> FieldElement {
         Option::from(FieldElement::from_bytes(&v.to_bytes().into())).expect("canonical")
@@ -423,7 +423,9 @@ mod tests {
         assert_eq!(max, Fe::from_u64(R - 1));
         assert_eq!(max.mul(&max), Fe::from_u64(R - 1).square());
         let p_bytes = Fe(P).0;
-        assert!(bool::from(Fe::from_bytes(&Fe(p_bytes).to_bytes()).is_some()));
+        assert!(bool::from(
+            Fe::from_bytes(&Fe(p_bytes).to_bytes()).is_some()
+        ));
         let mut raw_p = [0u8; 32];
         for (i, limb) in P.iter().enumerate() {
             raw_p[32 - 8 * (i + 1)..32 - 8 * i].copy_from_slice(&limb.to_be_bytes());

@@ -127,10 +127,7 @@ fn mul_u_lanes(recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
         pick(i, 1, &mut q);
         lanes.add_all(&q, None);
     }
-    for (half, base) in [
-        (0, params::u_point()),
-        (1, endo(&params::u_point(), &beta)),
-    ] {
+    for (half, base) in [(0, params::u_point()), (1, endo(&params::u_point(), &beta))] {
         q.clear();
         q.extend(
             recodings

@@ -81,7 +81,12 @@ impl Lanes {
             *d = y.double();
         }
         self.invert_denominators(None);
-        for ((x, y), inv) in self.x.iter_mut().zip(self.y.iter_mut()).zip(&self.denominators) {
+        for ((x, y), inv) in self
+            .x
+            .iter_mut()
+            .zip(self.y.iter_mut())
+            .zip(&self.denominators)
+        {
             let lambda = x.square().mul_small(3).mul(inv); // 3x² / 2y
             let x3 = lambda.square().sub(&x.double());
             let y3 = lambda.mul(&x.sub(&x3)).sub(y);

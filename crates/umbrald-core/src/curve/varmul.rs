@@ -19,8 +19,8 @@ use k256::{ProjectivePoint, Scalar};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
-use super::field::Fe;
 use super::batch::{normalize_all, normalize_all_finite};
+use super::field::Fe;
 use super::glv::{self, OddDigits, DIGITS, TABLE_SIZE, WINDOW};
 use super::lanes::{Lanes, MIN_LANES_FIXED, MIN_LANES_VARIABLE};
 use super::{Affine, Jacobian};

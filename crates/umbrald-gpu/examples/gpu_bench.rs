@@ -1,0 +1,258 @@
+//! Variable-base (and fixed-base) multiplications per second against batch size, through
+//! `GpuBackend` (packing, launches, copies, unpacking and its audit included), as a Markdown
+//! table on stdout.
+//!
+//! ```text
+//! cargo run --release -p umbrald-gpu --example gpu_bench -- [--sizes 1024,65536,...]
+//!     [--reps 3] [--chunk 65536] [--ptx FILE] [--device 0] [--host]
+//! ```
+//!
+//! `--host` runs the host-compiled kernels instead of a GPU (to check the program without one;
+//! the numbers then mean nothing). Sizes count pairs: each pair is two variable-base
+//! products `a·P`, `b·P` sharing one table, as the engine uses them. The CPU backend's rate on
+//! one thread is printed for comparison, and so is the engine's per-item cost *outside* the
+//! backend (capsule parsing and check, hashing, encoding: what the server's GPU worker thread
+//! does itself for every item), measured with a backend that answers instantly.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use k256::elliptic_curve::Field;
+use k256::{ProjectivePoint, Scalar};
+use rand::SeedableRng;
+use umbral_pre::DefaultSerialize;
+use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::curve::Affine;
+use umbrald_core::{Engine, ReencryptItem};
+use umbrald_gpu::host::HostExecutor;
+use umbrald_gpu::{DeviceInfo, GpuBackend, GpuOptions};
+
+struct Args {
+    sizes: Vec<usize>,
+    reps: usize,
+    opts: GpuOptions,
+    host: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        sizes: vec![
+            128, 1024, 4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576,
+        ],
+        reps: 3,
+        opts: GpuOptions {
+            audit_samples: 1,
+            disable_after_failures: 0,
+            ..GpuOptions::default()
+        },
+        host: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
+        match flag.as_str() {
+            "--sizes" => {
+                args.sizes = value()?
+                    .split(',')
+                    .map(|s| number(s.trim().to_owned()))
+                    .collect::<Result<_, _>>()?
+            }
+            "--reps" => args.reps = number(value()?)?.max(1),
+            "--chunk" => args.opts.chunk_items = number(value()?)?.max(1),
+            "--device" => args.opts.device = number(value()?)?,
+            "--ptx" => args.opts.ptx_file = Some(value()?.into()),
+            "--host" => args.host = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// A backend that answers every product with the generator at once: the engine's cfrags are
+/// then wrong, but its own work is all that is timed.
+struct Instant0;
+
+impl EcBackend for Instant0 {
+    fn name(&self) -> &'static str {
+        "instant"
+    }
+
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        _: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        let g = Affine::from_k256(&ProjectivePoint::GENERATOR);
+        Ok(vec![[g, g]; bases.len()])
+    }
+
+    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        Ok(vec![
+            Affine::from_k256(&ProjectivePoint::GENERATOR);
+            scalars.len()
+        ])
+    }
+}
+
+/// Seconds per item of `Engine::reencrypt_batch` outside the backend, on one thread.
+fn engine_overhead(items: usize) -> Result<f64, String> {
+    let alice = umbral_pre::SecretKey::random();
+    let bob = umbral_pre::SecretKey::random();
+    let signer = umbral_pre::Signer::new(umbral_pre::SecretKey::random());
+    let kfrag = umbral_pre::generate_kfrags(&alice, &bob.public_key(), &signer, 1, 1, true, true)
+        .into_vec()
+        .pop()
+        .ok_or("no kfrag")?;
+    let key = |pk: umbral_pre::PublicKey| pk.to_compressed_bytes().into_vec();
+    let engine = Engine::new(std::sync::Arc::new(Instant0));
+    let verified = engine
+        .verify_policy(
+            &kfrag.to_bytes().map_err(|e| e.to_string())?,
+            &key(alice.public_key()),
+            &key(bob.public_key()),
+            &key(signer.verifying_key()),
+        )
+        .map_err(|e| e.to_string())?;
+    let capsules: Vec<Vec<u8>> = (0..items.min(256))
+        .map(|_| {
+            let (capsule, _) =
+                umbral_pre::encrypt(&alice.public_key(), b"x").map_err(|e| e.to_string())?;
+            Ok(capsule.to_bytes().map_err(|e| e.to_string())?.into_vec())
+        })
+        .collect::<Result<_, String>>()?;
+    let batch: Vec<ReencryptItem<'_>> = (0..items)
+        .map(|i| ReencryptItem {
+            capsule: &capsules[i % capsules.len()],
+            kfrag: &verified,
+        })
+        .collect();
+    let t = Instant::now();
+    let out = engine.reencrypt_batch(&batch);
+    let secs = t.elapsed().as_secs_f64();
+    if out.iter().any(Result::is_err) {
+        return Err("engine rejected an item".to_owned());
+    }
+    Ok(secs / items as f64)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("gpu_bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let gpu = if args.host {
+        GpuBackend::with_executor(
+            Box::new(HostExecutor::new()),
+            DeviceInfo::emulated(),
+            &args.opts,
+        )
+    } else {
+        match GpuBackend::probe(&args.opts) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                eprintln!("gpu_bench: no usable GPU: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    println!("device: {}", gpu.info());
+    println!(
+        "probe (driver, kernels, tables, self-test): {:.2} s; chunk_items {}",
+        started.elapsed().as_secs_f64(),
+        args.opts.chunk_items
+    );
+
+    // A pool of distinct random bases, reused cyclically: the kernels' cost does not depend on
+    // which point it is, and making a million points on the CPU would dominate the run.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pool: Vec<Affine> = (0..1024)
+        .map(|_| {
+            Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng)))
+                .unwrap_or_else(|| unreachable!("a random multiple of G is finite"))
+        })
+        .collect();
+    let max = args.sizes.iter().copied().max().unwrap_or(0);
+    let bases: Vec<Affine> = (0..max).map(|i| pool[i % pool.len()]).collect();
+    let scalars: Vec<[Scalar; 2]> = (0..max)
+        .map(|_| [Scalar::random(&mut rng), Scalar::random(&mut rng)])
+        .collect();
+    let singles: Vec<Scalar> = scalars.iter().map(|k| k[0]).collect();
+
+    let cpu = CpuBackend::new();
+    let n_cpu = 256.min(max.max(1));
+    let t = Instant::now();
+    let _ = cpu.mul_pairs(&bases[..n_cpu], &scalars[..n_cpu]);
+    let cpu_rate = 2.0 * n_cpu as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "CPU backend, one thread: {:.0} variable-base products/s",
+        cpu_rate
+    );
+    match engine_overhead(4096) {
+        Ok(per_item) => println!(
+            "engine outside the backend, one thread: {:.1} us per item ({:.0} items/s), \
+             the ceiling of the server's GPU worker thread",
+            per_item * 1e6,
+            1.0 / per_item
+        ),
+        Err(e) => println!("engine overhead not measured: {e}"),
+    }
+    println!();
+    println!("| pairs | products | best wall (ms) | products/s (best) | median wall (ms) | kernel ms | copy ms | fixed-base U /s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+
+    // Warm-up: the first launch pays for module loading and lazy allocations.
+    if let Err(e) = gpu.mul_pairs(&bases[..max.min(1024)], &scalars[..max.min(1024)]) {
+        eprintln!("gpu_bench: warm-up failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    for &n in &args.sizes {
+        let mut walls = Vec::with_capacity(args.reps);
+        let before = gpu.stats().snapshot();
+        for _ in 0..args.reps {
+            let t = Instant::now();
+            if let Err(e) = gpu.mul_pairs(&bases[..n], &scalars[..n]) {
+                eprintln!("gpu_bench: {n} pairs failed: {e}");
+                return ExitCode::FAILURE;
+            }
+            walls.push(t.elapsed());
+        }
+        let after = gpu.stats().snapshot();
+        let t = Instant::now();
+        let fixed_ok = gpu.mul_u(&singles[..n]).is_ok();
+        let fixed = t.elapsed();
+        walls.sort_unstable();
+        let best = walls[0];
+        let median = walls[walls.len() / 2];
+        let per_rep = |d: Duration| d.as_secs_f64() * 1e3 / args.reps as f64;
+        println!(
+            "| {n} | {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {} |",
+            2 * n,
+            best.as_secs_f64() * 1e3,
+            2.0 * n as f64 / best.as_secs_f64(),
+            median.as_secs_f64() * 1e3,
+            per_rep(after.kernel_time.saturating_sub(before.kernel_time)),
+            per_rep(after.copy_time.saturating_sub(before.copy_time)),
+            if fixed_ok {
+                format!("{:.0}", n as f64 / fixed.as_secs_f64())
+            } else {
+                "failed".to_owned()
+            },
+        );
+    }
+    let stats = gpu.stats().snapshot();
+    println!();
+    println!(
+        "fallbacks {}, audit failures {}, audited outputs {}",
+        stats.fallbacks, stats.audit_failures, stats.audited
+    );
+    if stats.fallbacks > 0 {
+        eprintln!("gpu_bench: the device failed some calls (see the log above)");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

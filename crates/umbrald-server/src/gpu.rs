@@ -1,0 +1,776 @@
+//! The GPU lane: a dedicated worker thread that takes batches from the scheduler like the CPU
+//! workers do, runs their curve work on a GPU backend, audits every result on the CPU, falls
+//! back to the CPU for any batch that fails, marks the GPU unhealthy after repeated faults, and
+//! re-probes it later.
+//!
+//! Pieces:
+//! - [`GpuProber`] finds and sets up a GPU ([`cuda_prober`] for the real one; tests inject
+//!   their own, e.g. a backend that returns wrong points). It runs at start and for every
+//!   re-probe.
+//! - [`Guarded`], an [`EcBackend`] around the probed backend: checks every output (length,
+//!   identity exactly for zero scalars, points on the curve), recomputes a few random outputs
+//!   on the CPU, and on any error or mismatch recomputes the whole call on the CPU (split over
+//!   the CPU worker count), so nothing is lost and nothing wrong reaches a client. It counts
+//!   everything in [`Metrics`].
+//! - `GpuLane`, the state the scheduler reads: busy, healthy, the batch size bound, and the
+//!   measured rates (EWMA of items/s) of one CPU worker and of the GPU worker, which split the
+//!   queue between them.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use k256::Scalar;
+use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::curve::Affine;
+use umbrald_core::Engine;
+use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
+use umbrald_proto::ErrorCode;
+
+use crate::config::GpuSection;
+use crate::metrics::{FallbackReason, Metrics};
+use crate::scheduler::{Batch, Slots};
+
+/// A GPU found by a [`GpuProber`], ready to serve.
+pub struct GpuDevice {
+    /// The backend that runs the batch multiplications on the device.
+    pub backend: Arc<dyn EcBackend>,
+    /// One line for the logs: the device, its memory, the driver, where the kernels came from.
+    pub description: String,
+    /// The device's counters, for the kernel and copy time metrics (`None`: not measured).
+    pub stats: Option<Arc<GpuStats>>,
+    /// Items per GPU batch that fill this device (used when `batcher.gpu_max_batch_items` is 0).
+    pub batch_items: usize,
+}
+
+impl std::fmt::Debug for GpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuDevice")
+            .field("description", &self.description)
+            .field("batch_items", &self.batch_items)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds and sets up a GPU; `Err` is the reason there is none, in one line. Called at start
+/// (for `backend = gpu` or `auto`) and for every re-probe of an unhealthy GPU, from a blocking
+/// context (it may take seconds).
+pub type GpuProber = Arc<dyn Fn() -> Result<GpuDevice, String> + Send + Sync>;
+
+/// The prober of the CUDA backend: driver, device, kernels (NVRTC or `gpu.ptx_file`),
+/// self-test. Never panics; with no driver or device it returns the reason.
+pub fn cuda_prober(section: &GpuSection) -> GpuProber {
+    let opts = GpuOptions {
+        device: section.device,
+        ptx_file: section.ptx_file.clone(),
+        // The lane audits and decides health itself; the backend's own audit stays as a
+        // second line of defence and never disables the device on its own.
+        audit_samples: 1,
+        disable_after_failures: 0,
+        ..GpuOptions::default()
+    };
+    Arc::new(move || {
+        let gpu = GpuBackend::probe(&opts).map_err(|e| e.to_string())?;
+        Ok(GpuDevice {
+            description: gpu.info().to_string(),
+            stats: Some(gpu.stats()),
+            // One full launch of the pair kernel: two pairs (E and V) per item.
+            batch_items: (opts.chunk_items / 2).max(1),
+            backend: Arc::new(gpu),
+        })
+    })
+}
+
+/// A prober that never finds a GPU (for tests and CPU-only embeddings).
+pub fn no_gpu(reason: &'static str) -> GpuProber {
+    Arc::new(move || Err(reason.to_owned()))
+}
+
+/// Weight of the newest sample in the rate EWMAs.
+const EWMA_WEIGHT: f64 = 0.25;
+/// Rates assumed before the first measurement (items/s): one CPU worker, the GPU worker.
+const CPU_RATE_PRIOR: f64 = 2_000.0;
+const GPU_RATE_PRIOR: f64 = 20_000.0;
+/// Longest wait between re-probes.
+const MAX_REPROBE_BACKOFF: Duration = Duration::from_secs(600);
+/// Calls smaller than this recompute on the calling thread instead of splitting.
+const PARALLEL_FALLBACK_MIN: usize = 64;
+/// Smallest part of a GPU batch given to one host thread of the GPU worker.
+const MIN_PART_ITEMS: usize = 1024;
+
+/// Measured throughput of one CPU worker and of the GPU worker, as EWMAs of items/s, stored as
+/// `f64` bits so that the workers update them and the scheduler reads them without locks.
+#[derive(Debug)]
+pub(crate) struct Rates {
+    cpu_worker: AtomicU64,
+    gpu: AtomicU64,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Self {
+            cpu_worker: AtomicU64::new(CPU_RATE_PRIOR.to_bits()),
+            gpu: AtomicU64::new(GPU_RATE_PRIOR.to_bits()),
+        }
+    }
+}
+
+impl Rates {
+    /// One CPU worker's rate.
+    pub fn cpu_worker(&self) -> f64 {
+        f64::from_bits(self.cpu_worker.load(Ordering::Relaxed))
+    }
+
+    /// The GPU worker's rate.
+    pub fn gpu(&self) -> f64 {
+        f64::from_bits(self.gpu.load(Ordering::Relaxed))
+    }
+
+    /// Folds in one batch of a CPU worker; returns the new rate.
+    pub fn record_cpu(&self, items: usize, elapsed: Duration) -> f64 {
+        fold(&self.cpu_worker, items, elapsed)
+    }
+
+    /// Folds in one batch of the GPU worker; returns the new rate.
+    pub fn record_gpu(&self, items: usize, elapsed: Duration) -> f64 {
+        fold(&self.gpu, items, elapsed)
+    }
+}
+
+fn fold(slot: &AtomicU64, items: usize, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    let old = f64::from_bits(slot.load(Ordering::Relaxed));
+    if items == 0 || secs <= 0.0 {
+        return old;
+    }
+    let sample = items as f64 / secs;
+    let mut new = old;
+    let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        new = f64::from_bits(bits) * (1.0 - EWMA_WEIGHT) + sample * EWMA_WEIGHT;
+        Some(new.to_bits())
+    });
+    new
+}
+
+/// How many of `queued` items the GPU should take when it shares the queue with a CPU pool:
+/// the GPU's fraction of the combined rate, rounded, at most `max`. 0 means the CPU pool is
+/// expected to finish them sooner (a light load); the GPU then waits for more.
+pub(crate) fn gpu_share(queued: usize, gpu_rate: f64, cpu_pool_rate: f64, max: usize) -> usize {
+    let total = gpu_rate + cpu_pool_rate;
+    if total.is_nan() || total <= 0.0 || !gpu_rate.is_finite() {
+        return queued.min(max);
+    }
+    let share = (queued as f64 * (gpu_rate / total)).round();
+    (share as usize).min(queued).min(max)
+}
+
+/// The GPU lane's state as the scheduler sees it.
+#[derive(Debug)]
+pub(crate) struct GpuLane {
+    busy: AtomicBool,
+    healthy: AtomicBool,
+    max_items: AtomicUsize,
+    cpu_helps: bool,
+    /// Measured rates of the CPU workers and the GPU worker.
+    pub rates: Arc<Rates>,
+}
+
+impl GpuLane {
+    /// A healthy, idle lane taking batches of at most `max_items`; `cpu_helps` lets the CPU
+    /// workers take work while the GPU is healthy (`auto`).
+    pub fn new(max_items: usize, cpu_helps: bool, rates: Arc<Rates>) -> Arc<Self> {
+        Arc::new(Self {
+            busy: AtomicBool::new(false),
+            healthy: AtomicBool::new(true),
+            max_items: AtomicUsize::new(max_items.max(1)),
+            cpu_helps,
+            rates,
+        })
+    }
+
+    /// Whether the GPU worker can take a batch now.
+    pub fn available(&self) -> bool {
+        self.is_healthy() && !self.busy.load(Ordering::Acquire)
+    }
+
+    /// Whether the GPU is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether the CPU workers take batches now: always with `auto`, and with `gpu` while the
+    /// GPU is unhealthy.
+    pub fn cpu_takes_work(&self) -> bool {
+        self.cpu_helps || !self.is_healthy()
+    }
+
+    /// Whether the GPU shares the queue with the CPU workers in proportion to their rates.
+    pub fn shares_with_cpu(&self) -> bool {
+        self.cpu_helps
+    }
+
+    /// Most items in one GPU batch.
+    pub fn max_items(&self) -> usize {
+        self.max_items.load(Ordering::Relaxed)
+    }
+
+    /// The scheduler hands the GPU worker a batch.
+    pub fn take(&self) {
+        self.busy.store(true, Ordering::Release);
+    }
+
+    /// The GPU worker finished its batch.
+    pub fn release(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+
+    fn set_healthy(&self, healthy: bool, metrics: &Metrics) {
+        self.healthy.store(healthy, Ordering::Release);
+        metrics.gpu_healthy.set(i64::from(healthy));
+    }
+}
+
+/// An [`EcBackend`] around a GPU backend that never lets a wrong result through: every call is
+/// checked and audited, and recomputed on the CPU when anything is off.
+pub(crate) struct Guarded {
+    inner: RwLock<Arc<dyn EcBackend>>,
+    stats: Mutex<Option<(Arc<GpuStats>, GpuStatsSnapshot)>>,
+    cpu: CpuBackend,
+    lane: Arc<GpuLane>,
+    metrics: Arc<Metrics>,
+    audit_samples: usize,
+    unhealthy_after: u32,
+    faults_in_a_row: AtomicU32,
+    faults: AtomicU64,
+    fallback_threads: usize,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("audit_samples", &self.audit_samples)
+            .field("unhealthy_after", &self.unhealthy_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call's result was not accepted.
+type Verdict = Result<(), FallbackReason>;
+
+impl Guarded {
+    /// Guards `device`. `fallback_threads` threads recompute a failed call on the CPU.
+    pub fn new(
+        device: &GpuDevice,
+        lane: Arc<GpuLane>,
+        metrics: Arc<Metrics>,
+        section: &GpuSection,
+        fallback_threads: usize,
+    ) -> Self {
+        Self {
+            inner: RwLock::new(Arc::clone(&device.backend)),
+            stats: Mutex::new(device.stats.as_ref().map(|s| (Arc::clone(s), s.snapshot()))),
+            cpu: CpuBackend::new(),
+            lane,
+            metrics,
+            audit_samples: section.audit_samples.max(1),
+            unhealthy_after: section.unhealthy_after.max(1),
+            faults_in_a_row: AtomicU32::new(0),
+            faults: AtomicU64::new(0),
+            fallback_threads: fallback_threads.max(1),
+        }
+    }
+
+    /// Calls that fell back to the CPU so far.
+    pub fn faults(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
+    }
+
+    /// Serves with a freshly probed device from now on.
+    fn replace(&self, device: &GpuDevice) {
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&device.backend);
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) =
+            device.stats.as_ref().map(|s| (Arc::clone(s), s.snapshot()));
+        self.faults_in_a_row.store(0, Ordering::Relaxed);
+    }
+
+    /// Drops the device's backend (so that a broken CUDA context is released before a
+    /// re-probe); calls go to the CPU until [`Guarded::replace`].
+    fn release_device(&self) {
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(CpuBackend);
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn backend(&self) -> Arc<dyn EcBackend> {
+        Arc::clone(&self.inner.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn accepted(&self) {
+        self.faults_in_a_row.store(0, Ordering::Relaxed);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((live, last)) = stats.as_mut() {
+            let now = live.snapshot();
+            let kernel = now.kernel_time.saturating_sub(last.kernel_time);
+            let copy = now.copy_time.saturating_sub(last.copy_time);
+            self.metrics.gpu_kernel_seconds.inc_by(kernel.as_secs_f64());
+            self.metrics.gpu_copy_seconds.inc_by(copy.as_secs_f64());
+            *last = now;
+        }
+    }
+
+    fn fault(&self, reason: FallbackReason, detail: &str) {
+        self.metrics.gpu_fallback(reason);
+        if reason == FallbackReason::AuditMismatch {
+            self.metrics.gpu_audit_failures.inc();
+        }
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        let in_a_row = self
+            .faults_in_a_row
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        // `detail` names indices and driver errors, never scalars or points.
+        tracing::warn!(
+            reason = reason.as_str(),
+            detail,
+            in_a_row,
+            "GPU batch failed; recomputed on the CPU"
+        );
+        if in_a_row >= self.unhealthy_after && self.lane.is_healthy() {
+            self.lane.set_healthy(false, &self.metrics);
+            tracing::error!(
+                faults_in_a_row = in_a_row,
+                "GPU marked unhealthy; the CPU serves until a re-probe succeeds"
+            );
+        }
+    }
+
+    /// Checks every output's shape and audits a few of them against the CPU.
+    fn check_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        out: &[[Option<Affine>; 2]],
+    ) -> Verdict {
+        if out.len() != bases.len() {
+            return Err(FallbackReason::InvalidOutput);
+        }
+        for (k, products) in scalars.iter().zip(out) {
+            for (k, p) in k.iter().zip(products) {
+                if !plausible(k, p) {
+                    return Err(FallbackReason::InvalidOutput);
+                }
+            }
+        }
+        for i in self.sample(out.len()) {
+            let want = self
+                .cpu
+                .mul_pairs(&bases[i..=i], &scalars[i..=i])
+                .map_err(|_| FallbackReason::AuditMismatch)?;
+            if want.first() != out.get(i) {
+                return Err(FallbackReason::AuditMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_u(&self, scalars: &[Scalar], out: &[Option<Affine>]) -> Verdict {
+        if out.len() != scalars.len() {
+            return Err(FallbackReason::InvalidOutput);
+        }
+        if !scalars.iter().zip(out).all(|(k, p)| plausible(k, p)) {
+            return Err(FallbackReason::InvalidOutput);
+        }
+        for i in self.sample(out.len()) {
+            let want = self
+                .cpu
+                .mul_u(&scalars[i..=i])
+                .map_err(|_| FallbackReason::AuditMismatch)?;
+            if want.first() != out.get(i) {
+                return Err(FallbackReason::AuditMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fresh random indices for this call's audit, counted.
+    fn sample(&self, n: usize) -> Vec<usize> {
+        let k = self.audit_samples.min(n);
+        self.metrics.gpu_audited.inc_by(k as u64);
+        rand::seq::index::sample(&mut rand::thread_rng(), n, k).into_vec()
+    }
+
+    /// The CPU's answer for a whole call, split over the fallback threads.
+    fn cpu_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        let threads = self
+            .fallback_threads
+            .min(bases.len() / PARALLEL_FALLBACK_MIN)
+            .max(1);
+        if threads == 1 {
+            return self.cpu.mul_pairs(bases, scalars);
+        }
+        let chunk = bases.len().div_ceil(threads);
+        let cpu = self.cpu;
+        std::thread::scope(|s| {
+            let parts: Vec<_> = bases
+                .chunks(chunk)
+                .zip(scalars.chunks(chunk))
+                .map(|(b, k)| s.spawn(move || cpu.mul_pairs(b, k)))
+                .collect();
+            let mut out = Vec::with_capacity(bases.len());
+            for part in parts {
+                match part.join() {
+                    Ok(done) => out.extend(done?),
+                    Err(_) => return Err(BackendError::Device("CPU fallback panicked".into())),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn cpu_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        let threads = self
+            .fallback_threads
+            .min(scalars.len() / PARALLEL_FALLBACK_MIN)
+            .max(1);
+        if threads == 1 {
+            return self.cpu.mul_u(scalars);
+        }
+        let chunk = scalars.len().div_ceil(threads);
+        let cpu = self.cpu;
+        std::thread::scope(|s| {
+            let parts: Vec<_> = scalars
+                .chunks(chunk)
+                .map(|k| s.spawn(move || cpu.mul_u(k)))
+                .collect();
+            let mut out = Vec::with_capacity(scalars.len());
+            for part in parts {
+                match part.join() {
+                    Ok(done) => out.extend(done?),
+                    Err(_) => return Err(BackendError::Device("CPU fallback panicked".into())),
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A product can be right: the identity exactly for a zero scalar, else a point on the curve.
+/// (Whether a scalar is zero is revealed by the result anyway.)
+fn plausible(k: &Scalar, p: &Option<Affine>) -> bool {
+    match p {
+        None => bool::from(k.is_zero()),
+        Some(p) => !bool::from(k.is_zero()) && p.is_on_curve(),
+    }
+}
+
+/// Runs a device call, turning a panic in the CUDA libraries into a device error.
+fn guarded_call<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T, BackendError> {
+    catch_unwind(AssertUnwindSafe(call))
+        .unwrap_or_else(|_| Err(BackendError::Device("GPU backend panicked".to_owned())))
+}
+
+fn reason_of(e: &BackendError) -> FallbackReason {
+    match e {
+        // The GPU backend's own audit reports its mismatches this way.
+        BackendError::Device(msg) if msg.starts_with("audit") => FallbackReason::AuditMismatch,
+        _ => FallbackReason::DeviceError,
+    }
+}
+
+impl EcBackend for Guarded {
+    fn name(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        if bases.len() != scalars.len() {
+            return Err(BackendError::Shape("bases and scalars differ in length"));
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.lane.is_healthy() {
+            self.metrics.gpu_fallback(FallbackReason::Unhealthy);
+            self.faults.fetch_add(1, Ordering::Relaxed);
+            return self.cpu_pairs(bases, scalars);
+        }
+        let verdict = match guarded_call(|| self.backend().mul_pairs(bases, scalars)) {
+            Ok(out) => match self.check_pairs(bases, scalars, &out) {
+                Ok(()) => Ok(out),
+                Err(reason) => Err((reason, "result rejected by the check")),
+            },
+            Err(e) => Err((reason_of(&e), "backend error")),
+        };
+        match verdict {
+            Ok(out) => {
+                self.accepted();
+                Ok(out)
+            }
+            Err((reason, detail)) => {
+                self.fault(reason, detail);
+                self.cpu_pairs(bases, scalars)
+            }
+        }
+    }
+
+    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        if scalars.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.lane.is_healthy() {
+            self.metrics.gpu_fallback(FallbackReason::Unhealthy);
+            self.faults.fetch_add(1, Ordering::Relaxed);
+            return self.cpu_u(scalars);
+        }
+        let verdict = match guarded_call(|| self.backend().mul_u(scalars)) {
+            Ok(out) => match self.check_u(scalars, &out) {
+                Ok(()) => Ok(out),
+                Err(reason) => Err((reason, "result rejected by the check")),
+            },
+            Err(e) => Err((reason_of(&e), "backend error")),
+        };
+        match verdict {
+            Ok(out) => {
+                self.accepted();
+                Ok(out)
+            }
+            Err((reason, detail)) => {
+                self.fault(reason, detail);
+                self.cpu_u(scalars)
+            }
+        }
+    }
+}
+
+/// The GPU worker thread.
+pub(crate) struct GpuWorker {
+    guard: Arc<Guarded>,
+    engine: Engine,
+    rx: Receiver<Batch>,
+    slots: Arc<Slots>,
+    lane: Arc<GpuLane>,
+    metrics: Arc<Metrics>,
+    prober: GpuProber,
+    reprobe_after: Duration,
+    host_threads: usize,
+}
+
+/// Into how many parts (one host thread and one device call each) the GPU worker splits a
+/// batch of `items`: parts of at least [`MIN_PART_ITEMS`], at most `threads`.
+pub(crate) fn parts_for(items: usize, threads: usize) -> usize {
+    threads.min(items / MIN_PART_ITEMS).max(1)
+}
+
+impl GpuWorker {
+    /// Starts the GPU worker on its own thread, serving `device` with batches from `rx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        device: &GpuDevice,
+        section: &GpuSection,
+        lane: Arc<GpuLane>,
+        rx: Receiver<Batch>,
+        slots: Arc<Slots>,
+        metrics: Arc<Metrics>,
+        prober: GpuProber,
+        fallback_threads: usize,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let guard = Arc::new(Guarded::new(
+            device,
+            lane.clone(),
+            metrics.clone(),
+            section,
+            fallback_threads,
+        ));
+        lane.set_healthy(true, &metrics);
+        metrics.set_lane_rate("gpu", lane.rates.gpu());
+        let worker = GpuWorker {
+            engine: Engine::new(guard.clone()),
+            guard,
+            rx,
+            slots,
+            lane,
+            metrics,
+            prober,
+            reprobe_after: Duration::from_millis(section.reprobe_after_ms.max(1)),
+            host_threads: section.host_threads.max(1),
+        };
+        std::thread::Builder::new()
+            .name("umbrald-gpu".to_owned())
+            .spawn(move || worker.run())
+    }
+
+    fn run(self) {
+        let mut backoff = self.reprobe_after;
+        loop {
+            if self.lane.is_healthy() {
+                match self.rx.recv() {
+                    Ok(batch) => self.serve(batch),
+                    Err(_) => break,
+                }
+                backoff = self.reprobe_after;
+                if !self.lane.is_healthy() {
+                    // Let go of the device now; the CPU serves meanwhile.
+                    self.guard.release_device();
+                }
+                continue;
+            }
+            match self.rx.recv_timeout(backoff) {
+                // Only a batch handed over just before the GPU turned unhealthy: the guard
+                // computes it on the CPU.
+                Ok(batch) => self.serve(batch),
+                Err(RecvTimeoutError::Timeout) => {
+                    if !self.reprobe() {
+                        backoff = (backoff * 2).min(MAX_REPROBE_BACKOFF);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        tracing::debug!("GPU worker stopped");
+    }
+
+    /// Probes the GPU again; on success the lane is healthy and takes work again.
+    fn reprobe(&self) -> bool {
+        let started = Instant::now();
+        let found = match catch_unwind(AssertUnwindSafe(|| (self.prober)())) {
+            Ok(found) => found,
+            Err(_) => Err("the prober panicked".to_owned()),
+        };
+        match found {
+            Ok(device) => {
+                self.guard.replace(&device);
+                self.metrics.gpu_reprobe(true);
+                self.lane.set_healthy(true, &self.metrics);
+                tracing::info!(
+                    device = %device.description,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "GPU re-probed and healthy again"
+                );
+                self.slots.wake();
+                true
+            }
+            Err(reason) => {
+                self.metrics.gpu_reprobe(false);
+                tracing::warn!(%reason, "GPU re-probe failed; the CPU keeps serving");
+                false
+            }
+        }
+    }
+
+    fn serve(&self, batch: Batch) {
+        let started = Instant::now();
+        let n = batch.items.len();
+        self.metrics.batch_items.observe(n as f64);
+        let faults_before = self.guard.faults();
+        let part = |items: &[crate::batcher::Dequeued<crate::work::WorkItem>]| {
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::workers::process(&self.engine, items.iter().map(|d| &d.item), started)
+            }))
+            .ok()
+        };
+        let parts = parts_for(n, self.host_threads);
+        let outcome: Option<usize> = if parts == 1 {
+            part(&batch.items)
+        } else {
+            // Each part is one engine call (one device call): the parts' parsing, checks and
+            // encoding run on their own threads while the device serves another part.
+            let part = &part;
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .items
+                    .chunks(n.div_ceil(parts))
+                    .map(|items| s.spawn(move || part(items)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().ok().flatten())
+                    .sum::<Option<usize>>()
+            })
+        };
+        let computed = outcome.unwrap_or_else(|| {
+            tracing::error!(items = n, "GPU batch computation panicked");
+            // Items already answered keep their result; the rest are answered here.
+            for entry in &batch.items {
+                entry.item.fail(ErrorCode::Internal, "internal error");
+            }
+            0
+        });
+        let elapsed = started.elapsed();
+        self.metrics.compute_seconds.observe(elapsed.as_secs_f64());
+        self.metrics.inflight_batches.dec();
+        drop(batch);
+        self.lane.release();
+        self.slots.wake();
+        if computed > 0 && self.guard.faults() == faults_before {
+            self.metrics.gpu_batches.inc();
+            self.metrics.gpu_items.inc_by(computed as u64);
+            let rate = self.lane.rates.record_gpu(computed, elapsed);
+            self.metrics.set_lane_rate("gpu", rate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_follows_the_rates() {
+        // Equal rates: half each.
+        assert_eq!(gpu_share(100, 1000.0, 1000.0, 1 << 20), 50);
+        // GPU 9x the CPU pool: 90 %.
+        assert_eq!(gpu_share(1000, 9000.0, 1000.0, 1 << 20), 900);
+        // Bounded by the GPU batch size and the queue.
+        assert_eq!(gpu_share(1000, 9000.0, 1000.0, 128), 128);
+        // A light load the CPU pool finishes sooner: the GPU waits.
+        assert_eq!(gpu_share(1, 1000.0, 8000.0, 128), 0);
+        // No CPU pool: everything.
+        assert_eq!(gpu_share(7, 1000.0, 0.0, 128), 7);
+        assert_eq!(gpu_share(7, 0.0, 0.0, 128), 7);
+    }
+
+    #[test]
+    fn batches_split_into_parts_of_at_least_min_items() {
+        assert_eq!(parts_for(10, 4), 1);
+        assert_eq!(parts_for(MIN_PART_ITEMS * 2 - 1, 4), 1);
+        assert_eq!(parts_for(MIN_PART_ITEMS * 2, 4), 2);
+        assert_eq!(parts_for(MIN_PART_ITEMS * 100, 4), 4);
+        assert_eq!(parts_for(MIN_PART_ITEMS * 100, 1), 1);
+        assert_eq!(parts_for(0, 4), 1);
+    }
+
+    #[test]
+    fn rates_move_toward_samples() {
+        let r = Rates::default();
+        let before = r.gpu();
+        let after = r.record_gpu(1_000_000, Duration::from_secs(1));
+        assert!(after > before && after < 1_000_000.0, "{before} -> {after}");
+        assert_eq!(r.gpu(), after);
+        // Empty batches and zero durations change nothing.
+        assert_eq!(r.record_gpu(0, Duration::from_secs(1)), after);
+        assert_eq!(r.record_cpu(5, Duration::ZERO), CPU_RATE_PRIOR);
+        for _ in 0..100 {
+            r.record_cpu(500, Duration::from_millis(100));
+        }
+        assert!((r.cpu_worker() - 5_000.0).abs() < 1.0, "{}", r.cpu_worker());
+    }
+
+    #[test]
+    fn plausibility_ties_identity_to_zero_scalars() {
+        let g = Affine::from_k256(&k256::ProjectivePoint::GENERATOR).expect("G");
+        assert!(plausible(&Scalar::ZERO, &None));
+        assert!(!plausible(&Scalar::ZERO, &Some(g)));
+        assert!(plausible(&Scalar::ONE, &Some(g)));
+        assert!(!plausible(&Scalar::ONE, &None));
+    }
+}

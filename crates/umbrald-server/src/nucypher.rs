@@ -1,0 +1,239 @@
+//! NuCypher requests (nucypher-core 0.16 `ReencryptionRequest`) on the `umbrald/1` endpoint.
+//!
+//! A request stream whose bytes begin with the `ReRq` brand is answered here instead of as a
+//! native request. The per-request fixed cost (parsing, decrypting the kfrag with the node's
+//! decrypting key, checking the publisher's signature) runs at most once per request, on tokio's
+//! blocking pool, and not again for a request whose encrypted kfrag, HRAC and keys were
+//! authorized before (Bob sends the same ones for every retrieval under a policy); the
+//! capsules then become ordinary queue items of one pre-verified policy, so they share batches,
+//! workers and backends with native requests. The answer is a signed `ReencryptionResponse`, or
+//! on any failure the `umbrald/1` request-level error map.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use quinn::Connection;
+use sha2::{Digest, Sha256};
+use umbrald_core::VerifiedKeyFrag;
+use umbrald_nucypher::{NodeKeys, NucypherError, ReencryptionRequest};
+use umbrald_proto::{ErrorCode, ItemResult, Policy};
+
+use crate::endpoint::{self, Answer, Shared};
+use crate::request::{self, Refusal};
+use crate::work::{RequestState, WorkItem};
+
+/// The node's NuCypher keys as the configuration carries them: absent unless the server was
+/// started with node keys (`umbrald serve --node-keys`). Never serialized; two slots are equal
+/// when they hold the same public keys.
+#[derive(Clone, Default)]
+pub struct NodeKeysSlot(pub Option<Arc<NodeKeys>>);
+
+impl std::fmt::Debug for NodeKeysSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // NodeKeys' Debug shows public keys only.
+        f.debug_tuple("NodeKeysSlot").field(&self.0).finish()
+    }
+}
+
+impl PartialEq for NodeKeysSlot {
+    fn eq(&self, other: &Self) -> bool {
+        let public = |s: &Self| {
+            s.0.as_ref()
+                .map(|k| (*k.decrypting_public_key(), *k.verifying_public_key()))
+        };
+        public(self) == public(other)
+    }
+}
+
+impl Eq for NodeKeysSlot {}
+
+impl From<NodeKeys> for NodeKeysSlot {
+    fn from(keys: NodeKeys) -> Self {
+        Self(Some(Arc::new(keys)))
+    }
+}
+
+/// Most authorized kfrags remembered; the memory is cleared when it is full.
+const AUTHORIZED_CACHE: usize = 4096;
+
+/// The serving node: its keys, and the kfrags it authorized, by the request fields that
+/// determine the authorization.
+pub(crate) struct Node {
+    keys: Arc<NodeKeys>,
+    authorized: Mutex<HashMap<[u8; 32], Arc<VerifiedKeyFrag>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// The node for `slot`'s keys, if any.
+    pub(crate) fn new(slot: &NodeKeysSlot) -> Option<Arc<Self>> {
+        slot.0.as_ref().map(|keys| {
+            Arc::new(Self {
+                keys: keys.clone(),
+                authorized: Mutex::new(HashMap::new()),
+            })
+        })
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Arc<VerifiedKeyFrag>> {
+        self.authorized.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember(&self, key: [u8; 32], kfrag: Arc<VerifiedKeyFrag>) {
+        if let Ok(mut cache) = self.authorized.lock() {
+            if cache.len() >= AUTHORIZED_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, kfrag);
+        }
+    }
+}
+
+/// Everything [`NodeKeys::authorize`] depends on besides the conditions (which are checked on
+/// every request), length-prefixed and hashed.
+fn authorization_key(req: &ReencryptionRequest<'_>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        &req.hrac[..],
+        &req.publisher_verifying_key[..],
+        &req.bob_verifying_key[..],
+        req.ekfrag_capsule,
+        req.ekfrag_ciphertext,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>, items: usize) -> Answer {
+    Answer::refused(Refusal::new(0, code, message), items)
+}
+
+fn refuse_error(e: &NucypherError, items: usize) -> Answer {
+    refuse(e.code(), e.to_string(), items)
+}
+
+/// Answers one NuCypher request. `None` when the connection closed meanwhile.
+pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> Option<Answer> {
+    let Some(node) = shared.nucypher.clone() else {
+        return Some(refuse(
+            ErrorCode::UnsupportedVersion,
+            "this server does not serve NuCypher requests (it was started without node keys)",
+            0,
+        ));
+    };
+    // Structure and limits first: cheap, and no point decrypting for a refused request.
+    let (capsules, conditions, cache_key) = match ReencryptionRequest::parse(bytes) {
+        Ok(req) => (
+            req.capsules.iter().map(|c| c.to_vec()).collect::<Vec<_>>(),
+            req.check_no_conditions(),
+            authorization_key(&req),
+        ),
+        Err(e) => return Some(refuse_error(&e, 0)),
+    };
+    let n = capsules.len();
+    if n > shared.limits.max_items_per_request {
+        let message = format!(
+            "{n} capsules; at most {} per request",
+            shared.limits.max_items_per_request
+        );
+        return Some(refuse(ErrorCode::TooLarge, message, n));
+    }
+    if let Err(e) = conditions {
+        return Some(refuse_error(&e, n));
+    }
+
+    // The fixed cost, at most once per request, off the async runtime.
+    let kfrag = match node.cached(&cache_key) {
+        Some(kfrag) => kfrag,
+        None => {
+            let owned: Arc<[u8]> = bytes.into();
+            let keys = node.keys.clone();
+            let authorized = tokio::task::spawn_blocking(move || {
+                let req = ReencryptionRequest::parse(&owned)?;
+                keys.authorize(&req)
+            })
+            .await;
+            match authorized {
+                Ok(Ok(kfrag)) => {
+                    let kfrag = Arc::new(kfrag);
+                    node.remember(cache_key, kfrag.clone());
+                    kfrag
+                }
+                Ok(Err(e)) => return Some(refuse_error(&e, n)),
+                Err(_) => return Some(refuse(ErrorCode::Internal, "internal error", n)),
+            }
+        }
+    };
+
+    let cfrags = if n == 0 {
+        Vec::new()
+    } else {
+        let (state, rx) = RequestState::new(n, 0, None);
+        // One placeholder policy per request: workers group items by it, and use `preverified`.
+        let policy = Arc::new(Policy {
+            kfrag: Vec::new(),
+            delegating_pk: Vec::new(),
+            receiving_pk: Vec::new(),
+            verifying_pk: Vec::new(),
+        });
+        let items = capsules
+            .iter()
+            .enumerate()
+            .map(|(index, capsule)| WorkItem {
+                capsule: capsule.clone(),
+                policy: policy.clone(),
+                preverified: Some(kfrag.clone()),
+                request: state.clone(),
+                index,
+            })
+            .collect();
+        let results = match endpoint::run_work(state, rx, items, None, conn, shared).await? {
+            Ok(results) => results,
+            Err(refusal) => return Some(Answer::refused(refusal, n)),
+        };
+        match collect_cfrags(results) {
+            Ok(cfrags) => cfrags,
+            Err(answer) => return Some(answer),
+        }
+    };
+
+    let signed = {
+        let cfrags = cfrags.clone();
+        let keys = node.keys.clone();
+        tokio::task::spawn_blocking(move || keys.sign_response(&capsules, &cfrags)).await
+    };
+    match signed {
+        Ok(bytes) => {
+            let results = cfrags.into_iter().map(ItemResult::ok).collect();
+            Some(Answer::raw(request::results_response(0, results), bytes, n))
+        }
+        Err(_) => Some(refuse(ErrorCode::Internal, "internal error", n)),
+    }
+}
+
+/// Every cfrag, or the request-level refusal for the first capsule that failed (a NuCypher
+/// response has no per-item errors).
+fn collect_cfrags(results: Vec<ItemResult>) -> Result<Vec<Vec<u8>>, Answer> {
+    let n = results.len();
+    let mut cfrags = Vec::with_capacity(n);
+    for (i, result) in results.into_iter().enumerate() {
+        match (result.cfrag, result.error) {
+            (Some(cfrag), None) => cfrags.push(cfrag),
+            (_, Some(e)) => {
+                let code = ErrorCode::from_wire(&e.code).unwrap_or(ErrorCode::Internal);
+                return Err(refuse(code, format!("capsule {i}: {}", e.message), n));
+            }
+            (None, None) => return Err(refuse(ErrorCode::Internal, "internal error", n)),
+        }
+    }
+    Ok(cfrags)
+}
