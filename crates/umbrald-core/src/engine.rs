@@ -14,8 +14,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use k256::elliptic_curve::ops::MulByGenerator;
-use k256::{NonZeroScalar, ProjectivePoint, Scalar};
+use k256::{NonZeroScalar, Scalar};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_core::OsRng;
@@ -23,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{CpuBackend, EcBackend};
 use crate::codec::{Capsule, CapsuleFrag, KeyFrag, PublicKey, VerifiedKeyFrag};
-use crate::curve::{msm, params, Affine};
+use crate::curve::{fixed, msm, params, Affine};
 use crate::error::ItemError;
 use crate::hash;
 use crate::kfrag_cache::{policy_key, KfragCache};
@@ -248,7 +247,7 @@ fn combined_check(capsules: &[(usize, &Capsule)]) -> bool {
         scalars.push(-(r * c.challenge()));
     }
     let sum = msm::msm_vartime(&points, &scalars);
-    let g_part = Affine::from_k256(&ProjectivePoint::mul_by_generator(&g_scalar));
+    let g_part = fixed::mul_g(&[g_scalar]).pop().flatten();
     match (sum, g_part) {
         (None, None) => true,
         (Some(sum), Some(g)) => sum == g.neg(),

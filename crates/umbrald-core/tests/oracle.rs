@@ -243,3 +243,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn small_batch_checks_each_capsule_alone() {
+    // Fewer capsules than the combined check needs: each equation is checked on its own.
+    let policy = Policy::new(2, 3);
+    let engine = Engine::cpu();
+    let kfrag = policy.verified(&engine, 1);
+    let encrypted: Vec<_> = (0..2).map(|i| policy.encrypt(&[i; 7])).collect();
+    let mut capsules: Vec<Vec<u8>> = encrypted.iter().map(|(c, _)| capsule_bytes(c)).collect();
+    capsules[0][104] ^= 1;
+    let items: Vec<ReencryptItem<'_>> = capsules
+        .iter()
+        .map(|c| ReencryptItem {
+            capsule: c,
+            kfrag: &kfrag,
+        })
+        .collect();
+    let results = engine.reencrypt_batch(&items);
+    assert_eq!(results[0], Err(ItemError::CapsuleCheckFailed));
+    let cfrag = results[1].as_ref().expect("good item");
+    policy.check_cfrag(&encrypted[1].0, &cfrag.to_bytes());
+}

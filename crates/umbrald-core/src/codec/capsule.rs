@@ -1,11 +1,11 @@
 //! `Capsule`: the KEM ciphertext `(E, V, s)`.
 
-use k256::elliptic_curve::ops::MulByGenerator;
-use k256::{ProjectivePoint, Scalar};
+use k256::Scalar;
 
 use super::msgpack::{Reader, Writer};
 use super::{read_nonzero_scalar, read_point, CodecError};
-use crate::curve::Affine;
+use crate::curve::batch::normalize_all;
+use crate::curve::{fixed, msm, varmul, Affine, Jacobian};
 use crate::hash;
 
 const WHAT: &str = "Capsule";
@@ -63,8 +63,12 @@ impl Capsule {
 
     /// Checks `s·G == V + h·E` for this capsule alone (variable time; public data).
     pub fn check_vartime(&self) -> bool {
-        let lhs = ProjectivePoint::mul_by_generator(&self.s);
-        let rhs = self.v.to_k256() + self.e.to_k256() * self.challenge();
+        let lhs = fixed::mul_g(&[self.s]).pop().flatten();
+        let rhs = match varmul::mul(&self.e, &self.challenge()) {
+            None => Some(self.v),
+            Some(he) => msm::add_affine_vartime(Some(&Jacobian::from_affine(&he)), &self.v)
+                .and_then(|sum| normalize_all(&[sum])[0]),
+        };
         lhs == rhs
     }
 }

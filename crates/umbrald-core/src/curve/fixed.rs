@@ -1,8 +1,8 @@
-//! Constant-time fixed-base multiplication by Umbral's `U`.
+//! Constant-time fixed-base multiplication by Umbral's `U` and by the generator `G`.
 //!
-//! With `k = k₁ + k₂·λ` and each half recoded into 26 signed odd 5-bit digits, `k·U` is
-//! `Σᵢ d₁ᵢ·(32ⁱU) + λ·Σᵢ d₂ᵢ·(32ⁱU)`: 52 mixed additions and no doublings, with one table of 16
-//! odd multiples for each of the 26 positions (26 KiB, built once per process).
+//! With `k = k₁ + k₂·λ` and each half recoded into 26 signed odd 5-bit digits, `k·B` is
+//! `Σᵢ d₁ᵢ·(32ⁱB) + λ·Σᵢ d₂ᵢ·(32ⁱB)`: 52 mixed additions and no doublings, with one table of 16
+//! odd multiples for each of the 26 positions (26 KiB per base, built once per process).
 
 use std::sync::LazyLock;
 
@@ -16,25 +16,44 @@ use super::lanes::{Lanes, MIN_LANES_FIXED};
 use super::varmul::{build_tables, complete_mul, endo, select, OddTable};
 use super::{params, Affine, Jacobian};
 
-/// Tables of odd multiples of `32ⁱ·U` for `i = 0..26`.
-static U_TABLES: LazyLock<Vec<OddTable>> = LazyLock::new(|| {
-    let mut bases = Vec::with_capacity(DIGITS);
-    let mut base = params::u_point();
-    for _ in 0..DIGITS {
-        bases.push(base);
-        let mut next = Jacobian::from_affine(&base);
-        for _ in 0..WINDOW {
-            next = next.double();
-        }
-        // 32ⁱ·U is never the identity: U has prime order n > 32^26.
-        base = normalize_all(&[next])[0].unwrap_or(base);
-    }
-    build_tables(&bases)
-});
+/// A fixed base point with its tables of odd multiples of `32ⁱ·B` for `i = 0..26`.
+struct FixedBase {
+    base: Affine,
+    tables: Vec<OddTable>,
+}
 
-/// Forces the table build (call at start-up so the first batch does not pay for it).
+impl FixedBase {
+    fn new(base: Affine) -> Self {
+        let mut bases = Vec::with_capacity(DIGITS);
+        let mut current = base;
+        for _ in 0..DIGITS {
+            bases.push(current);
+            let mut next = Jacobian::from_affine(&current);
+            for _ in 0..WINDOW {
+                next = next.double();
+            }
+            // 32ⁱ·B is never the identity: B has prime order n > 32^26.
+            current = normalize_all(&[next])[0].unwrap_or(current);
+        }
+        FixedBase {
+            base,
+            tables: build_tables(&bases),
+        }
+    }
+}
+
+static U_BASE: LazyLock<FixedBase> = LazyLock::new(|| FixedBase::new(params::u_point()));
+static G_BASE: LazyLock<FixedBase> = LazyLock::new(|| FixedBase::new(params::generator()));
+
+/// Forces the table builds (call at start-up so the first batch does not pay for them).
 pub fn warm_up() {
-    LazyLock::force(&U_TABLES);
+    LazyLock::force(&U_BASE);
+    LazyLock::force(&G_BASE);
+}
+
+/// `k·G` for every scalar, constant time in the scalars. `None` marks the identity.
+pub fn mul_g(scalars: &[Scalar]) -> Vec<Option<Affine>> {
+    mul_fixed(&G_BASE, scalars)
 }
 
 /// `k·U` for every scalar, constant time in the scalars. `None` marks the identity.
@@ -42,12 +61,19 @@ pub fn warm_up() {
 /// Large batches run in lockstep with affine arithmetic ([`Lanes`]), small ones in Jacobian
 /// coordinates with one shared inversion.
 pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
+    mul_fixed(&U_BASE, scalars)
+}
+
+/// `k·B` for every scalar.
+fn mul_fixed(fixed: &FixedBase, scalars: &[Scalar]) -> Vec<Option<Affine>> {
     let mut recodings: Vec<[OddDigits; 2]> = scalars.iter().map(glv::recode).collect();
     let results = if recodings.len() >= MIN_LANES_FIXED {
-        mul_u_lanes(&recodings)
+        mul_fixed_lanes(fixed, &recodings)
     } else {
-        let (products, flags): (Vec<Jacobian>, Vec<Choice>) =
-            recodings.iter().map(mul_u_jacobian).unzip();
+        let (products, flags): (Vec<Jacobian>, Vec<Choice>) = recodings
+            .iter()
+            .map(|halves| mul_fixed_jacobian(fixed, halves))
+            .unzip();
         normalize_all(&products).into_iter().zip(flags).collect()
     };
     for halves in recodings.iter_mut() {
@@ -60,7 +86,7 @@ pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
         .zip(scalars)
         .map(|((p, flag), k)| {
             if bool::from(flag) {
-                complete_mul(&params::u_point(), k)
+                complete_mul(&fixed.base, k)
             } else {
                 p
             }
@@ -68,9 +94,9 @@ pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
         .collect()
 }
 
-/// One `k·U` in Jacobian coordinates: the product and its exceptional flag.
-fn mul_u_jacobian(halves: &[OddDigits; 2]) -> (Jacobian, Choice) {
-    let tables = &*U_TABLES;
+/// One `k·B` in Jacobian coordinates: the product and its exceptional flag.
+fn mul_fixed_jacobian(fixed: &FixedBase, halves: &[OddDigits; 2]) -> (Jacobian, Choice) {
+    let tables = &fixed.tables;
     let beta = glv::beta();
     let [h1, h2] = halves;
     let mut flag = Choice::from(0);
@@ -87,10 +113,7 @@ fn mul_u_jacobian(halves: &[OddDigits; 2]) -> (Jacobian, Choice) {
         acc = sum;
         flag |= exc;
     }
-    for (half, q) in [
-        (h1, params::u_point()),
-        (h2, endo(&params::u_point(), &beta)),
-    ] {
+    for (half, q) in [(h1, fixed.base), (h2, endo(&fixed.base, &beta))] {
         let q = Affine::conditional_neg(&q, half.negate);
         let (diff, exc) = acc.add_affine(&q.neg());
         acc = Jacobian::conditional_select(&acc, &diff, half.even);
@@ -99,9 +122,12 @@ fn mul_u_jacobian(halves: &[OddDigits; 2]) -> (Jacobian, Choice) {
     (acc, flag)
 }
 
-/// Every `k·U` in lockstep with affine arithmetic.
-fn mul_u_lanes(recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
-    let tables = &*U_TABLES;
+/// Every `k·B` in lockstep with affine arithmetic.
+fn mul_fixed_lanes(
+    fixed: &FixedBase,
+    recodings: &[[OddDigits; 2]],
+) -> Vec<(Option<Affine>, Choice)> {
+    let tables = &fixed.tables;
     let beta = glv::beta();
     let top = DIGITS - 1;
     let pick = |digit: usize, half: usize, q: &mut Vec<Affine>| {
@@ -127,7 +153,7 @@ fn mul_u_lanes(recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
         pick(i, 1, &mut q);
         lanes.add_all(&q, None);
     }
-    for (half, base) in [(0, params::u_point()), (1, endo(&params::u_point(), &beta))] {
+    for (half, base) in [(0, fixed.base), (1, endo(&fixed.base, &beta))] {
         q.clear();
         q.extend(
             recodings
@@ -158,6 +184,10 @@ mod tests {
             let u = params::u_point().to_k256();
             for (k, got) in scalars.iter().zip(mul_u(&scalars)) {
                 assert_eq!(got, Affine::from_k256(&(u * k)), "k = {k:?}");
+            }
+            for (k, got) in scalars.iter().zip(mul_g(&scalars)) {
+                let want = k256::ProjectivePoint::GENERATOR * k;
+                assert_eq!(got, Affine::from_k256(&want), "k = {k:?}");
             }
         }
     }

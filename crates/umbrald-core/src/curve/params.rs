@@ -23,6 +23,16 @@ pub fn u_point() -> Affine {
     *U_POINT
 }
 
+static GENERATOR: LazyLock<Affine> = LazyLock::new(|| {
+    Affine::from_k256(&k256::ProjectivePoint::GENERATOR)
+        .unwrap_or_else(|| unreachable!("G is finite"))
+});
+
+/// The secp256k1 generator `G`.
+pub fn generator() -> Affine {
+    *GENERATOR
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,6 +224,21 @@ fn mul_lanes(tables: &[&OddTable], recodings: &[[OddDigits; 2]]) -> Vec<(Option<
         .collect()
 }
 
+/// `k·P` for a single base, constant time in `k`. `None` marks the identity.
+pub fn mul(base: &Affine, k: &Scalar) -> Option<Affine> {
+    let tables = build_tables(std::slice::from_ref(base));
+    let mut halves = glv::recode(k);
+    let (product, flag) = mul_recoded(&tables[0], &halves);
+    for half in halves.iter_mut() {
+        half.digits.zeroize();
+    }
+    if bool::from(flag) {
+        complete_mul(base, k)
+    } else {
+        normalize_all(&[product])[0]
+    }
+}
+
 /// `k·P` with k256's complete (constant-time) formulas: the fallback for exceptional cases.
 pub(crate) fn complete_mul(base: &Affine, k: &Scalar) -> Option<Affine> {
     let product: ProjectivePoint = base.to_k256() * k;
@@ -263,6 +278,21 @@ mod tests {
                 let want = Affine::from_k256(&(base.to_k256() * pair[j]));
                 assert_eq!(result[j], want, "scalar {:?}", pair[j]);
             }
+        }
+    }
+
+    #[test]
+    fn single_product_matches_k256() {
+        let mut rng = rand::thread_rng();
+        let base = Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng)))
+            .expect("finite");
+        for k in [
+            Scalar::ZERO,
+            Scalar::ONE,
+            -Scalar::ONE,
+            Scalar::random(&mut rng),
+        ] {
+            assert_eq!(mul(&base, &k), Affine::from_k256(&(base.to_k256() * k)));
         }
     }
 
