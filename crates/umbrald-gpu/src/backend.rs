@@ -154,18 +154,18 @@ impl GpuBackend {
         let (out, timing) = match result {
             Ok(done) if done.0.len() == items => done,
             Ok(done) => {
-                return Err(self.fallback(format!(
+                return Err(self.fallback(BackendError::Device(format!(
                     "device returned {} results for {items} items",
                     done.0.len()
-                )))
+                ))))
             }
-            Err(e) => return Err(self.fallback(e.to_string())),
+            Err(e) => return Err(self.fallback(BackendError::Device(e.to_string()))),
         };
         let indices = audit::sample_indices(items, self.audit_samples);
         self.stats.record_audited(indices.len() as u64);
         if let Err(message) = audit(&out, &indices) {
             self.stats.record_audit_failure();
-            return Err(self.fallback(message));
+            return Err(self.fallback(BackendError::AuditMismatch(message)));
         }
         self.stats
             .record_success(items as u64 * products_per_item, timing);
@@ -173,11 +173,11 @@ impl GpuBackend {
         Ok(out)
     }
 
-    fn fallback(&self, message: String) -> BackendError {
+    fn fallback(&self, error: BackendError) -> BackendError {
         self.stats.record_fallback();
         tracing::warn!(
             device = %self.info.name,
-            error = %message,
+            error = %error,
             "GPU batch failed; the CPU recomputes it"
         );
         let in_a_row = self
@@ -192,7 +192,7 @@ impl GpuBackend {
                 "GPU backend disabled after repeated failures; the CPU serves from now on"
             );
         }
-        BackendError::Device(message)
+        error
     }
 
     /// The answer of every call once the device was given up.

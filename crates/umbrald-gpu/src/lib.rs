@@ -27,9 +27,10 @@
 //!
 //! Every batch's results are checked: all outputs must be curve points (and the identity
 //! exactly for zero scalars), and a few random outputs per call are recomputed on the CPU. A
-//! driver error, an invalid output or an audit mismatch makes the call return
-//! [`umbrald_core::backend::BackendError::Device`], and the engine recomputes that batch on the
-//! CPU; [`GpuStats`] counts all of it.
+//! driver error or an invalid output makes the call return
+//! [`umbrald_core::backend::BackendError::Device`], an audit mismatch
+//! [`umbrald_core::backend::BackendError::AuditMismatch`], and the engine recomputes that batch
+//! on the CPU; [`GpuStats`] counts all of it.
 //!
 //! [`host`] runs the same kernel code compiled as host C++, which is how the arithmetic is
 //! tested on machines without a GPU.

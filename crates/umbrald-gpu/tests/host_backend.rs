@@ -201,7 +201,7 @@ fn audit_catches_wrong_products() {
         .mul_pairs(&bases, &scalars)
         .expect_err("audit must fail");
     assert!(
-        matches!(err, BackendError::Device(ref m) if m.contains("pair 9")),
+        matches!(err, BackendError::AuditMismatch(ref m) if m.contains("pair 9")),
         "{err}"
     );
     let stats = gpu.stats().snapshot();

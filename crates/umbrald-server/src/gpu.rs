@@ -477,8 +477,7 @@ fn guarded_call<T>(call: impl FnOnce() -> Result<T, BackendError>) -> Result<T, 
 
 fn reason_of(e: &BackendError) -> FallbackReason {
     match e {
-        // The GPU backend's own audit reports its mismatches this way.
-        BackendError::Device(msg) if msg.starts_with("audit") => FallbackReason::AuditMismatch,
+        BackendError::AuditMismatch(_) => FallbackReason::AuditMismatch,
         _ => FallbackReason::DeviceError,
     }
 }

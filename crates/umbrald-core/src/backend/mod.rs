@@ -20,9 +20,12 @@ pub enum BackendError {
     /// Inputs of one call have different lengths.
     #[error("batch shape mismatch: {0}")]
     Shape(&'static str),
-    /// The device is missing, failed, or produced a result that did not pass the audit.
+    /// The device is missing or failed.
     #[error("device failure: {0}")]
     Device(String),
+    /// The device answered, but a sampled output differs from the CPU's (silent corruption).
+    #[error("device result failed the CPU audit: {0}")]
+    AuditMismatch(String),
 }
 
 /// A batch scalar-multiplication engine.
