@@ -30,6 +30,7 @@ pub struct Lanes {
     flags: Vec<Choice>,
     denominators: Vec<Fe>,
     prefix: Vec<Fe>,
+    jacobian: Vec<Jacobian>,
 }
 
 impl Lanes {
@@ -41,6 +42,7 @@ impl Lanes {
             flags: vec![Choice::from(0); start.len()],
             denominators: vec![Fe::ZERO; start.len()],
             prefix: Vec::with_capacity(start.len()),
+            jacobian: Vec::with_capacity(start.len()),
         }
     }
 
@@ -98,7 +100,8 @@ impl Lanes {
     /// `acc ← 2ⁿ·acc` in every lane: `n` Jacobian doublings, then one shared inversion back
     /// to affine (cheaper than `n` affine doublings, each of which needs its own inversion).
     pub fn double_n(&mut self, n: usize) {
-        let mut points: Vec<Jacobian> = Vec::with_capacity(self.len());
+        let mut points = std::mem::take(&mut self.jacobian);
+        points.clear();
         for ((x, y), d) in self.x.iter().zip(&self.y).zip(self.denominators.iter_mut()) {
             let mut p = Jacobian::from_affine(&Affine { x: *x, y: *y });
             for _ in 0..n {
@@ -114,6 +117,7 @@ impl Lanes {
             self.x[i] = p.x.mul(&zinv2);
             self.y[i] = p.y.mul(&zinv2.mul(&zinv));
         }
+        self.jacobian = points;
     }
 
     /// `acc ← acc + q[i]` in every lane `i` (or only where `when[i]` is set; the other lanes
