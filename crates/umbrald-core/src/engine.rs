@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{CpuBackend, EcBackend};
 use crate::codec::{Capsule, CapsuleFrag, KeyFrag, PublicKey, VerifiedKeyFrag};
-use crate::curve::{fixed, msm, params, Affine};
+use crate::curve::{fixed, msm, params, varmul, Affine};
 use crate::error::ItemError;
 use crate::hash;
 use crate::kfrag_cache::{policy_key, KfragCache};
@@ -223,10 +223,14 @@ fn check_capsules(capsules: &[(usize, &Capsule)]) -> Vec<usize> {
     if capsules.len() >= COMBINED_CHECK_MIN && combined_check(capsules) {
         return Vec::new();
     }
+    // One by one, on tables of odd multiples of every E built with one shared inversion.
+    let es: Vec<Affine> = capsules.iter().map(|(_, c)| c.e).collect();
+    let tables = varmul::build_tables(&es);
     capsules
         .iter()
-        .filter(|(_, c)| !c.check_vartime())
-        .map(|(i, _)| *i)
+        .zip(&tables)
+        .filter(|((_, c), table)| !c.check_with_table_vartime(table))
+        .map(|((i, _), _)| *i)
         .collect()
 }
 

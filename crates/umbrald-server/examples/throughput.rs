@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     nice: i32,
     /// Alternating in-process / QUIC rounds (the median ratio is reported; alternation keeps
-    /// a noisy neighbour from favouring one side).
+    /// a noisy neighbour from favouring one side). 0 skips to the latency phase.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
 }
@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
 
         let (mut engine_rates, mut ratios) = (Vec::new(), Vec::new());
-        for round in 1..=args.rounds.max(1) {
+        for round in 1..=args.rounds {
             let engine_rate = in_process(&fx, workers, &args, phase);
             let quic_rate = through_quic(&fx, addr, fp, &args, phase).await?;
             println!(
@@ -113,11 +113,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             engine_rates.push(engine_rate);
             ratios.push(quic_rate / engine_rate);
         }
-        println!(
-            "median in-process {:.0} items/s; median ratio QUIC/engine: {:.3}",
-            median(&mut engine_rates),
-            median(&mut ratios)
-        );
+        if args.rounds > 0 {
+            println!(
+                "median in-process {:.0} items/s; median ratio QUIC/engine: {:.3}",
+                median(&mut engine_rates),
+                median(&mut ratios)
+            );
+        }
 
         // Unloaded round trips: an empty request (QUIC and framing only) and one capsule
         // (plus queue, worker and engine), one at a time.
@@ -187,8 +189,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ]
         };
         let before = snap(m);
+        let tails_before = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
         let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
         let after = snap(m);
+        let tails_after = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
         let mean = |i: usize| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1) as f64;
         println!(
             "server side, means: request {:.3} ms, queue wait {:.3} ms, batch compute {:.3} ms, \
@@ -198,6 +202,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             mean(2) * 1e3,
             mean(3)
         );
+        for (name, (b, a)) in ["request", "queue wait", "batch compute"]
+            .iter()
+            .zip(tails_before.iter().zip(&tails_after))
+        {
+            let total = a.last().map_or(0, |x| x.1) - b.last().map_or(0, |x| x.1);
+            let over = |bound: f64| {
+                let at = |v: &[(f64, u64)]| v.iter().find(|x| x.0 >= bound).map_or(0, |x| x.1);
+                let within = at(a) - at(b);
+                100.0 * (total - within) as f64 / total.max(1) as f64
+            };
+            println!(
+                "server side, {name}: {:.2}% over 2 ms, {:.2}% over 5 ms",
+                over(0.002),
+                over(0.005)
+            );
+        }
         println!(
             "single-capsule at {rate:.0} req/s ({:.0}% of that peak): sent={sent} errors={errors}",
             args.load * 100.0
@@ -215,6 +235,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     server_rt.block_on(server.shutdown());
     std::fs::remove_dir_all(common::data_dir("throughput")).ok();
     Ok(())
+}
+
+/// A histogram's cumulative bucket counts, `(upper bound, count)`, ending with `+Inf`.
+fn buckets(h: &prometheus::Histogram) -> Vec<(f64, u64)> {
+    use prometheus::core::Collector;
+    let mut out = Vec::new();
+    for family in h.collect() {
+        for metric in family.get_metric() {
+            let hist = metric.get_histogram();
+            for b in hist.get_bucket() {
+                out.push((b.upper_bound(), b.cumulative_count()));
+            }
+            out.push((f64::INFINITY, hist.get_sample_count()));
+        }
+    }
+    out
 }
 
 fn median(values: &mut [f64]) -> f64 {

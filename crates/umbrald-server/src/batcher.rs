@@ -104,20 +104,21 @@ impl<T: QueueEntry> Batcher<T> {
         Ok(())
     }
 
-    /// Forms the next batch if one is due at `now` and `ready_workers > 0`.
+    /// Forms the next batch if one is due at `now` and `share_among > 0`.
     ///
     /// A batch is due when the queue holds at least `max_batch_items` items or its oldest item
-    /// has waited `max_queue_delay`. Its size is `max_batch_items`, or less when the queue holds
-    /// less; when several workers are ready the queue is shared among them (each batch gets at
-    /// least a fair share), so that an idle pool does not leave workers waiting behind one.
+    /// has waited `max_queue_delay`. Its size is the queue's fair share among `share_among`
+    /// workers (rounded up, at least 1), capped at `max_batch_items`: small batches while the
+    /// queue is short, so that items do not wait behind one another on one worker while
+    /// another could take them, and larger ones as the queue grows.
     /// Items are taken highest priority first, oldest first within a priority. Cancelled items
     /// met on the way are dropped and expired ones set aside for [`Batcher::take_expired`].
     /// Returns `None` when no batch is due (ask again at [`Batcher::poll_deadline`]).
-    pub fn next_batch(&mut self, now: Instant, ready_workers: usize) -> Option<Vec<Dequeued<T>>> {
-        if ready_workers == 0 || !self.is_due(now) {
+    pub fn next_batch(&mut self, now: Instant, share_among: usize) -> Option<Vec<Dequeued<T>>> {
+        if share_among == 0 || !self.is_due(now) {
             return None;
         }
-        let share = self.len.div_ceil(ready_workers);
+        let share = self.len.div_ceil(share_among);
         self.take_batch(now, share.clamp(1, self.config.max_batch_items))
     }
 

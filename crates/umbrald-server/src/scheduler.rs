@@ -246,6 +246,7 @@ impl Task {
 
     fn push(&mut self, items: Vec<WorkItem>) {
         let n = items.len();
+
         if let Err(items) = self.batcher.push_all(Instant::now(), items) {
             // Unreachable while admission holds (its count bounds the queue), but never lose
             // a request: answer it.
@@ -317,7 +318,12 @@ impl Task {
             if free == 0 {
                 break;
             }
-            let Some(items) = self.release_after(|b| b.next_batch(now, free)) else {
+            // Share the queue among the whole pool, not only the workers free now: at light
+            // load a second item waits for the next free worker (typically sooner than a
+            // doubled batch would take), and under heavy load batches still grow with the
+            // queue.
+            let share_among = self.slots.capacity.max(free);
+            let Some(items) = self.release_after(|b| b.next_batch(now, share_among)) else {
                 break;
             };
             for item in &items {

@@ -4,8 +4,7 @@ use k256::Scalar;
 
 use super::msgpack::{Reader, Writer};
 use super::{read_nonzero_scalar, read_point, CodecError};
-use crate::curve::batch::normalize_all;
-use crate::curve::{fixed, msm, varmul, Affine, Jacobian};
+use crate::curve::{varmul, verify, Affine};
 use crate::hash;
 
 const WHAT: &str = "Capsule";
@@ -63,12 +62,12 @@ impl Capsule {
 
     /// Checks `s·G == V + h·E` for this capsule alone (variable time; public data).
     pub fn check_vartime(&self) -> bool {
-        let lhs = fixed::mul_g(&[self.s]).pop().flatten();
-        let rhs = match varmul::mul(&self.e, &self.challenge()) {
-            None => Some(self.v),
-            Some(he) => msm::add_affine_vartime(Some(&Jacobian::from_affine(&he)), &self.v)
-                .and_then(|sum| normalize_all(&[sum])[0]),
-        };
-        lhs == rhs
+        let table = varmul::build_tables(std::slice::from_ref(&self.e));
+        self.check_with_table_vartime(&table[0])
+    }
+
+    /// [`Capsule::check_vartime`] with `E`'s table of odd multiples already built.
+    pub(crate) fn check_with_table_vartime(&self, e_table: &varmul::OddTable) -> bool {
+        verify::capsule_equation_vartime(e_table, &self.v, &self.s, &self.challenge())
     }
 }

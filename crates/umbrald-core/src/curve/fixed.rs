@@ -13,6 +13,7 @@ use zeroize::Zeroize;
 use super::batch::normalize_all;
 use super::glv::{self, OddDigits, DIGITS, WINDOW};
 use super::lanes::{Lanes, MIN_LANES_FIXED};
+use super::msm::add_affine_vartime;
 use super::varmul::{build_tables, complete_mul, endo, select, OddTable};
 use super::{params, Affine, Jacobian};
 
@@ -62,6 +63,38 @@ pub fn mul_g(scalars: &[Scalar]) -> Vec<Option<Affine>> {
 /// coordinates with one shared inversion.
 pub fn mul_u(scalars: &[Scalar]) -> Vec<Option<Affine>> {
     mul_fixed(&U_BASE, scalars)
+}
+
+/// `k·G` in Jacobian coordinates, for a public `k` (variable time: the table entries are
+/// indexed by `k`'s digits directly). `None` is the identity.
+pub fn mul_g_vartime(k: &Scalar) -> Option<Jacobian> {
+    let fixed = &*G_BASE;
+    let beta = glv::beta();
+    let mut acc: Option<Jacobian> = None;
+    for (half, digits) in glv::recode(k).iter().enumerate() {
+        let negative = bool::from(digits.negate);
+        let position_terms = digits.digits.iter().enumerate().map(|(i, &d)| {
+            let q = fixed.tables[i][(d.unsigned_abs() >> 1) as usize];
+            if (d < 0) != negative {
+                q.neg()
+            } else {
+                q
+            }
+        });
+        // The odd-recoding correction: subtract ±B where the half was even.
+        let correction = bool::from(digits.even).then(|| {
+            if negative {
+                fixed.base
+            } else {
+                fixed.base.neg()
+            }
+        });
+        for q in position_terms.chain(correction) {
+            let q = if half == 1 { endo(&q, &beta) } else { q };
+            acc = add_affine_vartime(acc.as_ref(), &q);
+        }
+    }
+    acc
 }
 
 /// `k·B` for every scalar.

@@ -21,6 +21,7 @@ pub mod lanes;
 pub mod msm;
 pub mod params;
 pub mod varmul;
+pub mod verify;
 
 pub use affine::{Affine, PointError};
 pub use jacobian::Jacobian;

@@ -34,9 +34,9 @@ pub fn build_tables(bases: &[Affine]) -> Vec<OddTable> {
         .iter()
         .map(|b| Jacobian::from_affine(b).double())
         .collect();
-    let doubles = normalize_all_finite(&doubles);
     let mut tables: Vec<OddTable> = bases.iter().map(|b| [*b; TABLE_SIZE]).collect();
     if bases.len() >= MIN_LANES_FIXED {
+        let doubles = normalize_all_finite(&doubles);
         // Fifteen lockstep affine additions of 2·P, one shared inversion each.
         let mut lanes = Lanes::new(bases);
         for j in 1..TABLE_SIZE {
@@ -47,19 +47,35 @@ pub fn build_tables(bases: &[Affine]) -> Vec<OddTable> {
         }
         return tables;
     }
-    let mut entries = Vec::with_capacity(bases.len() * TABLE_SIZE);
+    // Small batches: one inversion in all. `2·P = (X, Y, Z)` is affine `(X, Y)` on the
+    // isomorphic curve `y² = x³ + 7·Z⁶` reached by `(x, y) ↦ (x·Z², y·Z³)`; the addition
+    // formulas do not involve the curve constant, so the odd multiples are built there with
+    // mixed additions, and an isomorphic point `(X', Y', Z')` is `(X', Y', Z'·Z)` back on
+    // secp256k1.
+    let mut entries = Vec::with_capacity(bases.len() * (TABLE_SIZE - 1));
     for (base, double) in bases.iter().zip(&doubles) {
-        let mut current = Jacobian::from_affine(base);
-        entries.push(current);
+        let z2 = double.z.square();
+        let double_iso = Affine {
+            x: double.x,
+            y: double.y,
+        };
+        let mut current = Jacobian {
+            x: base.x.mul(&z2),
+            y: base.y.mul(&z2).mul(&double.z),
+            z: Fe::ONE,
+        };
         for _ in 1..TABLE_SIZE {
             // (2j−1)·P + 2·P never has equal x for j ≤ 16 on a prime-order curve.
-            current = current.add_affine(double).0;
-            entries.push(current);
+            current = current.add_affine(&double_iso).0;
+            entries.push(Jacobian {
+                z: current.z.mul(&double.z),
+                ..current
+            });
         }
     }
     let entries = normalize_all_finite(&entries);
-    for (table, chunk) in tables.iter_mut().zip(entries.chunks_exact(TABLE_SIZE)) {
-        table.copy_from_slice(chunk);
+    for (table, chunk) in tables.iter_mut().zip(entries.chunks_exact(TABLE_SIZE - 1)) {
+        table[1..].copy_from_slice(chunk);
     }
     tables
 }
