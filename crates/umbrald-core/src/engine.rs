@@ -10,6 +10,11 @@
 //!    items (one table per base, shared by both scalars), and `t·U` for all items;
 //! 5. hash each proof transcript and emit `z = rk·h + t`.
 //!
+//! Batches of fewer than four capsules on the CPU engine take a shorter road: the tables of odd
+//! multiples of every `E` and `V` are built once (one shared inversion) and serve both the
+//! per-capsule checks (variable time, public data) and the constant-time products, and all
+//! products, `t·U` included, are normalized with one more inversion.
+//!
 //! The result is exactly what umbral-pre's `reencrypt` produces, byte for byte in format.
 
 use std::sync::{Arc, Mutex};
@@ -45,6 +50,9 @@ pub struct ReencryptItem<'a> {
 /// worker threads at once.
 pub struct Engine {
     backend: Arc<dyn EcBackend>,
+    /// The backend is the CPU itself: small batches may share tables between the capsule
+    /// checks and the products.
+    host_only: bool,
     cpu: CpuBackend,
     kfrags: Mutex<KfragCache>,
 }
@@ -61,6 +69,7 @@ impl Engine {
     /// An engine on `backend`; the CPU backend takes over any batch the backend fails.
     pub fn new(backend: Arc<dyn EcBackend>) -> Self {
         Self {
+            host_only: false,
             backend,
             cpu: CpuBackend::new(),
             kfrags: Mutex::new(KfragCache::new(DEFAULT_KFRAG_CACHE)),
@@ -69,7 +78,10 @@ impl Engine {
 
     /// An engine on the CPU backend.
     pub fn cpu() -> Self {
-        Self::new(Arc::new(CpuBackend::new()))
+        Self {
+            host_only: true,
+            ..Self::new(Arc::new(CpuBackend::new()))
+        }
     }
 
     /// The primary backend's name (`"cpu"`, `"gpu"`, …).
@@ -128,38 +140,69 @@ impl Engine {
             .iter()
             .map(|item| Capsule::from_bytes(item.capsule).map_err(ItemError::InvalidCapsule))
             .collect();
-        // 2. Check the capsule equations.
-        let mut good: Vec<(usize, &Capsule)> = parsed
+        let good: Vec<(usize, &Capsule)> = parsed
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().ok().map(|c| (i, c)))
             .collect();
-        let failed_check = check_capsules(&good);
-        good.retain(|(i, _)| !failed_check.contains(i));
-
-        // 3. Nonces, 4. the secret-scalar work.
         let mut rng = ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| {
             let mut seed = Zeroizing::new([0u8; 32]);
             OsRng.fill_bytes(seed.as_mut());
             ChaCha20Rng::from_seed(*seed)
         });
-        let nonces: Zeroizing<Vec<Scalar>> = Zeroizing::new(
-            good.iter()
-                .map(|_| *NonZeroScalar::random(&mut rng))
-                .collect(),
-        );
-        let mut bases = Vec::with_capacity(2 * good.len());
-        let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
-            Zeroizing::new(Vec::with_capacity(2 * good.len()));
-        for ((i, capsule), t) in good.iter().zip(nonces.iter()) {
-            let rk = items[*i].kfrag.kfrag().key;
-            bases.push(capsule.e);
-            bases.push(capsule.v);
-            scalars.push([rk, *t]);
-            scalars.push([rk, *t]);
-        }
-        let products = self.mul_pairs(&bases, &scalars);
-        let u2s = self.mul_u(&nonces);
+        let mut draw_nonces = |count: usize| -> Zeroizing<Vec<Scalar>> {
+            Zeroizing::new(
+                (0..count)
+                    .map(|_| *NonZeroScalar::random(&mut rng))
+                    .collect(),
+            )
+        };
+        let kfrag_key = |i: usize| items[i].kfrag.kfrag().key;
+
+        // 2. Check the capsule equations, 3. draw nonces, 4. the secret-scalar work.
+        let (good, nonces, products, u2s) = if self.host_only && good.len() < COMBINED_CHECK_MIN {
+            // A few capsules on the CPU: one set of tables serves the checks and the products,
+            // and every product is normalized with one inversion.
+            let bases: Vec<Affine> = good.iter().flat_map(|(_, c)| [c.e, c.v]).collect();
+            let tables = varmul::build_tables(&bases);
+            let mut checked = Vec::with_capacity(good.len());
+            let mut base_tables = Vec::with_capacity(bases.len());
+            for (capsule, pair) in good.iter().zip(tables.chunks_exact(2)) {
+                if capsule.1.check_with_table_vartime(&pair[0]) {
+                    checked.push(*capsule);
+                    base_tables.extend([&pair[0], &pair[1]]);
+                }
+            }
+            let good = checked;
+            let nonces = draw_nonces(good.len());
+            let scalars: Zeroizing<Vec<[Scalar; 2]>> = Zeroizing::new(
+                good.iter()
+                    .zip(nonces.iter())
+                    .flat_map(|((i, _), t)| [[kfrag_key(*i), *t]; 2])
+                    .collect(),
+            );
+            let (products, u2s) =
+                varmul::mul_pairs_and_u_on_tables(&base_tables, &scalars, &nonces);
+            (good, nonces, products, u2s)
+        } else {
+            let mut good = good;
+            let failed_check = check_capsules(&good);
+            good.retain(|(i, _)| !failed_check.contains(i));
+            let nonces = draw_nonces(good.len());
+            let mut bases = Vec::with_capacity(2 * good.len());
+            let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
+                Zeroizing::new(Vec::with_capacity(2 * good.len()));
+            for ((i, capsule), t) in good.iter().zip(nonces.iter()) {
+                let rk = kfrag_key(*i);
+                bases.push(capsule.e);
+                bases.push(capsule.v);
+                scalars.push([rk, *t]);
+                scalars.push([rk, *t]);
+            }
+            let products = self.mul_pairs(&bases, &scalars);
+            let u2s = self.mul_u(&nonces);
+            (good, nonces, products, u2s)
+        };
 
         // 5. Proofs and encoding.
         let mut computed: Vec<Option<Result<CapsuleFrag, ItemError>>> = vec![None; items.len()];

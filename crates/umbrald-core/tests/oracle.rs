@@ -6,7 +6,18 @@ mod common;
 use common::{capsule_bytes, fixture, fixture_json, public_key, secret_key, Policy};
 use proptest::prelude::*;
 use umbral_pre::DefaultDeserialize;
+use umbrald_core::backend::CpuBackend;
 use umbrald_core::{Capsule, CapsuleFrag, Engine, ItemError, KeyFrag, ReencryptItem};
+
+/// The CPU engine (small batches share tables between checks and products) or the generic
+/// path an engine takes on any other backend, here with the CPU backend behind the trait.
+fn engine_of(host_only: bool) -> Engine {
+    if host_only {
+        Engine::cpu()
+    } else {
+        Engine::new(std::sync::Arc::new(CpuBackend::new()))
+    }
+}
 
 #[test]
 fn golden_objects_round_trip_byte_for_byte() {
@@ -192,10 +203,11 @@ proptest! {
         extra_shares in 0usize..2,
         batch in 1usize..24,
         seed in any::<u64>(),
+        host_only in any::<bool>(),
     ) {
         let shares = threshold + extra_shares;
         let policy = Policy::new(threshold, shares);
-        let engine = Engine::cpu();
+        let engine = engine_of(host_only);
         let kfrags: Vec<_> = (0..shares).map(|i| policy.verified(&engine, i)).collect();
         let messages: Vec<Vec<u8>> =
             (0..batch).map(|i| format!("{seed}:{i}").into_bytes()).collect();
@@ -246,22 +258,35 @@ proptest! {
 
 #[test]
 fn small_batch_checks_each_capsule_alone() {
-    // Fewer capsules than the combined check needs: each equation is checked on its own.
+    // Fewer capsules than the combined check needs: each equation is checked on its own, on
+    // both small-batch paths, with the bad capsule at every position.
     let policy = Policy::new(2, 3);
-    let engine = Engine::cpu();
-    let kfrag = policy.verified(&engine, 1);
-    let encrypted: Vec<_> = (0..2).map(|i| policy.encrypt(&[i; 7])).collect();
-    let mut capsules: Vec<Vec<u8>> = encrypted.iter().map(|(c, _)| capsule_bytes(c)).collect();
-    capsules[0][104] ^= 1;
-    let items: Vec<ReencryptItem<'_>> = capsules
-        .iter()
-        .map(|c| ReencryptItem {
-            capsule: c,
-            kfrag: &kfrag,
-        })
-        .collect();
-    let results = engine.reencrypt_batch(&items);
-    assert_eq!(results[0], Err(ItemError::CapsuleCheckFailed));
-    let cfrag = results[1].as_ref().expect("good item");
-    policy.check_cfrag(&encrypted[1].0, &cfrag.to_bytes());
+    for host_only in [true, false] {
+        let engine = engine_of(host_only);
+        let kfrag = policy.verified(&engine, 1);
+        for size in 1..=3u8 {
+            for bad in 0..size as usize {
+                let encrypted: Vec<_> = (0..size).map(|i| policy.encrypt(&[i; 7])).collect();
+                let mut capsules: Vec<Vec<u8>> =
+                    encrypted.iter().map(|(c, _)| capsule_bytes(c)).collect();
+                capsules[bad][104] ^= 1;
+                let items: Vec<ReencryptItem<'_>> = capsules
+                    .iter()
+                    .map(|c| ReencryptItem {
+                        capsule: c,
+                        kfrag: &kfrag,
+                    })
+                    .collect();
+                let results = engine.reencrypt_batch(&items);
+                for (i, result) in results.iter().enumerate() {
+                    if i == bad {
+                        assert_eq!(result, &Err(ItemError::CapsuleCheckFailed));
+                    } else {
+                        let cfrag = result.as_ref().expect("good item");
+                        policy.check_cfrag(&encrypted[i].0, &cfrag.to_bytes());
+                    }
+                }
+            }
+        }
+    }
 }

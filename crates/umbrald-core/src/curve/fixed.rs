@@ -97,6 +97,17 @@ pub fn mul_g_vartime(k: &Scalar) -> Option<Jacobian> {
     acc
 }
 
+/// `k·U` in Jacobian coordinates, constant time in `k`, with the flag of an exceptional
+/// addition (then the product is meaningless: use [`mul_u`] for that scalar instead).
+pub(crate) fn mul_u_jacobian(k: &Scalar) -> (Jacobian, Choice) {
+    let mut halves = glv::recode(k);
+    let out = mul_fixed_jacobian(&U_BASE, &halves);
+    for half in halves.iter_mut() {
+        half.digits.zeroize();
+    }
+    out
+}
+
 /// `k·B` for every scalar.
 fn mul_fixed(fixed: &FixedBase, scalars: &[Scalar]) -> Vec<Option<Affine>> {
     let mut recodings: Vec<[OddDigits; 2]> = scalars.iter().map(glv::recode).collect();

@@ -23,7 +23,7 @@ use super::batch::{normalize_all, normalize_all_finite};
 use super::field::Fe;
 use super::glv::{self, OddDigits, DIGITS, TABLE_SIZE, WINDOW};
 use super::lanes::{Lanes, MIN_LANES_FIXED, MIN_LANES_VARIABLE};
-use super::{Affine, Jacobian};
+use super::{fixed, Affine, Jacobian};
 
 /// The odd multiples `(2j+1)·P`, `j = 0..16`, of one base point, in affine form.
 pub type OddTable = [Affine; TABLE_SIZE];
@@ -190,6 +190,59 @@ pub fn mul_pairs(bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affin
     out
 }
 
+/// The small-batch form of [`mul_pairs`] plus [`fixed::mul_u`], on tables the caller built
+/// (and may have used for public checks): for every `tables[i]` (the table of `Pᵢ`) and
+/// `scalars[i] = [a, b]`, returns `[a·Pᵢ, b·Pᵢ]`, and `k·U` for every `u_scalars` entry. All
+/// products are normalized with one shared inversion. Constant time in the scalars, as
+/// [`mul_pairs`].
+pub fn mul_pairs_and_u_on_tables(
+    tables: &[&OddTable],
+    scalars: &[[Scalar; 2]],
+    u_scalars: &[Scalar],
+) -> (Vec<[Option<Affine>; 2]>, Vec<Option<Affine>>) {
+    let mut products = Vec::with_capacity(2 * tables.len() + u_scalars.len());
+    let mut flags = Vec::with_capacity(products.capacity());
+    for (table, pair) in tables.iter().zip(scalars) {
+        for k in pair {
+            let mut halves = glv::recode(k);
+            let (product, flag) = mul_recoded(table, &halves);
+            for half in halves.iter_mut() {
+                half.digits.zeroize();
+            }
+            products.push(product);
+            flags.push(flag);
+        }
+    }
+    for k in u_scalars {
+        let (product, flag) = fixed::mul_u_jacobian(k);
+        products.push(product);
+        flags.push(flag);
+    }
+    let affine = normalize_all(&products);
+    let pick = |at: usize, base: &dyn Fn() -> Option<Affine>| {
+        if bool::from(flags[at]) {
+            base()
+        } else {
+            affine[at]
+        }
+    };
+    let pairs = tables
+        .iter()
+        .zip(scalars)
+        .enumerate()
+        .map(|(i, (table, pair))| {
+            [0, 1].map(|j| pick(2 * i + j, &|| complete_mul(&table[0], &pair[j])))
+        })
+        .collect();
+    let offset = 2 * tables.len();
+    let us = u_scalars
+        .iter()
+        .enumerate()
+        .map(|(i, k)| pick(offset + i, &|| fixed::mul_u(std::slice::from_ref(k))[0]))
+        .collect();
+    (pairs, us)
+}
+
 /// Runs `kᵢ·Pᵢ` for every lane (table of `Pᵢ`, recoding of `kᵢ`) in lockstep, affine.
 /// Returns each product (`None` never occurs on this path; exceptional lanes are flagged).
 fn mul_lanes(tables: &[&OddTable], recodings: &[[OddDigits; 2]]) -> Vec<(Option<Affine>, Choice)> {
@@ -309,6 +362,36 @@ mod tests {
             Scalar::random(&mut rng),
         ] {
             assert_eq!(mul(&base, &k), Affine::from_k256(&(base.to_k256() * k)));
+        }
+    }
+
+    #[test]
+    fn pairs_and_u_on_shared_tables_match_k256_on_edge_scalars() {
+        let mut rng = rand::thread_rng();
+        let bases: Vec<Affine> = (0..3)
+            .map(|_| {
+                Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng)))
+                    .expect("finite")
+            })
+            .collect();
+        let tables = build_tables(&bases);
+        let table_refs: Vec<&OddTable> = tables.iter().collect();
+        let scalars = [
+            [Scalar::ZERO, Scalar::ONE],
+            [-Scalar::ONE, Scalar::from(2u64)],
+            [Scalar::random(&mut rng), -Scalar::from(31u64)],
+        ];
+        let u_scalars = [Scalar::ZERO, -Scalar::ONE, Scalar::random(&mut rng)];
+        let (pairs, us) = mul_pairs_and_u_on_tables(&table_refs, &scalars, &u_scalars);
+        for ((base, pair), got) in bases.iter().zip(&scalars).zip(&pairs) {
+            for j in 0..2 {
+                let want = Affine::from_k256(&(base.to_k256() * pair[j]));
+                assert_eq!(got[j], want, "scalar {:?}", pair[j]);
+            }
+        }
+        let u = super::super::params::u_point().to_k256();
+        for (k, got) in u_scalars.iter().zip(us) {
+            assert_eq!(got, Affine::from_k256(&(u * k)), "u scalar {k:?}");
         }
     }
 
