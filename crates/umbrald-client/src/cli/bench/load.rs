@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use super::record::{Correction, Outcome, Recorded, Recorder, Sample, MIN_DELAY_THRESHOLD};
 use super::scrape::{self, ServerMetrics};
+use super::timer::PreciseTimer;
 use super::workload::Workload;
 use crate::client::Client;
 
@@ -129,6 +130,8 @@ pub(crate) async fn run_phase(
     let in_flight = Arc::new(Semaphore::new(phase.max_in_flight.max(1)));
     match phase.mode {
         Mode::Open { rate } => {
+            // tokio's millisecond timer as the fallback if no thread can be started.
+            let timer = PreciseTimer::start().ok().map(Arc::new);
             let interval = Duration::from_secs_f64(clients.len() as f64 / rate.max(1e-6));
             for (c, client) in clients.iter().enumerate() {
                 let schedule = Schedule {
@@ -141,6 +144,7 @@ pub(crate) async fn run_phase(
                     client.clone(),
                     workload.clone(),
                     schedule,
+                    timer.clone(),
                     (c as u64, clients.len() as u64),
                     tx.clone(),
                     in_flight.clone(),
@@ -238,6 +242,7 @@ async fn open_loop(
     client: Client,
     workload: Arc<Workload>,
     schedule: Schedule,
+    timer: Option<Arc<PreciseTimer>>,
     (lane, lanes): (u64, u64),
     tx: mpsc::UnboundedSender<Sample>,
     in_flight: Arc<Semaphore>,
@@ -249,7 +254,10 @@ async fn open_loop(
         if intended >= schedule.window_end {
             break;
         }
-        tokio::time::sleep_until(intended.into()).await;
+        match &timer {
+            Some(timer) => timer.sleep_until(intended).await,
+            None => tokio::time::sleep_until(intended.into()).await,
+        }
         let in_window = intended >= schedule.window_start;
         // Waiting for a permit is the generator falling behind: the latency clock (from
         // `intended`) keeps running meanwhile.

@@ -6,6 +6,7 @@ mod record;
 mod report;
 mod scrape;
 mod sweep;
+mod timer;
 mod workload;
 
 use std::io::Write;
