@@ -52,9 +52,12 @@ struct Args {
     /// Server async runtime threads (the in-process harness shares them with the client).
     #[arg(long, default_value_t = 2)]
     io_threads: usize,
-    /// Latency-phase load as a fraction of the in-process peak.
+    /// Latency-phase load as a fraction of the single-capsule peak.
     #[arg(long, default_value_t = 0.5)]
     load: f64,
+    /// Latency phases to run back to back (each is printed; the median p99 closes the run).
+    #[arg(long, default_value_t = 1)]
+    latency_runs: usize,
     /// Nice value of the worker threads, applied alike to the in-process threads and the
     /// server's workers (Linux).
     #[arg(long, default_value_t = 10)]
@@ -188,48 +191,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             ]
         };
-        let before = snap(m);
-        let tails_before = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
-        let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
-        let after = snap(m);
-        let tails_after = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
-        let mean = |i: usize| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1) as f64;
-        println!(
-            "server side, means: request {:.3} ms, queue wait {:.3} ms, batch compute {:.3} ms, \
-             batch size {:.2} items",
-            mean(0) * 1e3,
-            mean(1) * 1e3,
-            mean(2) * 1e3,
-            mean(3)
-        );
-        for (name, (b, a)) in ["request", "queue wait", "batch compute"]
-            .iter()
-            .zip(tails_before.iter().zip(&tails_after))
-        {
-            let total = a.last().map_or(0, |x| x.1) - b.last().map_or(0, |x| x.1);
-            let over = |bound: f64| {
-                let at = |v: &[(f64, u64)]| v.iter().find(|x| x.0 >= bound).map_or(0, |x| x.1);
-                let within = at(a) - at(b);
-                100.0 * (total - within) as f64 / total.max(1) as f64
-            };
+        let mut p99s = Vec::new();
+        for _ in 0..args.latency_runs.max(1) {
+            let before = snap(m);
+            let tails_before = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
+            let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
+            let after = snap(m);
+            let tails_after = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
+            let mean = |i: usize| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1) as f64;
             println!(
-                "server side, {name}: {:.2}% over 2 ms, {:.2}% over 5 ms",
-                over(0.002),
-                over(0.005)
+                "server side, means: request {:.3} ms, queue wait {:.3} ms, batch compute {:.3} ms, \
+                 batch size {:.2} items",
+                mean(0) * 1e3,
+                mean(1) * 1e3,
+                mean(2) * 1e3,
+                mean(3)
+            );
+            for (name, (b, a)) in ["request", "queue wait", "batch compute"]
+                .iter()
+                .zip(tails_before.iter().zip(&tails_after))
+            {
+                let total = a.last().map_or(0, |x| x.1) - b.last().map_or(0, |x| x.1);
+                let over = |bound: f64| {
+                    let at = |v: &[(f64, u64)]| v.iter().find(|x| x.0 >= bound).map_or(0, |x| x.1);
+                    let within = at(a) - at(b);
+                    100.0 * (total - within) as f64 / total.max(1) as f64
+                };
+                println!(
+                    "server side, {name}: {:.2}% over 2 ms, {:.2}% over 5 ms",
+                    over(0.002),
+                    over(0.005)
+                );
+            }
+            println!(
+                "single-capsule at {rate:.0} req/s ({:.0}% of that peak): sent={sent} errors={errors}",
+                args.load * 100.0
+            );
+            println!(
+                "latency ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3}",
+                ms(hist.value_at_quantile(0.5)),
+                ms(hist.value_at_quantile(0.9)),
+                ms(hist.value_at_quantile(0.99)),
+                ms(hist.value_at_quantile(0.999)),
+                ms(hist.max()),
+            );
+            p99s.push(ms(hist.value_at_quantile(0.99)));
+        }
+        if p99s.len() > 1 {
+            println!(
+                "p99 over {} latency runs: {:?} ms; median {:.3} ms",
+                p99s.len(),
+                p99s,
+                median(&mut p99s.clone())
             );
         }
-        println!(
-            "single-capsule at {rate:.0} req/s ({:.0}% of that peak): sent={sent} errors={errors}",
-            args.load * 100.0
-        );
-        println!(
-            "latency ms: p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3}",
-            ms(hist.value_at_quantile(0.5)),
-            ms(hist.value_at_quantile(0.9)),
-            ms(hist.value_at_quantile(0.99)),
-            ms(hist.value_at_quantile(0.999)),
-            ms(hist.max()),
-        );
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     server_rt.block_on(server.shutdown());

@@ -144,7 +144,8 @@ impl Default for LimitsSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatcherSection {
-    /// Most items in one batch.
+    /// Most items in one CPU batch. A free worker takes the queue's fair share among all CPU
+    /// workers (rounded up), at most this many.
     pub max_batch_items: usize,
     /// Longest wait of the oldest queued item for a batch to fill while a worker is free, in
     /// microseconds. 0 (the default) dispatches as soon as a worker is free; batches still
