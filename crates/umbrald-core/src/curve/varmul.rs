@@ -160,18 +160,13 @@ pub(crate) fn mul_recoded(table: &OddTable, halves: &[OddDigits; 2]) -> (Jacobia
 /// use Jacobian coordinates and one shared inversion at the end.
 pub fn mul_pairs(bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
     let tables = build_tables(bases);
+    if 2 * bases.len() < MIN_LANES_VARIABLE {
+        let tables: Vec<&OddTable> = tables.iter().collect();
+        return mul_pairs_and_u_on_tables(&tables, scalars, &[]).0;
+    }
     let mut recodings: Vec<[OddDigits; 2]> = scalars.iter().flatten().map(glv::recode).collect();
     let lane_tables: Vec<&OddTable> = tables.iter().flat_map(|t| [t, t]).collect();
-    let results = if recodings.len() >= MIN_LANES_VARIABLE {
-        mul_lanes(&lane_tables, &recodings)
-    } else {
-        let (products, flags): (Vec<Jacobian>, Vec<Choice>) = lane_tables
-            .iter()
-            .zip(&recodings)
-            .map(|(table, halves)| mul_recoded(table, halves))
-            .unzip();
-        normalize_all(&products).into_iter().zip(flags).collect()
-    };
+    let results = mul_lanes(&lane_tables, &recodings);
     for halves in recodings.iter_mut() {
         for half in halves.iter_mut() {
             half.digits.zeroize();
@@ -190,7 +185,7 @@ pub fn mul_pairs(bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affin
     out
 }
 
-/// The small-batch form of [`mul_pairs`] plus [`fixed::mul_u`], on tables the caller built
+/// The Jacobian (small-batch) form of [`mul_pairs`] plus [`fixed::mul_u`], on tables the caller built
 /// (and may have used for public checks): for every `tables[i]` (the table of `Pᵢ`) and
 /// `scalars[i] = [a, b]`, returns `[a·Pᵢ, b·Pᵢ]`, and `k·U` for every `u_scalars` entry. All
 /// products are normalized with one shared inversion. Constant time in the scalars, as
