@@ -11,7 +11,7 @@ use quinn::{Connection, Endpoint, IdleTimeout, VarInt};
 use umbrald_proto::{decode, encode, Item, Policy, Request, Response, PROTOCOL_VERSION};
 
 use crate::error::{ClientError, ServerError};
-use crate::trust::{Trust, TrustError};
+use crate::trust::{ClientIdentity, Trust, TrustError};
 
 /// The outcome of one item of a request: the `CapsuleFrag` bytes (umbral-pre 0.11
 /// MessagePack), or the server's reason for failing that item.
@@ -36,6 +36,8 @@ pub struct ClientOptions {
     /// How many times a request is retried on a fresh connection when its connection is lost.
     /// Re-encryption is idempotent, so a retry is always safe.
     pub reconnect_attempts: u32,
+    /// The client certificate and key to present when the server requires mutual TLS.
+    pub identity: Option<ClientIdentity>,
 }
 
 impl Default for ClientOptions {
@@ -48,6 +50,7 @@ impl Default for ClientOptions {
             keep_alive: Some(Duration::from_secs(5)),
             max_response_bytes: 64 << 20,
             reconnect_attempts: 1,
+            identity: None,
         }
     }
 }
@@ -147,7 +150,7 @@ impl Client {
         trust: &Trust,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let tls = trust.client_config()?;
+        let tls = trust.client_config_with(options.identity.as_ref())?;
         let quic_tls = QuicClientConfig::try_from(tls).map_err(|_| TrustError::NoQuicSuite)?;
         let mut quic_config = quinn::ClientConfig::new(Arc::new(quic_tls));
         quic_config.transport_config(Arc::new(transport_config(&options)));

@@ -36,4 +36,4 @@ pub use error::{ClientError, ServerError};
 pub use threshold::{
     NodeFailure, NodeFailureKind, NodeSpec, Retrieval, ThresholdClient, ThresholdError,
 };
-pub use trust::{Fingerprint, Trust, TrustError};
+pub use trust::{ClientIdentity, Fingerprint, Trust, TrustError};

@@ -1,5 +1,6 @@
 //! How the client decides to trust a server: a CA bundle, or the SHA-256 fingerprint of the
-//! server's (usually self-signed) certificate, pinned.
+//! server's (usually self-signed) certificate, pinned; and the client's own certificate for
+//! servers that require mutual TLS ([`ClientIdentity`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
@@ -54,6 +55,78 @@ pub enum TrustError {
     /// The crypto provider has no cipher suite QUIC can use.
     #[error("no TLS 1.3 cipher suite usable by QUIC")]
     NoQuicSuite,
+    /// A client certificate or key file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadIdentity {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client certificate PEM holds no certificate.
+    #[error("no certificate found in the client certificate PEM")]
+    NoClientCertificate,
+    /// The client key PEM holds no usable private key (PKCS#8, PKCS#1 or SEC1).
+    #[error("no private key found in the client key PEM")]
+    NoClientKey,
+    /// rustls refused the client certificate and key (e.g. they do not match).
+    #[error("unusable client certificate or key: {0}")]
+    BadClientIdentity(#[source] rustls::Error),
+}
+
+/// A client certificate chain and its private key, presented to servers that require mutual
+/// TLS (`tls.client_ca` on the appliance). The key never appears in `Debug` output and is
+/// wiped when the identity is dropped.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key_pem: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// From PEM bytes: the certificate chain (leaf first) and the private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TrustError> {
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| TrustError::NoClientCertificate)?;
+        if chain.is_empty() {
+            return Err(TrustError::NoClientCertificate);
+        }
+        let identity = Self {
+            chain,
+            key_pem: zeroize::Zeroizing::new(key_pem.to_vec()),
+        };
+        identity.key()?;
+        Ok(identity)
+    }
+
+    /// From a certificate chain file and a private key file, both PEM.
+    pub fn from_files(
+        cert_path: &std::path::Path,
+        key_path: &std::path::Path,
+    ) -> Result<Self, TrustError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| TrustError::ReadIdentity {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let key_pem = zeroize::Zeroizing::new(read(key_path)?);
+        Self::from_pem(&read(cert_path)?, &key_pem)
+    }
+
+    fn key(&self) -> Result<PrivateKeyDer<'static>, TrustError> {
+        PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|_| TrustError::NoClientKey)
+    }
 }
 
 /// A SHA-256 certificate fingerprint.
@@ -102,29 +175,40 @@ impl fmt::Debug for Fingerprint {
 }
 
 impl Trust {
-    /// Builds the rustls client configuration (TLS 1.3 only, ALPN `umbrald/1`).
+    /// Builds the rustls client configuration (TLS 1.3 only, ALPN `umbrald/1`), without a
+    /// client certificate.
     pub fn client_config(&self) -> Result<rustls::ClientConfig, TrustError> {
+        self.client_config_with(None)
+    }
+
+    /// Like [`Trust::client_config`], presenting `identity` to servers that ask for a client
+    /// certificate.
+    pub fn client_config_with(
+        &self,
+        identity: Option<&ClientIdentity>,
+    ) -> Result<rustls::ClientConfig, TrustError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TrustError::Tls)?;
-        let mut config = match self {
+        let builder = match self {
             Trust::Fingerprint(fp) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(*fp, &provider)))
-                .with_no_client_auth(),
+                .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(*fp, &provider))),
             Trust::CaFile(path) => {
                 let pem = std::fs::read(path).map_err(|source| TrustError::ReadCa {
                     path: path.clone(),
                     source,
                 })?;
-                builder
-                    .with_root_certificates(root_store(&pem, &path.display().to_string())?)
-                    .with_no_client_auth()
+                builder.with_root_certificates(root_store(&pem, &path.display().to_string())?)
             }
-            Trust::CaPem(pem) => builder
-                .with_root_certificates(root_store(pem, "the given PEM")?)
-                .with_no_client_auth(),
+            Trust::CaPem(pem) => builder.with_root_certificates(root_store(pem, "the given PEM")?),
+        };
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => builder
+                .with_client_auth_cert(identity.chain.clone(), identity.key()?)
+                .map_err(TrustError::BadClientIdentity)?,
         };
         config.alpn_protocols = vec![umbrald_proto::ALPN.to_vec()];
         Ok(config)
@@ -205,6 +289,44 @@ impl ServerCertVerifier for PinnedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_identity_needs_a_certificate_and_a_key() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["client".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+        let identity =
+            ClientIdentity::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).expect("identity");
+        assert!(!format!("{identity:?}").contains("KEY"));
+        let pinned = Trust::Fingerprint(Fingerprint([1; 32]));
+        let config = pinned.client_config_with(Some(&identity)).expect("config");
+        assert!(config.client_auth_cert_resolver.has_certs());
+        assert!(!pinned
+            .client_config()
+            .expect("config")
+            .client_auth_cert_resolver
+            .has_certs());
+        assert!(matches!(
+            ClientIdentity::from_pem(b"", key_pem.as_bytes()),
+            Err(TrustError::NoClientCertificate)
+        ));
+        assert!(matches!(
+            ClientIdentity::from_pem(key_pem.as_bytes(), key_pem.as_bytes()),
+            Err(TrustError::NoClientCertificate)
+        ));
+        assert!(matches!(
+            ClientIdentity::from_pem(cert_pem.as_bytes(), cert_pem.as_bytes()),
+            Err(TrustError::NoClientKey)
+        ));
+        let missing = std::path::Path::new("/nonexistent/umbrald-client.pem");
+        assert!(matches!(
+            ClientIdentity::from_files(missing, missing),
+            Err(TrustError::ReadIdentity { .. })
+        ));
+    }
 
     #[test]
     fn fingerprint_parses_common_spellings() {

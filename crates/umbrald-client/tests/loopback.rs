@@ -1,5 +1,5 @@
 //! The client library against a real server on loopback: threshold retrieval with a down node
-//! and a lying node, pipelining, reconnection, and both trust modes.
+//! and a lying node, pipelining, reconnection, both trust modes and mutual TLS.
 
 mod support;
 
@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use support::{dead_addr, fake_node, spec_of, start_server, temp_dir, Behaviour};
 use umbrald_client::{
-    Alice, Bob, Client, ClientError, ClientOptions, Fingerprint, NodeFailureKind, NodeSpec,
-    ReencryptRequest, ThresholdClient, ThresholdError, Trust,
+    Alice, Bob, Client, ClientError, ClientIdentity, ClientOptions, Fingerprint, NodeFailureKind,
+    NodeSpec, ReencryptRequest, ThresholdClient, ThresholdError, Trust,
 };
 
 fn options(connect_timeout: Duration) -> ClientOptions {
@@ -275,5 +275,77 @@ async fn an_oversized_request_gets_the_servers_too_large_answer() {
         outcomes[0].as_ref().map_err(|e| e.code.as_str()),
         Err("invalid_capsule")
     );
+    server.shutdown().await;
+}
+
+/// A CA, and a client certificate it signed, as PEM: `(ca, client cert, client key)`.
+fn client_pki() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let client_key = KeyPair::generate().expect("client key");
+    let mut params = CertificateParams::new(vec!["client".to_owned()]).expect("params");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params
+        .signed_by(&client_key, &ca, &ca_key)
+        .expect("client cert");
+    (ca.pem(), cert.pem(), client_key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_the_client_identity_and_works_with_it() {
+    let dir = temp_dir("mtls");
+    let (ca, cert, key) = client_pki();
+    let ca_path = dir.join("client-ca.pem");
+    std::fs::write(&ca_path, ca).expect("write ca");
+    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
+    config.tls.client_ca = Some(ca_path);
+    let server = umbrald_server::Server::start(config).await.expect("server");
+    let spec = spec_of(&server);
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let capsule = alice
+        .encrypt(b"m")
+        .expect("encrypt")
+        .capsule_bytes()
+        .expect("bytes");
+    let request = ReencryptRequest::new(grant.policy(0).expect("policy"), vec![capsule]);
+    let short = options(Duration::from_secs(3));
+
+    // Without a certificate the server refuses the connection (the handshake or the first
+    // request fails, depending on when the client learns of the refusal).
+    let anonymous = async {
+        let client = Client::connect_with(spec.addr, &spec.trust, short.clone()).await?;
+        client.reencrypt(request.clone()).await
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(10), anonymous)
+        .await
+        .expect("refusal within the timeouts");
+    assert!(refused.is_err(), "served a client without a certificate");
+
+    // With the identity, from files as the CLI loads it.
+    let (cert_path, key_path) = (dir.join("client.pem"), dir.join("client.key"));
+    std::fs::write(&cert_path, cert).expect("write cert");
+    std::fs::write(&key_path, key).expect("write key");
+    let identity = ClientIdentity::from_files(&cert_path, &key_path).expect("identity");
+    assert!(!format!("{identity:?}").contains("PRIVATE"), "key in Debug");
+    let with_identity = ClientOptions {
+        identity: Some(identity),
+        ..short
+    };
+    let client = Client::connect_with(spec.addr, &spec.trust, with_identity)
+        .await
+        .expect("mutual TLS handshake");
+    let outcomes = client.reencrypt(request).await.expect("answered");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     server.shutdown().await;
 }

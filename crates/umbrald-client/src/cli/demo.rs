@@ -123,7 +123,7 @@ pub async fn run(
         )?;
     }
 
-    let appliances = ThresholdClient::new(&nodes, &args.target.client_options())?;
+    let appliances = ThresholdClient::new(&nodes, &args.target.client_options()?)?;
     let retrieval = appliances.retrieve(&grant, &sealed.capsule).await?;
     say(out, format!(
         "[4/5] Bob asked {n} appliances; {m} valid cfrags (verified with umbral-pre) from appliances {:?} in {:.1} ms",

@@ -1,5 +1,6 @@
-//! Which appliances a subcommand talks to and how it trusts them (`--addr`, `--fingerprint`,
-//! `--ca`), shared by `demo` and `bench`.
+//! Which appliances a subcommand talks to, how it trusts them (`--addr`, `--fingerprint`,
+//! `--ca`) and how it proves itself to appliances that require mutual TLS (`--client-cert`,
+//! `--client-key`), shared by `demo` and `bench`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use clap::Args;
 use super::{parse_duration, CliError};
 use crate::client::ClientOptions;
 use crate::threshold::NodeSpec;
-use crate::trust::{Fingerprint, Trust};
+use crate::trust::{ClientIdentity, Fingerprint, Trust};
 
 /// Appliance addresses and trust settings.
 #[derive(Debug, Clone, Args)]
@@ -35,6 +36,15 @@ pub struct TargetArgs {
     /// certificate must then name --server-name).
     #[arg(long, value_name = "PEM", conflicts_with = "fingerprints")]
     pub ca: Option<PathBuf>,
+
+    /// PEM certificate chain to present to appliances that require client certificates
+    /// (mutual TLS); needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 
     /// Server name for SNI and CA verification.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
@@ -77,13 +87,22 @@ impl TargetArgs {
             .collect())
     }
 
-    /// Client options reflecting these arguments.
-    pub fn client_options(&self) -> ClientOptions {
-        ClientOptions {
+    /// Client options reflecting these arguments (reads the client certificate and key, if
+    /// given).
+    pub fn client_options(&self) -> Result<ClientOptions, CliError> {
+        let identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(
+                ClientIdentity::from_files(cert, key)
+                    .map_err(|e| CliError::Usage(format!("--client-cert/--client-key: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(ClientOptions {
             server_name: self.server_name.clone(),
             connect_timeout: self.connect_timeout,
+            identity,
             ..ClientOptions::default()
-        }
+        })
     }
 }
 
@@ -110,6 +129,26 @@ mod tests {
         Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
             .expect("parses")
             .target
+    }
+
+    #[test]
+    fn client_cert_and_key_come_together_and_must_load() {
+        let lone = Cli::try_parse_from(["t", "--client-cert", "c.pem"]);
+        assert!(lone.is_err(), "--client-cert without --client-key");
+        let lone = Cli::try_parse_from(["t", "--client-key", "k.pem"]);
+        assert!(lone.is_err(), "--client-key without --client-cert");
+        let missing = parse(&[
+            "--client-cert",
+            "/nonexistent/c.pem",
+            "--client-key",
+            "/nonexistent/k.pem",
+        ]);
+        assert!(matches!(missing.client_options(), Err(CliError::Usage(_))));
+        assert!(parse(&[])
+            .client_options()
+            .expect("no identity")
+            .identity
+            .is_none());
     }
 
     #[test]

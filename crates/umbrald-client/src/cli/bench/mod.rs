@@ -203,7 +203,7 @@ pub async fn run(
     )?);
     let options = ClientOptions {
         request_timeout: args.request_timeout,
-        ..args.target.client_options()
+        ..args.target.client_options()?
     };
     let mut clients = Vec::new();
     for _ in 0..args.connections {
