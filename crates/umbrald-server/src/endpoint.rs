@@ -220,6 +220,8 @@ pub(crate) struct Answer {
     raw: Option<Vec<u8>>,
     /// Items the request carried (counted under the request-level error, if any).
     items: usize,
+    /// The request was a NuCypher `ReencryptionRequest` (also counted on its own).
+    nucypher: bool,
 }
 
 impl Answer {
@@ -229,6 +231,7 @@ impl Answer {
             response: refusal.into_response(),
             raw: None,
             items,
+            nucypher: false,
         }
     }
 
@@ -238,13 +241,29 @@ impl Answer {
             response,
             raw: Some(bytes),
             items,
+            nucypher: false,
+        }
+    }
+
+    /// Marks the answer as one to a NuCypher request.
+    fn for_nucypher(self) -> Self {
+        Self {
+            nucypher: true,
+            ..self
         }
     }
 
     fn count(&self, metrics: &Metrics) {
-        match (&self.response.error, &self.response.results) {
-            (Some(err), _) => {
-                let code = ErrorCode::from_wire(&err.code).unwrap_or(ErrorCode::Internal);
+        let request_error = self
+            .response
+            .error
+            .as_ref()
+            .map(|err| ErrorCode::from_wire(&err.code).unwrap_or(ErrorCode::Internal));
+        if self.nucypher {
+            metrics.nucypher_request_done(request_error);
+        }
+        match (request_error, &self.response.results) {
+            (Some(code), _) => {
                 metrics.request_done(Some(code));
                 metrics.items_done(Some(code), self.items as u64);
             }
@@ -274,7 +293,9 @@ async fn answer(
     shared: &Shared,
 ) -> Option<Answer> {
     if umbrald_nucypher::is_reencryption_request(bytes) {
-        return crate::nucypher::answer(bytes, conn, shared).await;
+        return crate::nucypher::answer(bytes, conn, shared)
+            .await
+            .map(Answer::for_nucypher);
     }
     let req = match request::decode(bytes) {
         Ok(req) => req,
@@ -289,6 +310,7 @@ async fn answer(
             response: request::results_response(id, Vec::new()),
             raw: None,
             items: 0,
+            nucypher: false,
         });
     }
     let deadline = request::deadline(&req, read_at);
@@ -303,6 +325,7 @@ async fn answer(
                 response: request::results_response(id, results),
                 raw: None,
                 items: n,
+                nucypher: false,
             },
             Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
         },

@@ -63,6 +63,7 @@ const BATCH_BUCKETS: [f64; 13] = [
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    nucypher_requests: IntCounterVec,
     items: IntCounterVec,
     /// End-to-end request time: from the whole request read to the response handed to QUIC.
     pub request_seconds: Histogram,
@@ -128,6 +129,13 @@ impl Metrics {
                 &registry,
                 "umbrald_requests_total",
                 "Requests answered, by outcome (ok or error) and error code",
+                &["outcome", "code"],
+            ),
+            nucypher_requests: counter_vec(
+                &registry,
+                "umbrald_nucypher_requests_total",
+                "NuCypher ReencryptionRequests answered (also counted in umbrald_requests_total), \
+                 by outcome and error code",
                 &["outcome", "code"],
             ),
             items: counter_vec(
@@ -327,12 +335,19 @@ impl Metrics {
 
     /// Counts one answered request: `None` for a response with results, else its error code.
     pub fn request_done(&self, error: Option<ErrorCode>) {
+        Self::count_outcome(&self.requests, error);
+    }
+
+    /// Counts one NuCypher `ReencryptionRequest` answered (in addition to
+    /// [`Metrics::request_done`]), with `error` (`None`: a `ReencryptionResponse`).
+    pub fn nucypher_request_done(&self, error: Option<ErrorCode>) {
+        Self::count_outcome(&self.nucypher_requests, error);
+    }
+
+    fn count_outcome(counter: &IntCounterVec, error: Option<ErrorCode>) {
         match error {
-            None => self.requests.with_label_values(&["ok", CODE_NONE]).inc(),
-            Some(code) => self
-                .requests
-                .with_label_values(&["error", code.as_str()])
-                .inc(),
+            None => counter.with_label_values(&["ok", CODE_NONE]).inc(),
+            Some(code) => counter.with_label_values(&["error", code.as_str()]).inc(),
         }
     }
 

@@ -98,6 +98,26 @@ async fn golden_request_gets_a_verifiable_response_beside_native_requests() {
         metrics.contains("conditions_unsupported"),
         "counted by code"
     );
+    // NuCypher requests are also counted on their own: one answered, four refused; the two
+    // native requests are not among them.
+    let nucypher = |outcome: &str, code: &str| {
+        let line =
+            format!("umbrald_nucypher_requests_total{{code=\"{code}\",outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(nucypher("ok", "none").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(
+        nucypher("error", "conditions_unsupported").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        nucypher("error", "unsupported_version").as_deref(),
+        Some("1")
+    );
+    assert_eq!(nucypher("error", "malformed").as_deref(), Some("1"));
     client.close().await;
     server.shutdown().await;
 }
