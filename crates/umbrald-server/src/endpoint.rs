@@ -114,16 +114,19 @@ async fn stream(mut send: SendStream, mut recv: RecvStream, conn: Connection, sh
     };
     let read_at = Instant::now();
     let inflight = GaugeGuard::new(&metrics.inflight_requests);
-    let answer = match request {
-        Ok(bytes) => answer(&bytes, read_at, &conn, &shared).await,
-        Err(refusal) => Some(Answer::refused(refusal, 0)),
+    let (answer, nucypher) = match request {
+        Ok(bytes) => (
+            answer(&bytes, read_at, &conn, &shared).await,
+            umbrald_nucypher::is_reencryption_request(&bytes),
+        ),
+        Err(refusal) => (Some(Answer::refused(refusal, 0)), false),
     };
     let Some(answer) = answer else {
         // The connection is gone: nobody to answer.
         metrics.streams_reset.inc();
         return;
     };
-    answer.count(metrics);
+    answer.count(metrics, nucypher);
     let written = write_response(&mut send, &answer, &shared).await;
     drop(inflight);
     if written {
@@ -220,8 +223,6 @@ pub(crate) struct Answer {
     raw: Option<Vec<u8>>,
     /// Items the request carried (counted under the request-level error, if any).
     items: usize,
-    /// The request was a NuCypher `ReencryptionRequest` (also counted on its own).
-    nucypher: bool,
 }
 
 impl Answer {
@@ -231,7 +232,6 @@ impl Answer {
             response: refusal.into_response(),
             raw: None,
             items,
-            nucypher: false,
         }
     }
 
@@ -241,25 +241,17 @@ impl Answer {
             response,
             raw: Some(bytes),
             items,
-            nucypher: false,
         }
     }
 
-    /// Marks the answer as one to a NuCypher request.
-    fn for_nucypher(self) -> Self {
-        Self {
-            nucypher: true,
-            ..self
-        }
-    }
-
-    fn count(&self, metrics: &Metrics) {
+    /// Counts the answer; `nucypher`: it answers a NuCypher request (counted on its own too).
+    fn count(&self, metrics: &Metrics, nucypher: bool) {
         let request_error = self
             .response
             .error
             .as_ref()
             .map(|err| ErrorCode::from_wire(&err.code).unwrap_or(ErrorCode::Internal));
-        if self.nucypher {
+        if nucypher {
             metrics.nucypher_request_done(request_error);
         }
         match (request_error, &self.response.results) {
@@ -293,9 +285,7 @@ async fn answer(
     shared: &Shared,
 ) -> Option<Answer> {
     if umbrald_nucypher::is_reencryption_request(bytes) {
-        return crate::nucypher::answer(bytes, conn, shared)
-            .await
-            .map(Answer::for_nucypher);
+        return crate::nucypher::answer(bytes, conn, shared).await;
     }
     let req = match request::decode(bytes) {
         Ok(req) => req,
@@ -310,7 +300,6 @@ async fn answer(
             response: request::results_response(id, Vec::new()),
             raw: None,
             items: 0,
-            nucypher: false,
         });
     }
     let deadline = request::deadline(&req, read_at);
@@ -325,7 +314,6 @@ async fn answer(
                 response: request::results_response(id, results),
                 raw: None,
                 items: n,
-                nucypher: false,
             },
             Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
         },
