@@ -55,6 +55,9 @@ struct Args {
     /// Latency-phase load as a fraction of the single-capsule peak.
     #[arg(long, default_value_t = 0.5)]
     load: f64,
+    /// Leave the worker threads unpinned (the scheduler may move them between cores).
+    #[arg(long)]
+    no_pin: bool,
     /// Latency phases to run back to back (each is printed; the median p99 closes the run).
     #[arg(long, default_value_t = 1)]
     latency_runs: usize,
@@ -100,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.batcher.max_queue_delay_us = args.max_queue_delay_us;
     config.metrics.enabled = false;
     config.workers.nice = args.nice;
+    config.workers.pin = !args.no_pin;
     let server = server_rt.block_on(Server::start(config))?;
     client_rt.block_on(async {
         let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
