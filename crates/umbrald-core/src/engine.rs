@@ -150,58 +150,16 @@ impl Engine {
             OsRng.fill_bytes(seed.as_mut());
             ChaCha20Rng::from_seed(*seed)
         });
-        let mut draw_nonces = |count: usize| -> Zeroizing<Vec<Scalar>> {
-            Zeroizing::new(
-                (0..count)
-                    .map(|_| *NonZeroScalar::random(&mut rng))
-                    .collect(),
-            )
-        };
-        let kfrag_key = |i: usize| items[i].kfrag.kfrag().key;
-
         // 2. Check the capsule equations, 3. draw nonces, 4. the secret-scalar work.
-        let (good, nonces, products, u2s) = if self.host_only && good.len() < COMBINED_CHECK_MIN {
-            // A few capsules on the CPU: one set of tables serves the checks and the products,
-            // and every product is normalized with one inversion.
-            let bases: Vec<Affine> = good.iter().flat_map(|(_, c)| [c.e, c.v]).collect();
-            let tables = varmul::build_tables(&bases);
-            let mut checked = Vec::with_capacity(good.len());
-            let mut base_tables = Vec::with_capacity(bases.len());
-            for (capsule, pair) in good.iter().zip(tables.chunks_exact(2)) {
-                if capsule.1.check_with_table_vartime(&pair[0]) {
-                    checked.push(*capsule);
-                    base_tables.extend([&pair[0], &pair[1]]);
-                }
-            }
-            let good = checked;
-            let nonces = draw_nonces(good.len());
-            let scalars: Zeroizing<Vec<[Scalar; 2]>> = Zeroizing::new(
-                good.iter()
-                    .zip(nonces.iter())
-                    .flat_map(|((i, _), t)| [[kfrag_key(*i), *t]; 2])
-                    .collect(),
-            );
-            let (products, u2s) =
-                varmul::mul_pairs_and_u_on_tables(&base_tables, &scalars, &nonces);
-            (good, nonces, products, u2s)
+        let SecretWork {
+            good,
+            nonces,
+            products,
+            u2s,
+        } = if self.host_only && good.len() < COMBINED_CHECK_MIN {
+            self.small_batch_on_cpu(items, good, &mut rng)
         } else {
-            let mut good = good;
-            let failed_check = check_capsules(&good);
-            good.retain(|(i, _)| !failed_check.contains(i));
-            let nonces = draw_nonces(good.len());
-            let mut bases = Vec::with_capacity(2 * good.len());
-            let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
-                Zeroizing::new(Vec::with_capacity(2 * good.len()));
-            for ((i, capsule), t) in good.iter().zip(nonces.iter()) {
-                let rk = kfrag_key(*i);
-                bases.push(capsule.e);
-                bases.push(capsule.v);
-                scalars.push([rk, *t]);
-                scalars.push([rk, *t]);
-            }
-            let products = self.mul_pairs(&bases, &scalars);
-            let u2s = self.mul_u(&nonces);
-            (good, nonces, products, u2s)
+            self.batch_on_backend(items, good, &mut rng)
         };
 
         // 5. Proofs and encoding.
@@ -238,6 +196,72 @@ impl Engine {
             .unwrap_or(Err(ItemError::Internal("empty batch result")))
     }
 
+    /// Steps 2–4 for a few capsules on the CPU: one set of tables serves the checks and the
+    /// products, and every product is normalized with one inversion.
+    fn small_batch_on_cpu<'c>(
+        &self,
+        items: &[ReencryptItem<'_>],
+        good: Vec<(usize, &'c Capsule)>,
+        rng: &mut ChaCha20Rng,
+    ) -> SecretWork<'c> {
+        let bases: Vec<Affine> = good.iter().flat_map(|(_, c)| [c.e, c.v]).collect();
+        let tables = varmul::build_tables(&bases);
+        let mut checked = Vec::with_capacity(good.len());
+        let mut base_tables = Vec::with_capacity(bases.len());
+        for (capsule, pair) in good.iter().zip(tables.chunks_exact(2)) {
+            if capsule.1.check_with_table_vartime(&pair[0]) {
+                checked.push(*capsule);
+                base_tables.extend([&pair[0], &pair[1]]);
+            }
+        }
+        let nonces = draw_nonces(rng, checked.len());
+        let scalars: Zeroizing<Vec<[Scalar; 2]>> = Zeroizing::new(
+            checked
+                .iter()
+                .zip(nonces.iter())
+                .flat_map(|((i, _), t)| [[items[*i].kfrag.kfrag().key, *t]; 2])
+                .collect(),
+        );
+        let (products, u2s) = varmul::mul_pairs_and_u_on_tables(&base_tables, &scalars, &nonces);
+        SecretWork {
+            good: checked,
+            nonces,
+            products,
+            u2s,
+        }
+    }
+
+    /// Steps 2–4 on the engine's backend: the batch check, then one `mul_pairs` and one
+    /// `mul_u` call for the whole batch.
+    fn batch_on_backend<'c>(
+        &self,
+        items: &[ReencryptItem<'_>],
+        mut good: Vec<(usize, &'c Capsule)>,
+        rng: &mut ChaCha20Rng,
+    ) -> SecretWork<'c> {
+        let failed_check = check_capsules(&good);
+        good.retain(|(i, _)| !failed_check.contains(i));
+        let nonces = draw_nonces(rng, good.len());
+        let mut bases = Vec::with_capacity(2 * good.len());
+        let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
+            Zeroizing::new(Vec::with_capacity(2 * good.len()));
+        for ((i, capsule), t) in good.iter().zip(nonces.iter()) {
+            let rk = items[*i].kfrag.kfrag().key;
+            bases.push(capsule.e);
+            bases.push(capsule.v);
+            scalars.push([rk, *t]);
+            scalars.push([rk, *t]);
+        }
+        let products = self.mul_pairs(&bases, &scalars);
+        let u2s = self.mul_u(&nonces);
+        SecretWork {
+            good,
+            nonces,
+            products,
+            u2s,
+        }
+    }
+
     fn mul_pairs(&self, bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
         match self.backend.mul_pairs(bases, scalars) {
             Ok(out) if out.len() == bases.len() => out,
@@ -259,6 +283,25 @@ fn varmul_cpu(
     scalars: &[[Scalar; 2]],
 ) -> Vec<[Option<Affine>; 2]> {
     cpu.mul_pairs(bases, scalars).unwrap_or_default()
+}
+
+/// What steps 2–4 of a batch produce: the capsules that passed their check (with their
+/// index in the batch), one nonce for each, `[rk·E, t·E]` and `[rk·V, t·V]` for each (in that
+/// order), and `t·U` for each.
+struct SecretWork<'c> {
+    good: Vec<(usize, &'c Capsule)>,
+    nonces: Zeroizing<Vec<Scalar>>,
+    products: Vec<[Option<Affine>; 2]>,
+    u2s: Vec<Option<Affine>>,
+}
+
+/// `count` fresh non-zero nonces.
+fn draw_nonces(rng: &mut ChaCha20Rng, count: usize) -> Zeroizing<Vec<Scalar>> {
+    Zeroizing::new(
+        (0..count)
+            .map(|_| *NonZeroScalar::random(&mut *rng))
+            .collect(),
+    )
 }
 
 /// Returns the indices (into the batch) of capsules whose equation does not hold.
