@@ -220,6 +220,41 @@ impl Client {
         check_response(response, id, item_count)
     }
 
+    /// Sends a NuCypher `ReencryptionRequest` (`ReRq` 3.0 bytes, as nucypher-core writes them
+    /// or [`umbrald_nucypher::build::encode_request`] builds them) to an appliance serving with
+    /// node keys, and returns the cfrags of its `ReencryptionResponse` in capsule order, after
+    /// checking the response's signature with the node's verifying key.
+    ///
+    /// The cfrags' own proofs are not checked here: Bob checks them against the policy's keys
+    /// (`umbral_pre::CapsuleFrag::verify`). A refusal comes back as [`ClientError::Server`]
+    /// with the `umbrald/1` error code (see `docs/PROTOCOL.md`).
+    pub async fn reencrypt_nucypher(
+        &self,
+        request: &[u8],
+        node_verifying_key: &[u8; 33],
+    ) -> Result<Vec<Vec<u8>>, ClientError> {
+        let parsed = umbrald_nucypher::ReencryptionRequest::parse(request)
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let raw = self.round_trip_bytes(request).await?;
+        if raw.starts_with(&umbrald_nucypher::RESPONSE_BRAND) {
+            let response = umbrald_nucypher::ReencryptionResponse::parse(&raw)
+                .map_err(|e| ClientError::UnexpectedResponse(e.to_string()))?;
+            if !response.verify_signature(&parsed.capsules, node_verifying_key) {
+                return Err(ClientError::UnexpectedResponse(
+                    "the ReencryptionResponse's signature does not verify with the node's key"
+                        .to_owned(),
+                ));
+            }
+            return Ok(response.cfrags.iter().map(|c| c.to_vec()).collect());
+        }
+        match decode::<Response>(&raw)?.error {
+            Some(error) => Err(ClientError::Server(error.into())),
+            None => Err(ClientError::UnexpectedResponse(
+                "neither a ReencryptionResponse nor an error".to_owned(),
+            )),
+        }
+    }
+
     /// Sends an already-built request as is and returns the decoded response without checking
     /// it against the request. For tools and tests; applications want [`Client::reencrypt`].
     pub async fn round_trip(&self, request: &Request) -> Result<Response, ClientError> {

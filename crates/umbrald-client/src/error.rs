@@ -65,6 +65,10 @@ pub enum ClientError {
     /// The server rejected the whole request.
     #[error("server rejected the request: {0}")]
     Server(#[source] ServerError),
+    /// The request given to send is not valid (e.g. a malformed NuCypher `ReencryptionRequest`);
+    /// nothing was sent.
+    #[error("invalid request, not sent: {0}")]
+    InvalidRequest(String),
 }
 
 impl ClientError {
@@ -80,9 +84,10 @@ impl ClientError {
             Self::Timeout(_) => "timeout".to_owned(),
             Self::Connection { .. } => "connection".to_owned(),
             Self::Stream(_) => "stream".to_owned(),
-            Self::ResponseTooLarge(_) | Self::Proto(_) | Self::UnexpectedResponse(_) => {
-                "protocol".to_owned()
-            }
+            Self::ResponseTooLarge(_)
+            | Self::Proto(_)
+            | Self::UnexpectedResponse(_)
+            | Self::InvalidRequest(_) => "protocol".to_owned(),
             Self::Trust(_) => "trust".to_owned(),
         }
     }

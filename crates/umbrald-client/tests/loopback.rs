@@ -349,3 +349,94 @@ async fn mutual_tls_needs_the_client_identity_and_works_with_it() {
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nucypher_requests_round_trip_through_the_client() {
+    use umbral_pre::{DefaultDeserialize, SecretKey, Signer};
+    use umbrald_nucypher::{build, NodeKeys};
+
+    let dir = temp_dir("nucypher");
+    let node = NodeKeys::random();
+    let (node_dk, node_vk) = (*node.decrypting_public_key(), *node.verifying_public_key());
+    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
+    config.node_keys = node.into();
+    let server = umbrald_server::Server::start(config).await.expect("server");
+    let spec = spec_of(&server);
+    let client = Client::connect(spec.addr, spec.trust.clone())
+        .await
+        .expect("connect");
+
+    // Alice grants Bob 1-of-1; the publisher encrypts the kfrag to the node, as nucypher does.
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let sealed: Vec<_> = (0..3u8)
+        .map(|i| alice.encrypt(&[i; 20]).expect("encrypt"))
+        .collect();
+    let capsules: Vec<Vec<u8>> = sealed
+        .iter()
+        .map(|s| s.capsule_bytes().expect("bytes"))
+        .collect();
+    let publisher = Signer::new(SecretKey::random());
+    let hrac = [7u8; 16];
+    let node_pk =
+        umbral_pre::PublicKey::try_from_compressed_bytes(&node_dk).expect("node decrypting key");
+    let ekfrag =
+        build::encrypt_kfrag(&publisher, &node_pk, &hrac, &grant.kfrags[0]).expect("ekfrag");
+    let key33 = |k: &umbral_pre::PublicKey| -> [u8; 33] {
+        k.to_compressed_bytes()[..].try_into().expect("33 bytes")
+    };
+    let request = build::encode_request(
+        &capsules,
+        &hrac,
+        &ekfrag,
+        &key33(&publisher.verifying_key()),
+        &key33(&bob.public_key()),
+    );
+
+    let cfrags = client
+        .reencrypt_nucypher(&request, &node_vk)
+        .await
+        .expect("a signed ReencryptionResponse");
+    assert_eq!(cfrags.len(), capsules.len());
+    for (i, (cfrag, sealed)) in cfrags.iter().zip(&sealed).enumerate() {
+        let verified = umbral_pre::CapsuleFrag::from_bytes(cfrag)
+            .expect("cfrag")
+            .verify(
+                &sealed.capsule,
+                &grant.verifying_pk,
+                &grant.delegating_pk,
+                &grant.receiving_pk,
+            )
+            .map_err(|(e, _)| e)
+            .expect("cfrag verifies");
+        let plain = bob.decrypt(&grant, sealed, [verified]).expect("decrypts");
+        assert_eq!(&plain[..], &[i as u8; 20]);
+    }
+
+    // Another node's key does not verify the signature; a refusal is a server error.
+    let mut other = node_vk;
+    other[1] ^= 1;
+    let wrong = client.reencrypt_nucypher(&request, &other).await;
+    assert!(
+        matches!(wrong, Err(ClientError::UnexpectedResponse(_))),
+        "{wrong:?}"
+    );
+    let mut v4 = request.clone();
+    v4[5] = 4;
+    let refused = client.reencrypt_nucypher(&v4, &node_vk).await;
+    assert!(
+        matches!(&refused, Err(ClientError::InvalidRequest(_))),
+        "a request that does not parse is not sent: {refused:?}"
+    );
+    let mut tampered = request.clone();
+    // The tail is publisher key (35 bytes with its header), Bob's key (35), nil, nil: this
+    // flips a bit of the publisher's key, so the publisher's signature cannot verify.
+    let at = tampered.len() - 40;
+    tampered[at] ^= 1;
+    let refused = client.reencrypt_nucypher(&tampered, &node_vk).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Server(_))),
+        "{refused:?}"
+    );
+    server.shutdown().await;
+}
