@@ -14,7 +14,7 @@ use super::batch::normalize_all;
 use super::glv::{self, OddDigits, DIGITS, WINDOW};
 use super::lanes::{Lanes, MIN_LANES_FIXED};
 use super::msm::add_affine_vartime;
-use super::varmul::{build_tables, complete_mul, endo, select, OddTable};
+use super::varmul::{build_tables, complete_mul, endo, entry_vartime, select, OddTable};
 use super::{params, Affine, Jacobian};
 
 /// A fixed base point with its tables of odd multiples of `32ⁱ·B` for `i = 0..26`.
@@ -73,14 +73,11 @@ pub fn mul_g_vartime(k: &Scalar) -> Option<Jacobian> {
     let mut acc: Option<Jacobian> = None;
     for (half, digits) in glv::recode(k).iter().enumerate() {
         let negative = bool::from(digits.negate);
-        let position_terms = digits.digits.iter().enumerate().map(|(i, &d)| {
-            let q = fixed.tables[i][(d.unsigned_abs() >> 1) as usize];
-            if (d < 0) != negative {
-                q.neg()
-            } else {
-                q
-            }
-        });
+        let position_terms = digits
+            .digits
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| entry_vartime(&fixed.tables[i], d, negative));
         // The odd-recoding correction: subtract ±B where the half was even.
         let correction = bool::from(digits.even).then(|| {
             if negative {

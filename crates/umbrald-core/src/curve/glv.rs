@@ -113,6 +113,22 @@ pub fn decompose(k: &Scalar) -> (Scalar, Scalar) {
     (r1, r2)
 }
 
+/// The low 128 bits of a scalar (its whole value when it is below 2¹²⁸).
+pub(crate) fn low_u128(s: &Scalar) -> u128 {
+    let bytes = s.to_bytes();
+    let mut low = [0u8; 16];
+    low.copy_from_slice(&bytes[16..]);
+    u128::from_be_bytes(low)
+}
+
+/// The magnitude of a GLV half (`r` or `−r` is below 2¹²⁸) and whether `r` is negative.
+/// Variable time: for public scalars only ([`OddDigits::new`] is the constant-time form).
+pub(crate) fn half_magnitude_vartime(r: &Scalar) -> (u128, bool) {
+    let negative = bool::from(r.is_high());
+    let abs = if negative { -r } else { *r };
+    (low_u128(&abs), negative)
+}
+
 /// A half-scalar recoded into [`DIGITS`] signed odd digits of [`WINDOW`] bits.
 ///
 /// Holds `k' = Σ dᵢ·2^(5i)` with every `dᵢ` odd in `[−31, 31]`, where `k' = |r| + even` is

@@ -4,7 +4,6 @@
 //! at once with a random linear combination. The random coefficients are chosen by the
 //! verifier and need no secrecy beyond the batch they check.
 
-use k256::elliptic_curve::scalar::IsHigh;
 use k256::Scalar;
 
 use super::glv;
@@ -18,7 +17,7 @@ pub fn msm_vartime(points: &[Affine], scalars: &[Scalar]) -> Option<Affine> {
     for (p, k) in points.iter().zip(scalars) {
         if k.to_bytes()[..16].iter().all(|&b| b == 0) {
             // Already below 2¹²⁸ (e.g. a random 128-bit coefficient): no split needed.
-            let magnitude = low_u128(k);
+            let magnitude = glv::low_u128(k);
             if magnitude != 0 {
                 terms.push((*p, magnitude));
             }
@@ -35,9 +34,7 @@ pub fn msm_vartime(points: &[Affine], scalars: &[Scalar]) -> Option<Affine> {
                 },
             ),
         ] {
-            let negative = bool::from(r.is_high());
-            let abs = if negative { -r } else { r };
-            let magnitude = low_u128(&abs);
+            let (magnitude, negative) = glv::half_magnitude_vartime(&r);
             if magnitude != 0 {
                 terms.push((if negative { q.neg() } else { q }, magnitude));
             }
@@ -85,13 +82,6 @@ pub fn msm_vartime(points: &[Affine], scalars: &[Scalar]) -> Option<Affine> {
         }
     }
     result.and_then(|r| super::batch::normalize_all(&[r])[0])
-}
-
-fn low_u128(s: &Scalar) -> u128 {
-    let bytes = s.to_bytes();
-    let mut low = [0u8; 16];
-    low.copy_from_slice(&bytes[16..]);
-    u128::from_be_bytes(low)
 }
 
 fn window_bits(terms: usize) -> usize {

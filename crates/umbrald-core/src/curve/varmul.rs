@@ -95,6 +95,18 @@ pub(crate) fn select(table: &OddTable, digit: i8, negate: Choice) -> Affine {
     out
 }
 
+/// `digit·Q` from `Q`'s table (negated when `negate`), indexing the table directly: the
+/// variable-time counterpart of [`select`], for public digits only. `digit` is odd.
+#[inline]
+pub(crate) fn entry_vartime(table: &OddTable, digit: i8, negate: bool) -> Affine {
+    let q = table[(digit.unsigned_abs() >> 1) as usize];
+    if (digit < 0) != negate {
+        q.neg()
+    } else {
+        q
+    }
+}
+
 /// `λ·Q` for an affine `Q`.
 #[inline]
 pub(crate) fn endo(p: &Affine, beta: &Fe) -> Affine {

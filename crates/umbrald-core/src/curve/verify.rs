@@ -6,11 +6,10 @@
 //! constant-time path uses), `s·G` from the generator's fixed-base tables, and the comparison
 //! in Jacobian coordinates, so the check needs no field inversion of its own.
 
-use k256::elliptic_curve::scalar::IsHigh;
 use k256::Scalar;
 
 use super::msm::add_affine_vartime;
-use super::varmul::{endo, OddTable};
+use super::varmul::{endo, entry_vartime, OddTable};
 use super::{fixed, glv, Affine, Jacobian};
 
 /// wNAF width: digits are odd in `[−31, 31]`, matching a table of 16 odd multiples.
@@ -47,22 +46,12 @@ fn wnaf(k: u128) -> [i8; WNAF_LEN] {
     out
 }
 
-/// The magnitude of a GLV half (`r` or `−r` is below 2¹²⁸) and whether `r` is negative.
-fn half_magnitude(r: &Scalar) -> (u128, bool) {
-    let negative = bool::from(r.is_high());
-    let abs = if negative { -r } else { *r };
-    let bytes = abs.to_bytes();
-    let mut low = [0u8; 16];
-    low.copy_from_slice(&bytes[16..]);
-    (u128::from_be_bytes(low), negative)
-}
-
 /// `k·P` from `P`'s table of odd multiples; `None` is the identity. Variable time.
 pub fn mul_vartime(table: &OddTable, k: &Scalar) -> Option<Jacobian> {
     let beta = glv::beta();
     let (r1, r2) = glv::decompose(k);
     let halves = [r1, r2].map(|r| {
-        let (magnitude, negative) = half_magnitude(&r);
+        let (magnitude, negative) = glv::half_magnitude_vartime(&r);
         (wnaf(magnitude), negative)
     });
     let mut acc: Option<Jacobian> = None;
@@ -75,10 +64,7 @@ pub fn mul_vartime(table: &OddTable, k: &Scalar) -> Option<Jacobian> {
             if digit == 0 {
                 continue;
             }
-            let mut q = table[(digit.unsigned_abs() >> 1) as usize];
-            if (digit < 0) != *negative {
-                q = q.neg();
-            }
+            let mut q = entry_vartime(table, digit, *negative);
             if half == 1 {
                 q = endo(&q, &beta);
             }
