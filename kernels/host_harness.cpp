@@ -22,21 +22,21 @@ void scalar_from_be(umb_u32 k[8], const umb_u8 b[32]) {
     }
 }
 
-// (x, y) scaled by z into Jacobian (x z^2, y z^3, z); inf forces Z = 0 but keeps the scaled
-// coordinates, so identity handling is exercised with arbitrary X and Y.
-void jac_from_bytes(umb_jac &r, const umb_u8 xy[64], int inf, const umb_u8 z[32]) {
-    umb_fe x, y, zz, z2, z3;
+// (x, y) scaled by z into projective (x z, y z, z). With inf the point is the identity
+// (0 : y z : 0), so identity handling is exercised with an arbitrary non-zero Y.
+void prj_from_bytes(umb_prj &r, const umb_u8 xy[64], int inf, const umb_u8 z[32]) {
+    umb_fe x, y, zz;
     umb_fe_from_be(x, xy);
     umb_fe_from_be(y, xy + 32);
     umb_fe_from_be(zz, z);
-    umb_fe_sqr(z2, zz);
-    umb_fe_mul(z3, z2, zz);
-    umb_fe_mul(r.x, x, z2);
-    umb_fe_mul(r.y, y, z3);
+    umb_fe_mul(r.x, x, zz);
+    umb_fe_mul(r.y, y, zz);
     r.z = zz;
     umb_fe zero;
     umb_fe_set_zero(zero);
-    umb_fe_cmov(r.z, zero, umb_mask_from_bit(inf ? 1u : 0u));
+    umb_u32 m = umb_mask_from_bit(inf ? 1u : 0u);
+    umb_fe_cmov(r.x, zero, m);
+    umb_fe_cmov(r.z, zero, m);
 }
 
 void aff_from_bytes(umb_aff &r, const umb_u8 xy[64], int inf) {
@@ -45,9 +45,9 @@ void aff_from_bytes(umb_aff &r, const umb_u8 xy[64], int inf) {
     r.inf = umb_mask_from_bit(inf ? 1u : 0u);
 }
 
-int jac_to_bytes(umb_u8 out[64], const umb_jac &p) {
+int prj_to_bytes(umb_u8 out[64], const umb_prj &p) {
     umb_aff a;
-    umb_jac_to_aff(a, p);
+    umb_prj_to_aff(a, p);
     umb_fe_to_be(out, a.x);
     umb_fe_to_be(out + 32, a.y);
     return (int)(a.inf & 1u);
@@ -124,30 +124,37 @@ void umbh_fe_reduce(const umb_u8 *a, umb_u8 *out) {
 }
 
 // ------------------------------------------------------------------------------ points
-int umbh_jac_dbl(const umb_u8 *p, int p_inf, const umb_u8 *zp, umb_u8 *out) {
-    umb_jac a, r;
-    jac_from_bytes(a, p, p_inf, zp);
-    umb_jac_dbl(r, a);
-    return jac_to_bytes(out, r);
+int umbh_prj_dbl(const umb_u8 *p, int p_inf, const umb_u8 *zp, umb_u8 *out) {
+    umb_prj a, r;
+    prj_from_bytes(a, p, p_inf, zp);
+    umb_prj_dbl(r, a);
+    return prj_to_bytes(out, r);
 }
 
-int umbh_jac_add(const umb_u8 *p, int p_inf, const umb_u8 *zp, const umb_u8 *q, int q_inf,
+int umbh_prj_add(const umb_u8 *p, int p_inf, const umb_u8 *zp, const umb_u8 *q, int q_inf,
                  const umb_u8 *zq, umb_u8 *out) {
-    umb_jac a, b, r;
-    jac_from_bytes(a, p, p_inf, zp);
-    jac_from_bytes(b, q, q_inf, zq);
-    umb_jac_add(r, a, b);
-    return jac_to_bytes(out, r);
+    umb_prj a, b, r;
+    prj_from_bytes(a, p, p_inf, zp);
+    prj_from_bytes(b, q, q_inf, zq);
+    umb_prj_add(r, a, b);
+    return prj_to_bytes(out, r);
 }
 
-int umbh_jac_add_affine(const umb_u8 *p, int p_inf, const umb_u8 *zp, const umb_u8 *q,
+int umbh_prj_add_affine(const umb_u8 *p, int p_inf, const umb_u8 *zp, const umb_u8 *q,
                         int q_inf, umb_u8 *out) {
-    umb_jac a, r;
+    umb_prj a, r;
     umb_aff b;
-    jac_from_bytes(a, p, p_inf, zp);
+    prj_from_bytes(a, p, p_inf, zp);
     aff_from_bytes(b, q, q_inf);
-    umb_jac_add_affine(r, a, b);
-    return jac_to_bytes(out, r);
+    umb_prj_add_affine(r, a, b);
+    return prj_to_bytes(out, r);
+}
+
+void umbh_fe_mul_small(const umb_u8 *a, umb_u32 c, umb_u8 *out) {
+    umb_fe x, r;
+    umb_fe_from_be(x, a);
+    umb_fe_mul_small(r, x, c);
+    umb_fe_to_be(out, r);
 }
 
 // ------------------------------------------------------------------------------ scalars
@@ -165,24 +172,55 @@ void umbh_digits(const umb_u8 *k, umb_i32 *digits) {
     digits[64] = (umb_i32)rc.top;
 }
 
+// k * P by the variable-base path: table, GLV split of k (k below n), ladder.
 int umbh_mul_var(const umb_u8 *p, const umb_u8 *k, umb_u8 *out) {
     umb_aff a;
     aff_from_bytes(a, p, 0);
-    umb_jac table[9];
+    umb_prj table[9];
     umb_build_table(table, a);
     umb_u32 limbs[8];
     scalar_from_be(limbs, k);
-    umb_jac r;
-    umb_mul_var(r, table, limbs);
-    return jac_to_bytes(out, r);
+    umb_glv g;
+    umb_glv_split(g, limbs);
+    umb_prj r;
+    umb_mul_glv(r, table, g);
+    return prj_to_bytes(out, r);
+}
+
+// The GLV split of k (below n): |k1| and |k2| as 16 big-endian bytes each, and the signs.
+void umbh_glv_split(const umb_u8 *k, umb_u8 *mag1, umb_u8 *mag2, int *neg1, int *neg2) {
+    umb_u32 limbs[8];
+    scalar_from_be(limbs, k);
+    umb_glv g;
+    umb_glv_split(g, limbs);
+    // Undo the recoding offset: |k_i| = v - 0x8888...88 (mod 2^128), top carry dropped.
+    const umb_recoded128 *h[2] = {&g.h1, &g.h2};
+    umb_u8 *mag[2] = {mag1, mag2};
+    for (int j = 0; j < 2; j++) {
+        umb_cc c = UMB_CC_INIT;
+        umb_u32 m[4];
+        m[0] = umb_sub_cc(c, h[j]->v[0], 0x88888888u);
+        m[1] = umb_subc_cc(c, h[j]->v[1], 0x88888888u);
+        m[2] = umb_subc_cc(c, h[j]->v[2], 0x88888888u);
+        m[3] = umb_subc(c, h[j]->v[3], 0x88888888u);
+        for (int i = 0; i < 4; i++) {
+            umb_u8 *q = mag[j] + 12 - 4 * i;
+            q[0] = (umb_u8)(m[i] >> 24);
+            q[1] = (umb_u8)(m[i] >> 16);
+            q[2] = (umb_u8)(m[i] >> 8);
+            q[3] = (umb_u8)m[i];
+        }
+    }
+    *neg1 = (int)(g.neg1 & 1u);
+    *neg2 = (int)(g.neg2 & 1u);
 }
 
 int umbh_mul_fixed(const umb_u32 *table, const umb_u8 *k, umb_u8 *out) {
     umb_u32 limbs[8];
     scalar_from_be(limbs, k);
-    umb_jac r;
+    umb_prj r;
     umb_mul_fixed(r, table, limbs);
-    return jac_to_bytes(out, r);
+    return prj_to_bytes(out, r);
 }
 
 // ------------------------------------------------------------------------------ launches
@@ -206,7 +244,7 @@ void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *ou
 
 // Same arguments and layouts as the umb_mul_fixed kernel.
 void umbh_launch_fixed(const umb_u32 *table, const umb_u32 *scalars, umb_u32 *out, umb_u32 n) {
-    std::vector<umb_jac> r(UMB_BLOCK);
+    std::vector<umb_prj> r(UMB_BLOCK);
     std::vector<umb_fe> z(UMB_BLOCK), zinv(UMB_BLOCK);
     std::vector<umb_u32> tree(8 * 2 * UMB_BLOCK);
     for (umb_u32 block = 0; (umb_u64)block * UMB_BLOCK < n; block++) {

@@ -45,10 +45,35 @@ UMB_DEVICE void umb_digit(const umb_recoded &r, int i, umb_u32 &mag, umb_u32 &ne
     neg = ~keep & umb_mask_from_bit(umb_is_zero_bit(mag) ^ 1u);  // -0 is just 0
 }
 
-// r = table[idx] for idx in 0..9, reading all nine Jacobian entries.
-UMB_NOINLINE void umb_jac_select9(umb_jac &r, const umb_jac table[9], umb_u32 idx) {
+// A GLV half-scalar (a magnitude below 2^128) recoded the same way: m + 0x8888...88 (128 bits)
+// as 4 limbs plus the carry bit; 32 digits in [-8, 7] and the top digit 0 or 1.
+struct umb_recoded128 {
+    umb_u32 v[4];
+    umb_u32 top;
+};
+
+#define UMB_HALF_WINDOWS 32
+
+UMB_DEVICE void umb_recode128(umb_recoded128 &r, const umb_u32 m[4]) {
+    umb_cc c = UMB_CC_INIT;
+    r.v[0] = umb_add_cc(c, m[0], 0x88888888u);
+UMB_UNROLL
+    for (int i = 1; i < 4; i++) r.v[i] = umb_addc_cc(c, m[i], 0x88888888u);
+    r.top = umb_addc(c, 0, 0);
+}
+
+// Digit i (0 <= i < 32, public) of a recoded half-scalar, as in umb_digit.
+UMB_DEVICE void umb_digit128(const umb_recoded128 &r, int i, umb_u32 &mag, umb_u32 &neg) {
+    umb_u32 nib = (r.v[i >> 3] >> (4 * (i & 7))) & 15u;
+    umb_u32 keep = umb_mask_from_bit(nib >> 3);
+    mag = umb_select(keep, nib - 8u, 8u - nib);
+    neg = ~keep & umb_mask_from_bit(umb_is_zero_bit(mag) ^ 1u);
+}
+
+// r = table[idx] for idx in 0..9, reading all nine projective entries.
+UMB_NOINLINE void umb_prj_select9(umb_prj &r, const umb_prj table[9], umb_u32 idx) {
     r = table[0];
-    for (umb_u32 j = 1; j < 9; j++) umb_jac_cmov(r, table[j], umb_eq_mask(j, idx));
+    for (umb_u32 j = 1; j < 9; j++) umb_prj_cmov(r, table[j], umb_eq_mask(j, idx));
 }
 
 #endif // UMB_SCALAR_CUH

@@ -9,6 +9,13 @@
 //                                           (Umbral's U or the generator G)
 #include "scalar_mul.cuh"
 
+// Blocks per SM the compiler must leave room for (the second __launch_bounds__ argument): a
+// higher value caps the registers per thread, trading spills for occupancy. A build may
+// define it (`GpuOptions::nvrtc_options`) to measure that trade-off.
+#ifndef UMB_MIN_BLOCKS
+#define UMB_MIN_BLOCKS 6
+#endif
+
 // Replaces z by 1/z for every thread of the block (all z non-zero): Montgomery's trick over a
 // product tree in shared memory, one field inversion per block.
 __device__ __forceinline__ void umb_block_invert(umb_u32 *tree, int t, const umb_fe &z,
@@ -28,7 +35,7 @@ __device__ __forceinline__ void umb_block_invert(umb_u32 *tree, int t, const umb
     umb_tree_result(zinv, tree, t);
 }
 
-UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK, UMB_MIN_BLOCKS)
 umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT scalars,
               umb_u32 *UMB_RESTRICT out, umb_u32 n) {
     __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
@@ -42,14 +49,14 @@ umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT sca
     umb_pairs_phase3(st, zinv, out, n, i, live);
 }
 
-UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK, UMB_MIN_BLOCKS)
 umb_mul_fixed(const umb_u32 *UMB_RESTRICT table, const umb_u32 *UMB_RESTRICT scalars,
               umb_u32 *UMB_RESTRICT out, umb_u32 n) {
     __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
     int t = threadIdx.x;
     umb_u32 i = blockIdx.x * UMB_BLOCK + t;
     bool live = i < n;
-    umb_jac r;
+    umb_prj r;
     umb_fe z, zinv;
     umb_fixed_phase1(r, z, table, scalars, n, i, live);
     umb_block_invert(tree, t, z, zinv);

@@ -3,7 +3,7 @@
 // scalar_mul.cuh: per-thread bodies of the batch kernels in scalar_mul.cu, written so that the
 // host harness can run them too.
 //
-// A kernel is three phases: (1) each thread computes its Jacobian results and the product z of
+// A kernel is three phases: (1) each thread computes its projective results and the product z of
 // their Z coordinates, (2) the block inverts all z at once with a product tree in shared memory
 // (Montgomery's trick: one field inversion per block instead of one per thread), (3) each thread
 // turns its results into affine coordinates and stores them. Phases 1 and 3 and every step of
@@ -13,7 +13,8 @@
 // Memory layout (all arrays of 32-bit words, limb-major "column" layout for coalescing: word w of
 // item i is at [w * n + i], so a warp reading word w touches 32 consecutive words):
 //   pairs:  bases   16 rows: x limbs 0..7, y limbs 8..15 (little-endian limbs, affine, reduced)
-//           scalars 16 rows: a limbs 0..7, b limbs 8..15
+//           scalars 16 rows: a limbs 0..7, b limbs 8..15 (each below n: the kernel splits
+//                            them for the endomorphism, umb_glv_split)
 //           out     34 rows: for s in {0, 1} (a.P, b.P): rows 17 s + 0..7 x, + 8..15 y,
 //                            + 16 identity flag (1 when the product is the point at infinity)
 //   fixed:  scalars 8 rows; out 17 rows as one output slot above
@@ -55,31 +56,130 @@ UMB_DEVICE void umb_store_aff_col(umb_u32 *slot, umb_u32 n, umb_u32 i, const umb
 
 // --------------------------------------------------------------- variable-base multiplication
 
-// table[d] = d * P for d = 0..8 (table[0] is the identity). P is public.
-UMB_NOINLINE void umb_build_table(umb_jac table[9], const umb_aff &p) {
-    umb_jac_set_identity(table[0]);
-    umb_jac_from_aff(table[1], p);
-    umb_jac_dbl(table[2], table[1]);
-    for (int d = 3; d < 9; d++) umb_jac_add_affine(table[d], table[d - 1], p);
+// beta, the cube root of unity mod p with lambda * (x, y) = (beta * x, y), as 8 limbs.
+UMB_DEVICE void umb_fe_set_beta(umb_fe &r) {
+    const umb_u32 beta[8] = {0x719501eeu, 0xc1396c28u, 0x12f58995u, 0x9cf04975u,
+                             0xac3434e9u, 0x6e64479eu, 0x657c0710u, 0x7ae96a2bu};
+UMB_UNROLL
+    for (int w = 0; w < 8; w++) r.v[w] = beta[w];
 }
 
-// r = k * P from P's table: 256 doublings and 64 complete additions for every k, digits from
-// umb_recode, entries chosen with umb_jac_select9.
-UMB_NOINLINE void umb_mul_var(umb_jac &r, const umb_jac table[9], const umb_u32 k[8]) {
-    umb_recoded rc;
-    umb_recode(rc, k);
-    umb_jac_select9(r, table, rc.top);
-    for (int i = 63; i >= 0; i--) {
-        umb_jac_dbl(r, r);
-        umb_jac_dbl(r, r);
-        umb_jac_dbl(r, r);
-        umb_jac_dbl(r, r);
+// table[d] = d * P for d = 0..8 (table[0] is the identity). P is public and finite.
+UMB_NOINLINE void umb_build_table(umb_prj table[9], const umb_aff &p) {
+    umb_prj_set_identity(table[0]);
+    umb_prj_from_aff(table[1], p);
+    umb_prj_dbl(table[2], table[1]);
+    for (int d = 3; d < 9; d++) umb_prj_add_affine(table[d], table[d - 1], p);
+}
+
+// A scalar split for the endomorphism: both recoded half-scalars and their signs.
+struct umb_glv {
+    umb_recoded128 h1, h2;
+    umb_u32 neg1, neg2;  // masks: the half is negative
+};
+
+// r = low 256 bits of a * b.
+UMB_DEVICE void umb_mul_lo256(umb_u32 r[8], const umb_u32 a[8], const umb_u32 b[8]) {
+    umb_u32 w[16];
+    umb_mul_wide(w, a, b);
+UMB_UNROLL
+    for (int i = 0; i < 8; i++) r[i] = w[i];
+}
+
+// r = (a - b) mod 2^256.
+UMB_DEVICE void umb_sub256(umb_u32 r[8], const umb_u32 a[8], const umb_u32 b[8]) {
+    umb_cc c = UMB_CC_INIT;
+    r[0] = umb_sub_cc(c, a[0], b[0]);
+UMB_UNROLL
+    for (int i = 1; i < 7; i++) r[i] = umb_subc_cc(c, a[i], b[i]);
+    r[7] = umb_subc(c, a[7], b[7]);
+}
+
+// c = round(k * g / 2^384) (c < 2^128 + 1).
+UMB_DEVICE void umb_mul_shift384(umb_u32 c[8], const umb_u32 k[8], const umb_u32 g[8]) {
+    umb_u32 w[16];
+    umb_mul_wide(w, k, g);
+    umb_cc cc = UMB_CC_INIT;
+    c[0] = umb_add_cc(cc, w[12], w[11] >> 31);  // + the rounding bit 383
+    c[1] = umb_addc_cc(cc, w[13], 0);
+    c[2] = umb_addc_cc(cc, w[14], 0);
+    c[3] = umb_addc_cc(cc, w[15], 0);
+    c[4] = umb_addc(cc, 0, 0);
+    c[5] = c[6] = c[7] = 0;
+}
+
+// A small signed value held mod 2^256 -> its sign mask and its magnitude's low 128 bits.
+UMB_DEVICE void umb_signed_half(umb_u32 mag[4], umb_u32 &neg, const umb_u32 v[8]) {
+    umb_u32 zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    umb_u32 minus[8];
+    umb_sub256(minus, zero, v);
+    neg = umb_mask_from_bit(v[7] >> 31);
+UMB_UNROLL
+    for (int i = 0; i < 4; i++) mag[i] = umb_select(neg, minus[i], v[i]);
+}
+
+// Splits k (below n) as k = k1 + k2 lambda (mod n) with |k1|, |k2| < 2^128, the method of
+// libsecp256k1 and k256 (Gouvea-Oliveira-Lopez rounding with 384-bit constants), here in exact
+// integer arithmetic mod 2^256 on the short lattice basis (a1, b1), (a2, b2 = a1):
+//   c1 = round(k g1 / 2^384), c2 = round(k g2 / 2^384),
+//   k1 = k - c1 a1 - c2 a2,  k2 = c1 (-b1) - c2 a1,
+// whose true values are small, so their two's-complement sign and magnitude are exact. A fixed
+// sequence of multiplications and masks: no branch or index depends on k.
+UMB_DEVICE void umb_glv_split(umb_glv &g, const umb_u32 k[8]) {
+    const umb_u32 g1[8] = {0x45dbb031u, 0xe893209au, 0x71e8ca7fu, 0x3daa8a14u,
+                           0x9284eb15u, 0xe86c90e4u, 0xa7d46bcdu, 0x3086d221u};
+    const umb_u32 g2[8] = {0x8ac47f71u, 0x1571b4aeu, 0x9df506c6u, 0x221208acu,
+                           0x0abfe4c4u, 0x6f547fa9u, 0x010e8828u, 0xe4437ed6u};
+    const umb_u32 a1[8] = {0x9284eb15u, 0xe86c90e4u, 0xa7d46bcdu, 0x3086d221u, 0, 0, 0, 0};
+    const umb_u32 mb1[8] = {0x0abfe4c3u, 0x6f547fa9u, 0x010e8828u, 0xe4437ed6u, 0, 0, 0, 0};
+    const umb_u32 a2[8] = {0x9d44cfd8u, 0x57c1108du, 0xa8e2f3f6u, 0x14ca50f7u, 1u, 0, 0, 0};
+    umb_u32 c1[8], c2[8], t[8], k1[8], k2[8], m[4];
+    umb_mul_shift384(c1, k, g1);
+    umb_mul_shift384(c2, k, g2);
+    umb_mul_lo256(t, c1, a1);
+    umb_sub256(k1, k, t);
+    umb_mul_lo256(t, c2, a2);
+    umb_sub256(k1, k1, t);
+    umb_mul_lo256(k2, c1, mb1);
+    umb_mul_lo256(t, c2, a1);
+    umb_sub256(k2, k2, t);
+    umb_signed_half(m, g.neg1, k1);
+    umb_recode128(g.h1, m);
+    umb_signed_half(m, g.neg2, k2);
+    umb_recode128(g.h2, m);
+}
+
+// r += (+-)table[|d|] for one digit of half `h`: the entry is read with umb_prj_select9, mapped
+// through the endomorphism (X -> beta X) when `endo` is all-ones, and negated when the digit's
+// sign and the half's sign differ. Everything is masks: no branch on the digit.
+UMB_NOINLINE void umb_add_digit(umb_prj &r, const umb_prj table[9], umb_u32 mag, umb_u32 neg,
+                                umb_u32 endo) {
+    umb_prj s;
+    umb_prj_select9(s, table, mag);
+    umb_fe beta, bx;
+    umb_fe_set_beta(beta);
+    umb_fe_mul(bx, s.x, beta);
+    umb_fe_cmov(s.x, bx, endo);
+    umb_fe_cneg(s.y, neg);
+    umb_prj_add(r, r, s);
+}
+
+// r = k * P from P's table, k given as r1 + r2 lambda: 128 doublings and 66 complete additions
+// for every k (two per 4-bit window, one for each half), digits from umb_recode128.
+UMB_NOINLINE void umb_mul_glv(umb_prj &r, const umb_prj table[9], const umb_glv &k) {
+    umb_prj_set_identity(r);
+    umb_add_digit(r, table, k.h1.top, k.neg1, 0u);
+    umb_add_digit(r, table, k.h2.top, k.neg2, 0xffffffffu);
+    for (int i = UMB_HALF_WINDOWS - 1; i >= 0; i--) {
+        umb_prj_dbl(r, r);
+        umb_prj_dbl(r, r);
+        umb_prj_dbl(r, r);
+        umb_prj_dbl(r, r);
         umb_u32 mag, neg;
-        umb_digit(rc, i, mag, neg);
-        umb_jac s;
-        umb_jac_select9(s, table, mag);
-        umb_fe_cneg(s.y, neg);
-        umb_jac_add(r, r, s);
+        umb_digit128(k.h1, i, mag, neg);
+        umb_add_digit(r, table, mag, neg ^ k.neg1, 0u);
+        umb_digit128(k.h2, i, mag, neg);
+        umb_add_digit(r, table, mag, neg ^ k.neg2, 0xffffffffu);
     }
 }
 
@@ -103,20 +203,20 @@ UMB_UNROLL
 }
 
 // r = k * Q with Q's fixed-base table: 65 complete mixed additions, no doublings.
-UMB_NOINLINE void umb_mul_fixed(umb_jac &r, const umb_u32 *table, const umb_u32 k[8]) {
+UMB_NOINLINE void umb_mul_fixed(umb_prj &r, const umb_u32 *table, const umb_u32 k[8]) {
     umb_recoded rc;
     umb_recode(rc, k);
-    umb_jac_set_identity(r);
+    umb_prj_set_identity(r);
     umb_aff a;
     for (int j = 0; j < 64; j++) {
         umb_u32 mag, neg;
         umb_digit(rc, j, mag, neg);
         umb_fixed_select(a, table + (umb_u64)j * UMB_ROW * UMB_ENTRY_WORDS, mag);
         umb_fe_cneg(a.y, neg);
-        umb_jac_add_affine(r, r, a);
+        umb_prj_add_affine(r, r, a);
     }
     umb_fixed_select(a, table + (umb_u64)64 * UMB_ROW * UMB_ENTRY_WORDS, rc.top);
-    umb_jac_add_affine(r, r, a);
+    umb_prj_add_affine(r, r, a);
 }
 
 // ------------------------------------------------ batch inversion: product tree per block
@@ -186,37 +286,40 @@ UMB_DEVICE void umb_tree_result(umb_fe &zinv, const umb_u32 *tree, int t) {
 }
 
 // z with 0 replaced by 1, so that the identity does not zero the whole block's product.
-UMB_DEVICE void umb_z_or_one(umb_fe &r, const umb_jac &p) {
+UMB_DEVICE void umb_z_or_one(umb_fe &r, const umb_prj &p) {
     umb_fe one;
     umb_fe_set_one(one);
     r = p.z;
-    umb_fe_cmov(r, one, umb_jac_is_identity(p));
+    umb_fe_cmov(r, one, umb_prj_is_identity(p));
 }
 
 // ------------------------------------------------------------------ kernel phases: pairs
 
 struct umb_pair_state {
-    umb_jac r0, r1;
+    umb_prj r0, r1;
 };
 
 // Phase 1 of umb_mul_pairs: r0 = a_i * P_i, r1 = b_i * P_i (one table for both) and z, the
 // product of their Z coordinates. Threads past the end (live is false: public) do no work.
 UMB_DEVICE void umb_pairs_phase1(umb_pair_state &st, umb_fe &z, const umb_u32 *bases,
                                  const umb_u32 *scalars, umb_u32 n, umb_u32 i, bool live) {
-    umb_jac_set_identity(st.r0);
-    umb_jac_set_identity(st.r1);
+    umb_prj_set_identity(st.r0);
+    umb_prj_set_identity(st.r1);
     if (live) {
         umb_aff p;
         umb_load_fe_col(p.x, bases, n, i);
         umb_load_fe_col(p.y, bases + (umb_u64)8 * n, n, i);
         p.inf = 0;
-        umb_jac table[9];
+        umb_prj table[9];
         umb_build_table(table, p);
         umb_u32 k[8];
+        umb_glv g;
         umb_load_words_col(k, scalars, n, i);
-        umb_mul_var(st.r0, table, k);
+        umb_glv_split(g, k);
+        umb_mul_glv(st.r0, table, g);
         umb_load_words_col(k, scalars + (umb_u64)8 * n, n, i);
-        umb_mul_var(st.r1, table, k);
+        umb_glv_split(g, k);
+        umb_mul_glv(st.r1, table, g);
     }
     umb_fe z0, z1;
     umb_z_or_one(z0, st.r0);
@@ -234,18 +337,18 @@ UMB_DEVICE void umb_pairs_phase3(const umb_pair_state &st, const umb_fe &zinv, u
     umb_fe_mul(inv0, zinv, z1);  // 1/(z0 z1) * z1 = 1/z0
     umb_fe_mul(inv1, zinv, z0);
     umb_aff a;
-    umb_jac_to_aff_with(a, st.r0, inv0);
+    umb_prj_to_aff_with(a, st.r0, inv0);
     umb_store_aff_col(out, n, i, a);
-    umb_jac_to_aff_with(a, st.r1, inv1);
+    umb_prj_to_aff_with(a, st.r1, inv1);
     umb_store_aff_col(out + (umb_u64)17 * n, n, i, a);
 }
 
 // ------------------------------------------------------------------ kernel phases: fixed base
 
 // Phase 1 of umb_mul_fixed: r = k_i * Q and z = its Z coordinate (1 for the identity).
-UMB_DEVICE void umb_fixed_phase1(umb_jac &r, umb_fe &z, const umb_u32 *table,
+UMB_DEVICE void umb_fixed_phase1(umb_prj &r, umb_fe &z, const umb_u32 *table,
                                  const umb_u32 *scalars, umb_u32 n, umb_u32 i, bool live) {
-    umb_jac_set_identity(r);
+    umb_prj_set_identity(r);
     if (live) {
         umb_u32 k[8];
         umb_load_words_col(k, scalars, n, i);
@@ -255,11 +358,11 @@ UMB_DEVICE void umb_fixed_phase1(umb_jac &r, umb_fe &z, const umb_u32 *table,
 }
 
 // Phase 3 of umb_mul_fixed: store r in affine form.
-UMB_DEVICE void umb_fixed_phase3(const umb_jac &r, const umb_fe &zinv, umb_u32 *out, umb_u32 n,
+UMB_DEVICE void umb_fixed_phase3(const umb_prj &r, const umb_fe &zinv, umb_u32 *out, umb_u32 n,
                                  umb_u32 i, bool live) {
     if (!live) return;
     umb_aff a;
-    umb_jac_to_aff_with(a, r, zinv);
+    umb_prj_to_aff_with(a, r, zinv);
     umb_store_aff_col(out, n, i, a);
 }
 

@@ -8,6 +8,8 @@
 #                                             # below and copy them (stripped) into DIR
 #   scripts/gpu-device-check.sh run [DIR]     # there: run every check, results under $OUT
 #
+# scripts/gpu-kernel-ab.sh times kernel versions and compile variants side by side.
+#
 # DIR defaults to gpu-carry/ at the repository root (add `/gpu-carry/` to .git/info/exclude
 # and name it in the device call's `carry`). It holds:
 #
@@ -22,7 +24,8 @@
 # gpu-tests.log, gpu-lane.log, bench.md, serve.log, e2e-bench.txt, e2e-metrics.txt,
 # env.txt. Each step has its own timeout; the whole run is meant to stay under 9 minutes.
 # Environment: UMBRALD_GPU_TEST_MULS (default 1000000), E2E_SECONDS (default 20),
-# E2E_BATCH (capsules per request, default 256), E2E_CONCURRENCY (default 64), E2E_BACKEND
+# E2E_BATCH (capsules per request, default 256), E2E_CONCURRENCY (default 64),
+# E2E_CONNECTIONS (QUIC connections of the load generator, default 1), E2E_BACKEND
 # (default gpu; auto serves on GPU and CPU workers together), E2E_ONLY=1 (skip steps 1-3).
 set -uo pipefail
 
@@ -151,6 +154,7 @@ run() {
     step "e2e bench" $(( ${E2E_SECONDS:-20} + 60 )) e2e-bench.txt \
         "$dir/umbrald" bench --addr "$quic" --fingerprint "$fp" \
         --concurrency "${E2E_CONCURRENCY:-64}" --batch "${E2E_BATCH:-256}" \
+        --connections "${E2E_CONNECTIONS:-1}" \
         --duration "${E2E_SECONDS:-20}s" --warmup 3s --metrics-url "http://$http/metrics"
     tail -n 30 "$out/e2e-bench.txt"
     if command -v curl >/dev/null; then
@@ -168,6 +172,7 @@ run() {
 case "$mode" in
     build) build ;;
     run) run ;;
+    lib) ;; # sourced for its functions (scripts/gpu-kernel-ab.sh)
     *)
         echo "usage: $0 build|run [DIR]" >&2
         exit 2

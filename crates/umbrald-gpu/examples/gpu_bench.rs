@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p umbrald-gpu --example gpu_bench -- [--sizes 1024,65536,...]
-//!     [--reps 3] [--chunk 65536] [--ptx FILE] [--device 0] [--host]
+//!     [--reps 3] [--chunk 65536] [--ptx FILE] [--device 0] [--host] [--nvrtc-opt OPT]...
 //! ```
 //!
 //! `--host` runs the host-compiled kernels instead of a GPU (to check the program without one;
@@ -38,6 +38,7 @@ fn parse() -> Result<Args, String> {
     let mut args = Args {
         sizes: vec![
             128, 1024, 4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576,
+            2_097_152,
         ],
         reps: 3,
         opts: GpuOptions {
@@ -62,6 +63,7 @@ fn parse() -> Result<Args, String> {
             "--chunk" => args.opts.chunk_items = number(value()?)?.max(1),
             "--device" => args.opts.device = number(value()?)?,
             "--ptx" => args.opts.ptx_file = Some(value()?.into()),
+            "--nvrtc-opt" => args.opts.nvrtc_options.push(value()?),
             "--host" => args.host = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -161,6 +163,9 @@ fn main() -> ExitCode {
         }
     };
     println!("device: {}", gpu.info());
+    if !args.opts.nvrtc_options.is_empty() {
+        println!("NVRTC options: {}", args.opts.nvrtc_options.join(" "));
+    }
     println!(
         "probe (driver, kernels, tables, self-test): {:.2} s; chunk_items {}",
         started.elapsed().as_secs_f64(),

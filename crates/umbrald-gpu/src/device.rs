@@ -47,6 +47,12 @@ pub struct DeviceInfo {
     pub driver_version: i32,
     /// Where the kernels came from.
     pub kernels: KernelOrigin,
+    /// Resident blocks of the pair kernel per SM (from its register and shared-memory use; 0
+    /// when unknown).
+    pub blocks_per_sm: u32,
+    /// Items per kernel launch: `GpuOptions::chunk_items` rounded to whole waves of resident
+    /// blocks, so that no launch ends with a partly filled wave (0 when unknown).
+    pub launch_items: usize,
 }
 
 /// Where the loaded kernels came from.
@@ -85,7 +91,15 @@ impl fmt::Display for DeviceInfo {
             } => write!(f, "from NVRTC {a}.{b} for {arch}"),
             KernelOrigin::PtxFile(path) => write!(f, "from {}", path.display()),
             KernelOrigin::Emulated => write!(f, "emulated on the host"),
+        }?;
+        if self.launch_items > 0 {
+            write!(
+                f,
+                ", {} blocks/SM, {} items per launch",
+                self.blocks_per_sm, self.launch_items
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -99,6 +113,8 @@ impl DeviceInfo {
             total_memory: 0,
             driver_version: 0,
             kernels: KernelOrigin::Emulated,
+            blocks_per_sm: 0,
+            launch_items: 0,
         }
     }
 }
@@ -169,7 +185,14 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         .map_err(driver("table upload"))?;
     upload.synchronize().map_err(driver("table upload"))?;
 
-    let chunk = opts.chunk_items.clamp(1, u32::MAX as usize);
+    let sms = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(driver("device attributes"))?;
+    let blocks_per_sm = pairs_fn
+        .occupancy_max_active_blocks_per_multiprocessor(BLOCK_THREADS, 0, None)
+        .map_err(driver("occupancy query"))?;
+    let wave = usize::try_from(sms).unwrap_or(0) * blocks_per_sm as usize * BLOCK_THREADS as usize;
+    let chunk = whole_waves(opts.chunk_items, wave).clamp(1, u32::MAX as usize);
     let lanes = [Lane::new(&ctx, chunk)?, Lane::new(&ctx, chunk)?];
     let info = DeviceInfo {
         ordinal: opts.device,
@@ -178,6 +201,8 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         total_memory,
         driver_version,
         kernels,
+        blocks_per_sm,
+        launch_items: chunk,
     };
     let exec = CudaExecutor {
         ctx,
@@ -189,6 +214,16 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         chunk,
     };
     Ok((exec, info))
+}
+
+/// `items` rounded to the nearest whole number (at least one) of waves of `wave` items; `items`
+/// itself when the wave size is unknown (0).
+fn whole_waves(items: usize, wave: usize) -> usize {
+    if wave == 0 {
+        return items;
+    }
+    let waves = ((items + wave / 2) / wave).max(1);
+    waves * wave
 }
 
 /// PTX from the file in the options, or from NVRTC for the requested or the device's arch.
@@ -205,8 +240,9 @@ fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), 
         .arch
         .clone()
         .unwrap_or_else(|| format!("compute_{}{}", cc.0, cc.1));
+    let extra: Vec<&str> = opts.nvrtc_options.iter().map(String::as_str).collect();
     let units =
-        nvrtc::compile_all(&arch, &[]).map_err(|e| GpuUnavailable::Compile(e.to_string()))?;
+        nvrtc::compile_all(&arch, &extra).map_err(|e| GpuUnavailable::Compile(e.to_string()))?;
     // One unit today; more would be loaded as more modules.
     let ptx = units
         .into_iter()
@@ -407,8 +443,9 @@ impl Lane {
         };
         match job {
             Job::Pairs { .. } => {
-                let bases = self.dev_in.slice(0..16 * n);
-                let scalars = self.dev_in.slice(16 * n..32 * n);
+                let split = layout::PAIR_BASE_WORDS * n;
+                let bases = self.dev_in.slice(0..split);
+                let scalars = self.dev_in.slice(split..layout::PAIR_IN_WORDS * n);
                 let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
                 let mut launch = self.stream.launch_builder(&exec.pairs_fn);
                 launch.arg(&bases).arg(&scalars).arg(&mut out).arg(&n32);
@@ -533,5 +570,21 @@ impl KernelExecutor for CudaExecutor {
             Job::Fixed { out, .. } => Ok((out, timing)),
             Job::Pairs { .. } => unreachable!("the job keeps its kind"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_waves;
+
+    #[test]
+    fn launches_are_rounded_to_whole_waves() {
+        // An H200 with 3 resident blocks of 128 threads per SM: 50,688 items per wave.
+        let wave = 132 * 3 * 128;
+        assert_eq!(whole_waves(65_536, wave), wave);
+        assert_eq!(whole_waves(1, wave), wave);
+        assert_eq!(whole_waves(4 * wave + wave / 2 + 1, wave), 5 * wave);
+        assert_eq!(whole_waves(4 * wave + wave / 2 - 1, wave), 4 * wave);
+        assert_eq!(whole_waves(1000, 0), 1000);
     }
 }

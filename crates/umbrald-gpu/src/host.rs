@@ -27,8 +27,8 @@ mod ffi {
         pub fn umbh_fe_neg(a: *const u8, out: *mut u8);
         pub fn umbh_fe_inv(a: *const u8, out: *mut u8);
         pub fn umbh_fe_reduce(a: *const u8, out: *mut u8);
-        pub fn umbh_jac_dbl(p: *const u8, p_inf: i32, zp: *const u8, out: *mut u8) -> i32;
-        pub fn umbh_jac_add(
+        pub fn umbh_prj_dbl(p: *const u8, p_inf: i32, zp: *const u8, out: *mut u8) -> i32;
+        pub fn umbh_prj_add(
             p: *const u8,
             p_inf: i32,
             zp: *const u8,
@@ -37,7 +37,7 @@ mod ffi {
             zq: *const u8,
             out: *mut u8,
         ) -> i32;
-        pub fn umbh_jac_add_affine(
+        pub fn umbh_prj_add_affine(
             p: *const u8,
             p_inf: i32,
             zp: *const u8,
@@ -46,7 +46,15 @@ mod ffi {
             out: *mut u8,
         ) -> i32;
         pub fn umbh_digits(k: *const u8, digits: *mut i32);
+        pub fn umbh_fe_mul_small(a: *const u8, c: u32, out: *mut u8);
         pub fn umbh_mul_var(p: *const u8, k: *const u8, out: *mut u8) -> i32;
+        pub fn umbh_glv_split(
+            k: *const u8,
+            mag1: *mut u8,
+            mag2: *mut u8,
+            neg1: *mut i32,
+            neg2: *mut i32,
+        );
         pub fn umbh_mul_fixed(table: *const u32, k: *const u8, out: *mut u8) -> i32;
         pub fn umbh_launch_pairs(bases: *const u32, scalars: *const u32, out: *mut u32, n: u32);
         pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
@@ -123,17 +131,25 @@ fn point_result(out: Point64, inf: i32) -> Option<Point64> {
     (inf == 0).then_some(out)
 }
 
-/// `2P` with `P` given in Jacobian form `(x z^2, y z^3, z)` (`z` non-zero); `None` input is the
-/// identity (then `p` and `z` still feed the formulas, as on the device).
-pub fn jac_dbl(p: &Point64, p_inf: bool, z: &Bytes32) -> Option<Point64> {
+/// `a * c mod p` for a small constant `c` (below 2^16), as the point formulas use it.
+pub fn fe_mul_small(a: &Bytes32, c: u16) -> Bytes32 {
+    let mut out = [0u8; 32];
+    // SAFETY: 32 readable bytes in, 32 writable bytes out.
+    unsafe { ffi::umbh_fe_mul_small(a.as_ptr(), u32::from(c), out.as_mut_ptr()) };
+    out
+}
+
+/// `2P` with `P` given in projective form `(x z, y z, z)` (`z` non-zero); an identity input is
+/// `(0 : y z : 0)`.
+pub fn prj_dbl(p: &Point64, p_inf: bool, z: &Bytes32) -> Option<Point64> {
     let mut out = [0u8; 64];
     // SAFETY: 64 + 32 readable bytes in, 64 writable bytes out, as the C side expects.
-    let inf = unsafe { ffi::umbh_jac_dbl(p.as_ptr(), p_inf.into(), z.as_ptr(), out.as_mut_ptr()) };
+    let inf = unsafe { ffi::umbh_prj_dbl(p.as_ptr(), p_inf.into(), z.as_ptr(), out.as_mut_ptr()) };
     point_result(out, inf)
 }
 
-/// `P + Q` (complete Jacobian addition), both given in Jacobian form scaled by `zp`, `zq`.
-pub fn jac_add(
+/// `P + Q` (complete projective addition), both given in projective form scaled by `zp`, `zq`.
+pub fn prj_add(
     p: &Point64,
     p_inf: bool,
     zp: &Bytes32,
@@ -144,7 +160,7 @@ pub fn jac_add(
     let mut out = [0u8; 64];
     // SAFETY: pointers to arrays of the sizes the C side reads and writes.
     let inf = unsafe {
-        ffi::umbh_jac_add(
+        ffi::umbh_prj_add(
             p.as_ptr(),
             p_inf.into(),
             zp.as_ptr(),
@@ -157,8 +173,8 @@ pub fn jac_add(
     point_result(out, inf)
 }
 
-/// `P + Q` with `Q` affine (complete mixed addition), `P` in Jacobian form scaled by `zp`.
-pub fn jac_add_affine(
+/// `P + Q` with `Q` affine (complete mixed addition), `P` in projective form scaled by `zp`.
+pub fn prj_add_affine(
     p: &Point64,
     p_inf: bool,
     zp: &Bytes32,
@@ -168,7 +184,7 @@ pub fn jac_add_affine(
     let mut out = [0u8; 64];
     // SAFETY: pointers to arrays of the sizes the C side reads and writes.
     let inf = unsafe {
-        ffi::umbh_jac_add_affine(
+        ffi::umbh_prj_add_affine(
             p.as_ptr(),
             p_inf.into(),
             zp.as_ptr(),
@@ -188,12 +204,33 @@ pub fn digits(k: &Bytes32) -> [i32; 65] {
     out
 }
 
-/// `k * P` by the variable-base kernel path (table of P, 4-bit signed windows).
-pub fn mul_var(p: &Point64, k: &Bytes32) -> Option<Point64> {
+/// `k * P` by the variable-base kernel path (table of P, the kernel's GLV split of k, 4-bit
+/// signed windows on both halves).
+pub fn mul_var(p: &Point64, k: &Scalar) -> Option<Point64> {
+    let k: Bytes32 = k.to_bytes().into();
     let mut out = [0u8; 64];
     // SAFETY: 64 + 32 readable bytes in, 64 writable bytes out.
     let inf = unsafe { ffi::umbh_mul_var(p.as_ptr(), k.as_ptr(), out.as_mut_ptr()) };
     point_result(out, inf)
+}
+
+/// The kernel's GLV split of `k`: `(|k1|, k1 < 0, |k2|, k2 < 0)` with `k = k1 + k2·λ (mod n)`,
+/// magnitudes as 16 big-endian bytes.
+pub fn glv_split(k: &Scalar) -> ([u8; 16], bool, [u8; 16], bool) {
+    let k: Bytes32 = k.to_bytes().into();
+    let (mut m1, mut m2) = ([0u8; 16], [0u8; 16]);
+    let (mut n1, mut n2) = (0i32, 0i32);
+    // SAFETY: 32 readable bytes, two 16-byte outputs and two i32 outputs, as the C side writes.
+    unsafe {
+        ffi::umbh_glv_split(
+            k.as_ptr(),
+            m1.as_mut_ptr(),
+            m2.as_mut_ptr(),
+            &mut n1,
+            &mut n2,
+        )
+    };
+    (m1, n1 != 0, m2, n2 != 0)
 }
 
 /// `k * Q` by the fixed-base kernel path with `table` built for `Q`.
@@ -210,7 +247,7 @@ pub fn launch_pairs(input: &[u32], n: u32) -> Vec<u32> {
     let n_items = n as usize;
     assert_eq!(input.len(), layout::PAIR_IN_WORDS * n_items, "input words");
     let mut out = vec![0u32; layout::PAIR_OUT_WORDS * n_items];
-    let (bases, scalars) = input.split_at(16 * n_items);
+    let (bases, scalars) = input.split_at(layout::PAIR_BASE_WORDS * n_items);
     // SAFETY: the slices hold 16n, 16n and 34n words, the sizes the replay reads and writes.
     unsafe { ffi::umbh_launch_pairs(bases.as_ptr(), scalars.as_ptr(), out.as_mut_ptr(), n) };
     out

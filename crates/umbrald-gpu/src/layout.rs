@@ -4,11 +4,15 @@
 //! `kernels/scalar_mul.cuh`), so consecutive GPU threads read consecutive words. Field elements
 //! and scalars are eight little-endian 32-bit limbs.
 
+use std::ops::Range;
+
 use k256::Scalar;
 use umbrald_core::curve::Affine;
 
+/// Words per item of a base point (x, y) in the `umb_mul_pairs` input.
+pub const PAIR_BASE_WORDS: usize = 16;
 /// Words per item of `umb_mul_pairs` input: base (x, y) then two scalars.
-pub const PAIR_IN_WORDS: usize = 32;
+pub const PAIR_IN_WORDS: usize = PAIR_BASE_WORDS + 16;
 /// Words per item of `umb_mul_pairs` output: two slots of x, y and an identity flag.
 pub const PAIR_OUT_WORDS: usize = 34;
 /// Words per item of `umb_mul_fixed` input: one scalar.
@@ -74,12 +78,84 @@ fn scalar_limbs(s: &Scalar) -> zeroize::Zeroizing<[u32; 8]> {
     zeroize::Zeroizing::new(limbs_from_be(&bytes))
 }
 
-fn put(dst: &mut [u32], n: usize, row: usize, i: usize, limbs: &[u32; 8]) {
+/// Fewest items one thread packs or unpacks: below this, spawning costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 8192;
+
+/// Contiguous item ranges covering `0..n`, one per thread: up to the available cores, at least
+/// [`MIN_ITEMS_PER_THREAD`] items each (one range for small batches).
+fn item_ranges(n: usize) -> Vec<Range<usize>> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let parts = cores.min(n / MIN_ITEMS_PER_THREAD).max(1);
+    let per = n.div_ceil(parts).max(1);
+    (0..n).step_by(per).map(|a| a..n.min(a + per)).collect()
+}
+
+/// Runs `work` on every element of `parts`, on scoped threads when there is more than one.
+fn run_parts<P: Send, R: Send>(parts: Vec<P>, work: impl Fn(P) -> R + Sync) -> Vec<R> {
+    if parts.len() <= 1 {
+        return parts.into_iter().map(work).collect();
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|p| s.spawn(move || work(p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Fills a limb-major matrix of `dst.len() / n` rows and `n` columns: `fill(i, rows, j)` writes
+/// item `i` into column `j` of `rows` (that item's part of every row). Large batches are filled
+/// by several threads, each owning a disjoint column range of every row.
+fn fill_columns(dst: &mut [u32], n: usize, fill: impl Fn(usize, &mut [&mut [u32]], usize) + Sync) {
+    if n == 0 {
+        return;
+    }
+    let ranges = item_ranges(n);
+    let mut parts: Vec<(Range<usize>, Vec<&mut [u32]>)> =
+        ranges.iter().map(|r| (r.clone(), Vec::new())).collect();
+    for row in dst.chunks_mut(n) {
+        let mut rest = row;
+        for (range, rows) in parts.iter_mut() {
+            let (head, tail) = rest.split_at_mut(range.len());
+            rows.push(head);
+            rest = tail;
+        }
+    }
+    run_parts(parts, |(range, mut rows)| {
+        for (j, i) in range.enumerate() {
+            fill(i, &mut rows, j);
+        }
+    });
+}
+
+/// Maps every item index of `0..n` through `read`, in order; in parallel for large batches.
+fn map_items<T: Send>(
+    n: usize,
+    read: impl Fn(usize) -> Result<T, LayoutError> + Sync,
+) -> Result<Vec<T>, LayoutError> {
+    let chunks = run_parts(item_ranges(n), |range| {
+        range.map(&read).collect::<Result<Vec<T>, _>>()
+    });
+    let mut out = Vec::with_capacity(n);
+    for chunk in chunks {
+        out.extend(chunk?);
+    }
+    Ok(out)
+}
+
+/// Writes 8 limbs at rows `row..row + 8` of column `j`.
+fn put(rows: &mut [&mut [u32]], row: usize, j: usize, limbs: &[u32; 8]) {
     for (w, limb) in limbs.iter().enumerate() {
-        dst[(row + w) * n + i] = *limb;
+        rows[row + w][j] = *limb;
     }
 }
 
+/// The 8 limbs at rows `row..row + 8` of column `i` of a matrix whose rows are `n` apart.
 fn get(src: &[u32], n: usize, row: usize, i: usize) -> [u32; 8] {
     let mut limbs = [0u32; 8];
     for (w, limb) in limbs.iter_mut().enumerate() {
@@ -105,14 +181,14 @@ pub fn pack_pairs(
     let n = bases.len();
     check_len(scalars.len(), n)?;
     check_len(dst.len(), PAIR_IN_WORDS * n)?;
-    let (points, keys) = dst.split_at_mut(16 * n);
-    for (i, (base, pair)) in bases.iter().zip(scalars).enumerate() {
-        let (x, y) = xy_limbs(base);
-        put(points, n, 0, i, &x);
-        put(points, n, 8, i, &y);
-        put(keys, n, 0, i, &scalar_limbs(&pair[0]));
-        put(keys, n, 8, i, &scalar_limbs(&pair[1]));
-    }
+    // Rows 0..16: x, y of the base; rows 16..32: a, b.
+    fill_columns(dst, n, |i, rows, j| {
+        let (x, y) = xy_limbs(&bases[i]);
+        put(rows, 0, j, &x);
+        put(rows, 8, j, &y);
+        put(rows, PAIR_BASE_WORDS, j, &scalar_limbs(&scalars[i][0]));
+        put(rows, PAIR_BASE_WORDS + 8, j, &scalar_limbs(&scalars[i][1]));
+    });
     Ok(())
 }
 
@@ -120,9 +196,9 @@ pub fn pack_pairs(
 pub fn pack_fixed(scalars: &[Scalar], dst: &mut [u32]) -> Result<(), LayoutError> {
     let n = scalars.len();
     check_len(dst.len(), FIXED_IN_WORDS * n)?;
-    for (i, k) in scalars.iter().enumerate() {
-        put(dst, n, 0, i, &scalar_limbs(k));
-    }
+    fill_columns(dst, n, |i, rows, j| {
+        put(rows, 0, j, &scalar_limbs(&scalars[i]))
+    });
     Ok(())
 }
 
@@ -152,7 +228,8 @@ fn read_slot(
     }
 }
 
-/// Reads a `umb_mul_pairs` output of `scalars.len()` items into `out` (appending).
+/// Reads a `umb_mul_pairs` output of `scalars.len()` items into `out` (appending; nothing on
+/// error). Large batches are read by several threads.
 ///
 /// Every point is checked to be on the curve (a few field operations each, catching corrupted
 /// words); whether the products are the right ones is the audit's job.
@@ -163,13 +240,12 @@ pub fn unpack_pairs(
 ) -> Result<(), LayoutError> {
     let n = scalars.len();
     check_len(src.len(), PAIR_OUT_WORDS * n)?;
-    out.reserve(n);
-    for (i, pair) in scalars.iter().enumerate() {
-        out.push([
-            read_slot(src, n, 0, i, &pair[0])?,
-            read_slot(src, n, 1, i, &pair[1])?,
-        ]);
-    }
+    out.extend(map_items(n, |i| {
+        Ok([
+            read_slot(src, n, 0, i, &scalars[i][0])?,
+            read_slot(src, n, 1, i, &scalars[i][1])?,
+        ])
+    })?);
     Ok(())
 }
 
@@ -181,10 +257,7 @@ pub fn unpack_fixed(
 ) -> Result<(), LayoutError> {
     let n = scalars.len();
     check_len(src.len(), FIXED_OUT_WORDS * n)?;
-    out.reserve(n);
-    for (i, k) in scalars.iter().enumerate() {
-        out.push(read_slot(src, n, 0, i, k)?);
-    }
+    out.extend(map_items(n, |i| read_slot(src, n, 0, i, &scalars[i]))?);
     Ok(())
 }
 
@@ -201,6 +274,79 @@ mod tests {
         assert_eq!(limbs[0], 1);
         assert_eq!(limbs[7], 0x8000_0000);
         assert_eq!(limbs_to_be(&limbs), bytes);
+    }
+
+    /// A batch large enough to be packed and read by several threads lands exactly where the
+    /// serial layout puts it, and reads back in order.
+    #[test]
+    fn parallel_pack_and_unpack_match_the_layout() {
+        use k256::ProjectivePoint;
+        let n = 3 * MIN_ITEMS_PER_THREAD + 17;
+        let points: Vec<Affine> = (1..=64u64)
+            .map(|k| Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::from(k))))
+            .collect::<Option<_>>()
+            .expect("finite");
+        let bases: Vec<Affine> = (0..n).map(|i| points[i % 64]).collect();
+        let scalars: Vec<[Scalar; 2]> = (0..n as u64)
+            .map(|i| [Scalar::from(i), Scalar::from(i + 1)])
+            .collect();
+        let mut dst = vec![0u32; PAIR_IN_WORDS * n];
+        pack_pairs(&bases, &scalars, &mut dst).expect("packs");
+        for i in [
+            0,
+            1,
+            MIN_ITEMS_PER_THREAD - 1,
+            MIN_ITEMS_PER_THREAD,
+            n / 2,
+            n - 1,
+        ] {
+            let (x, y) = xy_limbs(&bases[i]);
+            assert_eq!(get(&dst, n, 0, i), x, "x of {i}");
+            assert_eq!(get(&dst, n, 8, i), y, "y of {i}");
+            assert_eq!(
+                get(&dst, n, 16, i),
+                *scalar_limbs(&scalars[i][0]),
+                "a of {i}"
+            );
+            assert_eq!(
+                get(&dst, n, 24, i),
+                *scalar_limbs(&scalars[i][1]),
+                "b of {i}"
+            );
+        }
+        // An output with item i's slots holding bases[i] (and the identity for scalar 0).
+        let mut words = vec![0u32; PAIR_OUT_WORDS * n];
+        for (i, (base, pair)) in bases.iter().zip(&scalars).enumerate() {
+            let (x, y) = xy_limbs(base);
+            for (slot, k) in pair.iter().enumerate() {
+                let row = 17 * slot;
+                for w in 0..8 {
+                    words[(row + w) * n + i] = x[w];
+                    words[(row + 8 + w) * n + i] = y[w];
+                }
+                if bool::from(k.is_zero()) {
+                    for w in 0..16 {
+                        words[(row + w) * n + i] = 0;
+                    }
+                    words[(row + 16) * n + i] = 1;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        unpack_pairs(&words, &scalars, &mut out).expect("reads");
+        assert_eq!(out.len(), n);
+        assert_eq!(out[0], [None, Some(bases[0])]);
+        for i in 1..n {
+            assert_eq!(out[i], [Some(bases[i]), Some(bases[i])], "item {i}");
+        }
+        // A bad point in the last thread's range fails the whole read.
+        words[n - 1] ^= 1;
+        let mut out = Vec::new();
+        assert_eq!(
+            unpack_pairs(&words, &scalars, &mut out),
+            Err(LayoutError::NotOnCurve(n - 1))
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

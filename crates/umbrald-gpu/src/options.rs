@@ -7,7 +7,8 @@ use std::path::PathBuf;
 pub struct GpuOptions {
     /// CUDA device ordinal.
     pub device: usize,
-    /// Most items per kernel launch. A batch larger than this is split into launches that
+    /// Items per kernel launch, rounded at start-up to whole waves of resident blocks
+    /// (`DeviceInfo::launch_items`). A batch larger than this is split into launches that
     /// alternate between two streams, so copies of one overlap the kernel of the other. Pinned
     /// host and device buffers for two launches of this size are allocated at start-up: about
     /// 530 bytes of pinned host memory and as much device memory per item.
@@ -23,6 +24,9 @@ pub struct GpuOptions {
     pub ptx_file: Option<PathBuf>,
     /// NVRTC `--gpu-architecture` value, e.g. `compute_90`; by default the device's own.
     pub arch: Option<String>,
+    /// Extra NVRTC options, e.g. `-DUMB_POINT_FN=UMB_DEVICE` or `--maxrregcount=96`: for
+    /// measuring kernel variants (`gpu_bench --nvrtc-opt`); empty in production.
+    pub nvrtc_options: Vec<String>,
 }
 
 impl Default for GpuOptions {
@@ -34,6 +38,7 @@ impl Default for GpuOptions {
             disable_after_failures: 16,
             ptx_file: None,
             arch: None,
+            nvrtc_options: Vec::new(),
         }
     }
 }

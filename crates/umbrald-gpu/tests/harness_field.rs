@@ -10,6 +10,17 @@ use umbrald_gpu::host;
 
 fn check_all(a: &[u8; 32], b: &[u8; 32]) {
     let (x, y) = (fe(a), fe(b));
+    // The small constants the point formulas use, and the largest allowed.
+    for c in [0u16, 1, 21, 168, u16::MAX] {
+        let mut cb = [0u8; 32];
+        cb[30..].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(
+            host::fe_mul_small(a, c),
+            fe_bytes(&x.mul(&fe(&cb))),
+            "mul_small {} {c}",
+            hex::encode(a)
+        );
+    }
     assert_eq!(
         host::fe_mul(a, b),
         fe_bytes(&x.mul(&y)),

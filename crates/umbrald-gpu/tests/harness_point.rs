@@ -1,5 +1,6 @@
 //! The kernels' point formulas (kernels/point.cuh, compiled as host C++) against k256, in
-//! Jacobian form with random Z so that the projective arithmetic is exercised, not only Z = 1.
+//! projective form (x z, y z, z) with random Z so that the projective arithmetic is exercised, not
+//! only Z = 1.
 
 mod common;
 
@@ -38,19 +39,19 @@ fn check_add(p: &ProjectivePoint, q: &ProjectivePoint, rng: &mut rand::rngs::Std
     let want = xy(&(p + q));
     let (zp, zq) = (random_z(rng), random_z(rng));
     assert_eq!(
-        host::jac_add(&pb, p_inf, &zp, &qb, q_inf, &zq),
+        host::prj_add(&pb, p_inf, &zp, &qb, q_inf, &zq),
         want,
-        "jac_add"
+        "prj_add"
     );
     assert_eq!(
-        host::jac_add(&pb, p_inf, &small(1), &qb, q_inf, &small(1)),
+        host::prj_add(&pb, p_inf, &small(1), &qb, q_inf, &small(1)),
         want,
-        "jac_add z=1"
+        "prj_add z=1"
     );
     assert_eq!(
-        host::jac_add_affine(&pb, p_inf, &zp, &qb, q_inf),
+        host::prj_add_affine(&pb, p_inf, &zp, &qb, q_inf),
         want,
-        "jac_add_affine"
+        "prj_add_affine"
     );
 }
 
@@ -61,11 +62,11 @@ fn doubling_matches_k256() {
         let p = random_point(&mut rng);
         let (pb, _) = as_input(&p);
         assert_eq!(
-            host::jac_dbl(&pb, false, &random_z(&mut rng)),
+            host::prj_dbl(&pb, false, &random_z(&mut rng)),
             xy(&p.double())
         );
     }
-    assert_eq!(host::jac_dbl(&JUNK, true, &small(3)), None, "2O = O");
+    assert_eq!(host::prj_dbl(&JUNK, true, &small(3)), None, "2O = O");
 }
 
 #[test]

@@ -32,7 +32,42 @@ fn check_digits(k: &[u8; 32]) {
 fn check_var(base: &ProjectivePoint, k: &[u8; 32]) {
     let p = xy(base).expect("finite base");
     let want = xy(&(*base * scalar(k)));
-    assert_eq!(host::mul_var(&p, k), want, "mul_var k={}", hex::encode(k));
+    assert_eq!(
+        host::mul_var(&p, &scalar(k)),
+        want,
+        "mul_var k={}",
+        hex::encode(k)
+    );
+}
+
+/// λ, the eigenvalue of the endomorphism: λ·(x, y) = (β·x, y).
+fn lambda() -> Scalar {
+    scalar(&hex32(
+        "5363ad4cc05c30e0a5261c028812645a122e22ea20816678df02967c1b23bd72",
+    ))
+}
+
+/// The kernel's GLV split: equal to umbrald-core's (the CPU reference), recomposes to `k`, and
+/// both halves fit the 128 bits the ladder walks.
+fn check_split(k: &Scalar) {
+    let (m1, neg1, m2, neg2) = host::glv_split(k);
+    let signed = |m: [u8; 16], negative: bool| {
+        let mut bytes = [0u8; 32];
+        bytes[16..].copy_from_slice(&m);
+        let s = scalar(&bytes);
+        if negative {
+            -s
+        } else {
+            s
+        }
+    };
+    let (k1, k2) = (signed(m1, neg1), signed(m2, neg2));
+    assert_eq!(k1 + k2 * lambda(), *k, "split does not recompose");
+    assert_eq!(
+        (k1, k2),
+        umbrald_core::curve::glv::decompose(k),
+        "split differs from the CPU's"
+    );
 }
 
 fn check_fixed(table: &FixedBaseTable, base: FixedBase, k: &[u8; 32]) {
@@ -52,6 +87,27 @@ fn recoding_recomposes_edges() {
     }
     check_digits(&[0xff; 32]); // above n: still exact mod n
     check_digits(&N);
+}
+
+#[test]
+fn glv_split_edges() {
+    let mut cases: Vec<Scalar> = scalar_edges().iter().map(scalar).collect();
+    for h in [
+        "00000000000000000000000000000000ffffffffffffffffffffffffffffffff",
+        "0000000000000000000000000000000100000000000000000000000000000000",
+        "000000000000000000000000000000003086d221a7d46bcde86c90e49284eb15",
+        "0000000000000000000000000000000114ca50f7a8e2f3f657c1108d9d44cfd8",
+        "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0",
+        "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a1",
+    ] {
+        cases.push(scalar(&hex32(h)));
+    }
+    cases.push(lambda());
+    cases.push(-lambda());
+    cases.push(lambda() + Scalar::ONE);
+    for k in &cases {
+        check_split(k);
+    }
 }
 
 #[test]
@@ -89,6 +145,7 @@ proptest! {
         let base = ProjectivePoint::GENERATOR * scalar(&b);
         prop_assume!(xy(&base).is_some());
         check_digits(&k);
+        check_split(&scalar(&k));
         check_var(&base, &k);
     }
 

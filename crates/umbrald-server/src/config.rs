@@ -220,7 +220,9 @@ pub struct GpuSection {
     pub reprobe_after_ms: u64,
     /// Threads of the GPU worker for a batch's work outside the curve arithmetic (capsule
     /// parsing and checks, hashing, encoding): a GPU batch is split into this many parts of at
-    /// least 1024 items, each one device call, so that this work overlaps the device's.
+    /// least 1024 items, each one device call, so that this work overlaps the device's. 0 (the
+    /// default) means one per worker thread: that host work, not the device, bounds the GPU
+    /// lane's rate (measured on an H200 with 16 cores, docs/PERFORMANCE.md).
     pub host_threads: usize,
 }
 
@@ -232,7 +234,7 @@ impl Default for GpuSection {
             audit_samples: 2,
             unhealthy_after: 3,
             reprobe_after_ms: 30_000,
-            host_threads: 4,
+            host_threads: 0,
         }
     }
 }
@@ -321,6 +323,9 @@ pub struct Overrides {
     /// PTX file to load instead of compiling the kernels with NVRTC.
     #[arg(long, env = "UMBRALD_GPU_PTX_FILE", value_name = "FILE")]
     pub gpu_ptx_file: Option<PathBuf>,
+    /// Host threads of the GPU worker (0: one per worker thread).
+    #[arg(long, env = "UMBRALD_GPU_HOST_THREADS", value_name = "N")]
+    pub gpu_host_threads: Option<usize>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -374,6 +379,7 @@ impl Overrides {
         );
         set(&mut config.gpu.device, &self.gpu_device);
         set_opt(&mut config.gpu.ptx_file, &self.gpu_ptx_file);
+        set(&mut config.gpu.host_threads, &self.gpu_host_threads);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,
@@ -501,7 +507,6 @@ impl Config {
                 g.reprobe_after_ms >= 1,
                 "gpu.reprobe_after_ms must be at least 1",
             ),
-            (g.host_threads >= 1, "gpu.host_threads must be at least 1"),
         ];
         match gpu_checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(ConfigError::Invalid((*why).to_owned())),
@@ -515,6 +520,14 @@ impl Config {
             max_batch_items: self.batcher.max_batch_items,
             max_queue_delay: Duration::from_micros(self.batcher.max_queue_delay_us),
             max_queue_items: self.batcher.max_queue_items,
+        }
+    }
+
+    /// Host threads of the GPU worker: `gpu.host_threads`, or one per worker thread for 0.
+    pub fn gpu_host_threads(&self) -> usize {
+        match self.gpu.host_threads {
+            0 => self.worker_threads(),
+            n => n,
         }
     }
 

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use umbrald_proto::app_codes;
 
 use crate::backend::{self, BackendUnavailable};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, GpuSection};
 use crate::endpoint::{self, Shared};
 use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
 use crate::metrics::Metrics;
@@ -145,15 +145,19 @@ impl Server {
         let gpu_dispatch = match &backends.gpu {
             Some((device, cpu_helps)) => {
                 let max = match config.batcher.gpu_max_batch_items {
-                    0 => device.batch_items.saturating_mul(config.gpu.host_threads),
+                    0 => device.batch_items.saturating_mul(config.gpu_host_threads()),
                     n => n,
                 };
                 gpu_batch_items = Some(max);
                 let lane = GpuLane::new(max, *cpu_helps, rates.clone());
                 let (tx, rx) = crossbeam_channel::bounded(1);
+                let gpu_section = GpuSection {
+                    host_threads: config.gpu_host_threads(),
+                    ..config.gpu.clone()
+                };
                 let handle = GpuWorker::start(
                     device,
-                    &config.gpu,
+                    &gpu_section,
                     lane.clone(),
                     rx,
                     slots.clone(),

@@ -454,7 +454,6 @@ fn gpu_options_parse_and_validate() {
         "[gpu]\naudit_samples = 0\n",
         "[gpu]\nunhealthy_after = 0\n",
         "[gpu]\nreprobe_after_ms = 0\n",
-        "[gpu]\nhost_threads = 0\n",
     ] {
         let c = Config::from_toml(bad).expect("parses");
         assert!(c.validate().is_err(), "{bad}");
@@ -463,4 +462,10 @@ fn gpu_options_parse_and_validate() {
         Config::from_toml("[gpu]\naudit = 1\n").is_err(),
         "unknown key"
     );
+    // host_threads 0 (the default): one per worker thread.
+    let c = Config::from_toml("[gpu]\nhost_threads = 0\n[workers]\nthreads = 6\n").expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(c.gpu_host_threads(), 6);
+    let c = Config::from_toml("[gpu]\nhost_threads = 2\n").expect("parses");
+    assert_eq!(c.gpu_host_threads(), 2);
 }
