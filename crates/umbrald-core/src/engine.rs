@@ -4,7 +4,10 @@
 //! 1. parse every capsule (bad bytes fail that item only);
 //! 2. check every capsule's equation `s·G = V + h·E` at once with a random linear combination
 //!    (one variable-time multi-scalar multiplication over public data), naming the bad ones with
-//!    per-capsule checks only when the combined check fails;
+//!    per-capsule checks only when the combined check fails; a backend that offers the
+//!    equations' products (`EcBackend::capsule_check_products`, the GPU) computes `h·E` and
+//!    `s·G` instead and the engine compares each sum, re-checking on the CPU any capsule that
+//!    comparison rejects;
 //! 3. draw a fresh nonce `t` per item from a CSPRNG;
 //! 4. run the secret-scalar work as two backend calls: `[rk·E, t·E]` and `[rk·V, t·V]` for all
 //!    items (one table per base, shared by both scalars), and `t·U` for all items;
@@ -27,7 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{CpuBackend, EcBackend};
 use crate::codec::{Capsule, CapsuleFrag, KeyFrag, PublicKey, VerifiedKeyFrag};
-use crate::curve::{fixed, msm, params, varmul, Affine};
+use crate::curve::{fixed, msm, params, varmul, verify, Affine, Jacobian};
 use crate::error::ItemError;
 use crate::hash;
 use crate::kfrag_cache::{policy_key, KfragCache};
@@ -239,7 +242,7 @@ impl Engine {
         mut good: Vec<(usize, &'c Capsule)>,
         rng: &mut ChaCha20Rng,
     ) -> SecretWork<'c> {
-        let failed_check = check_capsules(&good);
+        let failed_check = self.check_capsules(&good);
         good.retain(|(i, _)| !failed_check.contains(i));
         let nonces = draw_nonces(rng, good.len());
         let mut bases = Vec::with_capacity(2 * good.len());
@@ -260,6 +263,41 @@ impl Engine {
             products,
             u2s,
         }
+    }
+
+    /// Returns the indices (into the batch) of capsules whose equation does not hold: with the
+    /// backend's products when it offers them, else on the CPU.
+    fn check_capsules(&self, capsules: &[(usize, &Capsule)]) -> Vec<usize> {
+        if capsules.len() >= COMBINED_CHECK_MIN {
+            if let Some(rejected) = self.check_with_backend_products(capsules) {
+                // A device could be wrong: the rejected few are checked again on the CPU.
+                return check_capsules(&rejected);
+            }
+        }
+        check_capsules(capsules)
+    }
+
+    /// The capsules whose equation fails with the backend's `h·E` and `s·G`, or `None` when
+    /// the backend does not offer them (or returned the wrong number).
+    fn check_with_backend_products<'c>(
+        &self,
+        capsules: &[(usize, &'c Capsule)],
+    ) -> Option<Vec<(usize, &'c Capsule)>> {
+        let es: Vec<Affine> = capsules.iter().map(|(_, c)| c.e).collect();
+        let hs: Vec<Scalar> = capsules.iter().map(|(_, c)| c.challenge()).collect();
+        let ss: Vec<Scalar> = capsules.iter().map(|(_, c)| c.s).collect();
+        let products = self.backend.capsule_check_products(&es, &hs, &ss)?;
+        if products.len() != capsules.len() {
+            return None;
+        }
+        Some(
+            capsules
+                .iter()
+                .zip(&products)
+                .filter(|((_, c), [he, sg])| !equation_holds(&c.v, he.as_ref(), sg.as_ref()))
+                .map(|(capsule, _)| *capsule)
+                .collect(),
+        )
     }
 
     fn mul_pairs(&self, bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affine>; 2]> {
@@ -318,6 +356,14 @@ fn check_capsules(capsules: &[(usize, &Capsule)]) -> Vec<usize> {
         .filter(|((_, c), table)| !c.check_with_table_vartime(table))
         .map(|((i, _), _)| *i)
         .collect()
+}
+
+/// Whether `s·G == V + h·E` given the two products (`None` = identity); variable time, public
+/// data, no inversion.
+fn equation_holds(v: &Affine, he: Option<&Affine>, sg: Option<&Affine>) -> bool {
+    let rhs = msm::add_affine_vartime(he.map(Jacobian::from_affine).as_ref(), v);
+    let lhs = sg.map(Jacobian::from_affine);
+    verify::same_point_vartime(lhs.as_ref(), rhs.as_ref())
 }
 
 /// `Σ rᵢ·(sᵢ·G − Vᵢ − hᵢ·Eᵢ) == O` for random 128-bit `rᵢ`: true when every capsule holds

@@ -230,4 +230,22 @@ impl EcBackend for GpuBackend {
     fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
         self.mul_fixed(FixedBase::U, scalars)
     }
+
+    /// `h·E` on the pair kernel (its second scalar is 0: one wasted product, which the device
+    /// has to spare while the host is the bottleneck) and `s·G` on the fixed-base kernel. Both
+    /// calls are audited like any other; on any failure the engine checks on the CPU.
+    fn capsule_check_products(
+        &self,
+        es: &[Affine],
+        hs: &[Scalar],
+        ss: &[Scalar],
+    ) -> Option<Vec<[Option<Affine>; 2]>> {
+        if es.len() != hs.len() || es.len() != ss.len() {
+            return None;
+        }
+        let scalars: Vec<[Scalar; 2]> = hs.iter().map(|h| [*h, Scalar::ZERO]).collect();
+        let he = self.mul_pairs(es, &scalars).ok()?;
+        let sg = self.mul_g(ss).ok()?;
+        Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
+    }
 }

@@ -1,18 +1,21 @@
 //! The CUDA executor: driver probing, module loading, and the double-buffered launch pipeline.
 //!
 //! One executor owns a context on one device, the two kernels, the fixed-base tables in device
-//! memory, and two *lanes*. A lane is a stream with its own pinned host buffers and device
-//! buffers sized for one launch. A batch is cut into launches of at most `chunk_items`; launch
-//! `c` goes to lane `c % 2`, so the copies of one launch overlap the kernel of the other. Before
-//! a lane takes a new launch, the previous one is collected (stream synchronized, timings read,
-//! results unpacked). Secret scalars are wiped from the pinned buffer after each launch and from
+//! memory, and one or more *pipelines* of two *lanes* (`GpuOptions::concurrent_calls`). A lane
+//! is a stream with its own pinned host buffers and device buffers sized for one launch. A call
+//! takes a free pipeline (or waits for one); its batch is cut into launches of at most
+//! `chunk_items`, launch `c` going to lane `c % 2`, so the copies of one launch overlap the
+//! kernel of the other. Before a lane takes a new launch, the previous one is collected
+//! (stream synchronized, timings read, results unpacked). Calls on different pipelines run on
+//! the device at the same time. Secret scalars are wiped from the pinned buffer after each launch and from
 //! device memory right after the copy back.
 
 use std::fmt;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use cudarc::driver::{
@@ -193,7 +196,14 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         .map_err(driver("occupancy query"))?;
     let wave = usize::try_from(sms).unwrap_or(0) * blocks_per_sm as usize * BLOCK_THREADS as usize;
     let chunk = whole_waves(opts.chunk_items, wave).clamp(1, u32::MAX as usize);
-    let lanes = [Lane::new(&ctx, chunk)?, Lane::new(&ctx, chunk)?];
+    let pipelines = (0..opts.concurrent_calls.max(1))
+        .map(|_| {
+            Ok(Mutex::new([
+                Lane::new(&ctx, chunk)?,
+                Lane::new(&ctx, chunk)?,
+            ]))
+        })
+        .collect::<Result<Vec<_>, GpuUnavailable>>()?;
     let info = DeviceInfo {
         ordinal: opts.device,
         name,
@@ -210,7 +220,8 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         fixed_fn,
         table_u,
         table_g,
-        lanes: Mutex::new(lanes),
+        pipelines,
+        next_pipeline: AtomicUsize::new(0),
         chunk,
     };
     Ok((exec, info))
@@ -259,7 +270,10 @@ pub(crate) struct CudaExecutor {
     fixed_fn: CudaFunction,
     table_u: CudaSlice<u32>,
     table_g: CudaSlice<u32>,
-    lanes: Mutex<[Lane; 2]>,
+    /// Pairs of lanes; a call holds one pair for its duration.
+    pipelines: Vec<Mutex<[Lane; 2]>>,
+    /// Where the next call starts looking for a free pipeline.
+    next_pipeline: AtomicUsize,
     chunk: usize,
 }
 
@@ -506,12 +520,29 @@ impl Lane {
 impl CudaExecutor {
     fn run(&self, job: &mut Job<'_>) -> Result<Timing, ExecError> {
         self.ctx.bind_to_thread().map_err(exec_err)?;
-        let mut lanes = self.lanes.lock().map_err(|_| ExecError::Poisoned)?;
+        let mut lanes = self.take_pipeline()?;
         let result = self.pipeline(&mut lanes, job);
         if result.is_err() {
             lanes.iter_mut().for_each(Lane::abandon);
         }
         result
+    }
+
+    /// A free pipeline if there is one (starting from a rotating index), else the next one
+    /// once its current call is done.
+    fn take_pipeline(&self) -> Result<MutexGuard<'_, [Lane; 2]>, ExecError> {
+        let count = self.pipelines.len();
+        let first = self.next_pipeline.fetch_add(1, Ordering::Relaxed) % count;
+        for k in 0..count {
+            match self.pipelines[(first + k) % count].try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => return Err(ExecError::Poisoned),
+            }
+        }
+        self.pipelines[first]
+            .lock()
+            .map_err(|_| ExecError::Poisoned)
     }
 
     fn pipeline(&self, lanes: &mut [Lane; 2], job: &mut Job<'_>) -> Result<Timing, ExecError> {

@@ -24,6 +24,11 @@ pub struct GpuOptions {
     pub ptx_file: Option<PathBuf>,
     /// NVRTC `--gpu-architecture` value, e.g. `compute_90`; by default the device's own.
     pub arch: Option<String>,
+    /// Device calls that may run at once, from different threads: each has its own pair of
+    /// streams and buffers (the pinned and device memory of `chunk_items` above, per call), so
+    /// small calls from several host threads overlap on the device instead of queueing behind
+    /// one another. 1 serializes every call.
+    pub concurrent_calls: usize,
     /// Extra NVRTC options, e.g. `-DUMB_POINT_FN=UMB_DEVICE` or `--maxrregcount=96`: for
     /// measuring kernel variants (`gpu_bench --nvrtc-opt`); empty in production.
     pub nvrtc_options: Vec<String>,
@@ -38,6 +43,7 @@ impl Default for GpuOptions {
             disable_after_failures: 16,
             ptx_file: None,
             arch: None,
+            concurrent_calls: 1,
             nvrtc_options: Vec::new(),
         }
     }

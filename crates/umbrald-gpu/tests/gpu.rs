@@ -132,6 +132,20 @@ fn gpu_cfrags_verify_under_umbral_pre() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
+fn gpu_capsule_checks_reject_exactly_the_tampered_capsules() {
+    let gpu = Arc::new(gpu());
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    let policy = Policy::new(2, 3);
+    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
+    let stats = stats.snapshot();
+    // Check products (pairs and s·G) and the re-encryption itself ran on the device.
+    assert!(stats.batches >= 4, "{stats:?}");
+    assert_eq!(stats.fallbacks, 0, "{stats:?}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
 fn gpu_probe_reports_the_device_and_passes_self_test() {
     let gpu = gpu();
     assert!(!gpu.info().name.is_empty());

@@ -117,6 +117,37 @@ fn cfrags_from_the_host_kernels_verify_under_umbral_pre() {
     );
 }
 
+#[test]
+fn capsule_check_products_match_k256() {
+    let gpu = host_backend(1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let es: Vec<Affine> = (0..5).map(|_| point(&Scalar::random(&mut rng))).collect();
+    let hs: Vec<Scalar> = (0..5).map(|_| Scalar::random(&mut rng)).collect();
+    let mut ss: Vec<Scalar> = (0..5).map(|_| Scalar::random(&mut rng)).collect();
+    ss[2] = Scalar::ZERO;
+    let out = gpu.capsule_check_products(&es, &hs, &ss).expect("offered");
+    for i in 0..5 {
+        assert_eq!(
+            out[i][0],
+            Affine::from_k256(&(es[i].to_k256() * hs[i])),
+            "h·E {i}"
+        );
+        assert_eq!(
+            out[i][1],
+            Affine::from_k256(&(ProjectivePoint::GENERATOR * ss[i])),
+            "s·G {i}"
+        );
+    }
+    assert!(gpu.capsule_check_products(&es, &hs[..4], &ss).is_none());
+}
+
+#[test]
+fn tampered_capsules_are_rejected_through_the_kernel_check() {
+    let engine = Engine::new(Arc::new(host_backend(1)));
+    let policy = Policy::new(2, 3);
+    assert!(policy.rejects_tampered_capsules(&engine, 6, &[1, 4]));
+}
+
 // ---------------------------------------------------------------------------- fault injection
 
 /// What a faulty executor does to the results of the host kernels.

@@ -55,6 +55,9 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
+/// Most device calls in flight at once (pipelines of the CUDA executor).
+const MAX_CONCURRENT_CALLS: usize = 8;
+
 /// Finds and sets up a GPU; `Err` is the reason there is none, in one line. Called at start
 /// (for `backend = gpu` or `auto`) and for every re-probe of an unhealthy GPU, from a blocking
 /// context (it may take seconds).
@@ -70,6 +73,9 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         // second line of defence and never disables the device on its own.
         audit_samples: 1,
         disable_after_failures: 0,
+        // One pipeline per GPU host thread (each has its own streams and buffers), so that
+        // their device calls overlap; at most 8 (~54 MB of pinned memory each on an H200).
+        concurrent_calls: section.host_threads.clamp(1, MAX_CONCURRENT_CALLS),
         ..GpuOptions::default()
     };
     Arc::new(move || {
@@ -246,6 +252,8 @@ pub(crate) struct Guarded {
     faults_in_a_row: AtomicU32,
     faults: AtomicU64,
     fallback_threads: usize,
+    /// `[gpu] capsule_checks`: offer the device's capsule-check products to the engine.
+    capsule_checks: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -280,6 +288,7 @@ impl Guarded {
             faults_in_a_row: AtomicU32::new(0),
             faults: AtomicU64::new(0),
             fallback_threads: fallback_threads.max(1),
+            capsule_checks: section.capsule_checks,
         }
     }
 
@@ -485,6 +494,25 @@ fn reason_of(e: &BackendError) -> FallbackReason {
 impl EcBackend for Guarded {
     fn name(&self) -> &'static str {
         "gpu"
+    }
+
+    /// The GPU's capsule-check products while it is healthy; otherwise (or on a panic) none,
+    /// and the engine checks on the CPU. Wrong products cannot reject a good capsule: the
+    /// engine re-checks on the CPU every capsule the comparison rejects.
+    fn capsule_check_products(
+        &self,
+        es: &[Affine],
+        hs: &[Scalar],
+        ss: &[Scalar],
+    ) -> Option<Vec<[Option<Affine>; 2]>> {
+        if !self.capsule_checks || es.is_empty() || !self.lane.is_healthy() {
+            return None;
+        }
+        catch_unwind(AssertUnwindSafe(|| {
+            self.backend().capsule_check_products(es, hs, ss)
+        }))
+        .ok()
+        .flatten()
     }
 
     fn mul_pairs(

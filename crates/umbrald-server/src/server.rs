@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use umbrald_proto::app_codes;
 
 use crate::backend::{self, BackendUnavailable};
-use crate::config::{Config, ConfigError, GpuSection};
+use crate::config::{Config, ConfigError};
 use crate::endpoint::{self, Shared};
 use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
 use crate::metrics::Metrics;
@@ -56,7 +56,10 @@ impl Server {
     pub fn check(config: &Config) -> Result<(), StartError> {
         config.validate()?;
         if config.workers.backend == backend::BackendKind::Gpu {
-            backend::choose(config.workers.backend, &gpu::cuda_prober(&config.gpu))?;
+            backend::choose(
+                config.workers.backend,
+                &gpu::cuda_prober(&config.gpu_section()),
+            )?;
         }
         if config.tls.cert.is_some() {
             let material = tls::load_or_create(config)?;
@@ -74,7 +77,7 @@ impl Server {
     /// Call it from within a tokio runtime (multi-threaded in production: the server's tasks
     /// run on it). Returns once the server is ready; stop it with [`RunningServer::shutdown`].
     pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-        let prober = gpu::cuda_prober(&config.gpu);
+        let prober = gpu::cuda_prober(&config.gpu_section());
         Self::start_with_gpu(config, prober).await
     }
 
@@ -151,13 +154,9 @@ impl Server {
                 gpu_batch_items = Some(max);
                 let lane = GpuLane::new(max, *cpu_helps, rates.clone());
                 let (tx, rx) = crossbeam_channel::bounded(1);
-                let gpu_section = GpuSection {
-                    host_threads: config.gpu_host_threads(),
-                    ..config.gpu.clone()
-                };
                 let handle = GpuWorker::start(
                     device,
-                    &gpu_section,
+                    &config.gpu_section(),
                     lane.clone(),
                     rx,
                     slots.clone(),

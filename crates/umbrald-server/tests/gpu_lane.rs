@@ -468,4 +468,7 @@ fn gpu_options_parse_and_validate() {
     assert_eq!(c.gpu_host_threads(), 6);
     let c = Config::from_toml("[gpu]\nhost_threads = 2\n").expect("parses");
     assert_eq!(c.gpu_host_threads(), 2);
+    assert!(Config::default().gpu.capsule_checks);
+    let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
+    assert!(!c.gpu_section().capsule_checks);
 }

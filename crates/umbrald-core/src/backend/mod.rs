@@ -51,4 +51,22 @@ pub trait EcBackend: Send + Sync {
     /// For every scalar `k[i]`, computes `k[i]·U`, where `U` is Umbral's fixed parameter point
     /// ([`crate::curve::params::u_point`]). `None` marks the identity (zero scalar).
     fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError>;
+
+    /// The products of the capsule equations `s·G = V + h·E`: for every `i`,
+    /// `[h[i]·E[i], s[i]·G]` (`None` for the identity), so that the engine only has to compare
+    /// each with `V[i]`. All inputs are public (variable time is fine).
+    ///
+    /// `None` means "not offered": the engine then checks the capsules itself with one
+    /// combined multi-scalar multiplication on the CPU. That is the default, and the right
+    /// choice for the CPU; a device backend offers it when the check would otherwise be the
+    /// largest share of its host's work.
+    fn capsule_check_products(
+        &self,
+        es: &[Affine],
+        hs: &[Scalar],
+        ss: &[Scalar],
+    ) -> Option<Vec<[Option<Affine>; 2]>> {
+        let _ = (es, hs, ss);
+        None
+    }
 }

@@ -79,4 +79,61 @@ impl Policy {
             .expect("decrypts")
             .into_vec()
     }
+
+    /// Re-encrypts `n` fresh capsules with the first kfrag in one batch, after tampering with
+    /// the signature of those at `bad`: true when exactly those fail their capsule check and
+    /// every other cfrag verifies under umbral-pre.
+    pub fn rejects_tampered_capsules(&self, engine: &Engine, n: usize, bad: &[usize]) -> bool {
+        let alice_pk = self.alice_sk.public_key();
+        let bob_pk = self.bob_sk.public_key();
+        let keys = [
+            alice_pk.to_compressed_bytes().into_vec(),
+            bob_pk.to_compressed_bytes().into_vec(),
+            self.signer_pk.to_compressed_bytes().into_vec(),
+        ];
+        let kfrag = engine
+            .verify_policy(
+                &self.kfrags[0].to_bytes().expect("kfrag bytes"),
+                &keys[0],
+                &keys[1],
+                &keys[2],
+            )
+            .expect("policy verifies");
+        let capsules: Vec<umbral_pre::Capsule> = (0..n)
+            .map(|i| {
+                umbral_pre::encrypt(&alice_pk, &[i as u8; 5])
+                    .expect("encrypt")
+                    .0
+            })
+            .collect();
+        let mut bytes: Vec<Vec<u8>> = capsules
+            .iter()
+            .map(|c| c.to_bytes().expect("capsule bytes").into_vec())
+            .collect();
+        for &i in bad {
+            bytes[i][104] ^= 1;
+        }
+        let items: Vec<ReencryptItem<'_>> = bytes
+            .iter()
+            .map(|capsule| ReencryptItem {
+                capsule,
+                kfrag: &kfrag,
+            })
+            .collect();
+        engine
+            .reencrypt_batch(&items)
+            .into_iter()
+            .enumerate()
+            .all(|(i, result)| match result {
+                Err(umbrald_core::ItemError::CapsuleCheckFailed) => bad.contains(&i),
+                Err(_) => false,
+                Ok(cfrag) => {
+                    !bad.contains(&i)
+                        && umbral_pre::CapsuleFrag::from_bytes(&cfrag.to_bytes())
+                            .expect("umbral-pre parses the cfrag")
+                            .verify(&capsules[i], &self.signer_pk, &alice_pk, &bob_pk)
+                            .is_ok()
+                }
+            })
+    }
 }
