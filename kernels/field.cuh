@@ -290,6 +290,41 @@ UMB_NOINLINE void umb_fe_inv(umb_fe &r, const umb_fe &a) {
     umb_fe_mul(r, t, a);
 }
 
+// r = a^((p+1)/4): a square root of a when a is a square (p = 3 mod 4), by libsecp256k1's
+// chain (the inversion's x2 ... x223, then 23 + 6 + 2 squarings and 2 multiplications). The
+// caller checks r^2 == a.
+UMB_NOINLINE void umb_fe_sqrt_candidate(umb_fe &r, const umb_fe &a) {
+    umb_fe x2, x3, x6, x9, x11, x22, x44, x88, x176, x220, x223, t;
+    umb_fe_sqr(x2, a);
+    umb_fe_mul(x2, x2, a);
+    umb_fe_sqr(x3, x2);
+    umb_fe_mul(x3, x3, a);
+    umb_fe_sqr_n(x6, x3, 3);
+    umb_fe_mul(x6, x6, x3);
+    umb_fe_sqr_n(x9, x6, 3);
+    umb_fe_mul(x9, x9, x3);
+    umb_fe_sqr_n(x11, x9, 2);
+    umb_fe_mul(x11, x11, x2);
+    umb_fe_sqr_n(x22, x11, 11);
+    umb_fe_mul(x22, x22, x11);
+    umb_fe_sqr_n(x44, x22, 22);
+    umb_fe_mul(x44, x44, x22);
+    umb_fe_sqr_n(x88, x44, 44);
+    umb_fe_mul(x88, x88, x44);
+    umb_fe_sqr_n(x176, x88, 88);
+    umb_fe_mul(x176, x176, x88);
+    umb_fe_sqr_n(x220, x176, 44);
+    umb_fe_mul(x220, x220, x44);
+    umb_fe_sqr_n(x223, x220, 3);
+    umb_fe_mul(x223, x223, x3);
+    // (p+1)/4 = [223 ones] 0 [22 ones] 0000 11 00
+    umb_fe_sqr_n(t, x223, 23);
+    umb_fe_mul(t, t, x22);
+    umb_fe_sqr_n(t, t, 6);
+    umb_fe_mul(t, t, x2);
+    umb_fe_sqr_n(r, t, 2);
+}
+
 // Big-endian 32 bytes -> field element, reducing once (any 256-bit input is below 2p).
 UMB_DEVICE void umb_fe_from_be(umb_fe &r, const umb_u8 b[32]) {
     umb_u32 s[8];

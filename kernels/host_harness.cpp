@@ -223,6 +223,22 @@ int umbh_mul_fixed(const umb_u32 *table, const umb_u8 *k, umb_u8 *out) {
     return prj_to_bytes(out, r);
 }
 
+// y of the point with x coordinate `x` (reduced first) and parity `odd`; returns 1 when x is
+// on the curve.
+int umbh_decompress(const umb_u8 *x, int odd, umb_u8 *y_out) {
+    umb_fe x_fe, y;
+    umb_fe_from_be(x_fe, x);
+    umb_u32 ok;
+    umb_decompress_one(y, ok, x_fe, odd ? 1u : 0u);
+    umb_fe_to_be(y_out, y);
+    return (int)ok;
+}
+
+// Same arguments and layouts as the umb_decompress kernel.
+void umbh_launch_decompress(const umb_u32 *in, umb_u32 *out, umb_u32 n) {
+    for (umb_u32 i = 0; i < n; i++) umb_decompress_item(in, out, n, i);
+}
+
 // ------------------------------------------------------------------------------ launches
 // Same arguments and layouts as the umb_mul_pairs kernel.
 void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *out, umb_u32 n) {

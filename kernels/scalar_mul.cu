@@ -7,6 +7,8 @@
 //   umb_mul_pairs(bases, scalars, out, n):  out[i] = (a_i * P_i, b_i * P_i)
 //   umb_mul_fixed(table, scalars, out, n):  out[i] = k_i * Q for the Q that built `table`
 //                                           (Umbral's U or the generator G)
+//   umb_decompress(in, out, n):             out[i] = y of the compressed point in[i] (x and
+//                                           parity), with an on-curve flag; no barrier
 #include "scalar_mul.cuh"
 
 // Blocks per SM the compiler must leave room for (the second __launch_bounds__ argument): a
@@ -61,4 +63,10 @@ umb_mul_fixed(const umb_u32 *UMB_RESTRICT table, const umb_u32 *UMB_RESTRICT sca
     umb_fixed_phase1(r, z, table, scalars, n, i, live);
     umb_block_invert(tree, t, z, zinv);
     umb_fixed_phase3(r, zinv, out, n, i, live);
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_decompress(const umb_u32 *UMB_RESTRICT in, umb_u32 *UMB_RESTRICT out, umb_u32 n) {
+    umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
+    if (i < n) umb_decompress_item(in, out, n, i);  // index: public
 }

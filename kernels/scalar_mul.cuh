@@ -343,6 +343,39 @@ UMB_DEVICE void umb_pairs_phase3(const umb_pair_state &st, const umb_fe &zinv, u
     umb_store_aff_col(out + (umb_u64)17 * n, n, i, a);
 }
 
+// ------------------------------------------------------------------ point decompression
+
+#define UMB_DECOMPRESS_IN_ROWS 9
+#define UMB_DECOMPRESS_OUT_ROWS 9
+
+// y for x (reduced) and the wanted parity `odd` (0 or 1): y^2 = x^3 + 7 with y of that parity;
+// ok is 1 when such a y exists (x is on the curve), else 0 and y is meaningless. Public data,
+// but the sequence is fixed anyway.
+UMB_DEVICE void umb_decompress_one(umb_fe &y, umb_u32 &ok, const umb_fe &x, umb_u32 odd) {
+    umb_fe rhs, seven, check;
+    umb_fe_sqr(rhs, x);
+    umb_fe_mul(rhs, rhs, x);
+    umb_fe_set_zero(seven);
+    seven.v[0] = 7;
+    umb_fe_add(rhs, rhs, seven);
+    umb_fe_sqrt_candidate(y, rhs);
+    umb_fe_sqr(check, y);
+    ok = umb_fe_eq(check, rhs) & 1u;
+    umb_fe_cneg(y, umb_mask_from_bit((y.v[0] ^ odd) & 1u));
+}
+
+// One thread of umb_decompress: item i's x (rows 0..7) and parity (row 8) in, y (rows 0..7)
+// and the on-curve flag (row 8) out.
+UMB_DEVICE void umb_decompress_item(const umb_u32 *in, umb_u32 *out, umb_u32 n, umb_u32 i) {
+    umb_fe x, y;
+    umb_load_fe_col(x, in, n, i);
+    umb_u32 odd = in[(umb_u64)8 * n + i] & 1u;
+    umb_u32 ok;
+    umb_decompress_one(y, ok, x, odd);
+    umb_store_fe_col(out, n, i, y);
+    out[(umb_u64)8 * n + i] = ok;
+}
+
 // ------------------------------------------------------------------ kernel phases: fixed base
 
 // Phase 1 of umb_mul_fixed: r = k_i * Q and z = its Z coordinate (1 for the identity).

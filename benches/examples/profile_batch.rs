@@ -1,12 +1,13 @@
 //! Runs the engine on a batch repeatedly; for profilers (`valgrind --tool=callgrind`, `perf`).
 //!
-//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload]]`
+//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress]]`
 //!
 //! With `--host-only` the curve backend answers every product at once with the generator (the
 //! cfrags are then wrong): what remains is the engine's work around the curve arithmetic, the
 //! per-item cost a GPU backend leaves on the host. `--offload` also offers the capsule-check
 //! products (`EcBackend::capsule_check_products`, computed before the clock starts), as the GPU
-//! backend does, instead of leaving the combined check to the host.
+//! backend does, instead of leaving the combined check to the host; `--decompress` offers the
+//! capsules' points decompressed (`EcBackend::decompress_points`) likewise.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +15,14 @@ use std::sync::Arc;
 use k256::{ProjectivePoint, Scalar};
 use umbrald_benches::Workload;
 use umbrald_core::backend::{BackendError, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::{Engine, ReencryptItem};
 
 /// Answers every product with the generator, at once; with `check` also the capsule-check
 /// products, looked up by `E`'s x coordinate.
 struct InstantBackend {
     check: Option<HashMap<[u8; 33], [Option<Affine>; 2]>>,
+    points: Option<HashMap<([u8; 32], bool), Affine>>,
 }
 
 impl EcBackend for InstantBackend {
@@ -55,6 +57,29 @@ impl EcBackend for InstantBackend {
             .map(|e| check.get(&e.to_compressed()).copied())
             .collect()
     }
+
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        let known = self.points.as_ref()?;
+        Some(
+            points
+                .iter()
+                .map(|p| known.get(&(p.x.to_bytes(), p.odd)).copied())
+                .collect(),
+        )
+    }
+}
+
+/// `E` and `V` of every capsule, decompressed.
+fn decompressed(capsules: &[Vec<u8>]) -> HashMap<([u8; 32], bool), Affine> {
+    capsules
+        .iter()
+        .flat_map(|bytes| [&bytes[3..36], &bytes[38..71]])
+        .map(|sec1| {
+            let c = CompressedPoint::parse(sec1).expect("valid point");
+            let p = c.decompress_vartime().expect("on the curve");
+            ((c.x.to_bytes(), c.odd), p)
+        })
+        .collect()
 }
 
 /// `[h·E, s·G]` of every capsule, keyed by `E`.
@@ -84,9 +109,11 @@ fn main() {
     let flags: Vec<String> = args.collect();
     let host_only = flags.iter().any(|a| a == "--host-only");
     let offload = flags.iter().any(|a| a == "--offload");
+    let decompress = flags.iter().any(|a| a == "--decompress");
     let engine = if host_only {
         Engine::new(Arc::new(InstantBackend {
             check: offload.then(|| check_products(&w.capsules)),
+            points: decompress.then(|| decompressed(&w.capsules)),
         }))
     } else {
         Engine::cpu()

@@ -1,7 +1,9 @@
 //! The batched re-encryption engine: capsules in, cfrags out.
 //!
 //! One call to [`Engine::reencrypt_batch`] does, for `n` items:
-//! 1. parse every capsule (bad bytes fail that item only);
+//! 1. parse every capsule (bad bytes fail that item only), taking the square roots of all its
+//!    points together — on the backend when it offers them
+//!    (`EcBackend::decompress_points`), every answer checked against the compressed form;
 //! 2. check every capsule's equation `s·G = V + h·E` at once with a random linear combination
 //!    (one variable-time multi-scalar multiplication over public data), naming the bad ones with
 //!    per-capsule checks only when the combined check fails; a backend that offers the
@@ -29,8 +31,10 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::backend::{CpuBackend, EcBackend};
-use crate::codec::{Capsule, CapsuleFrag, KeyFrag, PublicKey, VerifiedKeyFrag};
-use crate::curve::{fixed, msm, params, varmul, verify, Affine, Jacobian};
+use crate::codec::{Capsule, CapsuleFrag, CapsuleParts, KeyFrag, PublicKey, VerifiedKeyFrag};
+use crate::curve::{
+    fixed, msm, params, varmul, verify, Affine, CompressedPoint, Jacobian, PointError,
+};
 use crate::error::ItemError;
 use crate::hash;
 use crate::kfrag_cache::{policy_key, KfragCache};
@@ -139,10 +143,7 @@ impl Engine {
     ) -> Vec<Result<CapsuleFrag, ItemError>> {
         let mut results: Vec<Result<CapsuleFrag, ItemError>> = Vec::with_capacity(items.len());
         // 1. Parse.
-        let parsed: Vec<Result<Capsule, ItemError>> = items
-            .iter()
-            .map(|item| Capsule::from_bytes(item.capsule).map_err(ItemError::InvalidCapsule))
-            .collect();
+        let parsed = self.parse_capsules(items);
         let good: Vec<(usize, &Capsule)> = parsed
             .iter()
             .enumerate()
@@ -265,6 +266,38 @@ impl Engine {
         }
     }
 
+    /// Step 1: every capsule parsed; the points decompressed on the backend when it offers it
+    /// (for batches of at least [`COMBINED_CHECK_MIN`]), else on the host.
+    fn parse_capsules(&self, items: &[ReencryptItem<'_>]) -> Vec<Result<Capsule, ItemError>> {
+        let parts: Vec<Result<CapsuleParts, ItemError>> = items
+            .iter()
+            .map(|item| CapsuleParts::from_bytes(item.capsule).map_err(ItemError::InvalidCapsule))
+            .collect();
+        let points: Vec<CompressedPoint> = parts
+            .iter()
+            .flatten()
+            .flat_map(CapsuleParts::points)
+            .collect();
+        let offered = if points.len() >= 2 * COMBINED_CHECK_MIN {
+            self.backend
+                .decompress_points(&points)
+                .filter(|d| d.len() == points.len())
+        } else {
+            None
+        };
+        let mut answers = offered.into_iter().flatten();
+        parts
+            .into_iter()
+            .map(|part| {
+                let part = part?;
+                let [e, v] = part
+                    .points()
+                    .map(|p| accept_or_decompress(&p, answers.next()));
+                part.finish(e, v).map_err(ItemError::InvalidCapsule)
+            })
+            .collect()
+    }
+
     /// Returns the indices (into the batch) of capsules whose equation does not hold: with the
     /// backend's products when it offers them, else on the CPU.
     fn check_capsules(&self, capsules: &[(usize, &Capsule)]) -> Vec<usize> {
@@ -356,6 +389,17 @@ fn check_capsules(capsules: &[(usize, &Capsule)]) -> Vec<usize> {
         .filter(|((_, c), table)| !c.check_with_table_vartime(table))
         .map(|((i, _), _)| *i)
         .collect()
+}
+
+/// The backend's decompression of `point` if it is right, else the host's.
+fn accept_or_decompress(
+    point: &CompressedPoint,
+    answer: Option<Option<Affine>>,
+) -> Result<Affine, PointError> {
+    match answer {
+        Some(Some(p)) if point.accepts(&p) => Ok(p),
+        _ => point.decompress_vartime(),
+    }
 }
 
 /// Whether `s·G == V + h·E` given the two products (`None` = identity); variable time, public

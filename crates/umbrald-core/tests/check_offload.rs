@@ -1,7 +1,7 @@
-//! The capsule check with a backend that offers the equations' products
-//! (`EcBackend::capsule_check_products`, as the GPU backend does): bad capsules are still
-//! rejected, good ones still verify under umbral-pre, and wrong products from the backend never
-//! reject a good capsule (the engine re-checks what the comparison rejects on the CPU).
+//! The capsule check and the point decompression with a backend that offers them
+//! (`EcBackend::capsule_check_products`, `EcBackend::decompress_points`, as the GPU backend
+//! does): bad capsules are still rejected, good ones still verify under umbral-pre, and wrong
+//! answers from the backend never reject a good capsule nor accept a bad one.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::{capsule_bytes, Policy};
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::{Engine, ItemError, ReencryptItem};
 
 /// What the test backend does with the check products.
@@ -25,11 +25,13 @@ enum Offer {
     Short,
 }
 
-/// The CPU backend, plus the check products computed with k256.
+/// The CPU backend, plus the check products computed with k256 and decompression.
 struct Offering {
     cpu: CpuBackend,
     offer: Offer,
+    decompress: Option<Offer>,
     calls: AtomicUsize,
+    decompress_calls: AtomicUsize,
 }
 
 impl EcBackend for Offering {
@@ -73,13 +75,42 @@ impl EcBackend for Offering {
         }
         Some(out)
     }
+
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        let offer = self.decompress?;
+        self.decompress_calls.fetch_add(1, Ordering::Relaxed);
+        let mut out: Vec<Option<Affine>> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let right = p.decompress_vartime().ok();
+                match offer {
+                    // Every other answer wrong: the negation (wrong parity), or nothing.
+                    Offer::Wrong if i % 2 == 0 => right.map(|q| q.neg()),
+                    Offer::Wrong => None,
+                    _ => right,
+                }
+            })
+            .collect();
+        if offer == Offer::Short {
+            out.pop();
+        }
+        Some(out)
+    }
 }
 
 fn run(offer: Offer, size: usize, bad: &[usize]) -> usize {
+    run_with(offer, None, size, bad).0
+}
+
+/// Runs a batch; returns the calls of the check products and of the decompression.
+fn run_with(offer: Offer, decompress: Option<Offer>, size: usize, bad: &[usize]) -> (usize, usize) {
     let backend = Arc::new(Offering {
         cpu: CpuBackend::new(),
         offer,
+        decompress,
         calls: AtomicUsize::new(0),
+        decompress_calls: AtomicUsize::new(0),
     });
     let engine = Engine::new(backend.clone());
     let policy = Policy::new(2, 3);
@@ -105,7 +136,10 @@ fn run(offer: Offer, size: usize, bad: &[usize]) -> usize {
             policy.check_cfrag(&encrypted[i].0, &cfrag.to_bytes());
         }
     }
-    backend.calls.load(Ordering::Relaxed)
+    (
+        backend.calls.load(Ordering::Relaxed),
+        backend.decompress_calls.load(Ordering::Relaxed),
+    )
 }
 
 #[test]
@@ -120,6 +154,50 @@ fn wrong_or_short_products_never_reject_a_good_capsule() {
     assert_eq!(run(Offer::Wrong, 8, &[]), 1);
     assert_eq!(run(Offer::Wrong, 8, &[3]), 1);
     assert_eq!(run(Offer::Short, 8, &[2, 7]), 1);
+}
+
+#[test]
+fn offered_decompression_right_or_wrong_gives_the_same_cfrags() {
+    for decompress in [Offer::Correct, Offer::Wrong, Offer::Short] {
+        assert_eq!(run_with(Offer::Correct, Some(decompress), 9, &[]), (1, 1));
+        assert_eq!(run_with(Offer::Wrong, Some(decompress), 8, &[0, 5]), (1, 1));
+    }
+}
+
+#[test]
+fn points_off_the_curve_are_rejected_with_offered_decompression() {
+    let backend = Arc::new(Offering {
+        cpu: CpuBackend::new(),
+        offer: Offer::Correct,
+        decompress: Some(Offer::Correct),
+        calls: AtomicUsize::new(0),
+        decompress_calls: AtomicUsize::new(0),
+    });
+    let engine = Engine::new(backend.clone());
+    let policy = Policy::new(2, 3);
+    let kfrag = policy.verified(&engine, 0);
+    let mut capsules: Vec<Vec<u8>> = (0..6)
+        .map(|i| capsule_bytes(&policy.encrypt(&[i; 3]).0))
+        .collect();
+    // Item 2: E's x replaced by one with no point on the curve (x = 5: 5³ + 7 = 132 is not a
+    // square mod p).
+    capsules[2][4..36].fill(0);
+    capsules[2][35] = 5;
+    let items: Vec<ReencryptItem<'_>> = capsules
+        .iter()
+        .map(|c| ReencryptItem {
+            capsule: c,
+            kfrag: &kfrag,
+        })
+        .collect();
+    let results = engine.reencrypt_batch(&items);
+    assert!(
+        matches!(&results[2], Err(ItemError::InvalidCapsule(e)) if e.to_string().contains("not on the curve")),
+        "{:?}",
+        results[2]
+    );
+    assert!(results.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
+    assert_eq!(backend.decompress_calls.load(Ordering::Relaxed), 1);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::audit;
 use crate::device::{self, DeviceInfo};
@@ -247,5 +247,28 @@ impl EcBackend for GpuBackend {
         let he = self.mul_pairs(es, &scalars).ok()?;
         let sg = self.mul_g(ss).ok()?;
         Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
+    }
+
+    /// The decompression kernel (one square root per point). No audit: the engine checks every
+    /// answer against the compressed point and decompresses on the host what it rejects.
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        if points.is_empty() || self.stats.is_disabled() {
+            return None;
+        }
+        match self.exec.decompress(points) {
+            Ok((out, timing)) if out.len() == points.len() => {
+                self.stats.record_success(0, timing);
+                Some(out)
+            }
+            Ok(_) => {
+                self.fallback(BackendError::Device("short decompression result".into()));
+                None
+            }
+            Err(ExecError::Unsupported(_)) => None,
+            Err(e) => {
+                self.fallback(BackendError::Device(e.to_string()));
+                None
+            }
+        }
     }
 }

@@ -7,8 +7,8 @@
 //! `chunk_items`, launch `c` going to lane `c % 2`, so the copies of one launch overlap the
 //! kernel of the other. Before a lane takes a new launch, the previous one is collected
 //! (stream synchronized, timings read, results unpacked). Calls on different pipelines run on
-//! the device at the same time. Secret scalars are wiped from the pinned buffer after each launch and from
-//! device memory right after the copy back.
+//! the device at the same time. Secret scalars are wiped from the pinned buffer after each
+//! launch and from device memory right after the copy back.
 
 use std::fmt;
 use std::ops::Range;
@@ -24,7 +24,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 use k256::Scalar;
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use zeroize::Zeroize;
 
 use crate::error::GpuUnavailable;
@@ -32,7 +32,7 @@ use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::GpuOptions;
-use crate::source::{BLOCK_THREADS, FN_MUL_FIXED, FN_MUL_PAIRS};
+use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
 use crate::table::{FixedBase, FixedBaseTable};
 
 /// What [`crate::GpuBackend::probe`] found and how it got its kernels.
@@ -178,6 +178,9 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let fixed_fn = module
         .load_function(FN_MUL_FIXED)
         .map_err(driver("kernel lookup"))?;
+    let decompress_fn = module
+        .load_function(FN_DECOMPRESS)
+        .map_err(driver("kernel lookup"))?;
 
     let upload = ctx.default_stream();
     let table_u = upload
@@ -218,6 +221,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         ctx,
         pairs_fn,
         fixed_fn,
+        decompress_fn,
         table_u,
         table_g,
         pipelines,
@@ -268,6 +272,7 @@ pub(crate) struct CudaExecutor {
     ctx: Arc<CudaContext>,
     pairs_fn: CudaFunction,
     fixed_fn: CudaFunction,
+    decompress_fn: CudaFunction,
     table_u: CudaSlice<u32>,
     table_g: CudaSlice<u32>,
     /// Pairs of lanes; a call holds one pair for its duration.
@@ -309,6 +314,10 @@ enum Job<'a> {
         scalars: &'a [Scalar],
         out: Vec<Option<Affine>>,
     },
+    Decompress {
+        points: &'a [CompressedPoint],
+        out: Vec<Option<Affine>>,
+    },
 }
 
 impl Job<'_> {
@@ -316,6 +325,7 @@ impl Job<'_> {
         match self {
             Job::Pairs { scalars, .. } => scalars.len(),
             Job::Fixed { scalars, .. } => scalars.len(),
+            Job::Decompress { points, .. } => points.len(),
         }
     }
 
@@ -323,6 +333,7 @@ impl Job<'_> {
         match self {
             Job::Pairs { .. } => (layout::PAIR_IN_WORDS, layout::PAIR_OUT_WORDS),
             Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
+            Job::Decompress { .. } => (layout::DECOMPRESS_IN_WORDS, layout::DECOMPRESS_OUT_WORDS),
         }
     }
 
@@ -332,6 +343,7 @@ impl Job<'_> {
                 layout::pack_pairs(&bases[items.clone()], &scalars[items], dst)
             }
             Job::Fixed { scalars, .. } => layout::pack_fixed(&scalars[items], dst),
+            Job::Decompress { points, .. } => layout::pack_decompress(&points[items], dst),
         }
     }
 
@@ -345,6 +357,11 @@ impl Job<'_> {
             Job::Fixed { scalars, out, .. } => {
                 let mut chunk = Vec::with_capacity(items.len());
                 layout::unpack_fixed(src, &scalars[items.clone()], &mut chunk)?;
+                out[items].copy_from_slice(&chunk);
+            }
+            Job::Decompress { points, out } => {
+                let mut chunk = Vec::with_capacity(items.len());
+                layout::unpack_decompress(src, &points[items.clone()], &mut chunk)?;
                 out[items].copy_from_slice(&chunk);
             }
         }
@@ -481,6 +498,15 @@ impl Lane {
                 // UMB_BLOCK.
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
+            Job::Decompress { .. } => {
+                let input = self.dev_in.slice(0..layout::DECOMPRESS_IN_WORDS * n);
+                let mut out = self.dev_out.slice_mut(0..layout::DECOMPRESS_OUT_WORDS * n);
+                let mut launch = self.stream.launch_builder(&exec.decompress_fn);
+                launch.arg(&input).arg(&mut out).arg(&n32);
+                // SAFETY: the arguments match umb_decompress(const u32*, u32*, u32) and both
+                // buffers hold 9n words; blockDim is UMB_BLOCK.
+                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+            }
         }
         Ok(())
     }
@@ -582,7 +608,7 @@ impl KernelExecutor for CudaExecutor {
         let timing = self.run(&mut job)?;
         match job {
             Job::Pairs { out, .. } => Ok((out, timing)),
-            Job::Fixed { .. } => unreachable!("the job keeps its kind"),
+            Job::Fixed { .. } | Job::Decompress { .. } => unreachable!("the job keeps its kind"),
         }
     }
 
@@ -598,7 +624,19 @@ impl KernelExecutor for CudaExecutor {
         };
         let timing = self.run(&mut job)?;
         match job {
-            Job::Fixed { out, .. } => Ok((out, timing)),
+            Job::Fixed { out, .. } | Job::Decompress { out, .. } => Ok((out, timing)),
+            Job::Pairs { .. } => unreachable!("the job keeps its kind"),
+        }
+    }
+
+    fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
+        let mut job = Job::Decompress {
+            points,
+            out: vec![None; points.len()],
+        };
+        let timing = self.run(&mut job)?;
+        match job {
+            Job::Fixed { out, .. } | Job::Decompress { out, .. } => Ok((out, timing)),
             Job::Pairs { .. } => unreachable!("the job keeps its kind"),
         }
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k256::Scalar;
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::layout::LayoutError;
 use crate::table::FixedBase;
@@ -67,4 +67,11 @@ pub trait KernelExecutor: Send + Sync {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<(Products, Timing), ExecError>;
+
+    /// For every `i`: the point with `points[i]`'s x and parity, `None` when x is not on the
+    /// curve. Executors without the kernel (test doubles) refuse.
+    fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
+        let _ = points;
+        Err(ExecError::Unsupported("no decompression kernel"))
+    }
 }

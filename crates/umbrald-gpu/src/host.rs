@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use k256::Scalar;
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 use crate::layout;
@@ -58,6 +58,8 @@ mod ffi {
         pub fn umbh_mul_fixed(table: *const u32, k: *const u8, out: *mut u8) -> i32;
         pub fn umbh_launch_pairs(bases: *const u32, scalars: *const u32, out: *mut u32, n: u32);
         pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
+        pub fn umbh_decompress(x: *const u8, odd: i32, y_out: *mut u8) -> i32;
+        pub fn umbh_launch_decompress(input: *const u32, out: *mut u32, n: u32);
     }
 }
 
@@ -253,6 +255,29 @@ pub fn launch_pairs(input: &[u32], n: u32) -> Vec<u32> {
     out
 }
 
+/// `y` with `y² = x³ + 7` and the given parity, by the decompression kernel's code; `None` when
+/// `x` is not on the curve.
+pub fn decompress(x: &Bytes32, odd: bool) -> Option<Bytes32> {
+    let mut y = [0u8; 32];
+    // SAFETY: 32 readable bytes in, 32 writable bytes out.
+    let ok = unsafe { ffi::umbh_decompress(x.as_ptr(), odd.into(), y.as_mut_ptr()) };
+    (ok == 1).then_some(y)
+}
+
+/// Replays a `umb_decompress` launch over words in the device layout.
+pub fn launch_decompress(input: &[u32], n: u32) -> Vec<u32> {
+    let n_items = n as usize;
+    assert_eq!(
+        input.len(),
+        layout::DECOMPRESS_IN_WORDS * n_items,
+        "input words"
+    );
+    let mut out = vec![0u32; layout::DECOMPRESS_OUT_WORDS * n_items];
+    // SAFETY: input and output hold the 9n words the replay reads and writes.
+    unsafe { ffi::umbh_launch_decompress(input.as_ptr(), out.as_mut_ptr(), n) };
+    out
+}
+
 /// Replays a `umb_mul_fixed` launch over words in the device layout.
 pub fn launch_fixed(table: &FixedBaseTable, input: &[u32], n: u32) -> Vec<u32> {
     let n_items = n as usize;
@@ -340,6 +365,21 @@ impl KernelExecutor for HostExecutor {
         };
         let mut out = Vec::new();
         layout::unpack_fixed(&words, scalars, &mut out)?;
+        Ok((out, timing))
+    }
+
+    fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
+        let n = item_count(points.len())?;
+        let mut input = vec![0u32; layout::DECOMPRESS_IN_WORDS * points.len()];
+        layout::pack_decompress(points, &mut input)?;
+        let start = Instant::now();
+        let words = launch_decompress(&input, n);
+        let timing = Timing {
+            kernel: start.elapsed(),
+            ..Timing::default()
+        };
+        let mut out = Vec::new();
+        layout::unpack_decompress(&words, points, &mut out)?;
         Ok((out, timing))
     }
 }

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use k256::Scalar;
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// Words per item of a base point (x, y) in the `umb_mul_pairs` input.
 pub const PAIR_BASE_WORDS: usize = 16;
@@ -19,6 +19,10 @@ pub const PAIR_OUT_WORDS: usize = 34;
 pub const FIXED_IN_WORDS: usize = 8;
 /// Words per item of `umb_mul_fixed` output: x, y and an identity flag.
 pub const FIXED_OUT_WORDS: usize = 17;
+/// Words per item of `umb_decompress` input: x and the parity of y.
+pub const DECOMPRESS_IN_WORDS: usize = 9;
+/// Words per item of `umb_decompress` output: y and an on-curve flag.
+pub const DECOMPRESS_OUT_WORDS: usize = 9;
 
 /// Why a kernel's output words are not a valid result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -199,6 +203,45 @@ pub fn pack_fixed(scalars: &[Scalar], dst: &mut [u32]) -> Result<(), LayoutError
     fill_columns(dst, n, |i, rows, j| {
         put(rows, 0, j, &scalar_limbs(&scalars[i]))
     });
+    Ok(())
+}
+
+/// The x limbs of a compressed point.
+fn x_limbs(p: &CompressedPoint) -> [u32; 8] {
+    limbs_from_be(&p.x.normalize().to_bytes())
+}
+
+/// Writes a `umb_decompress` input: `dst` must hold exactly `DECOMPRESS_IN_WORDS * n` words.
+pub fn pack_decompress(points: &[CompressedPoint], dst: &mut [u32]) -> Result<(), LayoutError> {
+    let n = points.len();
+    check_len(dst.len(), DECOMPRESS_IN_WORDS * n)?;
+    fill_columns(dst, n, |i, rows, j| {
+        put(rows, 0, j, &x_limbs(&points[i]));
+        rows[8][j] = u32::from(points[i].odd);
+    });
+    Ok(())
+}
+
+/// Reads a `umb_decompress` output into `out` (appending; nothing on error): the point for
+/// flag 1 (checked on the curve), `None` for flag 0.
+pub fn unpack_decompress(
+    src: &[u32],
+    points: &[CompressedPoint],
+    out: &mut Vec<Option<Affine>>,
+) -> Result<(), LayoutError> {
+    let n = points.len();
+    check_len(src.len(), DECOMPRESS_OUT_WORDS * n)?;
+    out.extend(map_items(n, |i| match src[8 * n + i] {
+        0 => Ok(None),
+        1 => {
+            let x = limbs_to_be(&x_limbs(&points[i]));
+            let y = limbs_to_be(&get(src, n, 0, i));
+            Affine::from_xy_bytes(&x, &y)
+                .map(Some)
+                .ok_or(LayoutError::NotOnCurve(i))
+        }
+        _ => Err(LayoutError::Flag(i)),
+    })?);
     Ok(())
 }
 

@@ -34,6 +34,8 @@ pub const KERNEL_UNITS: &[&str] = &["scalar_mul.cu"];
 pub const FN_MUL_PAIRS: &str = "umb_mul_pairs";
 /// Kernel entry point: `umb_mul_fixed(table, scalars, out, n)`.
 pub const FN_MUL_FIXED: &str = "umb_mul_fixed";
+/// Kernel entry point: `umb_decompress(in, out, n)`.
+pub const FN_DECOMPRESS: &str = "umb_decompress";
 
 /// Threads per block; must equal `UMB_BLOCK` in `umb_types.cuh` (a test checks it against the
 /// host harness, which is compiled from that header).
@@ -124,7 +126,11 @@ mod tests {
         for unit in KERNEL_UNITS {
             let src = expand_unit(unit).expect("expands");
             assert!(src.lines().all(|l| quoted_include(l).is_none()), "{unit}");
-            assert!(src.contains(FN_MUL_PAIRS) && src.contains(FN_MUL_FIXED));
+            assert!(
+                src.contains(FN_MUL_PAIRS)
+                    && src.contains(FN_MUL_FIXED)
+                    && src.contains(FN_DECOMPRESS)
+            );
             // Each header appears once.
             assert_eq!(src.matches("#define UMB_FIELD_CUH").count(), 1);
         }

@@ -18,7 +18,7 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
 use umbrald_core::backend::{CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions};
 
@@ -142,6 +142,28 @@ fn gpu_capsule_checks_reject_exactly_the_tampered_capsules() {
     // Check products (pairs and s·G) and the re-encryption itself ran on the device.
     assert!(stats.batches >= 4, "{stats:?}");
     assert_eq!(stats.fallbacks, 0, "{stats:?}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_decompression_matches_the_cpu() {
+    let gpu = gpu();
+    let seeds: Vec<u64> = (0..100_000).collect();
+    let points: Vec<CompressedPoint> = parallel(&seeds, |chunk| {
+        chunk
+            .iter()
+            .map(|&i| {
+                let k = Scalar::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+                let p = Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).expect("finite");
+                CompressedPoint::parse(&p.to_compressed()).expect("valid encoding")
+            })
+            .collect()
+    });
+    let got = gpu.decompress_points(&points).expect("offered");
+    let want = parallel(&points, |chunk| {
+        chunk.iter().map(|p| p.decompress_vartime().ok()).collect()
+    });
+    assert_eq!(got, want);
 }
 
 #[test]

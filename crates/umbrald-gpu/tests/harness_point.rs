@@ -109,3 +109,46 @@ proptest! {
         check_add(&p, &q, &mut rng);
     }
 }
+
+#[test]
+fn decompression_matches_k256() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut points: Vec<ProjectivePoint> = (0..64).map(|_| random_point(&mut rng)).collect();
+    points.push(ProjectivePoint::GENERATOR);
+    points.push(-ProjectivePoint::GENERATOR);
+    for p in &points {
+        let bytes = xy(p).expect("finite");
+        let (x, y): ([u8; 32], [u8; 32]) = (
+            bytes[..32].try_into().expect("x"),
+            bytes[32..].try_into().expect("y"),
+        );
+        let odd = y[31] & 1 == 1;
+        assert_eq!(host::decompress(&x, odd), Some(y), "parity of y");
+        let neg_y = fe_bytes(&fe(&y).negate(1).normalize());
+        assert_eq!(host::decompress(&x, !odd), Some(neg_y), "other parity");
+    }
+    // x with no point: 5^3 + 7 = 132 is not a square mod p; and x = 0 (7 is not a square).
+    assert_eq!(host::decompress(&small(5), false), None);
+    assert_eq!(host::decompress(&small(0), true), None);
+    // About half of all x are on the curve; every answer must agree with k256.
+    for _ in 0..64 {
+        let x = fe_bytes(&FieldElement::random(&mut rng));
+        let mut sec1 = [0u8; 33];
+        sec1[0] = 0x02;
+        sec1[1..].copy_from_slice(&x);
+        let k256_point = k256::EncodedPoint::from_bytes(sec1).ok().and_then(|e| {
+            Option::<k256::AffinePoint>::from(
+                <k256::AffinePoint as k256::elliptic_curve::sec1::FromEncodedPoint<
+                    k256::Secp256k1,
+                >>::from_encoded_point(&e),
+            )
+        });
+        let want = k256_point
+            .and_then(|a| xy(&ProjectivePoint::from(a)))
+            .map(|b| {
+                let y: [u8; 32] = b[32..].try_into().expect("y");
+                y
+            });
+        assert_eq!(host::decompress(&x, false), want, "x = {}", hex::encode(x));
+    }
+}

@@ -13,7 +13,7 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{
@@ -139,6 +139,29 @@ fn capsule_check_products_match_k256() {
         );
     }
     assert!(gpu.capsule_check_products(&es, &hs[..4], &ss).is_none());
+}
+
+#[test]
+fn decompression_through_the_backend_matches_the_cpu() {
+    let gpu = host_backend(1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let mut points: Vec<CompressedPoint> = (0..150)
+        .map(|_| {
+            let p = point(&Scalar::random(&mut rng));
+            CompressedPoint::parse(&p.to_compressed()).expect("valid encoding")
+        })
+        .collect();
+    // x = 5 has no point.
+    let mut off_curve = [0u8; 33];
+    off_curve[0] = 0x03;
+    off_curve[32] = 5;
+    points.push(CompressedPoint::parse(&off_curve).expect("valid encoding"));
+    let out = gpu.decompress_points(&points).expect("offered");
+    assert_eq!(out.len(), points.len());
+    for (p, got) in points.iter().zip(&out) {
+        assert_eq!(*got, p.decompress_vartime().ok());
+    }
+    assert_eq!(out[150], None);
 }
 
 #[test]

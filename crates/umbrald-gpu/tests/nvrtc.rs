@@ -29,6 +29,10 @@ fn nvrtc_compiles_kernels() {
                 "{arch}: umb_mul_fixed missing"
             );
             assert!(
+                unit.ptx.contains(".entry umb_decompress"),
+                "{arch}: umb_decompress missing"
+            );
+            assert!(
                 unit.ptx.contains("madc.hi.cc.u32"),
                 "{arch}: carry chains not in the PTX"
             );

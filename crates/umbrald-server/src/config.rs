@@ -229,6 +229,9 @@ pub struct GpuSection {
     /// On by default (measured on an H200: 1.19x the lane's throughput with it off, with
     /// concurrent device calls; without them it lost, docs/PERFORMANCE.md §4).
     pub capsule_checks: bool,
+    /// Decompress the capsules' points on the GPU (one square root each, the largest share of
+    /// the host's remaining work per item). Off by default: not yet measured on a device.
+    pub decompress: bool,
 }
 
 impl Default for GpuSection {
@@ -241,6 +244,7 @@ impl Default for GpuSection {
             reprobe_after_ms: 30_000,
             host_threads: 0,
             capsule_checks: true,
+            decompress: false,
         }
     }
 }
@@ -335,6 +339,9 @@ pub struct Overrides {
     /// Compute the capsule checks' products on the GPU (true or false).
     #[arg(long, env = "UMBRALD_GPU_CAPSULE_CHECKS", value_name = "BOOL")]
     pub gpu_capsule_checks: Option<bool>,
+    /// Decompress the capsules' points on the GPU (true or false).
+    #[arg(long, env = "UMBRALD_GPU_DECOMPRESS", value_name = "BOOL")]
+    pub gpu_decompress: Option<bool>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -390,6 +397,7 @@ impl Overrides {
         set_opt(&mut config.gpu.ptx_file, &self.gpu_ptx_file);
         set(&mut config.gpu.host_threads, &self.gpu_host_threads);
         set(&mut config.gpu.capsule_checks, &self.gpu_capsule_checks);
+        set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use k256::Scalar;
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
@@ -84,7 +84,11 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
             description: gpu.info().to_string(),
             stats: Some(gpu.stats()),
             // One full launch of the pair kernel: two pairs (E and V) per item.
-            batch_items: (opts.chunk_items / 2).max(1),
+            batch_items: (match gpu.info().launch_items {
+                0 => opts.chunk_items,
+                n => n,
+            } / 2)
+                .max(1),
             backend: Arc::new(gpu),
         })
     })
@@ -254,6 +258,8 @@ pub(crate) struct Guarded {
     fallback_threads: usize,
     /// `[gpu] capsule_checks`: offer the device's capsule-check products to the engine.
     capsule_checks: bool,
+    /// `[gpu] decompress`: offer the device's point decompression to the engine.
+    decompress: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -289,6 +295,7 @@ impl Guarded {
             faults: AtomicU64::new(0),
             fallback_threads: fallback_threads.max(1),
             capsule_checks: section.capsule_checks,
+            decompress: section.decompress,
         }
     }
 
@@ -510,6 +517,19 @@ impl EcBackend for Guarded {
         }
         catch_unwind(AssertUnwindSafe(|| {
             self.backend().capsule_check_products(es, hs, ss)
+        }))
+        .ok()
+        .flatten()
+    }
+
+    /// The GPU's decompression while it is healthy and `[gpu] decompress` is on; the engine
+    /// checks every point it gets and decompresses the rest on the CPU.
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        if !self.decompress || points.is_empty() || !self.lane.is_healthy() {
+            return None;
+        }
+        catch_unwind(AssertUnwindSafe(|| {
+            self.backend().decompress_points(points)
         }))
         .ok()
         .flatten()

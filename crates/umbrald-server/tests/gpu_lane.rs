@@ -300,6 +300,8 @@ async fn auto_shares_work_between_gpu_and_cpu_workers() -> TestResult {
     });
     let mut config = gpu_config("gpu-auto", BackendKind::Auto, 3, 60_000);
     config.batcher.max_batch_items = 16;
+    // Every offload of the GPU backend on: check products and point decompression.
+    config.gpu.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     assert_eq!(server.backend(), "gpu+cpu");
     let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
@@ -469,6 +471,7 @@ fn gpu_options_parse_and_validate() {
     let c = Config::from_toml("[gpu]\nhost_threads = 2\n").expect("parses");
     assert_eq!(c.gpu_host_threads(), 2);
     assert!(Config::default().gpu.capsule_checks);
+    assert!(!Config::default().gpu.decompress);
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);
 }

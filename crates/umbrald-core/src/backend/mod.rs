@@ -11,7 +11,7 @@ pub use cpu::CpuBackend;
 
 use k256::Scalar;
 
-use crate::curve::Affine;
+use crate::curve::{Affine, CompressedPoint};
 
 /// Why a backend could not finish a batch. The engine falls back to the CPU on any of these.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,17 @@ pub trait EcBackend: Send + Sync {
         ss: &[Scalar],
     ) -> Option<Vec<[Option<Affine>; 2]>> {
         let _ = (es, hs, ss);
+        None
+    }
+
+    /// Decompresses every point (`None` for an `x` with no point on the curve); public data.
+    ///
+    /// `None` for the whole call means "not offered" (the default): the engine takes the square
+    /// roots on the host. The engine accepts a returned point only after checking it against
+    /// its compressed form ([`crate::curve::CompressedPoint::accepts`]) and decompresses on the
+    /// host whatever it does not accept, so a wrong answer costs time, never correctness.
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        let _ = points;
         None
     }
 }

@@ -3,8 +3,8 @@
 use k256::Scalar;
 
 use super::msgpack::{Reader, Writer};
-use super::{read_nonzero_scalar, read_point, CodecError};
-use crate::curve::{varmul, verify, Affine};
+use super::{read_compressed, read_nonzero_scalar, CodecError};
+use crate::curve::{varmul, verify, Affine, CompressedPoint, PointError};
 use crate::hash;
 
 const WHAT: &str = "Capsule";
@@ -22,16 +22,26 @@ pub struct Capsule {
     pub(crate) v_bytes: [u8; 33],
 }
 
-impl Capsule {
-    /// Length of the MessagePack encoding.
-    pub const ENCODED_LEN: usize = 105;
+/// A capsule whose encoding is checked but whose points are not decompressed yet, so that a
+/// batch's square roots can be taken together (on a device backend,
+/// [`crate::backend::EcBackend::decompress_points`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapsuleParts {
+    e: CompressedPoint,
+    v: CompressedPoint,
+    s: Scalar,
+    e_bytes: [u8; 33],
+    v_bytes: [u8; 33],
+}
 
-    /// Parses umbral-pre's MessagePack encoding.
+impl CapsuleParts {
+    /// Checks umbral-pre's MessagePack encoding: the framing, both point encodings (all but
+    /// whether they are on the curve) and the non-zero scalar.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(WHAT, bytes);
         r.array("capsule", 3)?;
-        let (e, e_bytes) = read_point(&mut r, WHAT, "point_e")?;
-        let (v, v_bytes) = read_point(&mut r, WHAT, "point_v")?;
+        let (e, e_bytes) = read_compressed(&mut r, WHAT, "point_e")?;
+        let (v, v_bytes) = read_compressed(&mut r, WHAT, "point_v")?;
         let s = read_nonzero_scalar(&mut r, WHAT, "signature")?;
         r.finish()?;
         Ok(Self {
@@ -41,6 +51,44 @@ impl Capsule {
             e_bytes,
             v_bytes,
         })
+    }
+
+    /// `E` and `V`, compressed.
+    pub fn points(&self) -> [CompressedPoint; 2] {
+        [self.e, self.v]
+    }
+
+    /// The capsule, given the decompression of `E` and `V` (which the caller has checked
+    /// against [`CapsuleParts::points`]).
+    pub fn finish(
+        self,
+        e: Result<Affine, PointError>,
+        v: Result<Affine, PointError>,
+    ) -> Result<Capsule, CodecError> {
+        let invalid = |field, reason| CodecError::InvalidPoint {
+            what: WHAT,
+            field,
+            reason,
+        };
+        Ok(Capsule {
+            e: e.map_err(|reason| invalid("point_e", reason))?,
+            v: v.map_err(|reason| invalid("point_v", reason))?,
+            s: self.s,
+            e_bytes: self.e_bytes,
+            v_bytes: self.v_bytes,
+        })
+    }
+}
+
+impl Capsule {
+    /// Length of the MessagePack encoding.
+    pub const ENCODED_LEN: usize = 105;
+
+    /// Parses umbral-pre's MessagePack encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        let parts = CapsuleParts::from_bytes(bytes)?;
+        let [e, v] = parts.points().map(|p| p.decompress_vartime());
+        parts.finish(e, v)
     }
 
     /// The MessagePack encoding (byte-identical to umbral-pre's).

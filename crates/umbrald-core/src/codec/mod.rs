@@ -17,14 +17,14 @@ mod keys;
 mod kfrag;
 mod msgpack;
 
-pub use capsule::Capsule;
+pub use capsule::{Capsule, CapsuleParts};
 pub use cfrag::CapsuleFrag;
 pub use keys::PublicKey;
 pub use kfrag::{KeyFrag, KfragVerificationError, VerifiedKeyFrag};
 
 use k256::Scalar;
 
-use crate::curve::{Affine, PointError};
+use crate::curve::{Affine, CompressedPoint, PointError};
 use msgpack::Reader;
 
 /// Why bytes are not a valid umbral-pre object. Every variant names the object and field.
@@ -134,6 +134,24 @@ fn read_point(
 ) -> Result<(Affine, [u8; 33]), CodecError> {
     let bytes = r.bin(field)?;
     let point = Affine::decompress_vartime(bytes).map_err(|reason| CodecError::InvalidPoint {
+        what,
+        field,
+        reason,
+    })?;
+    let mut canonical = [0u8; 33];
+    canonical.copy_from_slice(bytes);
+    Ok((point, canonical))
+}
+
+/// Reads a compressed point field without decompressing it: every encoding error but "not on
+/// the curve" is found here.
+fn read_compressed(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    field: &'static str,
+) -> Result<(CompressedPoint, [u8; 33]), CodecError> {
+    let bytes = r.bin(field)?;
+    let point = CompressedPoint::parse(bytes).map_err(|reason| CodecError::InvalidPoint {
         what,
         field,
         reason,

@@ -44,12 +44,21 @@ pub struct Affine {
 /// `b = 7` in `y² = x³ + 7`.
 const CURVE_B: Fe = Fe::from_u64(7);
 
-impl Affine {
-    /// Decodes a 33-byte SEC1 compressed point (variable time: the input is public).
-    ///
-    /// The identity, uncompressed encodings, out-of-range x and off-curve x are each a
-    /// distinct [`PointError`].
-    pub fn decompress_vartime(bytes: &[u8]) -> Result<Affine, PointError> {
+/// A compressed point whose encoding is valid (33 bytes, prefix `0x02`/`0x03`, `x < p`) but
+/// whose `y` is not computed yet: the square root is most of the cost of decompression, and a
+/// device backend can take it for a whole batch ([`crate::backend::EcBackend::decompress_points`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressedPoint {
+    /// The x coordinate, normalized.
+    pub x: Fe,
+    /// Whether `y` is odd (prefix `0x03`).
+    pub odd: bool,
+}
+
+impl CompressedPoint {
+    /// Checks a 33-byte SEC1 compressed encoding; every error but [`PointError::NotOnCurve`]
+    /// is found here.
+    pub fn parse(bytes: &[u8]) -> Result<CompressedPoint, PointError> {
         match bytes {
             [0x00] => return Err(PointError::Identity),
             [0x04, ..] if bytes.len() == 65 => return Err(PointError::Uncompressed),
@@ -64,16 +73,41 @@ impl Affine {
         x_bytes.copy_from_slice(&bytes[1..]);
         let x: Option<Fe> = Fe::from_bytes(&x_bytes).into();
         let x = x.ok_or(PointError::CoordinateOutOfRange)?;
-        let rhs = x.square().mul(&x).add(&CURVE_B);
+        Ok(CompressedPoint {
+            x,
+            odd: prefix == 0x03,
+        })
+    }
+
+    /// The point, with the square root taken here (variable time: public data).
+    pub fn decompress_vartime(&self) -> Result<Affine, PointError> {
+        let rhs = self.x.square().mul(&self.x).add(&CURVE_B);
         let y: Option<Fe> = rhs.sqrt().into();
         let y = y.ok_or(PointError::NotOnCurve)?;
-        let want_odd = prefix == 0x03;
-        let y = if bool::from(y.is_odd()) == want_odd {
+        let y = if bool::from(y.is_odd()) == self.odd {
             y
         } else {
             y.neg().normalize()
         };
-        Ok(Affine { x, y })
+        Ok(Affine { x: self.x, y })
+    }
+
+    /// Whether `p` is this point: same `x`, `y` of the right parity, on the curve. How the
+    /// engine accepts a point decompressed elsewhere (three field operations, no square root).
+    pub fn accepts(&self, p: &Affine) -> bool {
+        p.x.normalize() == self.x
+            && bool::from(p.y.normalize().is_odd()) == self.odd
+            && p.is_on_curve()
+    }
+}
+
+impl Affine {
+    /// Decodes a 33-byte SEC1 compressed point (variable time: the input is public).
+    ///
+    /// The identity, uncompressed encodings, out-of-range x and off-curve x are each a
+    /// distinct [`PointError`].
+    pub fn decompress_vartime(bytes: &[u8]) -> Result<Affine, PointError> {
+        CompressedPoint::parse(bytes)?.decompress_vartime()
     }
 
     /// Builds a point from big-endian coordinates, checking that it is on the curve.

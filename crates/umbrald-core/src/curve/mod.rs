@@ -23,5 +23,5 @@ pub mod params;
 pub mod varmul;
 pub mod verify;
 
-pub use affine::{Affine, PointError};
+pub use affine::{Affine, CompressedPoint, PointError};
 pub use jacobian::Jacobian;
