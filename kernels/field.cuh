@@ -253,39 +253,51 @@ UMB_NOINLINE void umb_fe_sqr_n(umb_fe &r, const umb_fe &a, int n) {
     for (int i = 0; i < n; i++) umb_fe_sqr(r, r);
 }
 
-// r = a^(p-2) = a^-1 mod p (and 0 for a = 0), by a fixed addition chain: 255 squarings and
-// 15 multiplications whatever the input (the chain of libsecp256k1's secp256k1_fe_inv).
-UMB_NOINLINE void umb_fe_inv(umb_fe &r, const umb_fe &a) {
-    umb_fe x2, x3, x6, x9, x11, x22, x44, x88, x176, x220, x223, t;
-    umb_fe_sqr(x2, a);
-    umb_fe_mul(x2, x2, a);  // 2^2 - 1
-    umb_fe_sqr(x3, x2);
-    umb_fe_mul(x3, x3, a);  // 2^3 - 1
-    umb_fe_sqr_n(x6, x3, 3);
-    umb_fe_mul(x6, x6, x3);
+// The common head of libsecp256k1's inversion and square-root chains: x_k = a^(2^k - 1) for
+// k = 2, 3, 22 and 223 (247 squarings and 12 multiplications whatever the input).
+struct umb_fe_chain {
+    umb_fe x2, x3, x22, x223;
+};
+
+UMB_NOINLINE void umb_fe_chain_head(umb_fe_chain &c, const umb_fe &a) {
+    umb_fe x6, x9, x11, x44, x88, x176, x220;
+    umb_fe_sqr(c.x2, a);
+    umb_fe_mul(c.x2, c.x2, a);  // 2^2 - 1
+    umb_fe_sqr(c.x3, c.x2);
+    umb_fe_mul(c.x3, c.x3, a);  // 2^3 - 1
+    umb_fe_sqr_n(x6, c.x3, 3);
+    umb_fe_mul(x6, x6, c.x3);
     umb_fe_sqr_n(x9, x6, 3);
-    umb_fe_mul(x9, x9, x3);
+    umb_fe_mul(x9, x9, c.x3);
     umb_fe_sqr_n(x11, x9, 2);
-    umb_fe_mul(x11, x11, x2);
-    umb_fe_sqr_n(x22, x11, 11);
-    umb_fe_mul(x22, x22, x11);
-    umb_fe_sqr_n(x44, x22, 22);
-    umb_fe_mul(x44, x44, x22);
+    umb_fe_mul(x11, x11, c.x2);
+    umb_fe_sqr_n(c.x22, x11, 11);
+    umb_fe_mul(c.x22, c.x22, x11);
+    umb_fe_sqr_n(x44, c.x22, 22);
+    umb_fe_mul(x44, x44, c.x22);
     umb_fe_sqr_n(x88, x44, 44);
     umb_fe_mul(x88, x88, x44);
     umb_fe_sqr_n(x176, x88, 88);
     umb_fe_mul(x176, x176, x88);
     umb_fe_sqr_n(x220, x176, 44);
     umb_fe_mul(x220, x220, x44);
-    umb_fe_sqr_n(x223, x220, 3);
-    umb_fe_mul(x223, x223, x3);
+    umb_fe_sqr_n(c.x223, x220, 3);
+    umb_fe_mul(c.x223, c.x223, c.x3);
+}
+
+// r = a^(p-2) = a^-1 mod p (and 0 for a = 0), by a fixed addition chain: 255 squarings and
+// 15 multiplications whatever the input (the chain of libsecp256k1's secp256k1_fe_inv).
+UMB_NOINLINE void umb_fe_inv(umb_fe &r, const umb_fe &a) {
+    umb_fe_chain c;
+    umb_fe_chain_head(c, a);
+    umb_fe t;
     // p - 2 = [223 ones] 0 [22 ones] 0000 1 0 11 0 1  (blocks 223, 22, 1, 2, 1 from the top)
-    umb_fe_sqr_n(t, x223, 23);
-    umb_fe_mul(t, t, x22);
+    umb_fe_sqr_n(t, c.x223, 23);
+    umb_fe_mul(t, t, c.x22);
     umb_fe_sqr_n(t, t, 5);
     umb_fe_mul(t, t, a);
     umb_fe_sqr_n(t, t, 3);
-    umb_fe_mul(t, t, x2);
+    umb_fe_mul(t, t, c.x2);
     umb_fe_sqr_n(t, t, 2);
     umb_fe_mul(r, t, a);
 }
@@ -294,34 +306,14 @@ UMB_NOINLINE void umb_fe_inv(umb_fe &r, const umb_fe &a) {
 // chain (the inversion's x2 ... x223, then 23 + 6 + 2 squarings and 2 multiplications). The
 // caller checks r^2 == a.
 UMB_NOINLINE void umb_fe_sqrt_candidate(umb_fe &r, const umb_fe &a) {
-    umb_fe x2, x3, x6, x9, x11, x22, x44, x88, x176, x220, x223, t;
-    umb_fe_sqr(x2, a);
-    umb_fe_mul(x2, x2, a);
-    umb_fe_sqr(x3, x2);
-    umb_fe_mul(x3, x3, a);
-    umb_fe_sqr_n(x6, x3, 3);
-    umb_fe_mul(x6, x6, x3);
-    umb_fe_sqr_n(x9, x6, 3);
-    umb_fe_mul(x9, x9, x3);
-    umb_fe_sqr_n(x11, x9, 2);
-    umb_fe_mul(x11, x11, x2);
-    umb_fe_sqr_n(x22, x11, 11);
-    umb_fe_mul(x22, x22, x11);
-    umb_fe_sqr_n(x44, x22, 22);
-    umb_fe_mul(x44, x44, x22);
-    umb_fe_sqr_n(x88, x44, 44);
-    umb_fe_mul(x88, x88, x44);
-    umb_fe_sqr_n(x176, x88, 88);
-    umb_fe_mul(x176, x176, x88);
-    umb_fe_sqr_n(x220, x176, 44);
-    umb_fe_mul(x220, x220, x44);
-    umb_fe_sqr_n(x223, x220, 3);
-    umb_fe_mul(x223, x223, x3);
+    umb_fe_chain c;
+    umb_fe_chain_head(c, a);
+    umb_fe t;
     // (p+1)/4 = [223 ones] 0 [22 ones] 0000 11 00
-    umb_fe_sqr_n(t, x223, 23);
-    umb_fe_mul(t, t, x22);
+    umb_fe_sqr_n(t, c.x223, 23);
+    umb_fe_mul(t, t, c.x22);
     umb_fe_sqr_n(t, t, 6);
-    umb_fe_mul(t, t, x2);
+    umb_fe_mul(t, t, c.x2);
     umb_fe_sqr_n(r, t, 2);
 }
 

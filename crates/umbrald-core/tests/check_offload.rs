@@ -8,11 +8,11 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{capsule_bytes, Policy};
+use common::{capsule_bytes, items_for, Policy};
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
-use umbrald_core::{Engine, ItemError, ReencryptItem};
+use umbrald_core::{Engine, ItemError};
 
 /// What the test backend does with the check products.
 #[derive(Clone, Copy, PartialEq)]
@@ -120,13 +120,7 @@ fn run_with(offer: Offer, decompress: Option<Offer>, size: usize, bad: &[usize])
     for &i in bad {
         capsules[i][104] ^= 1; // s tampered: the equation fails
     }
-    let items: Vec<ReencryptItem<'_>> = capsules
-        .iter()
-        .map(|c| ReencryptItem {
-            capsule: c,
-            kfrag: &kfrag,
-        })
-        .collect();
+    let items = items_for(&capsules, &kfrag);
     let results = engine.reencrypt_batch(&items);
     for (i, result) in results.iter().enumerate() {
         if bad.contains(&i) {
@@ -183,13 +177,7 @@ fn points_off_the_curve_are_rejected_with_offered_decompression() {
     // square mod p).
     capsules[2][4..36].fill(0);
     capsules[2][35] = 5;
-    let items: Vec<ReencryptItem<'_>> = capsules
-        .iter()
-        .map(|c| ReencryptItem {
-            capsule: c,
-            kfrag: &kfrag,
-        })
-        .collect();
+    let items = items_for(&capsules, &kfrag);
     let results = engine.reencrypt_batch(&items);
     assert!(
         matches!(&results[2], Err(ItemError::InvalidCapsule(e)) if e.to_string().contains("not on the curve")),

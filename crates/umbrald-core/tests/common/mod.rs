@@ -132,3 +132,14 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn fixture_json(name: &str) -> serde_json::Value {
     serde_json::from_slice(&fixture(name)).expect("json")
 }
+
+/// One item per capsule, all with the same kfrag.
+pub fn items_for<'a>(
+    capsules: &'a [Vec<u8>],
+    kfrag: &'a umbrald_core::VerifiedKeyFrag,
+) -> Vec<umbrald_core::ReencryptItem<'a>> {
+    capsules
+        .iter()
+        .map(|c| umbrald_core::ReencryptItem { capsule: c, kfrag })
+        .collect()
+}
