@@ -1,6 +1,11 @@
 //! Shared set-up for umbrald's criterion benchmarks (`cargo bench -p umbrald-benches`).
 
+use std::collections::HashMap;
+
+use k256::{ProjectivePoint, Scalar};
 use umbral_pre::DefaultSerialize;
+use umbrald_core::backend::{BackendError, EcBackend};
+use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// A policy with one kfrag and `n` capsules, all made with umbral-pre.
 pub struct Workload {
@@ -39,4 +44,105 @@ impl Workload {
             capsules,
         }
     }
+}
+
+/// A curve backend that answers every product at once with the generator (cfrags made with it
+/// are wrong): what remains of the engine's time is its work around the curve arithmetic, the
+/// per-item cost a GPU backend leaves on the host. It can also offer a workload's capsule-check
+/// products and decompressed points, computed before the clock starts, as the GPU backend
+/// offers them.
+#[derive(Default)]
+pub struct InstantBackend {
+    check: Option<HashMap<[u8; 33], [Option<Affine>; 2]>>,
+    points: Option<HashMap<([u8; 32], bool), Affine>>,
+}
+
+impl EcBackend for InstantBackend {
+    fn name(&self) -> &'static str {
+        "instant"
+    }
+
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        _: &[[Scalar; 2]],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        let g = Affine::from_k256(&ProjectivePoint::GENERATOR);
+        Ok(vec![[g, g]; bases.len()])
+    }
+
+    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+        Ok(vec![
+            Affine::from_k256(&ProjectivePoint::GENERATOR);
+            scalars.len()
+        ])
+    }
+
+    fn capsule_check_products(
+        &self,
+        es: &[Affine],
+        _: &[Scalar],
+        _: &[Scalar],
+    ) -> Option<Vec<[Option<Affine>; 2]>> {
+        let check = self.check.as_ref()?;
+        es.iter()
+            .map(|e| check.get(&e.to_compressed()).copied())
+            .collect()
+    }
+
+    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
+        let known = self.points.as_ref()?;
+        Some(
+            points
+                .iter()
+                .map(|p| known.get(&(p.x.to_bytes(), p.odd)).copied())
+                .collect(),
+        )
+    }
+}
+
+impl InstantBackend {
+    /// Also offers `[h·E, s·G]` for these capsules (`EcBackend::capsule_check_products`).
+    pub fn offering_checks(mut self, capsules: &[Vec<u8>]) -> Self {
+        self.check = Some(check_products(capsules));
+        self
+    }
+
+    /// Also offers these capsules' points decompressed (`EcBackend::decompress_points`).
+    pub fn offering_points(mut self, capsules: &[Vec<u8>]) -> Self {
+        self.points = Some(decompressed(capsules));
+        self
+    }
+}
+
+/// `E` and `V` of every capsule, decompressed.
+fn decompressed(capsules: &[Vec<u8>]) -> HashMap<([u8; 32], bool), Affine> {
+    capsules
+        .iter()
+        .flat_map(|bytes| [&bytes[3..36], &bytes[38..71]])
+        .map(|sec1| {
+            let c = CompressedPoint::parse(sec1).expect("valid point");
+            let p = c.decompress_vartime().expect("on the curve");
+            ((c.x.to_bytes(), c.odd), p)
+        })
+        .collect()
+}
+
+/// `[h·E, s·G]` of every capsule, keyed by `E`.
+fn check_products(capsules: &[Vec<u8>]) -> HashMap<[u8; 33], [Option<Affine>; 2]> {
+    capsules
+        .iter()
+        .map(|bytes| {
+            let c = umbrald_core::Capsule::from_bytes(bytes).expect("capsule");
+            let e = c.to_bytes();
+            let e_point = Affine::decompress_vartime(&e[3..36]).expect("E");
+            let s = <Scalar as k256::elliptic_curve::PrimeField>::from_repr(
+                <[u8; 32]>::try_from(&e[73..105]).expect("s").into(),
+            )
+            .expect("s");
+            let he = Affine::from_k256(&(e_point.to_k256() * c.challenge()));
+            let sg = Affine::from_k256(&(ProjectivePoint::GENERATOR * s));
+            (e_point.to_compressed(), [he, sg])
+        })
+        .collect()
 }

@@ -21,7 +21,8 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
 use umbral_pre::DefaultSerialize;
-use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_benches::InstantBackend;
+use umbrald_core::backend::{CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 use umbrald_core::{Engine, ReencryptItem};
 use umbrald_gpu::host::HostExecutor;
@@ -71,32 +72,6 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-/// A backend that answers every product with the generator at once: the engine's cfrags are
-/// then wrong, but its own work is all that is timed.
-struct Instant0;
-
-impl EcBackend for Instant0 {
-    fn name(&self) -> &'static str {
-        "instant"
-    }
-
-    fn mul_pairs(
-        &self,
-        bases: &[Affine],
-        _: &[[Scalar; 2]],
-    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
-        let g = Affine::from_k256(&ProjectivePoint::GENERATOR);
-        Ok(vec![[g, g]; bases.len()])
-    }
-
-    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
-        Ok(vec![
-            Affine::from_k256(&ProjectivePoint::GENERATOR);
-            scalars.len()
-        ])
-    }
-}
-
 /// Seconds per item of `Engine::reencrypt_batch` outside the backend, on one thread.
 fn engine_overhead(items: usize) -> Result<f64, String> {
     let alice = umbral_pre::SecretKey::random();
@@ -107,7 +82,7 @@ fn engine_overhead(items: usize) -> Result<f64, String> {
         .pop()
         .ok_or("no kfrag")?;
     let key = |pk: umbral_pre::PublicKey| pk.to_compressed_bytes().into_vec();
-    let engine = Engine::new(std::sync::Arc::new(Instant0));
+    let engine = Engine::new(std::sync::Arc::new(InstantBackend::default()));
     let verified = engine
         .verify_policy(
             &kfrag.to_bytes().map_err(|e| e.to_string())?,

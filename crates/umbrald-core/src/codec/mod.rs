@@ -132,14 +132,14 @@ fn read_point(
     what: &'static str,
     field: &'static str,
 ) -> Result<(Affine, [u8; 33]), CodecError> {
-    let bytes = r.bin(field)?;
-    let point = Affine::decompress_vartime(bytes).map_err(|reason| CodecError::InvalidPoint {
-        what,
-        field,
-        reason,
-    })?;
-    let mut canonical = [0u8; 33];
-    canonical.copy_from_slice(bytes);
+    let (compressed, canonical) = read_compressed(r, what, field)?;
+    let point = compressed
+        .decompress_vartime()
+        .map_err(|reason| CodecError::InvalidPoint {
+            what,
+            field,
+            reason,
+        })?;
     Ok((point, canonical))
 }
 
