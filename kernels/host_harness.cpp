@@ -176,14 +176,19 @@ void umbh_digits(const umb_u8 *k, umb_i32 *digits) {
 int umbh_mul_var(const umb_u8 *p, const umb_u8 *k, umb_u8 *out) {
     umb_aff a;
     aff_from_bytes(a, p, 0);
-    umb_prj table[9];
+    umb_prj table[UMB_TABLE];
     umb_build_table(table, a);
+    umb_fe z;
+    umb_table_z(z, table);
+    umb_fe_inv(z, z);  // the kernel shares this inversion over its block
+    umb_table_view view = umb_table_in_place(table);
+    umb_table_to_affine(view, table, z);
     umb_u32 limbs[8];
     scalar_from_be(limbs, k);
     umb_glv g;
     umb_glv_split(g, limbs);
     umb_prj r;
-    umb_mul_glv(r, table, g);
+    umb_mul_glv(r, view, g);
     return prj_to_bytes(out, r);
 }
 
@@ -240,15 +245,25 @@ void umbh_launch_decompress(const umb_u32 *in, umb_u32 *out, umb_u32 n) {
 }
 
 // ------------------------------------------------------------------------------ launches
-// Same arguments and layouts as the umb_mul_pairs kernel.
-void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *out, umb_u32 n) {
+// Same arguments and layouts as the umb_mul_pairs kernel; with shared_table the affine tables
+// live in one array laid out as the UMB_TABLE_SHARED build's shared memory, else in place.
+void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *out, umb_u32 n,
+                       int shared_table) {
+    std::vector<umb_u32> smem(UMB_TABLE_SMEM_BYTES / 4);
     std::vector<umb_pair_state> st(UMB_BLOCK);
     std::vector<umb_fe> z(UMB_BLOCK), zinv(UMB_BLOCK);
     std::vector<umb_u32> tree(8 * 2 * UMB_BLOCK);
     for (umb_u32 block = 0; (umb_u64)block * UMB_BLOCK < n; block++) {
         for (int t = 0; t < UMB_BLOCK; t++) {
             umb_u32 i = block * UMB_BLOCK + t;
-            umb_pairs_phase1(st[t], z[t], bases, scalars, n, i, i < n);
+            umb_pairs_phase1(st[t], z[t], bases, n, i, i < n);
+        }
+        emulate_block_invert(tree, z.data(), zinv.data());
+        for (int t = 0; t < UMB_BLOCK; t++) {
+            umb_u32 i = block * UMB_BLOCK + t;
+            umb_table_view view = shared_table ? umb_table_in_shared(smem.data(), t)
+                                               : umb_table_in_place(st[t].table);
+            umb_pairs_phase2(st[t], z[t], zinv[t], view, scalars, n, i, i < n);
         }
         emulate_block_invert(tree, z.data(), zinv.data());
         for (int t = 0; t < UMB_BLOCK; t++) {

@@ -66,74 +66,73 @@ UMB_DEVICE void umb_prj_cmov(umb_prj &r, const umb_prj &a, umb_u32 mask) {
 // all-ones if p is the identity.
 UMB_DEVICE umb_u32 umb_prj_is_identity(const umb_prj &p) { return umb_fe_is_zero(p.z); }
 
-// The tail shared by both additions: from XX, YY, 3b*ZZ and the three cross terms
-// xy = X1 Y2 + X2 Y1, yz = Y1 Z2 + Y2 Z1, xz = X1 Z2 + X2 Z1, the sum in projective form.
-UMB_DEVICE void umb_prj_add_tail(umb_prj &r, const umb_fe &xx, const umb_fe &yy,
-                                 const umb_fe &bzz3, const umb_fe &xy, const umb_fe &yz,
-                                 const umb_fe &xz) {
-    umb_fe yy_m, yy_p, byz3, xx3, bxx9, t0, t1;
-    umb_fe_sub(yy_m, yy, bzz3);      // YY - 3b ZZ
-    umb_fe_add(yy_p, yy, bzz3);      // YY + 3b ZZ
-    umb_fe_mul_small(byz3, yz, UMB_B3);
-    umb_fe_add(xx3, xx, xx);
-    umb_fe_add(xx3, xx3, xx);        // 3 XX
-    umb_fe_mul_small(bxx9, xx3, UMB_B3);  // 9b XX
-    umb_fe_mul(t0, xy, yy_m);
-    umb_fe_mul(t1, byz3, xz);
-    umb_fe_sub(r.x, t0, t1);         // X3 = xy (YY - 3b ZZ) - 3b yz xz
-    umb_fe_mul(t0, yy_p, yy_m);
-    umb_fe_mul(t1, bxx9, xz);
-    umb_fe_add(r.y, t0, t1);         // Y3 = (YY + 3b ZZ)(YY - 3b ZZ) + 9b XX xz
-    umb_fe_mul(t0, yz, yy_p);
-    umb_fe_mul(t1, xx3, xy);
-    umb_fe_add(r.z, t0, t1);         // Z3 = yz (YY + 3b ZZ) + 3 XX xy
+// The tail shared by both additions (RCB's order, which keeps at most six field elements live
+// at once: fewer registers to spill around the called multiplications). In: XX, YY, 3b ZZ and
+// the three cross terms xy = X1 Y2 + X2 Y1, yz = Y1 Z2 + Y2 Z1, xz = X1 Z2 + X2 Z1; all are
+// consumed (overwritten). Out: the sum in projective form.
+UMB_DEVICE void umb_prj_add_tail(umb_prj &r, umb_fe &xx, umb_fe &yy, const umb_fe &bzz3,
+                                 const umb_fe &xy, const umb_fe &yz, umb_fe &xz) {
+    umb_fe yy_p, s, t;
+    umb_fe_add(s, xx, xx);
+    umb_fe_add(xx, s, xx);             // 3 XX
+    umb_fe_add(yy_p, yy, bzz3);        // YY + 3b ZZ
+    umb_fe_sub(yy, yy, bzz3);          // YY - 3b ZZ
+    umb_fe_mul_small(xz, xz, UMB_B3);  // 3b xz
+    umb_fe_mul(s, yz, xz);
+    umb_fe_mul(t, xy, yy);
+    umb_fe_sub(r.x, t, s);             // X3 = xy (YY - 3b ZZ) - 3b yz xz
+    umb_fe_mul(s, xz, xx);
+    umb_fe_mul(t, yy, yy_p);
+    umb_fe_add(r.y, t, s);             // Y3 = (YY + 3b ZZ)(YY - 3b ZZ) + 9b XX xz
+    umb_fe_mul(s, xx, xy);
+    umb_fe_mul(t, yy_p, yz);
+    umb_fe_add(r.z, t, s);             // Z3 = yz (YY + 3b ZZ) + 3 XX xy
 }
 
 // r = p + q for any p, q (RCB Algorithm 7). r may alias p or q.
 UMB_POINT_FN void umb_prj_add(umb_prj &r, const umb_prj &p, const umb_prj &q) {
-    umb_fe xx, yy, zz, s, t, xy, yz, xz, bzz3;
+    umb_fe xx, yy, zz, xy, yz, xz, s, t;
     umb_fe_mul(xx, p.x, q.x);
     umb_fe_mul(yy, p.y, q.y);
     umb_fe_mul(zz, p.z, q.z);
     umb_fe_add(s, p.x, p.y);
     umb_fe_add(t, q.x, q.y);
     umb_fe_mul(xy, s, t);
-    umb_fe_sub(xy, xy, xx);
-    umb_fe_sub(xy, xy, yy);          // X1 Y2 + X2 Y1
+    umb_fe_add(t, xx, yy);
+    umb_fe_sub(xy, xy, t);             // X1 Y2 + X2 Y1
     umb_fe_add(s, p.y, p.z);
     umb_fe_add(t, q.y, q.z);
     umb_fe_mul(yz, s, t);
-    umb_fe_sub(yz, yz, yy);
-    umb_fe_sub(yz, yz, zz);          // Y1 Z2 + Y2 Z1
+    umb_fe_add(t, yy, zz);
+    umb_fe_sub(yz, yz, t);             // Y1 Z2 + Y2 Z1
     umb_fe_add(s, p.x, p.z);
     umb_fe_add(t, q.x, q.z);
     umb_fe_mul(xz, s, t);
-    umb_fe_sub(xz, xz, xx);
-    umb_fe_sub(xz, xz, zz);          // X1 Z2 + X2 Z1
-    umb_fe_mul_small(bzz3, zz, UMB_B3);
-    umb_prj_add_tail(r, xx, yy, bzz3, xy, yz, xz);
+    umb_fe_add(t, xx, zz);
+    umb_fe_sub(xz, xz, t);             // X1 Z2 + X2 Z1
+    umb_fe_mul_small(zz, zz, UMB_B3);  // 3b ZZ
+    umb_prj_add_tail(r, xx, yy, zz, xy, yz, xz);
 }
 
 // r = p + q with q affine, for any p and q (RCB Algorithm 8; q = identity handled by a mask).
 // r may alias p.
 UMB_POINT_FN void umb_prj_add_affine(umb_prj &r, const umb_prj &p, const umb_aff &q) {
-    umb_fe xx, yy, s, t, xy, yz, xz, bzz3;
+    umb_fe xx, yy, xy, yz, xz, s, t;
     umb_fe_mul(xx, p.x, q.x);
     umb_fe_mul(yy, p.y, q.y);
     umb_fe_add(s, p.x, p.y);
     umb_fe_add(t, q.x, q.y);
     umb_fe_mul(xy, s, t);
-    umb_fe_sub(xy, xy, xx);
-    umb_fe_sub(xy, xy, yy);          // X1 y2 + x2 Y1
+    umb_fe_add(t, xx, yy);
+    umb_fe_sub(xy, xy, t);             // X1 y2 + x2 Y1
     umb_fe_mul(yz, q.y, p.z);
-    umb_fe_add(yz, yz, p.y);         // Y1 + y2 Z1
+    umb_fe_add(yz, yz, p.y);           // Y1 + y2 Z1
     umb_fe_mul(xz, q.x, p.z);
-    umb_fe_add(xz, xz, p.x);         // X1 + x2 Z1
-    umb_fe_mul_small(bzz3, p.z, UMB_B3);
+    umb_fe_add(xz, xz, p.x);           // X1 + x2 Z1
+    umb_fe_mul_small(t, p.z, UMB_B3);  // 3b Z1
     umb_prj sum;
-    umb_prj_add_tail(sum, xx, yy, bzz3, xy, yz, xz);
-    umb_prj keep = p;
-    umb_prj_cmov(sum, keep, q.inf);
+    umb_prj_add_tail(sum, xx, yy, t, xy, yz, xz);
+    umb_prj_cmov(sum, p, q.inf);
     r = sum;
 }
 

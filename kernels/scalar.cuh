@@ -70,10 +70,4 @@ UMB_DEVICE void umb_digit128(const umb_recoded128 &r, int i, umb_u32 &mag, umb_u
     neg = ~keep & umb_mask_from_bit(umb_is_zero_bit(mag) ^ 1u);
 }
 
-// r = table[idx] for idx in 0..9, reading all nine projective entries.
-UMB_NOINLINE void umb_prj_select9(umb_prj &r, const umb_prj table[9], umb_u32 idx) {
-    r = table[0];
-    for (umb_u32 j = 1; j < 9; j++) umb_prj_cmov(r, table[j], umb_eq_mask(j, idx));
-}
-
 #endif // UMB_SCALAR_CUH

@@ -4,7 +4,8 @@
 // gridDim.x == ceil(n / UMB_BLOCK); every thread of a block must reach the barriers, so threads
 // past n run the tree with the value 1 and store nothing. Layouts: see scalar_mul.cuh.
 //
-//   umb_mul_pairs(bases, scalars, out, n):  out[i] = (a_i * P_i, b_i * P_i)
+//   umb_mul_pairs(bases, scalars, out, n):  out[i] = (a_i * P_i, b_i * P_i); two block
+//                                           inversions: P_i's table, then the results
 //   umb_mul_fixed(table, scalars, out, n):  out[i] = k_i * Q for the Q that built `table`
 //                                           (Umbral's U or the generator G)
 //   umb_decompress(in, out, n):             out[i] = y of the compressed point in[i] (x and
@@ -14,8 +15,20 @@
 // Blocks per SM the compiler must leave room for (the second __launch_bounds__ argument): a
 // higher value caps the registers per thread, trading spills for occupancy. A build may
 // define it (`GpuOptions::nvrtc_options`) to measure that trade-off.
+// UMB_TABLE_SHARED=1 keeps each thread's affine table (512 bytes) in dynamic shared memory
+// instead of local memory: the launch must pass UMB_TABLE_SMEM_BYTES (64 KiB) of dynamic shared
+// memory (GpuOptions::table_in_shared). 3 blocks fit on an SM, which leaves 168 registers per
+// thread (128 used: no spills).
+#ifndef UMB_TABLE_SHARED
+#define UMB_TABLE_SHARED 0
+#endif
+
 #ifndef UMB_MIN_BLOCKS
+#if UMB_TABLE_SHARED
+#define UMB_MIN_BLOCKS 3
+#else
 #define UMB_MIN_BLOCKS 6
+#endif
 #endif
 
 // Replaces z by 1/z for every thread of the block (all z non-zero): Montgomery's trick over a
@@ -46,7 +59,16 @@ umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT sca
     bool live = i < n;
     umb_pair_state st;
     umb_fe z, zinv;
-    umb_pairs_phase1(st, z, bases, scalars, n, i, live);
+    umb_pairs_phase1(st, z, bases, n, i, live);
+    umb_block_invert(tree, t, z, zinv);
+    __syncthreads();  // every thread has read its leaf before the tree is reused
+#if UMB_TABLE_SHARED
+    extern __shared__ umb_u32 umb_table_smem[];  // UMB_TABLE_SMEM_BYTES
+    umb_table_view view = umb_table_in_shared(umb_table_smem, t);
+#else
+    umb_table_view view = umb_table_in_place(st.table);
+#endif
+    umb_pairs_phase2(st, z, zinv, view, scalars, n, i, live);
     umb_block_invert(tree, t, z, zinv);
     umb_pairs_phase3(st, zinv, out, n, i, live);
 }

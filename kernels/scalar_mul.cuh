@@ -64,12 +64,109 @@ UMB_UNROLL
     for (int w = 0; w < 8; w++) r.v[w] = beta[w];
 }
 
-// table[d] = d * P for d = 0..8 (table[0] is the identity). P is public and finite.
-UMB_NOINLINE void umb_build_table(umb_prj table[9], const umb_aff &p) {
-    umb_prj_set_identity(table[0]);
-    umb_prj_from_aff(table[1], p);
-    umb_prj_dbl(table[2], table[1]);
-    for (int d = 3; d < 9; d++) umb_prj_add_affine(table[d], table[d - 1], p);
+// The variable-base table of a point P: entry d - 1 holds d * P for d = 1..8. It is built in
+// projective coordinates (umb_build_table), the block inverts the product of the Z coordinates
+// of entries 2..8 of every thread at once (umb_table_z), and umb_table_to_affine then rewrites
+// each entry in place as affine x, y (its z is no longer read). Affine entries make every
+// addition of the ladder a mixed one (11M instead of 12M) and the constant-time scan reads 16
+// words per entry instead of 24. No entry is the identity: P is finite and of prime order.
+#define UMB_TABLE 8
+
+UMB_NOINLINE void umb_build_table(umb_prj table[UMB_TABLE], const umb_aff &p) {
+    umb_prj_from_aff(table[0], p);
+    umb_prj_dbl(table[1], table[0]);
+    for (int d = 2; d < UMB_TABLE; d++) umb_prj_add_affine(table[d], table[d - 1], p);
+}
+
+// z = the product of the Z coordinates of entries 2..8 (entry 1 is P, with Z = 1).
+UMB_NOINLINE void umb_table_z(umb_fe &z, const umb_prj table[UMB_TABLE]) {
+    z = table[1].z;
+    for (int d = 2; d < UMB_TABLE; d++) umb_fe_mul(z, z, table[d].z);
+}
+
+// Where a thread's affine table lives: limb w of entry d's x is at x(d)[w * word], of its y at
+// x(d)[(8 + w) * word], with x(d) = base + d * entry. Two placements (scalar_mul.cu):
+//  - in place of the thread's projective table (local memory): entry = 24, word = 1
+//    (umb_table_in_place);
+//  - in shared memory, one column per thread of the block (umb_table_in_shared): entry =
+//    16 * UMB_BLOCK, word = UMB_BLOCK, so a warp reads 32 consecutive banks.
+struct umb_table_view {
+    umb_u32 *base;
+    umb_u32 entry, word;
+};
+
+// The view that keeps the affine table in place of the projective one.
+UMB_DEVICE umb_table_view umb_table_in_place(umb_prj table[UMB_TABLE]) {
+    umb_table_view v;
+    v.base = table[0].x.v;
+    v.entry = 24;
+    v.word = 1;
+    return v;
+}
+
+// Bytes of shared memory for the tables of one block (UMB_TABLE_SHARED builds).
+#define UMB_TABLE_SMEM_BYTES (UMB_TABLE * 16 * UMB_BLOCK * 4)
+
+// Thread t's table in a block's shared memory of UMB_TABLE_SMEM_BYTES.
+UMB_DEVICE umb_table_view umb_table_in_shared(umb_u32 *smem, int t) {
+    umb_table_view v;
+    v.base = smem + t;
+    v.entry = 16 * UMB_BLOCK;
+    v.word = UMB_BLOCK;
+    return v;
+}
+
+UMB_DEVICE void umb_table_put(const umb_table_view &v, int d, const umb_fe &x, const umb_fe &y) {
+    umb_u32 *e = v.base + d * v.entry;
+UMB_UNROLL
+    for (int w = 0; w < 8; w++) {
+        e[w * v.word] = x.v[w];
+        e[(8 + w) * v.word] = y.v[w];
+    }
+}
+
+// Rewrites entries 2..8 as affine points into `view` given zinv = 1/umb_table_z, and copies
+// entry 1 (P, already affine): Montgomery's trick within the thread (6 + 12 + 14
+// multiplications). `view` may be umb_table_in_place(table).
+UMB_NOINLINE void umb_table_to_affine(const umb_table_view &view, umb_prj table[UMB_TABLE],
+                                      const umb_fe &zinv) {
+    // prefix[d] = Z_1 ... Z_d over the entries d = 1..7 (the points 2P..8P).
+    umb_fe prefix[UMB_TABLE];
+    prefix[1] = table[1].z;
+    for (int d = 2; d < UMB_TABLE; d++) umb_fe_mul(prefix[d], prefix[d - 1], table[d].z);
+    umb_fe inv = zinv;  // 1 / prefix[7]
+    for (int d = UMB_TABLE - 1; d >= 1; d--) {
+        umb_fe zi;
+        if (d > 1) {  // d is public
+            umb_fe_mul(zi, inv, prefix[d - 1]);  // 1 / Z_d
+            umb_fe_mul(inv, inv, table[d].z);    // 1 / (Z_1 ... Z_{d-1})
+        } else {
+            zi = inv;
+        }
+        umb_fe x, y;
+        umb_fe_mul(x, table[d].x, zi);
+        umb_fe_mul(y, table[d].y, zi);
+        umb_table_put(view, d, x, y);
+    }
+    umb_fe x = table[0].x, y = table[0].y;
+    umb_table_put(view, 0, x, y);
+}
+
+// r = entry mag - 1 of the affine table (the identity for mag = 0), reading every word of
+// every entry.
+UMB_NOINLINE void umb_table_select(umb_aff &r, const umb_table_view &view, umb_u32 mag) {
+    umb_fe_set_zero(r.x);
+    umb_fe_set_zero(r.y);
+    for (umb_u32 d = 0; d < UMB_TABLE; d++) {
+        umb_u32 m = umb_eq_mask(d + 1, mag);
+        const umb_u32 *e = view.base + d * view.entry;
+UMB_UNROLL
+        for (int w = 0; w < 8; w++) {
+            r.x.v[w] = umb_select(m, e[w * view.word], r.x.v[w]);
+            r.y.v[w] = umb_select(m, e[(8 + w) * view.word], r.y.v[w]);
+        }
+    }
+    r.inf = umb_is_zero_mask(mag);
 }
 
 // A scalar split for the endomorphism: both recoded half-scalars and their signs.
@@ -149,27 +246,29 @@ UMB_DEVICE void umb_glv_split(umb_glv &g, const umb_u32 k[8]) {
     umb_recode128(g.h2, m);
 }
 
-// r += (+-)table[|d|] for one digit of half `h`: the entry is read with umb_prj_select9, mapped
-// through the endomorphism (X -> beta X) when `endo` is all-ones, and negated when the digit's
-// sign and the half's sign differ. Everything is masks: no branch on the digit.
-UMB_NOINLINE void umb_add_digit(umb_prj &r, const umb_prj table[9], umb_u32 mag, umb_u32 neg,
-                                umb_u32 endo) {
-    umb_prj s;
-    umb_prj_select9(s, table, mag);
-    umb_fe beta, bx;
-    umb_fe_set_beta(beta);
-    umb_fe_mul(bx, s.x, beta);
-    umb_fe_cmov(s.x, bx, endo);
+// r += (+-)|d| P' for one digit: the entry is read with umb_table_select, mapped through the
+// endomorphism (x -> beta x) for the second half (`endo`: which half, public), and negated
+// when the digit's sign and the half's sign differ (a mask: no branch on the digit).
+UMB_NOINLINE void umb_add_digit(umb_prj &r, const umb_table_view &table, umb_u32 mag,
+                                umb_u32 neg, bool endo) {
+    umb_aff s;
+    umb_table_select(s, table, mag);
+    if (endo) {  // public: the same for every scalar
+        umb_fe beta;
+        umb_fe_set_beta(beta);
+        umb_fe_mul(s.x, s.x, beta);
+    }
     umb_fe_cneg(s.y, neg);
-    umb_prj_add(r, r, s);
+    umb_prj_add_affine(r, r, s);
 }
 
-// r = k * P from P's table, k given as r1 + r2 lambda: 128 doublings and 66 complete additions
-// for every k (two per 4-bit window, one for each half), digits from umb_recode128.
-UMB_NOINLINE void umb_mul_glv(umb_prj &r, const umb_prj table[9], const umb_glv &k) {
+// r = k * P from P's affine table, k given as r1 + r2 lambda: 128 doublings and 66 complete
+// mixed additions for every k (two per 4-bit window, one for each half), digits from
+// umb_recode128.
+UMB_NOINLINE void umb_mul_glv(umb_prj &r, const umb_table_view &table, const umb_glv &k) {
     umb_prj_set_identity(r);
-    umb_add_digit(r, table, k.h1.top, k.neg1, 0u);
-    umb_add_digit(r, table, k.h2.top, k.neg2, 0xffffffffu);
+    umb_add_digit(r, table, k.h1.top, k.neg1, false);
+    umb_add_digit(r, table, k.h2.top, k.neg2, true);
     for (int i = UMB_HALF_WINDOWS - 1; i >= 0; i--) {
         umb_prj_dbl(r, r);
         umb_prj_dbl(r, r);
@@ -177,9 +276,9 @@ UMB_NOINLINE void umb_mul_glv(umb_prj &r, const umb_prj table[9], const umb_glv 
         umb_prj_dbl(r, r);
         umb_u32 mag, neg;
         umb_digit128(k.h1, i, mag, neg);
-        umb_add_digit(r, table, mag, neg ^ k.neg1, 0u);
+        umb_add_digit(r, table, mag, neg ^ k.neg1, false);
         umb_digit128(k.h2, i, mag, neg);
-        umb_add_digit(r, table, mag, neg ^ k.neg2, 0xffffffffu);
+        umb_add_digit(r, table, mag, neg ^ k.neg2, true);
     }
 }
 
@@ -296,30 +395,43 @@ UMB_DEVICE void umb_z_or_one(umb_fe &r, const umb_prj &p) {
 // ------------------------------------------------------------------ kernel phases: pairs
 
 struct umb_pair_state {
+    umb_prj table[UMB_TABLE];
     umb_prj r0, r1;
 };
 
-// Phase 1 of umb_mul_pairs: r0 = a_i * P_i, r1 = b_i * P_i (one table for both) and z, the
-// product of their Z coordinates. Threads past the end (live is false: public) do no work.
+// Phase 1 of umb_mul_pairs: P_i's projective table and z, the product of its Z coordinates (1
+// for threads past the end: live is false, public, and they do no work).
 UMB_DEVICE void umb_pairs_phase1(umb_pair_state &st, umb_fe &z, const umb_u32 *bases,
-                                 const umb_u32 *scalars, umb_u32 n, umb_u32 i, bool live) {
-    umb_prj_set_identity(st.r0);
-    umb_prj_set_identity(st.r1);
+                                 umb_u32 n, umb_u32 i, bool live) {
+    umb_fe_set_one(z);
     if (live) {
         umb_aff p;
         umb_load_fe_col(p.x, bases, n, i);
         umb_load_fe_col(p.y, bases + (umb_u64)8 * n, n, i);
         p.inf = 0;
-        umb_prj table[9];
-        umb_build_table(table, p);
+        umb_build_table(st.table, p);
+        umb_table_z(z, st.table);
+    }
+}
+
+// Phase 2 of umb_mul_pairs: zinv = 1/z from the block's tree makes the table affine, in
+// `view` (umb_table_in_place(st.table) or shared memory); then r0 = a_i * P_i,
+// r1 = b_i * P_i and z, the product of their Z coordinates.
+UMB_DEVICE void umb_pairs_phase2(umb_pair_state &st, umb_fe &z, const umb_fe &zinv,
+                                 const umb_table_view &view, const umb_u32 *scalars, umb_u32 n,
+                                 umb_u32 i, bool live) {
+    umb_prj_set_identity(st.r0);
+    umb_prj_set_identity(st.r1);
+    if (live) {
+        umb_table_to_affine(view, st.table, zinv);
         umb_u32 k[8];
         umb_glv g;
         umb_load_words_col(k, scalars, n, i);
         umb_glv_split(g, k);
-        umb_mul_glv(st.r0, table, g);
+        umb_mul_glv(st.r0, view, g);
         umb_load_words_col(k, scalars + (umb_u64)8 * n, n, i);
         umb_glv_split(g, k);
-        umb_mul_glv(st.r1, table, g);
+        umb_mul_glv(st.r1, view, g);
     }
     umb_fe z0, z1;
     umb_z_or_one(z0, st.r0);

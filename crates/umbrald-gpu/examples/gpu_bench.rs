@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p umbrald-gpu --example gpu_bench -- [--sizes 1024,65536,...]
 //!     [--reps 3] [--chunk 65536] [--ptx FILE] [--device 0] [--host] [--nvrtc-opt OPT]...
+//!     [--table-shared | --table-local]
 //! ```
 //!
 //! `--host` runs the host-compiled kernels instead of a GPU (to check the program without one;
@@ -66,6 +67,8 @@ fn parse() -> Result<Args, String> {
             "--ptx" => args.opts.ptx_file = Some(value()?.into()),
             "--nvrtc-opt" => args.opts.nvrtc_options.push(value()?),
             "--host" => args.host = true,
+            "--table-shared" => args.opts.table_in_shared = true,
+            "--table-local" => args.opts.table_in_shared = false,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -138,6 +141,14 @@ fn main() -> ExitCode {
         }
     };
     println!("device: {}", gpu.info());
+    println!(
+        "variable-base tables in {} memory",
+        if args.opts.table_in_shared {
+            "shared (UMB_TABLE_SHARED=1)"
+        } else {
+            "local"
+        }
+    );
     if !args.opts.nvrtc_options.is_empty() {
         println!("NVRTC options: {}", args.opts.nvrtc_options.join(" "));
     }

@@ -33,6 +33,9 @@ use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::GpuOptions;
 use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
+
+/// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
+const PAIRS_TABLE_SMEM_BYTES: u32 = 8 * 16 * BLOCK_THREADS * 4;
 use crate::table::{FixedBase, FixedBaseTable};
 
 /// What [`crate::GpuBackend::probe`] found and how it got its kernels.
@@ -194,8 +197,21 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let sms = ctx
         .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
         .map_err(driver("device attributes"))?;
+    let pairs_smem = if opts.table_in_shared {
+        PAIRS_TABLE_SMEM_BYTES
+    } else {
+        0
+    };
+    if pairs_smem > 0 {
+        pairs_fn
+            .set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                pairs_smem as i32,
+            )
+            .map_err(driver("shared memory attribute"))?;
+    }
     let blocks_per_sm = pairs_fn
-        .occupancy_max_active_blocks_per_multiprocessor(BLOCK_THREADS, 0, None)
+        .occupancy_max_active_blocks_per_multiprocessor(BLOCK_THREADS, pairs_smem as usize, None)
         .map_err(driver("occupancy query"))?;
     let wave = usize::try_from(sms).unwrap_or(0) * blocks_per_sm as usize * BLOCK_THREADS as usize;
     let chunk = whole_waves(opts.chunk_items, wave).clamp(1, u32::MAX as usize);
@@ -224,6 +240,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         decompress_fn,
         table_u,
         table_g,
+        pairs_smem,
         pipelines,
         next_pipeline: AtomicUsize::new(0),
         chunk,
@@ -248,6 +265,22 @@ fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), 
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        // The shared-table build declares its dynamic shared memory by this name; a launch
+        // configured for the other build would read memory it was not given.
+        if text.contains("umb_table_smem") != opts.table_in_shared {
+            return Err(GpuUnavailable::PtxFile {
+                path: path.display().to_string(),
+                message: format!(
+                    "built {} -DUMB_TABLE_SHARED=1 but table_in_shared is {}",
+                    if opts.table_in_shared {
+                        "without"
+                    } else {
+                        "with"
+                    },
+                    opts.table_in_shared
+                ),
+            });
+        }
         return Ok((Ptx::from_src(text), KernelOrigin::PtxFile(path.clone())));
     }
     let version = nvrtc::nvrtc_version().ok_or(GpuUnavailable::NoNvrtc)?;
@@ -255,7 +288,10 @@ fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), 
         .arch
         .clone()
         .unwrap_or_else(|| format!("compute_{}{}", cc.0, cc.1));
-    let extra: Vec<&str> = opts.nvrtc_options.iter().map(String::as_str).collect();
+    let mut extra: Vec<&str> = opts.nvrtc_options.iter().map(String::as_str).collect();
+    if opts.table_in_shared {
+        extra.push("-DUMB_TABLE_SHARED=1");
+    }
     let units =
         nvrtc::compile_all(&arch, &extra).map_err(|e| GpuUnavailable::Compile(e.to_string()))?;
     // One unit today; more would be loaded as more modules.
@@ -275,6 +311,9 @@ pub(crate) struct CudaExecutor {
     decompress_fn: CudaFunction,
     table_u: CudaSlice<u32>,
     table_g: CudaSlice<u32>,
+    /// Dynamic shared memory of each `umb_mul_pairs` block (0 unless the table is in shared
+    /// memory).
+    pairs_smem: u32,
     /// Pairs of lanes; a call holds one pair for its duration.
     pipelines: Vec<Mutex<[Lane; 2]>>,
     /// Where the next call starts looking for a free pipeline.
@@ -480,8 +519,13 @@ impl Lane {
                 let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
                 let mut launch = self.stream.launch_builder(&exec.pairs_fn);
                 launch.arg(&bases).arg(&scalars).arg(&mut out).arg(&n32);
+                let cfg = LaunchConfig {
+                    shared_mem_bytes: exec.pairs_smem,
+                    ..cfg
+                };
                 // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32)
-                // and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK.
+                // and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK; the
+                // dynamic shared memory is what the UMB_TABLE_SHARED build (if any) reads.
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
             Job::Fixed { base, .. } => {

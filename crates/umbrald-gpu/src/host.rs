@@ -56,7 +56,13 @@ mod ffi {
             neg2: *mut i32,
         );
         pub fn umbh_mul_fixed(table: *const u32, k: *const u8, out: *mut u8) -> i32;
-        pub fn umbh_launch_pairs(bases: *const u32, scalars: *const u32, out: *mut u32, n: u32);
+        pub fn umbh_launch_pairs(
+            bases: *const u32,
+            scalars: *const u32,
+            out: *mut u32,
+            n: u32,
+            shared_table: i32,
+        );
         pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
         pub fn umbh_decompress(x: *const u8, odd: i32, y_out: *mut u8) -> i32;
         pub fn umbh_launch_decompress(input: *const u32, out: *mut u32, n: u32);
@@ -244,14 +250,23 @@ pub fn mul_fixed(table: &FixedBaseTable, k: &Bytes32) -> Option<Point64> {
     point_result(out, inf)
 }
 
-/// Replays a `umb_mul_pairs` launch over words in the device layout.
-pub fn launch_pairs(input: &[u32], n: u32) -> Vec<u32> {
+/// Replays a `umb_mul_pairs` launch over words in the device layout, with the affine tables in
+/// local memory or (`shared_table`) laid out as the `UMB_TABLE_SHARED` build's shared memory.
+pub fn launch_pairs(input: &[u32], n: u32, shared_table: bool) -> Vec<u32> {
     let n_items = n as usize;
     assert_eq!(input.len(), layout::PAIR_IN_WORDS * n_items, "input words");
     let mut out = vec![0u32; layout::PAIR_OUT_WORDS * n_items];
     let (bases, scalars) = input.split_at(layout::PAIR_BASE_WORDS * n_items);
     // SAFETY: the slices hold 16n, 16n and 34n words, the sizes the replay reads and writes.
-    unsafe { ffi::umbh_launch_pairs(bases.as_ptr(), scalars.as_ptr(), out.as_mut_ptr(), n) };
+    unsafe {
+        ffi::umbh_launch_pairs(
+            bases.as_ptr(),
+            scalars.as_ptr(),
+            out.as_mut_ptr(),
+            n,
+            i32::from(shared_table),
+        )
+    };
     out
 }
 
@@ -339,7 +354,7 @@ impl KernelExecutor for HostExecutor {
         let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
         layout::pack_pairs(bases, scalars, &mut input)?;
         let start = Instant::now();
-        let words = launch_pairs(&input, n);
+        let words = launch_pairs(&input, n, false);
         let timing = Timing {
             kernel: start.elapsed(),
             ..Timing::default()
@@ -381,5 +396,44 @@ impl KernelExecutor for HostExecutor {
         let mut out = Vec::new();
         layout::unpack_decompress(&words, points, &mut out)?;
         Ok((out, timing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k256::elliptic_curve::Field;
+    use k256::ProjectivePoint;
+    use rand::SeedableRng;
+    use umbrald_core::backend::{CpuBackend, EcBackend};
+
+    use super::*;
+
+    #[test]
+    fn shared_memory_table_layout_gives_the_same_products() {
+        // The UMB_TABLE_SHARED build reads the affine tables from one block-wide array with a
+        // column per thread; its replay must agree word for word with the in-place tables, and
+        // both with the CPU. 200 items: a full block and a partial one, zero scalars included.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let bases: Vec<Affine> = (0..200)
+            .map(|_| {
+                let p = ProjectivePoint::GENERATOR * Scalar::random(&mut rng);
+                Affine::from_k256(&p).expect("finite")
+            })
+            .collect();
+        let scalars: Vec<[Scalar; 2]> = (0..200)
+            .map(|i| match i % 9 {
+                0 => [Scalar::ZERO, -Scalar::ONE],
+                _ => [Scalar::random(&mut rng), Scalar::random(&mut rng)],
+            })
+            .collect();
+        let mut input = vec![0u32; layout::PAIR_IN_WORDS * bases.len()];
+        layout::pack_pairs(&bases, &scalars, &mut input).expect("pack");
+        let local = launch_pairs(&input, 200, false);
+        let shared = launch_pairs(&input, 200, true);
+        assert_eq!(local, shared);
+        let mut got = Vec::new();
+        layout::unpack_pairs(&shared, &scalars, &mut got).expect("unpack");
+        let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
+        assert_eq!(got, want);
     }
 }

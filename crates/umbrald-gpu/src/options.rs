@@ -32,6 +32,12 @@ pub struct GpuOptions {
     /// Extra NVRTC options, e.g. `-DUMB_POINT_FN=UMB_DEVICE` or `--maxrregcount=96`: for
     /// measuring kernel variants (`gpu_bench --nvrtc-opt`); empty in production.
     pub nvrtc_options: Vec<String>,
+    /// Keep each thread's variable-base table in shared memory (`UMB_TABLE_SHARED`: 64 KiB of
+    /// dynamic shared memory per block, 3 blocks per SM, no register spills) instead of local
+    /// memory (6 blocks per SM, spills): 1.2-1.3x the kernel's rate on an H200, but not faster
+    /// through the backend or end to end there, so off by default (docs/PERFORMANCE.md §4). A
+    /// `ptx_file` must match: built with `-DUMB_TABLE_SHARED=1` exactly when this is on.
+    pub table_in_shared: bool,
 }
 
 impl Default for GpuOptions {
@@ -45,6 +51,7 @@ impl Default for GpuOptions {
             arch: None,
             concurrent_calls: 1,
             nvrtc_options: Vec::new(),
+            table_in_shared: false,
         }
     }
 }

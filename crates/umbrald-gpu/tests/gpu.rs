@@ -22,8 +22,14 @@ use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions};
 
+/// The backend under test; `UMBRALD_GPU_TEST_TABLE_SHARED=0` or `1` picks where the
+/// variable-base kernel keeps its tables (default: `GpuOptions::default()`'s choice).
 fn gpu() -> GpuBackend {
-    match GpuBackend::probe(&GpuOptions::default()) {
+    let mut opts = GpuOptions::default();
+    if let Ok(v) = std::env::var("UMBRALD_GPU_TEST_TABLE_SHARED") {
+        opts.table_in_shared = v == "1";
+    }
+    match GpuBackend::probe(&opts) {
         Ok(gpu) => {
             eprintln!("{}", gpu.info());
             gpu

@@ -15,10 +15,17 @@ fn nvrtc_compiles_kernels() {
     let (major, minor) = nvrtc_version().expect("NVRTC version");
     eprintln!("NVRTC {major}.{minor}");
     // compute_90: the PTX the backend loads. sm_90: also runs ptxas, which checks the inline PTX
-    // and reports registers and spills.
-    for arch in ["compute_90", "sm_90"] {
-        let units = compile_all(arch, &["--ptxas-options=-v"])
-            .unwrap_or_else(|e| panic!("kernels do not compile for {arch}:\n{e}"));
+    // and reports registers and spills. Both builds of the pair kernel: tables in local memory
+    // (default) and in shared memory (`[gpu] table_in_shared`).
+    for (arch, variant) in [
+        ("compute_90", None),
+        ("sm_90", None),
+        ("sm_90", Some("-DUMB_TABLE_SHARED=1")),
+    ] {
+        let mut opts = vec!["--ptxas-options=-v"];
+        opts.extend(variant);
+        let units = compile_all(arch, &opts)
+            .unwrap_or_else(|e| panic!("kernels do not compile for {arch} {variant:?}:\n{e}"));
         for unit in units {
             assert!(
                 unit.ptx.contains(".entry umb_mul_pairs"),
@@ -36,7 +43,16 @@ fn nvrtc_compiles_kernels() {
                 unit.ptx.contains("madc.hi.cc.u32"),
                 "{arch}: carry chains not in the PTX"
             );
-            eprintln!("{arch} {}: {} bytes of PTX", unit.unit, unit.ptx.len());
+            assert_eq!(
+                unit.ptx.contains("umb_table_smem"),
+                variant.is_some(),
+                "{arch} {variant:?}: shared-memory tables where not asked, or missing"
+            );
+            eprintln!(
+                "{arch} {variant:?} {}: {} bytes of PTX",
+                unit.unit,
+                unit.ptx.len()
+            );
             if !unit.log.trim().is_empty() {
                 eprintln!("{}", unit.log.trim());
             }

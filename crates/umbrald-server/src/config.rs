@@ -230,8 +230,14 @@ pub struct GpuSection {
     /// concurrent device calls; without them it lost, docs/PERFORMANCE.md §4).
     pub capsule_checks: bool,
     /// Decompress the capsules' points on the GPU (one square root each, the largest share of
-    /// the host's remaining work per item). Off by default: not yet measured on a device.
+    /// the host's remaining work per item). On by default: 1.34x the GPU lane's throughput on
+    /// an H200 (docs/PERFORMANCE.md §4).
     pub decompress: bool,
+    /// Keep the variable-base kernel's per-thread tables in shared memory instead of local
+    /// memory (3 blocks per SM and no spills, against 6 with spills): 1.2-1.3x the kernel's
+    /// rate on an H200 but no faster end to end there, so off by default (docs/PERFORMANCE.md
+    /// §4); a `ptx_file` must match it (`-DUMB_TABLE_SHARED=1` exactly when on).
+    pub table_in_shared: bool,
 }
 
 impl Default for GpuSection {
@@ -244,7 +250,8 @@ impl Default for GpuSection {
             reprobe_after_ms: 30_000,
             host_threads: 0,
             capsule_checks: true,
-            decompress: false,
+            decompress: true,
+            table_in_shared: false,
         }
     }
 }
@@ -342,6 +349,9 @@ pub struct Overrides {
     /// Decompress the capsules' points on the GPU (true or false).
     #[arg(long, env = "UMBRALD_GPU_DECOMPRESS", value_name = "BOOL")]
     pub gpu_decompress: Option<bool>,
+    /// Keep the kernel's per-thread tables in shared memory (true or false).
+    #[arg(long, env = "UMBRALD_GPU_TABLE_IN_SHARED", value_name = "BOOL")]
+    pub gpu_table_in_shared: Option<bool>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -398,6 +408,7 @@ impl Overrides {
         set(&mut config.gpu.host_threads, &self.gpu_host_threads);
         set(&mut config.gpu.capsule_checks, &self.gpu_capsule_checks);
         set(&mut config.gpu.decompress, &self.gpu_decompress);
+        set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,

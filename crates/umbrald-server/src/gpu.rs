@@ -76,6 +76,7 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         // One pipeline per GPU host thread (each has its own streams and buffers), so that
         // their device calls overlap; at most 8 (~54 MB of pinned memory each on an H200).
         concurrent_calls: section.host_threads.clamp(1, MAX_CONCURRENT_CALLS),
+        table_in_shared: section.table_in_shared,
         ..GpuOptions::default()
     };
     Arc::new(move || {

@@ -471,7 +471,8 @@ fn gpu_options_parse_and_validate() {
     let c = Config::from_toml("[gpu]\nhost_threads = 2\n").expect("parses");
     assert_eq!(c.gpu_host_threads(), 2);
     assert!(Config::default().gpu.capsule_checks);
-    assert!(!Config::default().gpu.decompress);
+    assert!(Config::default().gpu.decompress);
+    assert!(!Config::default().gpu.table_in_shared);
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);
 }

@@ -72,6 +72,9 @@ pub(crate) struct PhaseResult {
 /// stops sending the rest of the window's requests.
 const BEHIND_LIMIT: Duration = Duration::from_secs(1);
 
+/// How long before the measured window the server's metrics are first read.
+const SCRAPE_LEAD: Duration = Duration::from_millis(50);
+
 /// Runs one phase: warm-up, then the window, then the drain.
 pub(crate) async fn run_phase(
     clients: &[Client],
@@ -114,10 +117,17 @@ pub(crate) async fn run_phase(
         t0,
         window_start,
     ));
+    // The first scrape lands a little before the window opens (never before the phase starts):
+    // a scrape that starts late would miss the first items of the window, which the server
+    // counts when it dispatches them. So the server's side of the window holds every windowed
+    // item plus at most a few warm-up ones.
+    let scrape_at = window_start
+        .checked_sub(SCRAPE_LEAD)
+        .map_or(t0, |at| at.max(t0));
     let scrape_before = metrics_url.map(|url| {
         let url = url.to_owned();
         tokio::spawn(async move {
-            tokio::time::sleep_until(window_start.into()).await;
+            tokio::time::sleep_until(scrape_at.into()).await;
             scrape::scrape(&url).await
         })
     });

@@ -124,7 +124,8 @@ pub struct BenchArgs {
     pub request_timeout: Duration,
 
     /// The server's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics): its queue wait,
-    /// batch compute time and mean batch size over the window join the report.
+    /// batch compute time and mean batch size over the window (read from 50 ms before it opens
+    /// to when the last answer is in) join the report.
     #[arg(long, value_name = "URL")]
     pub metrics_url: Option<String>,
 

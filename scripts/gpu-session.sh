@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One device call that checks and measures a kernel change against the previous build, for the
+# lent GPU machines (no Rust there: build here with `scripts/gpu-device-check.sh build DIR` and
+# put the previous commit's `gpu_bench` and `umbrald` in DIR as `gpu_bench-base` and
+# `base/umbrald`; carry DIR).
+#
+#   scripts/gpu-session.sh [DIR]
+#
+# Steps, each with its own timeout, results under $OUT (default ./gpu-session-out):
+#   1. the ignored GPU tests, once per table placement (local, then shared memory):
+#      tests-local.log, tests-shared.log
+#   2. scripts/gpu-kernel-ab.sh: baseline, current, baseline again, then $VARIANTS (and
+#      Nsight Compute with NCU=1): ab/ab.md, ab/ncu.txt
+#   3. the server's GPU lane test: lane.log
+#   4. end to end: a short warm-up run, the baseline server, the current one once per entry of
+#      $E2E_CONFIGS (';'-separated lists of VAR=value environment settings for `umbrald
+#      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
+#      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
+# summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1 leave steps out.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=/dev/null
+source "$here/gpu-device-check.sh" lib
+dir="${1:-$(cd "$here/.." && pwd)/gpu-carry}"
+out="${OUT:-./gpu-session-out}"
+mkdir -p "$out"
+find_cuda_libs
+note() { echo "$*" | tee -a "$out/summary.txt"; }
+note "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
+
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+    for placement in local shared; do
+        shared=0
+        [ $placement = shared ] && shared=1
+        t0=$SECONDS
+        UMBRALD_GPU_TEST_TABLE_SHARED=$shared \
+            UMBRALD_GPU_TEST_MULS="${UMBRALD_GPU_TEST_MULS:-1000000}" \
+            timeout --kill-after=10 180 "$dir/gpu-tests" --ignored --nocapture --test-threads 1 \
+            >"$out/tests-$placement.log" 2>&1
+        note "gpu tests ($placement tables): rc=$? ($((SECONDS - t0)) s)"
+        grep -E "^test |test result" "$out/tests-$placement.log" | tee -a "$out/summary.txt"
+    done
+fi
+
+if [ "${SKIP_AB:-0}" != 1 ]; then
+    t0=$SECONDS
+    OUT="$out/ab" "$here/gpu-kernel-ab.sh" "$dir" >/dev/null 2>&1
+    note "kernel A/B: rc=$? ($((SECONDS - t0)) s)"
+    grep -E "^###|^\| [0-9]|^\(" "$out/ab/ab.md" | tee -a "$out/summary.txt"
+fi
+
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+    t0=$SECONDS
+    timeout --kill-after=10 120 "$dir/gpu-lane-tests" --ignored --nocapture --test-threads 1 \
+        >"$out/lane.log" 2>&1
+    note "server gpu lane test: rc=$? ($((SECONDS - t0)) s)"
+fi
+
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+    e2e() {
+        local label="$1" bindir="$2" settings="$3" t0=$SECONDS
+        mkdir -p "$out/$label"
+        # shellcheck disable=SC2086
+        env $([ "$settings" = - ] || echo $settings) OUT="$out/$label" E2E_ONLY=1 \
+            "$here/gpu-device-check.sh" run "$bindir" >/dev/null 2>&1
+        note "e2e $label ($settings): rc=$? ($((SECONDS - t0)) s)"
+        grep -E "items/s|throughput|p99|fallbacks|audit" "$out/$label/e2e-bench.txt" \
+            "$out/$label/e2e-metrics.txt" 2>/dev/null | head -n 12 | tee -a "$out/summary.txt"
+    }
+    # The first server of a call has run slow (cold machine): a short unrecorded warm-up run
+    # first, then the baseline before and after the current builds.
+    E2E_SECONDS=3 e2e e2e-warmup "$dir" -
+    [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" -
+    IFS=';' read -r -a configs <<<"${E2E_CONFIGS:--}"
+    i=0
+    for c in "${configs[@]}"; do
+        i=$((i + 1))
+        e2e "e2e-$i" "$dir" "$c"
+    done
+    [ -x "$dir/base/umbrald" ] && e2e e2e-base-again "$dir/base" -
+fi
+note "done in $SECONDS s"
