@@ -8,6 +8,12 @@
 #                                             # below and copy them (stripped) into DIR
 #   scripts/gpu-device-check.sh run [DIR]     # there: run every check, results under $OUT
 #
+# and, for side-by-side runs (scripts/gpu-session.sh, scripts/gpu-kernel-ab.sh), the baseline:
+#
+#   scripts/gpu-device-check.sh build-base COMMIT [DIR]   # here: gpu_bench and umbrald of
+#                                   # COMMIT, built in a temporary worktree, as
+#                                   # DIR/gpu_bench-base and DIR/base/umbrald
+#
 # scripts/gpu-kernel-ab.sh times kernel versions and compile variants side by side.
 #
 # DIR defaults to gpu-carry/ at the repository root (add `/gpu-carry/` to .git/info/exclude
@@ -66,6 +72,32 @@ EOF
     fi
     ls -l "$dir"
     du -sh "$dir"
+}
+
+# The baseline's binaries, from a clean worktree of COMMIT with its own target folder
+# ($BASE_TARGET, default /tmp/umbrald-base-target, kept between calls for speed). Each binary
+# is built by its own cargo command: one command with `-p umbrald-gpu --example gpu_bench
+# -p umbrald` builds only the example and leaves an older `umbrald` in place.
+build_base() {
+    set -e
+    local commit="$1" tree target
+    cd "$root"
+    mkdir -p "$dir/base"
+    tree="$(mktemp -d)"
+    target="${BASE_TARGET:-/tmp/umbrald-base-target}"
+    git worktree add --detach "$tree" "$commit" >/dev/null
+    (
+        cd "$tree"
+        CARGO_TARGET_DIR="$target" cargo build --release -p umbrald-gpu --example gpu_bench
+        CARGO_TARGET_DIR="$target" cargo build --release -p umbrald --bin umbrald
+    )
+    git worktree remove --force "$tree"
+    cp "$target/release/examples/gpu_bench" "$dir/gpu_bench-base"
+    cp "$target/release/umbrald" "$dir/base/umbrald"
+    if command -v strip >/dev/null; then
+        strip --strip-debug "$dir/gpu_bench-base" "$dir/base/umbrald"
+    fi
+    echo "baseline $(git rev-parse --short "$commit") in $dir/gpu_bench-base and $dir/base/umbrald"
 }
 
 out="${OUT:-$root/gpu-check-out}"
@@ -173,6 +205,11 @@ run() {
 
 case "$mode" in
     build) build ;;
+    build-base)
+        [ -n "${2:-}" ] || { echo "usage: $0 build-base COMMIT [DIR]" >&2; exit 2; }
+        dir="${3:-$root/gpu-carry}"
+        build_base "$2"
+        ;;
     run) run ;;
     lib) ;; # sourced for its functions (scripts/gpu-kernel-ab.sh)
     *)

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # One device call that checks and measures a kernel change against the previous build, for the
 # lent GPU machines (no Rust there: build here with `scripts/gpu-device-check.sh build DIR` and
-# put the previous commit's `gpu_bench` and `umbrald` in DIR as `gpu_bench-base` and
-# `base/umbrald`; carry DIR).
+# `scripts/gpu-device-check.sh build-base COMMIT DIR` for the baseline; carry DIR).
 #
 #   scripts/gpu-session.sh [DIR]
 #

@@ -69,6 +69,40 @@ struct Args {
     /// a noisy neighbour from favouring one side). 0 skips to the latency phase.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Nice value of the load generator's threads (its runtime and the pacing thread; Linux)
+    /// during the latency phases only (the peak they are set against is measured at nice 0).
+    /// The generator shares the server's cores here; a higher value lets the server's threads
+    /// go first, closer to load from another host.
+    #[arg(long, default_value_t = 0)]
+    client_nice: i32,
+}
+
+/// Thread ids of the load generator's runtime threads (Linux), for `set_client_nice`.
+static CLIENT_THREADS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn register_client_thread() {
+    #[cfg(target_os = "linux")]
+    if let Ok(mut tids) = CLIENT_THREADS.lock() {
+        tids.push(rustix::thread::gettid().as_raw_nonzero().get());
+    }
+}
+
+/// Sets the nice value of the load generator's runtime threads and of the calling thread
+/// (Linux; raising it needs no privilege, lowering it again may not be allowed).
+fn set_client_nice(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut tids = CLIENT_THREADS.lock().map(|t| t.clone()).unwrap_or_default();
+        tids.push(rustix::thread::gettid().as_raw_nonzero().get());
+        for tid in tids {
+            let pid = rustix::process::Pid::from_raw(tid);
+            if let Err(e) = rustix::process::setpriority_process(pid, nice) {
+                eprintln!("cannot set the load generator's nice value: {e}");
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -95,6 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("client-io")
+        .on_thread_start(register_client_thread)
         .enable_all()
         .build()?;
     let mut config = Config::ephemeral(common::data_dir("throughput"), workers);
@@ -195,6 +230,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             ]
         };
+        if args.client_nice != 0 {
+            // The latency phase paces its requests from this thread (`block_on`).
+            set_client_nice(args.client_nice);
+            println!("load generator threads at nice {}", args.client_nice);
+        }
         let mut p99s = Vec::new();
         for _ in 0..args.latency_runs.max(1) {
             let before = snap(m);
