@@ -236,7 +236,8 @@ impl Engine {
     }
 
     /// Steps 2–4 on the engine's backend: the batch check, then one `mul_pairs` and one
-    /// `mul_u` call for the whole batch.
+    /// `mul_u` call for the whole batch (at once, from two threads, when the backend
+    /// [`EcBackend::overlaps_calls`]).
     fn batch_on_backend<'c>(
         &self,
         items: &[ReencryptItem<'_>],
@@ -256,8 +257,18 @@ impl Engine {
             scalars.push([rk, *t]);
             scalars.push([rk, *t]);
         }
-        let products = self.mul_pairs(&bases, &scalars);
-        let u2s = self.mul_u(&nonces);
+        let (products, u2s) = if self.backend.overlaps_calls() && !nonces.is_empty() {
+            std::thread::scope(|s| {
+                let u2s = s.spawn(|| self.mul_u(&nonces));
+                let products = self.mul_pairs(&bases, &scalars);
+                let u2s = u2s
+                    .join()
+                    .unwrap_or_else(|_| self.cpu.mul_u(&nonces).unwrap_or_default());
+                (products, u2s)
+            })
+        } else {
+            (self.mul_pairs(&bases, &scalars), self.mul_u(&nonces))
+        };
         SecretWork {
             good,
             nonces,

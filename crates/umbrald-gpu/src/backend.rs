@@ -29,6 +29,7 @@ pub struct GpuBackend {
     disable_after: u32,
     failures_in_a_row: AtomicU32,
     info: DeviceInfo,
+    overlap_calls: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -69,6 +70,7 @@ impl GpuBackend {
             disable_after: opts.disable_after_failures,
             failures_in_a_row: AtomicU32::new(0),
             info,
+            overlap_calls: opts.overlap_calls,
         }
     }
 
@@ -244,13 +246,30 @@ impl EcBackend for GpuBackend {
             return None;
         }
         let scalars: Vec<[Scalar; 2]> = hs.iter().map(|h| [*h, Scalar::ZERO]).collect();
-        let he = self.mul_pairs(es, &scalars).ok()?;
-        let sg = self.mul_g(ss).ok()?;
+        let (he, sg) = if self.overlap_calls {
+            // Two device calls at once (each on its own pipeline) instead of one after the other.
+            std::thread::scope(|s| {
+                let sg = s.spawn(|| self.mul_g(ss));
+                let he = self.mul_pairs(es, &scalars);
+                (
+                    he,
+                    sg.join()
+                        .unwrap_or(Err(BackendError::Device("panic".into()))),
+                )
+            })
+        } else {
+            (self.mul_pairs(es, &scalars), self.mul_g(ss))
+        };
+        let (he, sg) = (he.ok()?, sg.ok()?);
         Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
     }
 
     /// The decompression kernel (one square root per point). No audit: the engine checks every
     /// answer against the compressed point and decompresses on the host what it rejects.
+    fn overlaps_calls(&self) -> bool {
+        self.overlap_calls
+    }
+
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
         if points.is_empty() || self.stats.is_disabled() {
             return None;

@@ -38,6 +38,10 @@ pub struct GpuOptions {
     /// through the backend or end to end there, so off by default (docs/PERFORMANCE.md §4). A
     /// `ptx_file` must match: built with `-DUMB_TABLE_SHARED=1` exactly when this is on.
     pub table_in_shared: bool,
+    /// Issue independent device calls of one engine batch at once from two threads (`h·E`
+    /// with `s·G`; the products with `t·U`: [`umbrald_core::backend::EcBackend::overlaps_calls`])
+    /// instead of one after the other. Off by default: not yet measured on a device.
+    pub overlap_calls: bool,
 }
 
 impl Default for GpuOptions {
@@ -52,6 +56,7 @@ impl Default for GpuOptions {
             concurrent_calls: 1,
             nvrtc_options: Vec::new(),
             table_in_shared: false,
+            overlap_calls: false,
         }
     }
 }

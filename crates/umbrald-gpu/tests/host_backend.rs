@@ -119,7 +119,22 @@ fn cfrags_from_the_host_kernels_verify_under_umbral_pre() {
 
 #[test]
 fn capsule_check_products_match_k256() {
-    let gpu = host_backend(1);
+    for overlap_calls in [false, true] {
+        let gpu = GpuBackend::with_executor(
+            Box::new(HostExecutor::new()),
+            DeviceInfo::emulated(),
+            &GpuOptions {
+                overlap_calls,
+                ..opts(1)
+            },
+        );
+        assert_eq!(gpu.overlaps_calls(), overlap_calls);
+        check_products_of(&gpu);
+    }
+}
+
+/// `h·E` and `s·G` from `gpu` equal k256's, `s = 0` included; mismatched lengths are refused.
+fn check_products_of(gpu: &GpuBackend) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let es: Vec<Affine> = (0..5).map(|_| point(&Scalar::random(&mut rng))).collect();
     let hs: Vec<Scalar> = (0..5).map(|_| Scalar::random(&mut rng)).collect();

@@ -238,6 +238,10 @@ pub struct GpuSection {
     /// rate on an H200 but no faster end to end there, so off by default (docs/PERFORMANCE.md
     /// §4); a `ptx_file` must match it (`-DUMB_TABLE_SHARED=1` exactly when on).
     pub table_in_shared: bool,
+    /// Issue a batch part's independent device calls at once (`h·E` with `s·G`, the products
+    /// with `t·U`) instead of one after the other, each waiting for a whole kernel. Off by
+    /// default: not yet measured on a device.
+    pub overlap_calls: bool,
 }
 
 impl Default for GpuSection {
@@ -252,6 +256,7 @@ impl Default for GpuSection {
             capsule_checks: true,
             decompress: true,
             table_in_shared: false,
+            overlap_calls: false,
         }
     }
 }
@@ -352,6 +357,9 @@ pub struct Overrides {
     /// Keep the kernel's per-thread tables in shared memory (true or false).
     #[arg(long, env = "UMBRALD_GPU_TABLE_IN_SHARED", value_name = "BOOL")]
     pub gpu_table_in_shared: Option<bool>,
+    /// Issue a batch's independent device calls at once (true or false).
+    #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
+    pub gpu_overlap_calls: Option<bool>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -409,6 +417,7 @@ impl Overrides {
         set(&mut config.gpu.capsule_checks, &self.gpu_capsule_checks);
         set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
+        set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,

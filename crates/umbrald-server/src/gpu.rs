@@ -77,6 +77,7 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         // their device calls overlap; at most 8 (~54 MB of pinned memory each on an H200).
         concurrent_calls: section.host_threads.clamp(1, MAX_CONCURRENT_CALLS),
         table_in_shared: section.table_in_shared,
+        overlap_calls: section.overlap_calls,
         ..GpuOptions::default()
     };
     Arc::new(move || {
@@ -261,6 +262,8 @@ pub(crate) struct Guarded {
     capsule_checks: bool,
     /// `[gpu] decompress`: offer the device's point decompression to the engine.
     decompress: bool,
+    /// `[gpu] overlap_calls`: ask the engine to issue independent calls at once.
+    overlap_calls: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -297,6 +300,7 @@ impl Guarded {
             fallback_threads: fallback_threads.max(1),
             capsule_checks: section.capsule_checks,
             decompress: section.decompress,
+            overlap_calls: section.overlap_calls,
         }
     }
 
@@ -521,6 +525,10 @@ impl EcBackend for Guarded {
         }))
         .ok()
         .flatten()
+    }
+
+    fn overlaps_calls(&self) -> bool {
+        self.overlap_calls
     }
 
     /// The GPU's decompression while it is healthy and `[gpu] decompress` is on; the engine

@@ -473,6 +473,9 @@ fn gpu_options_parse_and_validate() {
     assert!(Config::default().gpu.capsule_checks);
     assert!(Config::default().gpu.decompress);
     assert!(!Config::default().gpu.table_in_shared);
+    assert!(!Config::default().gpu.overlap_calls);
+    let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
+    assert!(c.gpu_section().overlap_calls);
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);
 }

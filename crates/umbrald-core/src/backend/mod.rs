@@ -80,4 +80,12 @@ pub trait EcBackend: Send + Sync {
         let _ = points;
         None
     }
+
+    /// Whether the engine should issue a batch's independent calls (`mul_pairs` and `mul_u`)
+    /// at once, from two threads, instead of one after the other: worth it for a device whose
+    /// every call waits for a whole kernel, not for the CPU (the default, false), whose calls
+    /// already use the core they run on.
+    fn overlaps_calls(&self) -> bool {
+        false
+    }
 }
