@@ -21,53 +21,53 @@
 // Entries of a fixed-base table row: |d| * 16^j * Q for |d| = 1..8.
 #define UMB_ROW 8
 
-// A scalar recoded for windowed multiplication: k + C as 8 limbs plus the carry bit.
-struct umb_recoded {
-    umb_u32 v[8];
+// A value of L 32-bit limbs recoded for windowed multiplication: k + C (C = 0x8888...88 over
+// the L limbs) as L limbs plus the carry bit: 8 L digits in [-8, 7] and the top digit 0 or 1.
+template <int L>
+struct umb_recoded_limbs {
+    umb_u32 v[L];
     umb_u32 top;
 };
 
-// k (8 little-endian limbs, any 256-bit value) -> k + 0x8888...88.
-UMB_DEVICE void umb_recode(umb_recoded &r, const umb_u32 k[8]) {
+// k (L little-endian limbs, any value) -> k + 0x8888...88.
+template <int L>
+UMB_DEVICE void umb_recode_limbs(umb_recoded_limbs<L> &r, const umb_u32 k[L]) {
     umb_cc c = UMB_CC_INIT;
     r.v[0] = umb_add_cc(c, k[0], 0x88888888u);
 UMB_UNROLL
-    for (int i = 1; i < 8; i++) r.v[i] = umb_addc_cc(c, k[i], 0x88888888u);
+    for (int i = 1; i < L; i++) r.v[i] = umb_addc_cc(c, k[i], 0x88888888u);
     r.top = umb_addc(c, 0, 0);
 }
 
-// Digit i (0 <= i < 64, public) as magnitude in 0..8 and a negation mask.
-UMB_DEVICE void umb_digit(const umb_recoded &r, int i, umb_u32 &mag, umb_u32 &neg) {
+// Digit i (0 <= i < 8 L, public) as magnitude in 0..8 and a negation mask.
+template <int L>
+UMB_DEVICE void umb_digit_of(const umb_recoded_limbs<L> &r, int i, umb_u32 &mag, umb_u32 &neg) {
     umb_u32 nib = (r.v[i >> 3] >> (4 * (i & 7))) & 15u;
-    umb_u32 nonneg = nib >> 3;               // nib >= 8  <=>  d = nib - 8 >= 0
-    umb_u32 keep = umb_mask_from_bit(nonneg);
+    umb_u32 keep = umb_mask_from_bit(nib >> 3);  // nib >= 8  <=>  d = nib - 8 >= 0
     mag = umb_select(keep, nib - 8u, 8u - nib);
     neg = ~keep & umb_mask_from_bit(umb_is_zero_bit(mag) ^ 1u);  // -0 is just 0
 }
 
-// A GLV half-scalar (a magnitude below 2^128) recoded the same way: m + 0x8888...88 (128 bits)
-// as 4 limbs plus the carry bit; 32 digits in [-8, 7] and the top digit 0 or 1.
-struct umb_recoded128 {
-    umb_u32 v[4];
-    umb_u32 top;
-};
+// A full scalar (8 limbs): 64 digits and the top digit.
+typedef umb_recoded_limbs<8> umb_recoded;
+
+UMB_DEVICE void umb_recode(umb_recoded &r, const umb_u32 k[8]) { umb_recode_limbs<8>(r, k); }
+
+UMB_DEVICE void umb_digit(const umb_recoded &r, int i, umb_u32 &mag, umb_u32 &neg) {
+    umb_digit_of<8>(r, i, mag, neg);
+}
+
+// A GLV half-scalar (a magnitude below 2^128, 4 limbs): 32 digits and the top digit.
+typedef umb_recoded_limbs<4> umb_recoded128;
 
 #define UMB_HALF_WINDOWS 32
 
 UMB_DEVICE void umb_recode128(umb_recoded128 &r, const umb_u32 m[4]) {
-    umb_cc c = UMB_CC_INIT;
-    r.v[0] = umb_add_cc(c, m[0], 0x88888888u);
-UMB_UNROLL
-    for (int i = 1; i < 4; i++) r.v[i] = umb_addc_cc(c, m[i], 0x88888888u);
-    r.top = umb_addc(c, 0, 0);
+    umb_recode_limbs<4>(r, m);
 }
 
-// Digit i (0 <= i < 32, public) of a recoded half-scalar, as in umb_digit.
 UMB_DEVICE void umb_digit128(const umb_recoded128 &r, int i, umb_u32 &mag, umb_u32 &neg) {
-    umb_u32 nib = (r.v[i >> 3] >> (4 * (i & 7))) & 15u;
-    umb_u32 keep = umb_mask_from_bit(nib >> 3);
-    mag = umb_select(keep, nib - 8u, 8u - nib);
-    neg = ~keep & umb_mask_from_bit(umb_is_zero_bit(mag) ^ 1u);
+    umb_digit_of<4>(r, i, mag, neg);
 }
 
 #endif // UMB_SCALAR_CUH

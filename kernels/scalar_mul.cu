@@ -12,9 +12,6 @@
 //                                           parity), with an on-curve flag; no barrier
 #include "scalar_mul.cuh"
 
-// Blocks per SM the compiler must leave room for (the second __launch_bounds__ argument): a
-// higher value caps the registers per thread, trading spills for occupancy. A build may
-// define it (`GpuOptions::nvrtc_options`) to measure that trade-off.
 // UMB_TABLE_SHARED=1 keeps each thread's affine table (512 bytes) in dynamic shared memory
 // instead of local memory: the launch must pass UMB_TABLE_SMEM_BYTES (64 KiB) of dynamic shared
 // memory (GpuOptions::table_in_shared). 3 blocks fit on an SM, which leaves 168 registers per
@@ -23,12 +20,21 @@
 #define UMB_TABLE_SHARED 0
 #endif
 
+// Blocks per SM the compiler must leave room for (the second __launch_bounds__ argument) in the
+// pair kernel: a higher value caps the registers per thread, trading spills for occupancy. A
+// build may define it (`GpuOptions::nvrtc_options`) to measure that trade-off.
 #ifndef UMB_MIN_BLOCKS
 #if UMB_TABLE_SHARED
 #define UMB_MIN_BLOCKS 3
 #else
 #define UMB_MIN_BLOCKS 6
 #endif
+#endif
+
+// The same for the fixed-base kernel, whose occupancy does not depend on where the pair
+// kernel keeps its tables.
+#ifndef UMB_FIXED_MIN_BLOCKS
+#define UMB_FIXED_MIN_BLOCKS 6
 #endif
 
 // Replaces z by 1/z for every thread of the block (all z non-zero): Montgomery's trick over a
@@ -73,7 +79,7 @@ umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT sca
     umb_pairs_phase3(st, zinv, out, n, i, live);
 }
 
-UMB_KERNEL void __launch_bounds__(UMB_BLOCK, UMB_MIN_BLOCKS)
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK, UMB_FIXED_MIN_BLOCKS)
 umb_mul_fixed(const umb_u32 *UMB_RESTRICT table, const umb_u32 *UMB_RESTRICT scalars,
               umb_u32 *UMB_RESTRICT out, umb_u32 n) {
     __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
