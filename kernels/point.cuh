@@ -89,42 +89,38 @@ UMB_DEVICE void umb_prj_add_tail(umb_prj &r, umb_fe &xx, umb_fe &yy, const umb_f
     umb_fe_add(r.z, t, s);             // Z3 = yz (YY + 3b ZZ) + 3 XX xy
 }
 
+// r = a1 b2 + a2 b1 given aa = a1 a2 and bb = b1 b2, with one multiplication:
+// (a1 + b1)(a2 + b2) - (aa + bb). r may not alias the inputs.
+UMB_DEVICE void umb_cross_sum(umb_fe &r, const umb_fe &a1, const umb_fe &b1, const umb_fe &a2,
+                              const umb_fe &b2, const umb_fe &aa, const umb_fe &bb) {
+    umb_fe s, t;
+    umb_fe_add(s, a1, b1);
+    umb_fe_add(t, a2, b2);
+    umb_fe_mul(r, s, t);
+    umb_fe_add(t, aa, bb);
+    umb_fe_sub(r, r, t);
+}
+
 // r = p + q for any p, q (RCB Algorithm 7). r may alias p or q.
 UMB_POINT_FN void umb_prj_add(umb_prj &r, const umb_prj &p, const umb_prj &q) {
-    umb_fe xx, yy, zz, xy, yz, xz, s, t;
+    umb_fe xx, yy, zz, xy, yz, xz;
     umb_fe_mul(xx, p.x, q.x);
     umb_fe_mul(yy, p.y, q.y);
     umb_fe_mul(zz, p.z, q.z);
-    umb_fe_add(s, p.x, p.y);
-    umb_fe_add(t, q.x, q.y);
-    umb_fe_mul(xy, s, t);
-    umb_fe_add(t, xx, yy);
-    umb_fe_sub(xy, xy, t);             // X1 Y2 + X2 Y1
-    umb_fe_add(s, p.y, p.z);
-    umb_fe_add(t, q.y, q.z);
-    umb_fe_mul(yz, s, t);
-    umb_fe_add(t, yy, zz);
-    umb_fe_sub(yz, yz, t);             // Y1 Z2 + Y2 Z1
-    umb_fe_add(s, p.x, p.z);
-    umb_fe_add(t, q.x, q.z);
-    umb_fe_mul(xz, s, t);
-    umb_fe_add(t, xx, zz);
-    umb_fe_sub(xz, xz, t);             // X1 Z2 + X2 Z1
-    umb_fe_mul_small(zz, zz, UMB_B3);  // 3b ZZ
+    umb_cross_sum(xy, p.x, p.y, q.x, q.y, xx, yy);  // X1 Y2 + X2 Y1
+    umb_cross_sum(yz, p.y, p.z, q.y, q.z, yy, zz);  // Y1 Z2 + Y2 Z1
+    umb_cross_sum(xz, p.x, p.z, q.x, q.z, xx, zz);  // X1 Z2 + X2 Z1
+    umb_fe_mul_small(zz, zz, UMB_B3);               // 3b ZZ
     umb_prj_add_tail(r, xx, yy, zz, xy, yz, xz);
 }
 
 // r = p + q with q affine, for any p and q (RCB Algorithm 8; q = identity handled by a mask).
 // r may alias p.
 UMB_POINT_FN void umb_prj_add_affine(umb_prj &r, const umb_prj &p, const umb_aff &q) {
-    umb_fe xx, yy, xy, yz, xz, s, t;
+    umb_fe xx, yy, xy, yz, xz, t;
     umb_fe_mul(xx, p.x, q.x);
     umb_fe_mul(yy, p.y, q.y);
-    umb_fe_add(s, p.x, p.y);
-    umb_fe_add(t, q.x, q.y);
-    umb_fe_mul(xy, s, t);
-    umb_fe_add(t, xx, yy);
-    umb_fe_sub(xy, xy, t);             // X1 y2 + x2 Y1
+    umb_cross_sum(xy, p.x, p.y, q.x, q.y, xx, yy);  // X1 y2 + x2 Y1
     umb_fe_mul(yz, q.y, p.z);
     umb_fe_add(yz, yz, p.y);           // Y1 + y2 Z1
     umb_fe_mul(xz, q.x, p.z);

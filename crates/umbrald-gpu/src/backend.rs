@@ -254,7 +254,7 @@ impl EcBackend for GpuBackend {
                 (
                     he,
                     sg.join()
-                        .unwrap_or(Err(BackendError::Device("panic".into()))),
+                        .unwrap_or_else(|_| Err(BackendError::Device("panic".into()))),
                 )
             })
         } else {
