@@ -49,8 +49,8 @@ struct Args {
     /// Server `max_queue_delay_us`.
     #[arg(long, default_value_t = 0)]
     max_queue_delay_us: u64,
-    /// Server async runtime threads (the in-process harness shares them with the client).
-    #[arg(long, default_value_t = 2)]
+    /// Server async runtime threads; 0 = the server's default (`Config::io_threads`).
+    #[arg(long, default_value_t = 0)]
     io_threads: usize,
     /// Latency-phase load as a fraction of the single-capsule peak.
     #[arg(long, default_value_t = 0.5)]
@@ -105,6 +105,35 @@ fn set_client_nice(nice: i32) {
     let _ = nice;
 }
 
+/// CPU time (seconds) spent so far by this process's threads, grouped by thread name: the
+/// server's I/O runtime, the load generator's runtime (with the main thread), the workers and
+/// everything else (Linux: `/proc/self/task/*/schedstat`; zeros elsewhere).
+fn thread_cpu() -> [f64; 4] {
+    let mut groups = [0.0; 4];
+    #[cfg(target_os = "linux")]
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let pid = std::process::id().to_string();
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let group = if comm.starts_with("server-io") {
+                0
+            } else if comm.starts_with("client-io") || task.file_name().to_str() == Some(&pid) {
+                1
+            } else if comm.starts_with("umbrald-worker") {
+                2
+            } else {
+                3
+            };
+            groups[group] += ns * 1e-9;
+        }
+    }
+    groups
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let workers = if args.workers == 0 {
@@ -121,8 +150,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The server gets its own runtime (as under `umbrald serve`); the load generator another,
     // so that client tasks do not queue in front of server tasks.
+    let io_threads = match args.io_threads {
+        0 => Config::default().io_threads(),
+        n => n,
+    };
+    println!("server I/O threads: {io_threads}");
     let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.io_threads)
+        .worker_threads(io_threads)
         .thread_name("server-io")
         .enable_all()
         .build()?;
@@ -185,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let kfrag =
             engine.verify_policy(&p.kfrag, &p.delegating_pk, &p.receiving_pk, &p.verifying_pk)?;
         let mut hist = Histogram::<u64>::new(3)?;
-        for _ in 0..300 {
+        for _ in 0..1000 {
             let t0 = Instant::now();
             engine.reencrypt_batch(&[ReencryptItem {
                 capsule: &fx.capsule_bytes[0],
@@ -193,9 +227,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }]);
             hist.record((t0.elapsed().as_micros() as u64).max(1))?;
         }
+        // The machine's own noise floor: the same capsule alone, no I/O, no other load.
         println!(
-            "engine, one capsule in-process: p50={:.3} ms",
-            ms(hist.value_at_quantile(0.5))
+            "engine, one capsule in-process: p50={:.3} ms p99={:.3} ms",
+            ms(hist.value_at_quantile(0.5)),
+            ms(hist.value_at_quantile(0.99))
         );
 
         // Peak rate of single-capsule requests through the server (closed loop, many in
@@ -429,9 +465,19 @@ async fn through_quic(
     }
     // Steady-state rate: completions between two instants after a warm-up.
     tokio::time::sleep(WARMUP).await;
-    let (t1, c1) = (Instant::now(), done.load(Ordering::Relaxed));
+    let (t1, c1, cpu1) = (Instant::now(), done.load(Ordering::Relaxed), thread_cpu());
     tokio::time::sleep(phase).await;
-    let (t2, c2) = (Instant::now(), done.load(Ordering::Relaxed));
+    let (t2, c2, cpu2) = (Instant::now(), done.load(Ordering::Relaxed), thread_cpu());
+    let per_item = |g: usize| (cpu2[g] - cpu1[g]) * 1e6 / (c2 - c1).max(1) as f64;
+    println!(
+        "  CPU per item through QUIC (batch {}): server I/O {:.1} us, load generator {:.1} us, \
+         workers {:.1} us, other threads {:.1} us",
+        args.batch,
+        per_item(0),
+        per_item(1),
+        per_item(2),
+        per_item(3)
+    );
     stop.store(true, Ordering::Relaxed);
     while let Some(r) = tasks.join_next().await {
         r?;
@@ -451,6 +497,8 @@ async fn latency(
     for _ in 0..8 {
         clients.push(Arc::new(TestClient::connect(addr, fp).await?));
     }
+    let before: Vec<quinn::ConnectionStats> =
+        clients.iter().map(|c| c.connection().stats()).collect();
     let period = Duration::from_secs_f64(1.0 / rate);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<u64>>();
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
@@ -484,5 +532,25 @@ async fn latency(
             None => errors += 1,
         }
     }
+    // Datagrams and frames per request, as the client's connections counted them.
+    let (mut dg_tx, mut dg_rx, mut acks_tx, mut acks_rx, mut ms_rx) = (0, 0, 0, 0, 0);
+    for (c, b) in clients.iter().zip(&before) {
+        let a = c.connection().stats();
+        dg_tx += a.udp_tx.datagrams - b.udp_tx.datagrams;
+        dg_rx += a.udp_rx.datagrams - b.udp_rx.datagrams;
+        acks_tx += a.frame_tx.acks - b.frame_tx.acks;
+        acks_rx += a.frame_rx.acks - b.frame_rx.acks;
+        ms_rx += a.frame_rx.max_streams_bidi - b.frame_rx.max_streams_bidi;
+    }
+    let per = |x: u64| x as f64 / sent.max(1) as f64;
+    println!(
+        "per request: client sent {:.2} datagrams ({:.2} ACK frames), received {:.2} \
+         ({:.2} ACK frames, {:.2} MAX_STREAMS)",
+        per(dg_tx),
+        per(acks_tx),
+        per(dg_rx),
+        per(acks_rx),
+        per(ms_rx)
+    );
     Ok((hist, sent, errors))
 }

@@ -75,6 +75,8 @@ pub struct ServerSection {
     /// Directory for the generated certificate and key (`cert.pem`, `key.pem`).
     pub data_dir: PathBuf,
     /// Threads of the async runtime (QUIC, TLS, framing); curve math never runs there.
+    /// 0 (the default): one per 8 available cores, at least 1 and at most 4 (see
+    /// [`Config::io_threads`]).
     pub io_threads: usize,
     /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_grace_ms: u64,
@@ -85,10 +87,15 @@ impl Default for ServerSection {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4433)),
             data_dir: PathBuf::from("./.umbrald"),
-            io_threads: 2,
+            io_threads: 0,
             shutdown_grace_ms: 30_000,
         }
     }
+}
+
+/// The automatic I/O thread count for a machine with `cores` available cores.
+fn auto_io_threads(cores: usize) -> usize {
+    (cores / 8).clamp(1, 4)
 }
 
 /// `[tls]`: certificate files and client authentication.
@@ -309,7 +316,7 @@ pub struct Overrides {
     /// Data directory (generated certificate and key).
     #[arg(long, env = "UMBRALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Async runtime threads.
+    /// Async runtime threads (0: one per 8 cores, 1 to 4).
     #[arg(long, env = "UMBRALD_IO_THREADS", value_name = "N")]
     pub io_threads: Option<usize>,
     /// PEM certificate chain.
@@ -477,7 +484,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let b = &self.batcher;
-        let checks: [(bool, &str); 13] = [
+        let checks: [(bool, &str); 12] = [
             (
                 l.max_request_bytes >= 1024,
                 "limits.max_request_bytes must be at least 1024",
@@ -517,10 +524,6 @@ impl Config {
             (
                 b.max_queue_items >= l.max_items_per_request,
                 "batcher.max_queue_items must be at least limits.max_items_per_request",
-            ),
-            (
-                self.server.io_threads >= 1,
-                "server.io_threads must be at least 1",
             ),
             (
                 (0..=19).contains(&self.workers.nice),
@@ -577,6 +580,17 @@ impl Config {
         }
     }
 
+    /// Threads of the async runtime: `server.io_threads`, or for 0 one per 8 available cores,
+    /// at least 1 and at most 4. On a small machine every extra I/O thread costs CPU that the
+    /// workers need: on two cores one I/O thread spent 0.75× the CPU per item of two at batch 64
+    /// and 0.85× per single-capsule request, at the same throughput (docs/PERFORMANCE.md §2).
+    pub fn io_threads(&self) -> usize {
+        match self.server.io_threads {
+            0 => auto_io_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            n => n,
+        }
+    }
+
     /// Worker threads to start: the configured count, else one per listed core, else one per
     /// available core.
     pub fn worker_threads(&self) -> usize {
@@ -624,6 +638,18 @@ mod tests {
         assert_eq!(c.workers.backend, BackendKind::Cpu);
         assert_eq!(c.workers.threads, 0);
         assert!(c.worker_threads() >= 1);
+        assert_eq!(c.server.io_threads, 0);
+        assert!((1..=4).contains(&c.io_threads()));
+    }
+
+    #[test]
+    fn io_threads_follow_the_core_count_unless_set() {
+        assert_eq!(
+            [1, 2, 8, 15, 16, 24, 32, 128].map(auto_io_threads),
+            [1, 1, 1, 1, 2, 3, 4, 4]
+        );
+        let c = Config::from_toml("[server]\nio_threads = 3\n").expect("parses");
+        assert_eq!(c.io_threads(), 3);
     }
 
     #[test]

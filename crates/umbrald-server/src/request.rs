@@ -50,40 +50,27 @@ impl Refusal {
 /// `id` when readable) even if the rest has another shape; anything else unreadable is
 /// `malformed`.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Request, Refusal> {
-    let envelope = umbrald_proto::decode::<Envelope>(bytes);
-    if let Ok(env) = &envelope {
-        if env.v != PROTOCOL_VERSION {
-            return Err(Refusal::new(
-                env.id,
-                ErrorCode::UnsupportedVersion,
-                format!(
-                    "version {} is not supported; this server speaks {PROTOCOL_VERSION}",
-                    env.v
-                ),
-            ));
-        }
-    }
-    let req = umbrald_proto::decode::<Request>(bytes).map_err(|e| {
-        let id = envelope.map(|env| env.id).unwrap_or(0);
+    let unsupported = |id: u64, v: u32| {
         Refusal::new(
             id,
-            ErrorCode::Malformed,
-            format!("not a valid request: {e}"),
-        )
-    })?;
-    if req.v != PROTOCOL_VERSION {
-        // Reachable when the envelope did not decode but the whole request did (e.g. an
-        // array-encoded message).
-        return Err(Refusal::new(
-            req.id,
             ErrorCode::UnsupportedVersion,
-            format!(
-                "version {} is not supported; this server speaks {PROTOCOL_VERSION}",
-                req.v
-            ),
-        ));
+            format!("version {v} is not supported; this server speaks {PROTOCOL_VERSION}"),
+        )
+    };
+    // The whole request first: a well-formed one is read once. Only a message that does not
+    // decode is read again, as a bare envelope, to tell a foreign version from garbage.
+    match umbrald_proto::decode::<Request>(bytes) {
+        Ok(req) if req.v == PROTOCOL_VERSION => Ok(req),
+        Ok(req) => Err(unsupported(req.id, req.v)),
+        Err(e) => match umbrald_proto::decode::<Envelope>(bytes) {
+            Ok(env) if env.v != PROTOCOL_VERSION => Err(unsupported(env.id, env.v)),
+            envelope => Err(Refusal::new(
+                envelope.map_or(0, |env| env.id),
+                ErrorCode::Malformed,
+                format!("not a valid request: {e}"),
+            )),
+        },
     }
-    Ok(req)
 }
 
 /// Checks a decoded request against the limits and its own consistency.

@@ -43,7 +43,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.node_keys = keys.into();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.server.io_threads)
+        .worker_threads(config.io_threads())
         .thread_name("umbrald-io")
         .enable_all()
         .build()
