@@ -249,6 +249,12 @@ pub struct GpuSection {
     /// with `t·U`) instead of one after the other, each waiting for a whole kernel. Off by
     /// default: not yet measured on a device.
     pub overlap_calls: bool,
+    /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
+    /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
+    /// split over `host_threads` as before. With `auto` the lane keeps 1 (its measured rate
+    /// shares the queue with the CPU workers). 1 (the default): one batch at a time, as
+    /// measured so far; more is not yet measured on a device.
+    pub batches_in_flight: usize,
 }
 
 impl Default for GpuSection {
@@ -264,6 +270,7 @@ impl Default for GpuSection {
             decompress: true,
             table_in_shared: false,
             overlap_calls: false,
+            batches_in_flight: 1,
         }
     }
 }
@@ -367,6 +374,9 @@ pub struct Overrides {
     /// Issue a batch's independent device calls at once (true or false).
     #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
     pub gpu_overlap_calls: Option<bool>,
+    /// GPU batches in flight at once (1 to 8).
+    #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
+    pub gpu_batches_in_flight: Option<usize>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -426,6 +436,10 @@ impl Overrides {
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
         set(
+            &mut config.gpu.batches_in_flight,
+            &self.gpu_batches_in_flight,
+        );
+        set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,
         );
@@ -484,7 +498,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let b = &self.batcher;
-        let checks: [(bool, &str); 12] = [
+        let checks: [(bool, &str); 13] = [
             (
                 l.max_request_bytes >= 1024,
                 "limits.max_request_bytes must be at least 1024",
@@ -528,6 +542,10 @@ impl Config {
             (
                 (0..=19).contains(&self.workers.nice),
                 "workers.nice must be within 0..=19",
+            ),
+            (
+                (1..=8).contains(&self.gpu.batches_in_flight),
+                "gpu.batches_in_flight must be within 1..=8",
             ),
             (
                 self.tls.cert.is_some() == self.tls.key.is_some(),

@@ -12,9 +12,12 @@
 //!   on the CPU, and on any error or mismatch recomputes the whole call on the CPU (split over
 //!   the CPU worker count), so nothing is lost and nothing wrong reaches a client. It counts
 //!   everything in [`Metrics`].
-//! - `GpuLane`, the state the scheduler reads: busy, healthy, the batch size bound, and the
-//!   measured rates (EWMA of items/s) of one CPU worker and of the GPU worker, which split the
-//!   queue between them.
+//! - `GpuLane`, the state the scheduler reads: batches in flight against their bound
+//!   (`[gpu] batches_in_flight`), healthy, the batch size bound, and the measured rates (EWMA
+//!   of items/s) of one CPU worker and of the GPU lane, which split the queue between them.
+//! - `GpuWorker`, one thread per batch in flight, all serving the same guarded device: with
+//!   more than one, a batch's host work (parsing, hashing, encoding) overlaps another batch's
+//!   device calls.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -182,7 +185,8 @@ pub(crate) fn gpu_share(queued: usize, gpu_rate: f64, cpu_pool_rate: f64, max: u
 /// The GPU lane's state as the scheduler sees it.
 #[derive(Debug)]
 pub(crate) struct GpuLane {
-    busy: AtomicBool,
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
     healthy: AtomicBool,
     max_items: AtomicUsize,
     cpu_helps: bool,
@@ -191,11 +195,18 @@ pub(crate) struct GpuLane {
 }
 
 impl GpuLane {
-    /// A healthy, idle lane taking batches of at most `max_items`; `cpu_helps` lets the CPU
-    /// workers take work while the GPU is healthy (`auto`).
-    pub fn new(max_items: usize, cpu_helps: bool, rates: Arc<Rates>) -> Arc<Self> {
+    /// A healthy, idle lane taking batches of at most `max_items`, at most `max_in_flight` of
+    /// them at once; `cpu_helps` lets the CPU workers take work while the GPU is healthy
+    /// (`auto`).
+    pub fn new(
+        max_items: usize,
+        max_in_flight: usize,
+        cpu_helps: bool,
+        rates: Arc<Rates>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            busy: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: max_in_flight.max(1),
             healthy: AtomicBool::new(true),
             max_items: AtomicUsize::new(max_items.max(1)),
             cpu_helps,
@@ -203,9 +214,19 @@ impl GpuLane {
         })
     }
 
-    /// Whether the GPU worker can take a batch now.
+    /// Whether a GPU worker can take a batch now.
     pub fn available(&self) -> bool {
-        self.is_healthy() && !self.busy.load(Ordering::Acquire)
+        self.is_healthy() && self.in_flight.load(Ordering::Acquire) < self.max_in_flight
+    }
+
+    /// Most batches in flight at once (one GPU worker thread each).
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Batches in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Whether the GPU is healthy.
@@ -229,14 +250,16 @@ impl GpuLane {
         self.max_items.load(Ordering::Relaxed)
     }
 
-    /// The scheduler hands the GPU worker a batch.
+    /// The scheduler hands a GPU worker a batch.
     pub fn take(&self) {
-        self.busy.store(true, Ordering::Release);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The GPU worker finished its batch.
+    /// A GPU worker finished its batch.
     pub fn release(&self) {
-        self.busy.store(false, Ordering::Release);
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     fn set_healthy(&self, healthy: bool, metrics: &Metrics) {
@@ -608,9 +631,11 @@ impl EcBackend for Guarded {
     }
 }
 
-/// The GPU worker thread.
+/// One GPU worker thread (of `[gpu] batches_in_flight`), serving one batch at a time.
 pub(crate) struct GpuWorker {
     guard: Arc<Guarded>,
+    /// Held by the one worker that re-probes an unhealthy GPU; the others wait for batches.
+    reprobing: Arc<Mutex<()>>,
     engine: Engine,
     rx: Receiver<Batch>,
     slots: Arc<Slots>,
@@ -628,7 +653,9 @@ pub(crate) fn parts_for(items: usize, threads: usize) -> usize {
 }
 
 impl GpuWorker {
-    /// Starts the GPU worker on its own thread, serving `device` with batches from `rx`.
+    /// Starts the GPU workers, one thread per batch the lane lets in flight
+    /// ([`GpuLane::max_in_flight`]), all serving `device` through one guard with batches from
+    /// `rx`.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         device: &GpuDevice,
@@ -639,7 +666,7 @@ impl GpuWorker {
         metrics: Arc<Metrics>,
         prober: GpuProber,
         fallback_threads: usize,
-    ) -> std::io::Result<JoinHandle<()>> {
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
         let guard = Arc::new(Guarded::new(
             device,
             lane.clone(),
@@ -649,20 +676,26 @@ impl GpuWorker {
         ));
         lane.set_healthy(true, &metrics);
         metrics.set_lane_rate("gpu", lane.rates.gpu());
-        let worker = GpuWorker {
-            engine: Engine::new(guard.clone()),
-            guard,
-            rx,
-            slots,
-            lane,
-            metrics,
-            prober,
-            reprobe_after: Duration::from_millis(section.reprobe_after_ms.max(1)),
-            host_threads: section.host_threads.max(1),
-        };
-        std::thread::Builder::new()
-            .name("umbrald-gpu".to_owned())
-            .spawn(move || worker.run())
+        let reprobing = Arc::new(Mutex::new(()));
+        (0..lane.max_in_flight())
+            .map(|i| {
+                let worker = GpuWorker {
+                    engine: Engine::new(guard.clone()),
+                    guard: guard.clone(),
+                    reprobing: reprobing.clone(),
+                    rx: rx.clone(),
+                    slots: slots.clone(),
+                    lane: lane.clone(),
+                    metrics: metrics.clone(),
+                    prober: prober.clone(),
+                    reprobe_after: Duration::from_millis(section.reprobe_after_ms.max(1)),
+                    host_threads: section.host_threads.max(1),
+                };
+                std::thread::Builder::new()
+                    .name(format!("umbrald-gpu-{i}"))
+                    .spawn(move || worker.run())
+            })
+            .collect()
     }
 
     fn run(self) {
@@ -695,8 +728,16 @@ impl GpuWorker {
         tracing::debug!("GPU worker stopped");
     }
 
-    /// Probes the GPU again; on success the lane is healthy and takes work again.
+    /// Probes the GPU again; on success the lane is healthy and takes work again. While
+    /// another worker probes, this one does nothing and reports success (its wait is not
+    /// lengthened).
     fn reprobe(&self) -> bool {
+        let Ok(_probing) = self.reprobing.try_lock() else {
+            return true;
+        };
+        if self.lane.is_healthy() {
+            return true;
+        }
         let started = Instant::now();
         let found = match catch_unwind(AssertUnwindSafe(|| (self.prober)())) {
             Ok(found) => found,
@@ -764,13 +805,15 @@ impl GpuWorker {
         let elapsed = started.elapsed();
         self.metrics.compute_seconds.observe(elapsed.as_secs_f64());
         self.metrics.inflight_batches.dec();
+        // The lane's rate, not this batch's: batches in flight together share the device.
+        let concurrent = self.lane.in_flight().max(1);
         drop(batch);
         self.lane.release();
         self.slots.wake();
         if computed > 0 && self.guard.faults() == faults_before {
             self.metrics.gpu_batches.inc();
             self.metrics.gpu_items.inc_by(computed as u64);
-            let rate = self.lane.rates.record_gpu(computed, elapsed);
+            let rate = self.lane.rates.record_gpu(computed * concurrent, elapsed);
             self.metrics.set_lane_rate("gpu", rate);
         }
     }

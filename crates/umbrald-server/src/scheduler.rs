@@ -300,7 +300,8 @@ impl Task {
         gpu.lane.take();
         self.metrics.inflight_batches.inc();
         if let Err(err) = gpu.tx.try_send(Batch { items }) {
-            // Unreachable: the lane is taken only when its one-batch channel is empty.
+            // Unreachable: the lane is taken only while fewer batches than its channel holds
+            // are in flight.
             gpu.lane.release();
             self.metrics.inflight_batches.dec();
             for entry in err.into_inner().items {

@@ -152,9 +152,16 @@ impl Server {
                     n => n,
                 };
                 gpu_batch_items = Some(max);
-                let lane = GpuLane::new(max, *cpu_helps, rates.clone());
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                let handle = GpuWorker::start(
+                // With `auto` the lane's measured rate splits the queue with the CPU workers;
+                // that rate is one batch's, so `auto` keeps one batch in flight.
+                let in_flight = if *cpu_helps {
+                    1
+                } else {
+                    config.gpu.batches_in_flight
+                };
+                let lane = GpuLane::new(max, in_flight, *cpu_helps, rates.clone());
+                let (tx, rx) = crossbeam_channel::bounded(lane.max_in_flight());
+                let handles = GpuWorker::start(
                     device,
                     &config.gpu_section(),
                     lane.clone(),
@@ -165,7 +172,9 @@ impl Server {
                     threads,
                 )
                 .map_err(StartError::Workers)?;
-                pool.adopt(handle);
+                for handle in handles {
+                    pool.adopt(handle);
+                }
                 Some(GpuDispatch {
                     lane,
                     tx,

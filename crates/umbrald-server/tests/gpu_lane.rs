@@ -42,6 +42,11 @@ enum Fault {
 struct FakeGpu {
     fault: Fault,
     calls: AtomicUsize,
+    /// How long each call takes, like a device's latency.
+    latency: Duration,
+    /// Calls running now, and the most seen at once.
+    active: AtomicUsize,
+    most_active: Arc<AtomicUsize>,
 }
 
 impl FakeGpu {
@@ -50,6 +55,9 @@ impl FakeGpu {
             backend: Arc::new(FakeGpu {
                 fault,
                 calls: AtomicUsize::new(0),
+                latency: Duration::ZERO,
+                active: AtomicUsize::new(0),
+                most_active: Arc::default(),
             }),
             description: format!("fake GPU ({fault:?})"),
             stats: None,
@@ -57,8 +65,31 @@ impl FakeGpu {
         }
     }
 
+    /// A correct GPU whose every call takes `latency`; `most_active` records the most calls
+    /// seen running at once.
+    fn slow(latency: Duration, most_active: Arc<AtomicUsize>) -> GpuDevice {
+        GpuDevice {
+            backend: Arc::new(FakeGpu {
+                fault: Fault::None,
+                calls: AtomicUsize::new(0),
+                latency,
+                active: AtomicUsize::new(0),
+                most_active,
+            }),
+            description: format!("fake GPU ({latency:?} per call)"),
+            stats: None,
+            batch_items: 4096,
+        }
+    }
+
     fn spoil<T>(&self, mut out: Vec<T>, negate: impl Fn(&mut T)) -> Result<Vec<T>, BackendError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.latency.is_zero() {
+            let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_active.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(self.latency);
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        }
         match self.fault {
             Fault::None => {}
             Fault::WrongPoints => out.iter_mut().for_each(negate),
@@ -257,6 +288,55 @@ async fn large_gpu_batches_split_over_host_threads() -> TestResult {
     assert_eq!(metric(&text, "umbrald_gpu_audited_outputs_total"), 12.0);
     client.close().await;
     server.shutdown().await;
+    Ok(())
+}
+
+/// With `[gpu] batches_in_flight = 2` a second batch's device calls run while the first's are
+/// still on the device; with 1 they never do. Every cfrag still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_batches_in_flight_overlap_on_the_device() -> TestResult {
+    let fx = Arc::new(Fixture::new(2, 1, 3));
+    for in_flight in [1, 2] {
+        let most_active = Arc::new(AtomicUsize::new(0));
+        let seen = most_active.clone();
+        let prober: GpuProber =
+            Arc::new(move || Ok(FakeGpu::slow(Duration::from_millis(150), seen.clone())));
+        let mut config = gpu_config(
+            &format!("gpu-in-flight-{in_flight}"),
+            BackendKind::Gpu,
+            3,
+            60_000,
+        );
+        config.gpu.batches_in_flight = in_flight;
+        config.gpu.host_threads = 1;
+        let server = Server::start_with_gpu(config, prober).await?;
+        let client = Arc::new(common::client(&server).await);
+        // Requests sent one after another while the first batch is on the device: with room
+        // for a second batch in flight, the scheduler hands it over at once.
+        let mut calls = tokio::task::JoinSet::new();
+        for id in 1..=4u64 {
+            let (client, fx) = (client.clone(), fx.clone());
+            calls.spawn(async move {
+                let req = fx.request_n(id, 5);
+                let resp = client.call(&req).await.expect("answered");
+                fx.check_all_ok(&req, &resp);
+            });
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        while let Some(done) = calls.join_next().await {
+            done?;
+        }
+        settles(&server, "umbrald_gpu_items_total", 20.0).await;
+        let text = scrape(&server).await;
+        assert_eq!(metric(&text, FALLBACK_ERROR), 0.0);
+        assert_eq!(metric(&text, ITEMS_OK), 20.0);
+        assert_eq!(
+            most_active.load(Ordering::SeqCst),
+            in_flight,
+            "device calls at once with batches_in_flight = {in_flight}"
+        );
+        server.shutdown().await;
+    }
     Ok(())
 }
 
@@ -476,6 +556,17 @@ fn gpu_options_parse_and_validate() {
     assert!(!Config::default().gpu.overlap_calls);
     let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
     assert!(c.gpu_section().overlap_calls);
+    assert_eq!(Config::default().gpu.batches_in_flight, 1);
+    let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
+    c.validate().expect("valid");
+    assert_eq!(c.gpu_section().batches_in_flight, 3);
+    for bad in [
+        "[gpu]\nbatches_in_flight = 0\n",
+        "[gpu]\nbatches_in_flight = 9\n",
+    ] {
+        let c = Config::from_toml(bad).expect("parses");
+        assert!(c.validate().is_err(), "{bad}");
+    }
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);
 }
