@@ -14,6 +14,11 @@ use std::sync::Arc;
 use umbrald_benches::{InstantBackend, Workload};
 use umbrald_core::{Engine, ReencryptItem};
 
+/// The allocator of the `umbrald` binary, when built with `--features mimalloc`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);

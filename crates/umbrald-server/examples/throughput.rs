@@ -22,6 +22,11 @@ use umbrald_core::{Engine, ReencryptItem};
 use umbrald_server::testing::TestClient;
 use umbrald_server::{Config, Server};
 
+/// The `umbrald` binary's allocator, when built with `--features mimalloc`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Engine vs server throughput and latency.
 #[derive(Debug, Clone, Parser)]
 struct Args {

@@ -15,6 +15,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The global allocator (feature `mimalloc`, on by default): with the system allocator every
+/// batch's large buffers were mapped, faulted in and unmapped again (docs/PERFORMANCE.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Umbral proxy re-encryption appliance.
 #[derive(Debug, Parser)]
 #[command(name = "umbrald", version, about, propagate_version = true)]
