@@ -280,7 +280,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..args.latency_runs.max(1) {
             let before = snap(m);
             let tails_before = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
+            let cpu_before = thread_cpu();
             let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
+            let cpu_after = thread_cpu();
+            let per = |g: usize| (cpu_after[g] - cpu_before[g]) * 1e6 / sent.max(1) as f64;
+            println!(
+                "CPU per request at this load: server I/O {:.1} us, load generator {:.1} us, \
+                 workers {:.1} us",
+                per(0),
+                per(1),
+                per(2)
+            );
             let after = snap(m);
             let tails_after = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
             let mean = |i: usize| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1) as f64;

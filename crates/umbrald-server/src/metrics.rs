@@ -288,6 +288,15 @@ impl Metrics {
             ),
             registry,
         };
+        // The standard `process_*` metrics (CPU seconds, resident memory, open descriptors):
+        // with the items counter they give the server's CPU per item, which `umbrald bench
+        // --metrics-url` reports.
+        #[cfg(target_os = "linux")]
+        if let Err(e) = m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::warn!(error = %e, "process metrics unavailable");
+        }
         for reason in FallbackReason::ALL {
             m.gpu_fallbacks.with_label_values(&[reason.as_str()]);
         }

@@ -66,6 +66,9 @@ pub(crate) struct PhaseResult {
     pub server: Option<ServerMetrics>,
     /// Why the server metrics are missing, if they are.
     pub server_error: Option<String>,
+    /// CPU time this process spent during the window (the load generator, plus the appliance
+    /// when the benchmark started its own); `None` where the platform does not tell.
+    pub process_cpu: Option<Duration>,
 }
 
 /// How far behind schedule the open-loop generator may get, past the window's end, before it
@@ -133,6 +136,12 @@ pub(crate) async fn run_phase(
     });
     let window_start_wall =
         std::time::SystemTime::now() + window_start.saturating_duration_since(Instant::now());
+    let process_cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start.into()).await;
+        let start = cpu_time::ProcessTime::try_now().ok()?;
+        tokio::time::sleep_until(window_end.into()).await;
+        start.try_elapsed().ok()
+    });
 
     let issued = Arc::new(AtomicU64::new(0));
     let unsent = Arc::new(AtomicU64::new(0));
@@ -235,6 +244,7 @@ pub(crate) async fn run_phase(
         window_start,
         server,
         server_error,
+        process_cpu: process_cpu.await.ok().flatten(),
     }
 }
 

@@ -59,6 +59,9 @@ pub struct Report {
     pub reconnects: u64,
     /// The server's own view of the window, from `--metrics-url`.
     pub server: Option<ServerMetrics>,
+    /// CPU time of this process (the load generator, plus the appliance when the benchmark
+    /// started its own) per item answered in the window, in microseconds.
+    pub process_cpu_us_per_item: Option<f64>,
     /// Things that make the numbers suspect.
     pub warnings: Vec<String>,
 }
@@ -280,6 +283,10 @@ impl Report {
             handshake_ms: Summary::of(handshakes),
             reconnects,
             server: result.server.clone(),
+            process_cpu_us_per_item: result
+                .process_cpu
+                .filter(|_| counts.items_ok > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / counts.items_ok as f64),
             warnings,
         }
     }
@@ -370,6 +377,18 @@ impl Report {
                 out,
                 "                  request time {}",
                 fmt(&s.request_ms, " ms")
+            )?;
+            if let Some(us) = s.cpu_us_per_item() {
+                writeln!(
+                    out,
+                    "                  CPU {us:.2} us per item (whole process)"
+                )?;
+            }
+        }
+        if let Some(us) = self.process_cpu_us_per_item {
+            writeln!(
+                out,
+                "  generator CPU   {us:.2} us per item (this process, over the window)"
             )?;
         }
         for w in &self.warnings {

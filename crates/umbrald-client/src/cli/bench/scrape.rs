@@ -44,6 +44,19 @@ pub struct ServerMetrics {
     pub request_ms: Option<HistogramDelta>,
     /// Requests answered by the server in the window, by `outcome/code`.
     pub requests: BTreeMap<String, f64>,
+    /// Items the server answered in the window (every outcome).
+    pub items: f64,
+    /// The server process's CPU time in the window, seconds (`process_cpu_seconds_total`,
+    /// exported on Linux).
+    pub cpu_seconds: Option<f64>,
+}
+
+impl ServerMetrics {
+    /// The server's CPU time per answered item, in microseconds.
+    pub fn cpu_us_per_item(&self) -> Option<f64> {
+        let cpu = self.cpu_seconds?;
+        (self.items > 0.0).then(|| cpu * 1e6 / self.items)
+    }
 }
 
 /// Fetches and parses `url` (`http://HOST:PORT/PATH`).
@@ -67,7 +80,11 @@ pub(crate) fn summarize(before: &Snapshot, after: &Snapshot) -> ServerMetrics {
         p99: d.p99.map(|p| p * 1e3),
     };
     let mut requests = BTreeMap::new();
+    let mut items = 0.0;
     for (key, value) in &after.samples {
+        if key.starts_with("umbrald_items_total{") {
+            items += value - before.samples.get(key).copied().unwrap_or(0.0);
+        }
         if let Some(labels) = key.strip_prefix("umbrald_requests_total{") {
             let delta = value - before.samples.get(key).copied().unwrap_or(0.0);
             if delta > 0.0 {
@@ -83,6 +100,14 @@ pub(crate) fn summarize(before: &Snapshot, after: &Snapshot) -> ServerMetrics {
         batch_size_items: histogram_delta(before, after, "umbrald_batch_size_items"),
         request_ms: histogram_delta(before, after, "umbrald_request_duration_seconds").map(ms),
         requests,
+        items,
+        cpu_seconds: after.samples.get("process_cpu_seconds_total").map(|a| {
+            a - before
+                .samples
+                .get("process_cpu_seconds_total")
+                .copied()
+                .unwrap_or(0.0)
+        }),
     }
 }
 
@@ -217,6 +242,8 @@ umbrald_queue_wait_seconds_bucket{le="+Inf"} 10
 umbrald_queue_wait_seconds_sum 0.005
 umbrald_queue_wait_seconds_count 10
 umbrald_requests_total{code="none",outcome="ok"} 5
+umbrald_items_total{code="none",outcome="ok"} 400
+process_cpu_seconds_total 3.5
 "#;
 
     const AFTER: &str = r#"
@@ -229,6 +256,9 @@ umbrald_batch_size_items_sum 40
 umbrald_batch_size_items_count 10
 umbrald_requests_total{code="none",outcome="ok"} 105
 umbrald_requests_total{code="overloaded",outcome="error"} 2
+umbrald_items_total{code="none",outcome="ok"} 4400
+umbrald_items_total{code="invalid_capsule",outcome="error"} 1000
+process_cpu_seconds_total 5.5
 umbrald_ready 1
 "#;
 
@@ -247,6 +277,12 @@ umbrald_ready 1
         assert_eq!(m.requests.get("ok/none"), Some(&100.0));
         assert_eq!(m.requests.get("error/overloaded"), Some(&2.0));
         assert!(m.batch_compute_ms.is_none());
+        // 5,000 items in 2 CPU seconds.
+        assert_eq!(m.items, 5000.0);
+        assert_eq!(m.cpu_seconds, Some(2.0));
+        assert_eq!(m.cpu_us_per_item(), Some(400.0));
+        let without = summarize(&parse(""), &parse("umbrald_ready 1\n"));
+        assert_eq!(without.cpu_us_per_item(), None);
     }
 
     #[test]
