@@ -64,8 +64,8 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         env $([ "$settings" = - ] || echo $settings) OUT="$out/$label" E2E_ONLY=1 \
             "$here/gpu-device-check.sh" run "$bindir" >/dev/null 2>&1
         note "e2e $label ($settings): rc=$? ($((SECONDS - t0)) s)"
-        grep -E "items/s|throughput|p99|fallbacks|audit" "$out/$label/e2e-bench.txt" \
-            "$out/$label/e2e-metrics.txt" 2>/dev/null | head -n 12 | tee -a "$out/summary.txt"
+        grep -E "items/s|throughput|p99|CPU|fallbacks|audit" "$out/$label/e2e-bench.txt" \
+            "$out/$label/e2e-metrics.txt" 2>/dev/null | head -n 14 | tee -a "$out/summary.txt"
     }
     # The first server of a call has run slow (cold machine): a short unrecorded warm-up run
     # first, then the baseline before and after the current builds.
