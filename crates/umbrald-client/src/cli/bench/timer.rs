@@ -5,10 +5,14 @@
 //! intended send time that lateness would be reported as server latency. Here one thread keeps
 //! the pending deadlines in a heap, sleeps until the earliest (a futex wait with a timeout, so
 //! tens of microseconds late at most on Linux) and wakes the task that waits for it.
+//!
+//! A new deadline wakes the thread only when it is earlier than every pending one: the
+//! generators queue their next send while others are pending, so the thread wakes about once
+//! per deadline rather than twice (it was woken for every submission).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -17,7 +21,20 @@ use tokio::sync::oneshot;
 /// (after firing what is still pending).
 #[derive(Debug)]
 pub(crate) struct PreciseTimer {
-    tx: mpsc::Sender<Pending>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -47,14 +64,21 @@ impl Ord for Pending {
     }
 }
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl PreciseTimer {
     /// Starts the timer thread.
     pub fn start() -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Pending>();
+        let shared = Arc::new(Shared::default());
+        let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("bench-timer".into())
-            .spawn(move || run(rx))?;
-        Ok(Self { tx })
+            .spawn(move || run(&for_thread))?;
+        Ok(Self { shared })
     }
 
     /// Returns at `at` (at once if it has passed).
@@ -63,46 +87,52 @@ impl PreciseTimer {
             return;
         }
         let (wake, woken) = oneshot::channel();
-        let pending = Pending { at, seq: 0, wake };
-        if self.tx.send(pending).is_err() {
-            // The thread is gone (cannot happen while `self` lives); fall back to tokio.
-            tokio::time::sleep_until(at.into()).await;
-            return;
+        let earliest = {
+            let mut state = self.shared.lock();
+            let seq = state.seq;
+            state.seq += 1;
+            let earliest = state.heap.peek().map_or(true, |p| at < p.0.at);
+            state.heap.push(Reverse(Pending { at, seq, wake }));
+            earliest
+        };
+        if earliest {
+            self.shared.changed.notify_one();
         }
         let _ = woken.await;
     }
 }
 
-fn run(rx: mpsc::Receiver<Pending>) {
-    let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut open = true;
+impl Drop for PreciseTimer {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.changed.notify_one();
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut state = shared.lock();
     loop {
         let now = Instant::now();
-        while heap.peek().is_some_and(|p| p.0.at <= now) {
-            if let Some(Reverse(due)) = heap.pop() {
+        while state.heap.peek().is_some_and(|p| p.0.at <= now) {
+            if let Some(Reverse(due)) = state.heap.pop() {
                 let _ = due.wake.send(());
             }
         }
-        let next = heap.peek().map(|p| p.0.at);
-        let received = match (open, next) {
-            (true, Some(at)) => rx.recv_timeout(at.saturating_duration_since(now)),
-            (true, None) => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            (false, Some(at)) => {
-                std::thread::sleep(at.saturating_duration_since(now));
-                continue;
+        state = match state.heap.peek().map(|p| p.0.at) {
+            Some(at) => {
+                let wait = at.saturating_duration_since(now);
+                shared
+                    .changed
+                    .wait_timeout(state, wait)
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|p| p.into_inner().0)
             }
-            (false, None) => return,
+            None if state.closed => return,
+            None => shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner()),
         };
-        match received {
-            Ok(mut pending) => {
-                pending.seq = seq;
-                seq += 1;
-                heap.push(Reverse(pending));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => open = false,
-        }
     }
 }
 
