@@ -139,6 +139,19 @@ fn thread_cpu() -> [f64; 4] {
     groups
 }
 
+/// The CPU time of each thread group between two [`thread_cpu`] readings, in microseconds per
+/// one of `count` items or requests, as one line.
+fn cpu_per(before: [f64; 4], after: [f64; 4], count: u64) -> String {
+    let per = |g: usize| (after[g] - before[g]) * 1e6 / count.max(1) as f64;
+    format!(
+        "server I/O {:.1} us, load generator {:.1} us, workers {:.1} us, other threads {:.1} us",
+        per(0),
+        per(1),
+        per(2),
+        per(3)
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let workers = if args.workers == 0 {
@@ -282,14 +295,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let tails_before = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
             let cpu_before = thread_cpu();
             let (hist, sent, errors) = latency(&fx, addr, fp, rate, phase).await?;
-            let cpu_after = thread_cpu();
-            let per = |g: usize| (cpu_after[g] - cpu_before[g]) * 1e6 / sent.max(1) as f64;
             println!(
-                "CPU per request at this load: server I/O {:.1} us, load generator {:.1} us, \
-                 workers {:.1} us",
-                per(0),
-                per(1),
-                per(2)
+                "CPU per request at this load: {}",
+                cpu_per(cpu_before, thread_cpu(), sent)
             );
             let after = snap(m);
             let tails_after = [&m.request_seconds, &m.queue_seconds, &m.compute_seconds].map(buckets);
@@ -483,15 +491,10 @@ async fn through_quic(
     let (t1, c1, cpu1) = (Instant::now(), done.load(Ordering::Relaxed), thread_cpu());
     tokio::time::sleep(phase).await;
     let (t2, c2, cpu2) = (Instant::now(), done.load(Ordering::Relaxed), thread_cpu());
-    let per_item = |g: usize| (cpu2[g] - cpu1[g]) * 1e6 / (c2 - c1).max(1) as f64;
     println!(
-        "  CPU per item through QUIC (batch {}): server I/O {:.1} us, load generator {:.1} us, \
-         workers {:.1} us, other threads {:.1} us",
+        "  CPU per item through QUIC (batch {}): {}",
         args.batch,
-        per_item(0),
-        per_item(1),
-        per_item(2),
-        per_item(3)
+        cpu_per(cpu1, cpu2, c2 - c1)
     );
     stop.store(true, Ordering::Relaxed);
     while let Some(r) = tasks.join_next().await {

@@ -51,32 +51,25 @@ struct FakeGpu {
 
 impl FakeGpu {
     fn device(fault: Fault) -> GpuDevice {
-        GpuDevice {
-            backend: Arc::new(FakeGpu {
-                fault,
-                calls: AtomicUsize::new(0),
-                latency: Duration::ZERO,
-                active: AtomicUsize::new(0),
-                most_active: Arc::default(),
-            }),
-            description: format!("fake GPU ({fault:?})"),
-            stats: None,
-            batch_items: 4096,
-        }
+        Self::build(fault, Duration::ZERO, Arc::default())
     }
 
     /// A correct GPU whose every call takes `latency`; `most_active` records the most calls
     /// seen running at once.
     fn slow(latency: Duration, most_active: Arc<AtomicUsize>) -> GpuDevice {
+        Self::build(Fault::None, latency, most_active)
+    }
+
+    fn build(fault: Fault, latency: Duration, most_active: Arc<AtomicUsize>) -> GpuDevice {
         GpuDevice {
             backend: Arc::new(FakeGpu {
-                fault: Fault::None,
+                fault,
                 calls: AtomicUsize::new(0),
                 latency,
                 active: AtomicUsize::new(0),
                 most_active,
             }),
-            description: format!("fake GPU ({latency:?} per call)"),
+            description: format!("fake GPU ({fault:?}, {latency:?} per call)"),
             stats: None,
             batch_items: 4096,
         }
