@@ -32,7 +32,8 @@
 # Environment: UMBRALD_GPU_TEST_MULS (default 1000000), E2E_SECONDS (default 20),
 # E2E_BATCH (capsules per request, default 256), E2E_CONCURRENCY (default 64),
 # E2E_CONNECTIONS (QUIC connections of the load generator, default 1), E2E_BACKEND
-# (default gpu; auto serves on GPU and CPU workers together), E2E_ONLY=1 (skip steps 1-3).
+# (default gpu; auto serves on GPU and CPU workers together), E2E_MAX_QUEUE_ITEMS (the
+# server's queue bound, default 131072), E2E_ONLY=1 (skip steps 1-3).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -170,7 +171,7 @@ run() {
     local data quic=127.0.0.1:14433 http=127.0.0.1:19464
     data="$(mktemp -d)"
     "$dir/umbrald" serve --backend "${E2E_BACKEND:-gpu}" --listen "$quic" --metrics-listen "$http" \
-        --data-dir "$data" --max-queue-items 131072 --log info >"$out/serve.log" 2>&1 &
+        --data-dir "$data" --max-queue-items "${E2E_MAX_QUEUE_ITEMS:-131072}" --log info >"$out/serve.log" 2>&1 &
     local server=$!
     local fp="" waited=0
     while [ $waited -lt 90 ] && kill -0 $server 2>/dev/null; do

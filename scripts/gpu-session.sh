@@ -15,7 +15,12 @@
 #      $E2E_CONFIGS (';'-separated lists of VAR=value environment settings for `umbrald
 #      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
 #      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
-# summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1 leave steps out.
+#      E2E_CONFIGS=sweep runs the lane's open options (overlap_calls, pipelines,
+#      batches_in_flight, host_threads, more in flight): about 15 s each.
+#   5. issue 3's single-capsule latency with the CPU backend on cores 0-7 and the load
+#      generator on cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
+# summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1, SKIP_LATENCY=1
+# leave steps out.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -71,12 +76,30 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     # first, then the baseline before and after the current builds.
     E2E_SECONDS=3 e2e e2e-warmup "$dir" -
     [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" -
-    IFS=';' read -r -a configs <<<"${E2E_CONFIGS:--}"
+    configs_text="${E2E_CONFIGS:--}"
+    if [ "$configs_text" = sweep ]; then
+        # Defaults first; then each open option of the GPU lane alone and combined; the last
+        # keeps twice the capsules in flight (256 x 512) with room for them in the queue.
+        configs_text="-;UMBRALD_GPU_OVERLAP_CALLS=true;UMBRALD_GPU_PIPELINES=16"
+        configs_text+=";UMBRALD_GPU_HOST_THREADS=8"
+        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32"
+        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=3 UMBRALD_GPU_PIPELINES=32 UMBRALD_GPU_OVERLAP_CALLS=true"
+        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144"
+    fi
+    IFS=';' read -r -a configs <<<"$configs_text"
     i=0
     for c in "${configs[@]}"; do
         i=$((i + 1))
         e2e "e2e-$i" "$dir" "$c"
     done
     [ -x "$dir/base/umbrald" ] && e2e e2e-base-again "$dir/base" -
+fi
+
+if [ "${SKIP_LATENCY:-0}" != 1 ]; then
+    t0=$SECONDS
+    OUT="$out/latency" timeout --kill-after=10 150 "$here/latency-split-cores.sh" "$dir/umbrald" \
+        >/dev/null 2>&1
+    note "latency on split cores: rc=$? ($((SECONDS - t0)) s)"
+    cat "$out/latency/summary.txt" >>"$out/summary.txt" 2>/dev/null
 fi
 note "done in $SECONDS s"

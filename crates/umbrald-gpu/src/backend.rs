@@ -264,12 +264,12 @@ impl EcBackend for GpuBackend {
         Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
     }
 
-    /// The decompression kernel (one square root per point). No audit: the engine checks every
-    /// answer against the compressed point and decompresses on the host what it rejects.
     fn overlaps_calls(&self) -> bool {
         self.overlap_calls
     }
 
+    /// The decompression kernel (one square root per point). No audit: the engine checks every
+    /// answer against the compressed point and decompresses on the host what it rejects.
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
         if points.is_empty() || self.stats.is_disabled() {
             return None;

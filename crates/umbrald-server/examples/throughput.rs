@@ -251,6 +251,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(hist.value_at_quantile(0.5)),
             ms(hist.value_at_quantile(0.99))
         );
+        // The other floor: how long one thread takes to wake another, the hop that every
+        // request makes several times (stream task -> worker -> stream task, and the packets).
+        for (label, [from, to]) in wake_probe_cores() {
+            let (p50, p99) = wake_latency(from, to, 2000, Duration::from_micros(500))?;
+            println!("thread wake-up {label}: p50={p50:.3} ms p99={p99:.3} ms");
+        }
 
         // Peak rate of single-capsule requests through the server (closed loop, many in
         // flight), then open-loop latency at `load` of that peak.
@@ -356,6 +362,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// A histogram's cumulative bucket counts, `(upper bound, count)`, ending with `+Inf`.
+/// The core pairs to probe: one core to itself, and the first two to each other.
+fn wake_probe_cores() -> Vec<(&'static str, [core_affinity::CoreId; 2])> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut pairs = Vec::new();
+    if let Some(first) = cores.first() {
+        pairs.push(("on one core", [*first, *first]));
+    }
+    if let [a, b, ..] = cores.as_slice() {
+        pairs.push(("across two cores", [*a, *b]));
+    }
+    pairs
+}
+
+/// Sends `count` timestamps from a thread on `from` to a thread on `to` that blocks on a
+/// crossbeam channel (as the workers do), one every `gap`; returns the p50 and p99, in ms,
+/// of the time from send to the receiver running.
+fn wake_latency(
+    from: core_affinity::CoreId,
+    to: core_affinity::CoreId,
+    count: usize,
+    gap: Duration,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let (tx, rx) = crossbeam_channel::bounded::<Instant>(1);
+    let receiver = std::thread::spawn(move || {
+        core_affinity::set_for_current(to);
+        let mut hist = Histogram::<u64>::new(3).ok()?;
+        while let Ok(sent) = rx.recv() {
+            let waited = u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            hist.record(waited.max(1)).ok()?;
+        }
+        Some(hist)
+    });
+    let sender = std::thread::spawn(move || {
+        core_affinity::set_for_current(from);
+        for _ in 0..count {
+            std::thread::sleep(gap);
+            if tx.send(Instant::now()).is_err() {
+                break;
+            }
+        }
+    });
+    sender.join().map_err(|_| "wake probe sender panicked")?;
+    let hist = receiver
+        .join()
+        .map_err(|_| "wake probe receiver panicked")?
+        .ok_or("wake probe histogram")?;
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e6;
+    Ok((ms(0.5), ms(0.99)))
+}
+
 fn buckets(h: &prometheus::Histogram) -> Vec<(f64, u64)> {
     use prometheus::core::Collector;
     let mut out = Vec::new();

@@ -255,7 +255,19 @@ pub struct GpuSection {
     /// shares the queue with the CPU workers). 1 (the default): one batch at a time, as
     /// measured so far; more is not yet measured on a device.
     pub batches_in_flight: usize,
+    /// Device calls in flight at once, each on its own pipeline (streams and buffers sized
+    /// for a full launch, ~54 MB of pinned memory each on an H200), 1 to 32. 0 (the default):
+    /// one per GPU host thread, at most 8, as measured so far. A batch part waits for a free
+    /// pipeline, so with more parts than pipelines (`host_threads` times
+    /// `batches_in_flight`) the calls go in rounds; more is not yet measured on a device.
+    pub pipelines: usize,
 }
+
+/// Most device pipelines `[gpu] pipelines` may ask for.
+pub const MAX_GPU_PIPELINES: usize = 32;
+
+/// Most pipelines chosen for `[gpu] pipelines = 0` (one per host thread up to this).
+const DEFAULT_MAX_GPU_PIPELINES: usize = 8;
 
 impl Default for GpuSection {
     fn default() -> Self {
@@ -271,6 +283,7 @@ impl Default for GpuSection {
             table_in_shared: false,
             overlap_calls: false,
             batches_in_flight: 1,
+            pipelines: 0,
         }
     }
 }
@@ -377,6 +390,9 @@ pub struct Overrides {
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
+    /// Device calls in flight at once (0: one per GPU host thread, at most 8; up to 32).
+    #[arg(long, env = "UMBRALD_GPU_PIPELINES", value_name = "N")]
+    pub gpu_pipelines: Option<usize>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -439,6 +455,7 @@ impl Overrides {
             &mut config.gpu.batches_in_flight,
             &self.gpu_batches_in_flight,
         );
+        set(&mut config.gpu.pipelines, &self.gpu_pipelines);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,
@@ -498,7 +515,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let b = &self.batcher;
-        let checks: [(bool, &str); 13] = [
+        let checks: [(bool, &str); 14] = [
             (
                 l.max_request_bytes >= 1024,
                 "limits.max_request_bytes must be at least 1024",
@@ -548,6 +565,10 @@ impl Config {
                 "gpu.batches_in_flight must be within 1..=8",
             ),
             (
+                self.gpu.pipelines <= MAX_GPU_PIPELINES,
+                "gpu.pipelines must be within 0..=32",
+            ),
+            (
                 self.tls.cert.is_some() == self.tls.key.is_some(),
                 "tls.cert and tls.key must be given together",
             ),
@@ -592,8 +613,13 @@ impl Config {
 
     /// `[gpu]` with `host_threads` resolved.
     pub fn gpu_section(&self) -> GpuSection {
+        let host_threads = self.gpu_host_threads();
         GpuSection {
-            host_threads: self.gpu_host_threads(),
+            host_threads,
+            pipelines: match self.gpu.pipelines {
+                0 => host_threads.clamp(1, DEFAULT_MAX_GPU_PIPELINES),
+                n => n,
+            },
             ..self.gpu.clone()
         }
     }

@@ -33,7 +33,7 @@ use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
 
-use crate::config::GpuSection;
+use crate::config::{GpuSection, MAX_GPU_PIPELINES};
 use crate::metrics::{FallbackReason, Metrics};
 use crate::scheduler::{Batch, Slots};
 
@@ -58,9 +58,6 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
-/// Most device calls in flight at once (pipelines of the CUDA executor).
-const MAX_CONCURRENT_CALLS: usize = 8;
-
 /// Finds and sets up a GPU; `Err` is the reason there is none, in one line. Called at start
 /// (for `backend = gpu` or `auto`) and for every re-probe of an unhealthy GPU, from a blocking
 /// context (it may take seconds).
@@ -76,9 +73,9 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         // second line of defence and never disables the device on its own.
         audit_samples: 1,
         disable_after_failures: 0,
-        // One pipeline per GPU host thread (each has its own streams and buffers), so that
-        // their device calls overlap; at most 8 (~54 MB of pinned memory each on an H200).
-        concurrent_calls: section.host_threads.clamp(1, MAX_CONCURRENT_CALLS),
+        // Each pipeline has its own streams and buffers, so that the host threads' device
+        // calls overlap (`Config::gpu_section` resolves 0 to one per host thread, at most 8).
+        concurrent_calls: section.pipelines.clamp(1, MAX_GPU_PIPELINES),
         table_in_shared: section.table_in_shared,
         overlap_calls: section.overlap_calls,
         ..GpuOptions::default()

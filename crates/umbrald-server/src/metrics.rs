@@ -101,6 +101,10 @@ pub struct Metrics {
     /// Worker threads pinned to a core.
     pub workers_pinned: IntGauge,
     build_info: IntGaugeVec,
+    /// The process's CPU time (user + system), brought up to date by [`Metrics::encode`].
+    cpu_seconds: Counter,
+    /// Serialises the catch-up of `cpu_seconds` between concurrent scrapes.
+    cpu_sample: std::sync::Arc<std::sync::Mutex<()>>,
     /// Batches whose curve work the GPU did (no fallback).
     pub gpu_batches: IntCounter,
     /// Items in those batches.
@@ -229,6 +233,16 @@ impl Metrics {
                 "Build information (value 1)",
                 &["version", "protocol"],
             ),
+            // `process_cpu_seconds_total` (below) counts whole seconds: too coarse for the
+            // CPU per item of a benchmark window of a few seconds.
+            cpu_seconds: register(
+                &registry,
+                float_counter(
+                    "umbrald_cpu_seconds_total",
+                    "CPU time of the server process (user + system), nanosecond resolution",
+                ),
+            ),
+            cpu_sample: std::sync::Arc::default(),
             gpu_batches: counter(
                 &registry,
                 "umbrald_gpu_batches_total",
@@ -385,9 +399,26 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.sample_cpu();
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+impl Metrics {
+    /// Brings `umbrald_cpu_seconds_total` up to the process's CPU time now.
+    fn sample_cpu(&self) {
+        let Ok(_serial) = self.cpu_sample.lock() else {
+            return;
+        };
+        let Ok(now) = cpu_time::ProcessTime::try_now() else {
+            return;
+        };
+        let behind = now.as_duration().as_secs_f64() - self.cpu_seconds.get();
+        if behind > 0.0 {
+            self.cpu_seconds.inc_by(behind);
+        }
     }
 }
 
@@ -513,5 +544,29 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+    }
+
+    #[test]
+    fn cpu_seconds_follow_the_process_below_a_second() {
+        fn cpu_seconds(text: &str) -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix("umbrald_cpu_seconds_total "))
+                .and_then(|v| v.parse().ok())
+                .expect("umbrald_cpu_seconds_total in the exposition")
+        }
+        let m = Metrics::new();
+        let first = cpu_seconds(&m.encode());
+        // About 50 ms of CPU on this thread: the whole-second process counter would not move.
+        let spin = cpu_time::ThreadTime::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let second = cpu_seconds(&m.encode());
+        assert!(second - first >= 0.045, "{first} -> {second}");
+        assert!(
+            cpu_seconds(&m.encode()) >= second,
+            "a counter never goes back"
+        );
     }
 }

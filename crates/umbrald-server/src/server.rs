@@ -159,11 +159,20 @@ impl Server {
                 } else {
                     config.gpu.batches_in_flight
                 };
+                let section = config.gpu_section();
+                tracing::info!(
+                    max_batch_items = max,
+                    batches_in_flight = in_flight,
+                    host_threads = section.host_threads,
+                    pipelines = section.pipelines,
+                    overlap_calls = section.overlap_calls,
+                    "GPU lane"
+                );
                 let lane = GpuLane::new(max, in_flight, *cpu_helps, rates.clone());
                 let (tx, rx) = crossbeam_channel::bounded(lane.max_in_flight());
                 let handles = GpuWorker::start(
                     device,
-                    &config.gpu_section(),
+                    &section,
                     lane.clone(),
                     rx,
                     slots.clone(),

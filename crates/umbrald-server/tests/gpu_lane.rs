@@ -560,6 +560,20 @@ fn gpu_options_parse_and_validate() {
         let c = Config::from_toml(bad).expect("parses");
         assert!(c.validate().is_err(), "{bad}");
     }
+    // Pipelines: one per host thread up to 8 by default, or as configured up to 32.
+    assert_eq!(Config::default().gpu.pipelines, 0);
+    for (toml, pipelines) in [
+        ("[gpu]\nhost_threads = 3\n", 3),
+        ("[gpu]\nhost_threads = 16\n", 8),
+        ("[gpu]\nhost_threads = 16\npipelines = 16\n", 16),
+        ("[gpu]\nhost_threads = 2\npipelines = 32\n", 32),
+    ] {
+        let c = Config::from_toml(toml).expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.gpu_section().pipelines, pipelines, "{toml}");
+    }
+    let c = Config::from_toml("[gpu]\npipelines = 33\n").expect("parses");
+    assert!(c.validate().is_err());
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);
 }

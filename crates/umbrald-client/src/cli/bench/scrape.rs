@@ -46,8 +46,9 @@ pub struct ServerMetrics {
     pub requests: BTreeMap<String, f64>,
     /// Items the server answered in the window (every outcome).
     pub items: f64,
-    /// The server process's CPU time in the window, seconds (`process_cpu_seconds_total`,
-    /// exported on Linux).
+    /// The server process's CPU time in the window, seconds: `umbrald_cpu_seconds_total`
+    /// (nanosecond resolution), else the standard `process_cpu_seconds_total` (whole seconds,
+    /// Linux only) of older servers.
     pub cpu_seconds: Option<f64>,
 }
 
@@ -101,14 +102,18 @@ pub(crate) fn summarize(before: &Snapshot, after: &Snapshot) -> ServerMetrics {
         request_ms: histogram_delta(before, after, "umbrald_request_duration_seconds").map(ms),
         requests,
         items,
-        cpu_seconds: after.samples.get("process_cpu_seconds_total").map(|a| {
-            a - before
-                .samples
-                .get("process_cpu_seconds_total")
-                .copied()
-                .unwrap_or(0.0)
-        }),
+        cpu_seconds: CPU_SECONDS
+            .iter()
+            .find_map(|name| counter_delta(before, after, name)),
     }
+}
+
+/// Counters of the server's CPU time, most precise first.
+const CPU_SECONDS: [&str; 2] = ["umbrald_cpu_seconds_total", "process_cpu_seconds_total"];
+
+fn counter_delta(before: &Snapshot, after: &Snapshot, name: &str) -> Option<f64> {
+    let a = after.samples.get(name)?;
+    Some(a - before.samples.get(name).copied().unwrap_or(0.0))
 }
 
 fn histogram_delta(before: &Snapshot, after: &Snapshot, name: &str) -> Option<HistogramDelta> {
@@ -243,7 +248,8 @@ umbrald_queue_wait_seconds_sum 0.005
 umbrald_queue_wait_seconds_count 10
 umbrald_requests_total{code="none",outcome="ok"} 5
 umbrald_items_total{code="none",outcome="ok"} 400
-process_cpu_seconds_total 3.5
+process_cpu_seconds_total 3
+umbrald_cpu_seconds_total 3.25
 "#;
 
     const AFTER: &str = r#"
@@ -258,7 +264,8 @@ umbrald_requests_total{code="none",outcome="ok"} 105
 umbrald_requests_total{code="overloaded",outcome="error"} 2
 umbrald_items_total{code="none",outcome="ok"} 4400
 umbrald_items_total{code="invalid_capsule",outcome="error"} 1000
-process_cpu_seconds_total 5.5
+process_cpu_seconds_total 5
+umbrald_cpu_seconds_total 5.5
 umbrald_ready 1
 "#;
 
@@ -277,10 +284,15 @@ umbrald_ready 1
         assert_eq!(m.requests.get("ok/none"), Some(&100.0));
         assert_eq!(m.requests.get("error/overloaded"), Some(&2.0));
         assert!(m.batch_compute_ms.is_none());
-        // 5,000 items in 2 CPU seconds.
+        // 5,000 items in 2.25 CPU seconds: the precise counter wins over the whole seconds.
         assert_eq!(m.items, 5000.0);
-        assert_eq!(m.cpu_seconds, Some(2.0));
-        assert_eq!(m.cpu_us_per_item(), Some(400.0));
+        assert_eq!(m.cpu_seconds, Some(2.25));
+        assert_eq!(m.cpu_us_per_item(), Some(450.0));
+        let older = summarize(
+            &parse("process_cpu_seconds_total 3\n"),
+            &parse("process_cpu_seconds_total 5\numbrald_items_total{code=\"none\",outcome=\"ok\"} 100\n"),
+        );
+        assert_eq!(older.cpu_seconds, Some(2.0), "older servers: whole seconds");
         let without = summarize(&parse(""), &parse("umbrald_ready 1\n"));
         assert_eq!(without.cpu_us_per_item(), None);
     }
