@@ -389,19 +389,13 @@ impl Job<'_> {
     fn unpack(&mut self, items: Range<usize>, src: &[u32]) -> Result<(), LayoutError> {
         match self {
             Job::Pairs { scalars, out, .. } => {
-                let mut chunk = Vec::with_capacity(items.len());
-                layout::unpack_pairs(src, &scalars[items.clone()], &mut chunk)?;
-                out[items].copy_from_slice(&chunk);
+                layout::unpack_pairs_into(src, &scalars[items.clone()], &mut out[items])?;
             }
             Job::Fixed { scalars, out, .. } => {
-                let mut chunk = Vec::with_capacity(items.len());
-                layout::unpack_fixed(src, &scalars[items.clone()], &mut chunk)?;
-                out[items].copy_from_slice(&chunk);
+                layout::unpack_fixed_into(src, &scalars[items.clone()], &mut out[items])?;
             }
             Job::Decompress { points, out } => {
-                let mut chunk = Vec::with_capacity(items.len());
-                layout::unpack_decompress(src, &points[items.clone()], &mut chunk)?;
-                out[items].copy_from_slice(&chunk);
+                layout::unpack_decompress_into(src, &points[items.clone()], &mut out[items])?;
             }
         }
         Ok(())

@@ -67,14 +67,9 @@ pub fn limbs_to_be(limbs: &[u32; 8]) -> [u8; 32] {
     bytes
 }
 
-/// The x and y limbs of a point (through its byte encoding, whatever the field type).
+/// The x and y limbs of a point.
 pub(crate) fn xy_limbs(p: &Affine) -> ([u32; 8], [u32; 8]) {
-    let xy = p.to_xy_bytes();
-    let mut x = [0u8; 32];
-    let mut y = [0u8; 32];
-    x.copy_from_slice(&xy[..32]);
-    y.copy_from_slice(&xy[32..]);
-    (limbs_from_be(&x), limbs_from_be(&y))
+    p.to_xy_limbs()
 }
 
 fn scalar_limbs(s: &Scalar) -> zeroize::Zeroizing<[u32; 8]> {
@@ -84,6 +79,11 @@ fn scalar_limbs(s: &Scalar) -> zeroize::Zeroizing<[u32; 8]> {
 
 /// Fewest items one thread packs or unpacks: below this, spawning costs more than it saves.
 const MIN_ITEMS_PER_THREAD: usize = 8192;
+
+/// Items moved between the item-major and the limb-major layout at a time: each of a tile's
+/// rows is then read or written as `TILE` consecutive words (a few whole cache lines) instead
+/// of one word per item scattered over every row.
+const TILE: usize = 64;
 
 /// Contiguous item ranges covering `0..n`, one per thread: up to the available cores, at least
 /// [`MIN_ITEMS_PER_THREAD`] items each (one range for small batches).
@@ -112,10 +112,15 @@ fn run_parts<P: Send, R: Send>(parts: Vec<P>, work: impl Fn(P) -> R + Sync) -> V
     })
 }
 
-/// Fills a limb-major matrix of `dst.len() / n` rows and `n` columns: `fill(i, rows, j)` writes
-/// item `i` into column `j` of `rows` (that item's part of every row). Large batches are filled
-/// by several threads, each owning a disjoint column range of every row.
-fn fill_columns(dst: &mut [u32], n: usize, fill: impl Fn(usize, &mut [&mut [u32]], usize) + Sync) {
+/// Fills a limb-major matrix of `W` rows and `n` columns: `item(i)` gives item `i`'s `W`
+/// words. Items are gathered `TILE` at a time and every row of a tile is written as one run;
+/// large batches are filled by several threads, each owning a disjoint column range of every
+/// row. The tile is wiped after use (its words may be secret scalars).
+fn fill_columns<const W: usize>(
+    dst: &mut [u32],
+    n: usize,
+    item: impl Fn(usize) -> zeroize::Zeroizing<[u32; W]> + Sync,
+) {
     if n == 0 {
         return;
     }
@@ -131,40 +136,65 @@ fn fill_columns(dst: &mut [u32], n: usize, fill: impl Fn(usize, &mut [&mut [u32]
         }
     }
     run_parts(parts, |(range, mut rows)| {
-        for (j, i) in range.enumerate() {
-            fill(i, &mut rows, j);
+        let mut tile = zeroize::Zeroizing::new([[0u32; TILE]; W]);
+        for start in (0..range.len()).step_by(TILE) {
+            let len = TILE.min(range.len() - start);
+            for k in 0..len {
+                let words = item(range.start + start + k);
+                for (row, word) in tile.iter_mut().zip(words.iter()) {
+                    row[k] = *word;
+                }
+            }
+            for (dst_row, tile_row) in rows.iter_mut().zip(tile.iter()) {
+                dst_row[start..start + len].copy_from_slice(&tile_row[..len]);
+            }
         }
     });
 }
 
-/// Maps every item index of `0..n` through `read`, in order; in parallel for large batches.
-fn map_items<T: Send>(
-    n: usize,
-    read: impl Fn(usize) -> Result<T, LayoutError> + Sync,
-) -> Result<Vec<T>, LayoutError> {
-    let chunks = run_parts(item_ranges(n), |range| {
-        range.map(&read).collect::<Result<Vec<T>, _>>()
+/// Reads every item of a limb-major matrix of `W` rows and `n = out.len()` columns through
+/// `read(i, words)` into `out[i]`. Rows are read `TILE` consecutive words at a time; large
+/// batches are read by several threads. On an error `out` is left partly written.
+fn read_columns<const W: usize, T: Send>(
+    src: &[u32],
+    out: &mut [T],
+    read: impl Fn(usize, &[u32; W]) -> Result<T, LayoutError> + Sync,
+) -> Result<(), LayoutError> {
+    let n = out.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let ranges = item_ranges(n);
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut rest = out;
+    for range in ranges {
+        let (head, tail) = rest.split_at_mut(range.len());
+        parts.push((range, head));
+        rest = tail;
+    }
+    let results = run_parts(parts, |(range, out)| {
+        let mut tile = [[0u32; W]; TILE];
+        for start in (0..range.len()).step_by(TILE) {
+            let len = TILE.min(range.len() - start);
+            let first = range.start + start;
+            for (w, row) in src.chunks_exact(n).take(W).enumerate() {
+                for (item, word) in tile.iter_mut().zip(&row[first..first + len]) {
+                    item[w] = *word;
+                }
+            }
+            for (k, words) in tile[..len].iter().enumerate() {
+                out[start + k] = read(first + k, words)?;
+            }
+        }
+        Ok(())
     });
-    let mut out = Vec::with_capacity(n);
-    for chunk in chunks {
-        out.extend(chunk?);
-    }
-    Ok(out)
+    results.into_iter().collect()
 }
 
-/// Writes 8 limbs at rows `row..row + 8` of column `j`.
-fn put(rows: &mut [&mut [u32]], row: usize, j: usize, limbs: &[u32; 8]) {
-    for (w, limb) in limbs.iter().enumerate() {
-        rows[row + w][j] = *limb;
-    }
-}
-
-/// The 8 limbs at rows `row..row + 8` of column `i` of a matrix whose rows are `n` apart.
-fn get(src: &[u32], n: usize, row: usize, i: usize) -> [u32; 8] {
+/// Limbs `at..at + 8` of an item's words.
+fn limbs_at<const W: usize>(words: &[u32; W], at: usize) -> [u32; 8] {
     let mut limbs = [0u32; 8];
-    for (w, limb) in limbs.iter_mut().enumerate() {
-        *limb = src[(row + w) * n + i];
-    }
+    limbs.copy_from_slice(&words[at..at + 8]);
     limbs
 }
 
@@ -186,12 +216,14 @@ pub fn pack_pairs(
     check_len(scalars.len(), n)?;
     check_len(dst.len(), PAIR_IN_WORDS * n)?;
     // Rows 0..16: x, y of the base; rows 16..32: a, b.
-    fill_columns(dst, n, |i, rows, j| {
+    fill_columns::<PAIR_IN_WORDS>(dst, n, |i| {
+        let mut words = zeroize::Zeroizing::new([0u32; PAIR_IN_WORDS]);
         let (x, y) = xy_limbs(&bases[i]);
-        put(rows, 0, j, &x);
-        put(rows, 8, j, &y);
-        put(rows, PAIR_BASE_WORDS, j, &scalar_limbs(&scalars[i][0]));
-        put(rows, PAIR_BASE_WORDS + 8, j, &scalar_limbs(&scalars[i][1]));
+        words[..8].copy_from_slice(&x);
+        words[8..16].copy_from_slice(&y);
+        words[16..24].copy_from_slice(&*scalar_limbs(&scalars[i][0]));
+        words[24..32].copy_from_slice(&*scalar_limbs(&scalars[i][1]));
+        words
     });
     Ok(())
 }
@@ -200,26 +232,42 @@ pub fn pack_pairs(
 pub fn pack_fixed(scalars: &[Scalar], dst: &mut [u32]) -> Result<(), LayoutError> {
     let n = scalars.len();
     check_len(dst.len(), FIXED_IN_WORDS * n)?;
-    fill_columns(dst, n, |i, rows, j| {
-        put(rows, 0, j, &scalar_limbs(&scalars[i]))
-    });
+    fill_columns::<FIXED_IN_WORDS>(dst, n, |i| scalar_limbs(&scalars[i]));
     Ok(())
 }
 
 /// The x limbs of a compressed point.
 fn x_limbs(p: &CompressedPoint) -> [u32; 8] {
-    limbs_from_be(&p.x.normalize().to_bytes())
+    p.x.to_u32_limbs()
 }
 
 /// Writes a `umb_decompress` input: `dst` must hold exactly `DECOMPRESS_IN_WORDS * n` words.
 pub fn pack_decompress(points: &[CompressedPoint], dst: &mut [u32]) -> Result<(), LayoutError> {
     let n = points.len();
     check_len(dst.len(), DECOMPRESS_IN_WORDS * n)?;
-    fill_columns(dst, n, |i, rows, j| {
-        put(rows, 0, j, &x_limbs(&points[i]));
-        rows[8][j] = u32::from(points[i].odd);
+    fill_columns::<DECOMPRESS_IN_WORDS>(dst, n, |i| {
+        let mut words = zeroize::Zeroizing::new([0u32; DECOMPRESS_IN_WORDS]);
+        words[..8].copy_from_slice(&x_limbs(&points[i]));
+        words[8] = u32::from(points[i].odd);
+        words
     });
     Ok(())
+}
+
+/// Appends `n` default values to `out`, lets `fill` write them, and takes them back off
+/// again if it fails.
+fn append_with<T: Default + Clone>(
+    out: &mut Vec<T>,
+    n: usize,
+    fill: impl FnOnce(&mut [T]) -> Result<(), LayoutError>,
+) -> Result<(), LayoutError> {
+    let old = out.len();
+    out.resize(old + n, T::default());
+    let result = fill(&mut out[old..]);
+    if result.is_err() {
+        out.truncate(old);
+    }
+    result
 }
 
 /// Reads a `umb_decompress` output into `out` (appending; nothing on error): the point for
@@ -229,43 +277,46 @@ pub fn unpack_decompress(
     points: &[CompressedPoint],
     out: &mut Vec<Option<Affine>>,
 ) -> Result<(), LayoutError> {
-    let n = points.len();
-    check_len(src.len(), DECOMPRESS_OUT_WORDS * n)?;
-    out.extend(map_items(n, |i| match src[8 * n + i] {
-        0 => Ok(None),
-        1 => {
-            let x = limbs_to_be(&x_limbs(&points[i]));
-            let y = limbs_to_be(&get(src, n, 0, i));
-            Affine::from_xy_bytes(&x, &y)
-                .map(Some)
-                .ok_or(LayoutError::NotOnCurve(i))
-        }
-        _ => Err(LayoutError::Flag(i)),
-    })?);
-    Ok(())
+    append_with(out, points.len(), |out| {
+        unpack_decompress_into(src, points, out)
+    })
 }
 
-/// Reads output slot `slot` (17 rows starting at row `17 * slot`) of item `i`, checking the
-/// flag, the point and that the identity appears exactly for a zero scalar.
-fn read_slot(
+/// [`unpack_decompress`] into `out`, which must hold one slot per point (partly written on
+/// error).
+pub fn unpack_decompress_into(
     src: &[u32],
-    n: usize,
+    points: &[CompressedPoint],
+    out: &mut [Option<Affine>],
+) -> Result<(), LayoutError> {
+    let n = points.len();
+    check_len(out.len(), n)?;
+    check_len(src.len(), DECOMPRESS_OUT_WORDS * n)?;
+    read_columns::<DECOMPRESS_OUT_WORDS, _>(src, out, |i, words| match words[8] {
+        0 => Ok(None),
+        1 => Affine::from_xy_limbs(&x_limbs(&points[i]), &limbs_at(words, 0))
+            .map(Some)
+            .ok_or(LayoutError::NotOnCurve(i)),
+        _ => Err(LayoutError::Flag(i)),
+    })
+}
+
+/// Reads output slot `slot` (17 words starting at word `17 * slot` of the item's words) of
+/// item `i`, checking the flag, the point and that the identity appears exactly for a zero
+/// scalar.
+fn read_slot<const W: usize>(
+    words: &[u32; W],
     slot: usize,
     i: usize,
     scalar: &Scalar,
 ) -> Result<Option<Affine>, LayoutError> {
-    let row = 17 * slot;
-    let flag = src[(row + 16) * n + i];
+    let at = 17 * slot;
     let zero_scalar = bool::from(scalar.is_zero());
-    match flag {
+    match words[at + 16] {
         1 if zero_scalar => Ok(None),
-        0 if !zero_scalar => {
-            let x = limbs_to_be(&get(src, n, row, i));
-            let y = limbs_to_be(&get(src, n, row + 8, i));
-            Affine::from_xy_bytes(&x, &y)
-                .map(Some)
-                .ok_or(LayoutError::NotOnCurve(i))
-        }
+        0 if !zero_scalar => Affine::from_xy_limbs(&limbs_at(words, at), &limbs_at(words, at + 8))
+            .map(Some)
+            .ok_or(LayoutError::NotOnCurve(i)),
         0 | 1 => Err(LayoutError::IdentityMismatch(i)),
         _ => Err(LayoutError::Flag(i)),
     }
@@ -281,15 +332,26 @@ pub fn unpack_pairs(
     scalars: &[[Scalar; 2]],
     out: &mut Vec<[Option<Affine>; 2]>,
 ) -> Result<(), LayoutError> {
+    append_with(out, scalars.len(), |out| {
+        unpack_pairs_into(src, scalars, out)
+    })
+}
+
+/// [`unpack_pairs`] into `out`, which must hold one slot per item (partly written on error).
+pub fn unpack_pairs_into(
+    src: &[u32],
+    scalars: &[[Scalar; 2]],
+    out: &mut [[Option<Affine>; 2]],
+) -> Result<(), LayoutError> {
     let n = scalars.len();
+    check_len(out.len(), n)?;
     check_len(src.len(), PAIR_OUT_WORDS * n)?;
-    out.extend(map_items(n, |i| {
+    read_columns::<PAIR_OUT_WORDS, _>(src, out, |i, words| {
         Ok([
-            read_slot(src, n, 0, i, &scalars[i][0])?,
-            read_slot(src, n, 1, i, &scalars[i][1])?,
+            read_slot(words, 0, i, &scalars[i][0])?,
+            read_slot(words, 1, i, &scalars[i][1])?,
         ])
-    })?);
-    Ok(())
+    })
 }
 
 /// Reads a `umb_mul_fixed` output of `scalars.len()` items into `out` (appending).
@@ -298,15 +360,35 @@ pub fn unpack_fixed(
     scalars: &[Scalar],
     out: &mut Vec<Option<Affine>>,
 ) -> Result<(), LayoutError> {
+    append_with(out, scalars.len(), |out| {
+        unpack_fixed_into(src, scalars, out)
+    })
+}
+
+/// [`unpack_fixed`] into `out`, which must hold one slot per item (partly written on error).
+pub fn unpack_fixed_into(
+    src: &[u32],
+    scalars: &[Scalar],
+    out: &mut [Option<Affine>],
+) -> Result<(), LayoutError> {
     let n = scalars.len();
+    check_len(out.len(), n)?;
     check_len(src.len(), FIXED_OUT_WORDS * n)?;
-    out.extend(map_items(n, |i| read_slot(src, n, 0, i, &scalars[i]))?);
-    Ok(())
+    read_columns::<FIXED_OUT_WORDS, _>(src, out, |i, words| read_slot(words, 0, i, &scalars[i]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 8 limbs at rows `row..row + 8` of column `i` of a matrix whose rows are `n` apart.
+    fn get(src: &[u32], n: usize, row: usize, i: usize) -> [u32; 8] {
+        let mut limbs = [0u32; 8];
+        for (w, limb) in limbs.iter_mut().enumerate() {
+            *limb = src[(row + w) * n + i];
+        }
+        limbs
+    }
 
     #[test]
     fn limbs_round_trip_and_order() {
@@ -390,6 +472,23 @@ mod tests {
             Err(LayoutError::NotOnCurve(n - 1))
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn unpack_into_checks_the_destination() {
+        let words = vec![0u32; FIXED_OUT_WORDS];
+        let mut out = [None, None];
+        assert_eq!(
+            unpack_fixed_into(&words, &[Scalar::ZERO], &mut out),
+            Err(LayoutError::Length { got: 2, want: 1 })
+        );
+        let mut words = words;
+        words[16] = 1;
+        assert_eq!(
+            unpack_fixed_into(&words, &[Scalar::ZERO], &mut out[..1]),
+            Ok(())
+        );
+        assert_eq!(unpack_fixed_into(&[], &[], &mut []), Ok(()));
     }
 
     #[test]

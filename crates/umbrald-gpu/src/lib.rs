@@ -41,7 +41,7 @@ mod device;
 mod error;
 mod exec;
 pub mod host;
-mod layout;
+pub mod layout;
 pub mod nvrtc;
 mod options;
 pub mod source;

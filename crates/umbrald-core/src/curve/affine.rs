@@ -118,6 +118,20 @@ impl Affine {
         p.is_on_curve().then_some(p)
     }
 
+    /// Builds a point from coordinates as eight little-endian 32-bit limbs each (the GPU
+    /// kernels' layout), checking that they are below `p` and that the point is on the curve.
+    pub fn from_xy_limbs(x: &[u32; 8], y: &[u32; 8]) -> Option<Affine> {
+        let x: Option<Fe> = Fe::from_u32_limbs(x).into();
+        let y: Option<Fe> = Fe::from_u32_limbs(y).into();
+        let p = Affine { x: x?, y: y? };
+        p.is_on_curve().then_some(p)
+    }
+
+    /// The coordinates as eight little-endian 32-bit limbs each (the GPU kernels' layout).
+    pub fn to_xy_limbs(&self) -> ([u32; 8], [u32; 8]) {
+        (self.x.to_u32_limbs(), self.y.to_u32_limbs())
+    }
+
     /// `y² == x³ + 7`.
     pub fn is_on_curve(&self) -> bool {
         let lhs = self.y.square();

@@ -101,6 +101,31 @@ impl Fe {
         CtOption::new(Fe(limbs), Choice::from(b as u8))
     }
 
+    /// Parses eight little-endian 32-bit limbs (the GPU kernels' layout); `None` (constant
+    /// time) when the value is not below `p`.
+    pub fn from_u32_limbs(words: &[u32; 8]) -> CtOption<Fe> {
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            *limb = u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32);
+        }
+        let (_, b) = sbb(limbs[0], P[0], 0);
+        let (_, b) = sbb(limbs[1], P[1], b);
+        let (_, b) = sbb(limbs[2], P[2], b);
+        let (_, b) = sbb(limbs[3], P[3], b);
+        CtOption::new(Fe(limbs), Choice::from(b as u8))
+    }
+
+    /// The canonical value as eight little-endian 32-bit limbs.
+    pub fn to_u32_limbs(&self) -> [u32; 8] {
+        let n = self.normalize();
+        let mut out = [0u32; 8];
+        for (i, limb) in n.0.iter().enumerate() {
+            out[2 * i] = *limb as u32;
+            out[2 * i + 1] = (*limb >> 32) as u32;
+        }
+        out
+    }
+
     /// The canonical 32 big-endian bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
         let n = self.normalize();
@@ -408,6 +433,30 @@ mod tests {
             if let Some(v) = ours {
                 prop_assert_eq!(v.to_bytes(), bytes);
             }
+        }
+
+        /// The GPU layout's limbs say the same as the big-endian bytes, weakly reduced values
+        /// included.
+        #[test]
+        fn u32_limbs_agree_with_bytes(a in any_fe(), words in any::<[u32; 8]>()) {
+            let limbs = a.to_u32_limbs();
+            let mut from_bytes = [0u32; 8];
+            let bytes = a.to_bytes();
+            for (i, limb) in from_bytes.iter_mut().enumerate() {
+                let at = 28 - 4 * i;
+                *limb = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+            }
+            prop_assert_eq!(limbs, from_bytes);
+            let back: Option<Fe> = Fe::from_u32_limbs(&limbs).into();
+            prop_assert_eq!(back, Some(a.normalize()));
+            let mut be = [0u8; 32];
+            for (i, limb) in words.iter().enumerate() {
+                let at = 28 - 4 * i;
+                be[at..at + 4].copy_from_slice(&limb.to_be_bytes());
+            }
+            let via_limbs: Option<Fe> = Fe::from_u32_limbs(&words).into();
+            let via_bytes: Option<Fe> = Fe::from_bytes(&be).into();
+            prop_assert_eq!(via_limbs, via_bytes);
         }
     }
 

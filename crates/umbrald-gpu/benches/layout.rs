@@ -1,0 +1,84 @@
+//! The GPU backend's host work around every device call: packing a batch into the kernels'
+//! limb-major layout and reading the results back (with the on-curve check of every output
+//! point). Single-threaded sizes (below the layout's parallel threshold), per item.
+
+// criterion's macros define undocumented items.
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use k256::elliptic_curve::Field;
+use k256::{ProjectivePoint, Scalar};
+use umbrald_core::curve::Affine;
+use umbrald_gpu::layout::{self, limbs_from_be, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS};
+
+/// Items per call: one GPU host thread's part of a batch, packed by one thread.
+const N: usize = 4096;
+
+/// `count` curve points, cycling through 64 random ones (the layout code does not care).
+fn points(count: usize) -> Vec<Affine> {
+    let mut rng = rand::thread_rng();
+    let distinct: Vec<Affine> = (0..64)
+        .map(|_| {
+            Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng)))
+                .expect("finite")
+        })
+        .collect();
+    (0..count).map(|i| distinct[i % distinct.len()]).collect()
+}
+
+/// A kernel output of `slots` points per item, as the device writes it (flag 0: a point).
+fn device_output(points: &[Affine], slots: usize) -> Vec<u32> {
+    let n = points.len() / slots;
+    let mut words = vec![0u32; 17 * slots * n];
+    for i in 0..n {
+        for slot in 0..slots {
+            let xy = points[i * slots + slot].to_xy_bytes();
+            let x = limbs_from_be(xy[..32].try_into().expect("32 bytes"));
+            let y = limbs_from_be(xy[32..].try_into().expect("32 bytes"));
+            for w in 0..8 {
+                words[(17 * slot + w) * n + i] = x[w];
+                words[(17 * slot + 8 + w) * n + i] = y[w];
+            }
+        }
+    }
+    words
+}
+
+fn layout_bench(c: &mut Criterion) {
+    let mut rng = rand::thread_rng();
+    let bases = points(N);
+    let scalars: Vec<[Scalar; 2]> = (0..N)
+        .map(|_| [Scalar::random(&mut rng), Scalar::random(&mut rng)])
+        .collect();
+    let singles: Vec<Scalar> = scalars.iter().map(|[a, _]| *a).collect();
+    let pair_out = device_output(&points(2 * N), 2);
+    let fixed_out = device_output(&points(N), 1);
+    assert_eq!(pair_out.len(), PAIR_OUT_WORDS * N);
+    assert_eq!(fixed_out.len(), FIXED_OUT_WORDS * N);
+
+    let mut group = c.benchmark_group("gpu-layout");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(N as u64));
+    let mut input = vec![0u32; PAIR_IN_WORDS * N];
+    group.bench_function("pack_pairs", |b| {
+        b.iter(|| layout::pack_pairs(&bases, &scalars, &mut input).expect("pack"))
+    });
+    group.bench_function("unpack_pairs", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(N);
+            layout::unpack_pairs(&pair_out, &scalars, &mut out).expect("valid output");
+            out
+        })
+    });
+    group.bench_function("unpack_fixed", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(N);
+            layout::unpack_fixed(&fixed_out, &singles, &mut out).expect("valid output");
+            out
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, layout_bench);
+criterion_main!(benches);
