@@ -268,6 +268,12 @@ impl EcBackend for GpuBackend {
         self.overlap_calls
     }
 
+    /// True: unpacking a kernel's output rejects any point off the curve and any identity flag
+    /// that does not match its scalar (`layout::unpack_pairs`, `layout::unpack_fixed`).
+    fn checks_outputs(&self) -> bool {
+        true
+    }
+
     /// The decompression kernel (one square root per point). No audit: the engine checks every
     /// answer against the compressed point and decompresses on the host what it rejects.
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {

@@ -387,20 +387,24 @@ impl Guarded {
         }
     }
 
-    /// Checks every output's shape and audits a few of them against the CPU.
+    /// Checks the outputs' count and (with `each_point`: when the backend has not) every
+    /// output's shape, then audits a few of them against the CPU.
     fn check_pairs(
         &self,
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
         out: &[[Option<Affine>; 2]],
+        each_point: bool,
     ) -> Verdict {
         if out.len() != bases.len() {
             return Err(FallbackReason::InvalidOutput);
         }
-        for (k, products) in scalars.iter().zip(out) {
-            for (k, p) in k.iter().zip(products) {
-                if !plausible(k, p) {
-                    return Err(FallbackReason::InvalidOutput);
+        if each_point {
+            for (k, products) in scalars.iter().zip(out) {
+                for (k, p) in k.iter().zip(products) {
+                    if !plausible(k, p) {
+                        return Err(FallbackReason::InvalidOutput);
+                    }
                 }
             }
         }
@@ -416,11 +420,11 @@ impl Guarded {
         Ok(())
     }
 
-    fn check_u(&self, scalars: &[Scalar], out: &[Option<Affine>]) -> Verdict {
+    fn check_u(&self, scalars: &[Scalar], out: &[Option<Affine>], each_point: bool) -> Verdict {
         if out.len() != scalars.len() {
             return Err(FallbackReason::InvalidOutput);
         }
-        if !scalars.iter().zip(out).all(|(k, p)| plausible(k, p)) {
+        if each_point && !scalars.iter().zip(out).all(|(k, p)| plausible(k, p)) {
             return Err(FallbackReason::InvalidOutput);
         }
         for i in self.sample(out.len()) {
@@ -580,8 +584,9 @@ impl EcBackend for Guarded {
             self.faults.fetch_add(1, Ordering::Relaxed);
             return self.cpu_pairs(bases, scalars);
         }
-        let verdict = match guarded_call(|| self.backend().mul_pairs(bases, scalars)) {
-            Ok(out) => match self.check_pairs(bases, scalars, &out) {
+        let backend = self.backend();
+        let verdict = match guarded_call(|| backend.mul_pairs(bases, scalars)) {
+            Ok(out) => match self.check_pairs(bases, scalars, &out, !backend.checks_outputs()) {
                 Ok(()) => Ok(out),
                 Err(reason) => Err((reason, "result rejected by the check")),
             },
@@ -608,8 +613,9 @@ impl EcBackend for Guarded {
             self.faults.fetch_add(1, Ordering::Relaxed);
             return self.cpu_u(scalars);
         }
-        let verdict = match guarded_call(|| self.backend().mul_u(scalars)) {
-            Ok(out) => match self.check_u(scalars, &out) {
+        let backend = self.backend();
+        let verdict = match guarded_call(|| backend.mul_u(scalars)) {
+            Ok(out) => match self.check_u(scalars, &out, !backend.checks_outputs()) {
                 Ok(()) => Ok(out),
                 Err(reason) => Err((reason, "result rejected by the check")),
             },
@@ -819,6 +825,63 @@ impl GpuWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers every product with a point off the curve; says whether it checked its outputs.
+    struct OffCurve {
+        claims_checked: bool,
+    }
+
+    impl EcBackend for OffCurve {
+        fn name(&self) -> &'static str {
+            "off-curve"
+        }
+
+        fn mul_pairs(
+            &self,
+            bases: &[Affine],
+            _: &[[Scalar; 2]],
+        ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+            let bad = Affine {
+                y: bases[0].y.add(&umbrald_core::curve::field::Fe::ONE),
+                ..bases[0]
+            };
+            Ok(vec![[Some(bad), Some(bad)]; bases.len()])
+        }
+
+        fn mul_u(&self, _: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
+            Err(BackendError::Device("not used".into()))
+        }
+
+        fn checks_outputs(&self) -> bool {
+            self.claims_checked
+        }
+    }
+
+    /// The per-point check is skipped only for a backend that did it itself, and the audit
+    /// still stands behind it: either way the wrong products never leave, for different
+    /// recorded reasons.
+    #[test]
+    fn the_point_check_is_skipped_only_for_backends_that_check_their_outputs() {
+        let base = Affine::from_k256(&k256::ProjectivePoint::GENERATOR).expect("finite");
+        let scalars = [[Scalar::ONE, Scalar::from(2u64)]];
+        let right = CpuBackend::new().mul_pairs(&[base], &scalars).expect("cpu");
+        for (claims_checked, reason) in [(false, "invalid_output"), (true, "audit_mismatch")] {
+            let device = GpuDevice {
+                backend: Arc::new(OffCurve { claims_checked }),
+                description: "off-curve".into(),
+                stats: None,
+                batch_items: 16,
+            };
+            let metrics = Arc::new(Metrics::new());
+            let lane = GpuLane::new(16, 1, false, Arc::default());
+            let guard = Guarded::new(&device, lane, metrics.clone(), &GpuSection::default(), 1);
+            let got = guard.mul_pairs(&[base], &scalars).expect("the CPU answers");
+            assert_eq!(got, right, "claims_checked = {claims_checked}");
+            let text = metrics.encode();
+            let line = format!("umbrald_gpu_fallbacks_total{{reason=\"{reason}\"}} 1");
+            assert!(text.contains(&line), "{line} missing in\n{text}");
+        }
+    }
 
     #[test]
     fn share_follows_the_rates() {

@@ -88,4 +88,12 @@ pub trait EcBackend: Send + Sync {
     fn overlaps_calls(&self) -> bool {
         false
     }
+
+    /// Whether this backend has itself checked every point it returns to lie on the curve,
+    /// with the identity exactly for the zero scalars (a device backend validating the words
+    /// it copies back), so that a caller guarding it need not check them again. The default,
+    /// false, leaves that check to the caller.
+    fn checks_outputs(&self) -> bool {
+        false
+    }
 }
