@@ -8,8 +8,11 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::curve::Affine;
-use umbrald_gpu::layout::{self, limbs_from_be, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS};
+use umbrald_core::curve::{Affine, CompressedPoint};
+use umbrald_gpu::layout::{
+    self, limbs_from_be, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIXED_IN_WORDS,
+    FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS,
+};
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
 const N: usize = 4096;
@@ -74,6 +77,34 @@ fn layout_bench(c: &mut Criterion) {
         b.iter(|| {
             let mut out = Vec::with_capacity(N);
             layout::unpack_fixed(&fixed_out, &singles, &mut out).expect("valid output");
+            out
+        })
+    });
+    let mut fixed_in = vec![0u32; FIXED_IN_WORDS * N];
+    group.bench_function("pack_fixed", |b| {
+        b.iter(|| layout::pack_fixed(&singles, &mut fixed_in).expect("pack"))
+    });
+    // Decompression: the compressed forms of `bases`, and the device's answer (y, flag 1).
+    let compressed: Vec<CompressedPoint> = bases
+        .iter()
+        .map(|p| CompressedPoint::parse(&p.to_compressed()).expect("valid"))
+        .collect();
+    let mut decompress_out = vec![0u32; DECOMPRESS_OUT_WORDS * N];
+    for (i, p) in bases.iter().enumerate() {
+        let y = limbs_from_be(p.to_xy_bytes()[32..].try_into().expect("32 bytes"));
+        for w in 0..8 {
+            decompress_out[w * N + i] = y[w];
+        }
+        decompress_out[8 * N + i] = 1;
+    }
+    let mut decompress_in = vec![0u32; DECOMPRESS_IN_WORDS * N];
+    group.bench_function("pack_decompress", |b| {
+        b.iter(|| layout::pack_decompress(&compressed, &mut decompress_in).expect("pack"))
+    });
+    group.bench_function("unpack_decompress", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(N);
+            layout::unpack_decompress(&decompress_out, &compressed, &mut out).expect("valid");
             out
         })
     });
