@@ -10,8 +10,8 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_gpu::layout::{
-    self, limbs_from_be, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIXED_IN_WORDS,
-    FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS,
+    self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIXED_IN_WORDS, FIXED_OUT_WORDS,
+    PAIR_IN_WORDS, PAIR_OUT_WORDS,
 };
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
@@ -35,9 +35,7 @@ fn device_output(points: &[Affine], slots: usize) -> Vec<u32> {
     let mut words = vec![0u32; 17 * slots * n];
     for i in 0..n {
         for slot in 0..slots {
-            let xy = points[i * slots + slot].to_xy_bytes();
-            let x = limbs_from_be(xy[..32].try_into().expect("32 bytes"));
-            let y = limbs_from_be(xy[32..].try_into().expect("32 bytes"));
+            let (x, y) = points[i * slots + slot].to_xy_limbs();
             for w in 0..8 {
                 words[(17 * slot + w) * n + i] = x[w];
                 words[(17 * slot + 8 + w) * n + i] = y[w];
@@ -91,7 +89,7 @@ fn layout_bench(c: &mut Criterion) {
         .collect();
     let mut decompress_out = vec![0u32; DECOMPRESS_OUT_WORDS * N];
     for (i, p) in bases.iter().enumerate() {
-        let y = limbs_from_be(p.to_xy_bytes()[32..].try_into().expect("32 bytes"));
+        let (_, y) = p.to_xy_limbs();
         for w in 0..8 {
             decompress_out[w * N + i] = y[w];
         }

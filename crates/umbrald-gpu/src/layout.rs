@@ -67,11 +67,6 @@ pub fn limbs_to_be(limbs: &[u32; 8]) -> [u8; 32] {
     bytes
 }
 
-/// The x and y limbs of a point.
-pub(crate) fn xy_limbs(p: &Affine) -> ([u32; 8], [u32; 8]) {
-    p.to_xy_limbs()
-}
-
 fn scalar_limbs(s: &Scalar) -> zeroize::Zeroizing<[u32; 8]> {
     let bytes = zeroize::Zeroizing::new(<[u8; 32]>::from(s.to_bytes()));
     zeroize::Zeroizing::new(limbs_from_be(&bytes))
@@ -218,7 +213,7 @@ pub fn pack_pairs(
     // Rows 0..16: x, y of the base; rows 16..32: a, b.
     fill_columns::<PAIR_IN_WORDS>(dst, n, |i| {
         let mut words = zeroize::Zeroizing::new([0u32; PAIR_IN_WORDS]);
-        let (x, y) = xy_limbs(&bases[i]);
+        let (x, y) = bases[i].to_xy_limbs();
         words[..8].copy_from_slice(&x);
         words[8..16].copy_from_slice(&y);
         words[16..24].copy_from_slice(&*scalar_limbs(&scalars[i][0]));
@@ -425,7 +420,7 @@ mod tests {
             n / 2,
             n - 1,
         ] {
-            let (x, y) = xy_limbs(&bases[i]);
+            let (x, y) = bases[i].to_xy_limbs();
             assert_eq!(get(&dst, n, 0, i), x, "x of {i}");
             assert_eq!(get(&dst, n, 8, i), y, "y of {i}");
             assert_eq!(
@@ -442,7 +437,7 @@ mod tests {
         // An output with item i's slots holding bases[i] (and the identity for scalar 0).
         let mut words = vec![0u32; PAIR_OUT_WORDS * n];
         for (i, (base, pair)) in bases.iter().zip(&scalars).enumerate() {
-            let (x, y) = xy_limbs(base);
+            let (x, y) = base.to_xy_limbs();
             for (slot, k) in pair.iter().enumerate() {
                 let row = 17 * slot;
                 for w in 0..8 {

@@ -4,8 +4,6 @@ use k256::elliptic_curve::group::Curve;
 use k256::ProjectivePoint;
 use umbrald_core::curve::{params, Affine};
 
-use crate::layout::xy_limbs;
-
 /// Windows of a table: 64 signed 4-bit digits plus the 0/1 carry digit (`UMB_WINDOWS`).
 pub const WINDOWS: usize = 65;
 /// Entries per window: `|d| * 16^j * Q` for `|d| = 1..=8` (`UMB_ROW`).
@@ -76,7 +74,7 @@ impl FixedBaseTable {
             // (e + 1) 2^(4j) is never a multiple of the prime order n, so no entry is the identity.
             let p = Affine::from_k256(&ProjectivePoint::from(*point))
                 .unwrap_or_else(|| unreachable!("table entries are finite"));
-            let (x, y) = xy_limbs(&p);
+            let (x, y) = p.to_xy_limbs();
             words.extend_from_slice(&x);
             words.extend_from_slice(&y);
         }
@@ -107,7 +105,7 @@ mod tests {
                 let at = (j * ROW + e) * ENTRY_WORDS;
                 let mut x = [0u32; 8];
                 x.copy_from_slice(&table.words()[at..at + 8]);
-                assert_eq!(x, xy_limbs(&want).0, "{j} {e}");
+                assert_eq!(x, want.to_xy_limbs().0, "{j} {e}");
             }
         }
     }
