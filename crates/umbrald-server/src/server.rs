@@ -147,8 +147,9 @@ impl Server {
         let mut gpu_batch_items = None;
         let gpu_dispatch = match &backends.gpu {
             Some((device, cpu_helps)) => {
+                let section = config.gpu_section();
                 let max = match config.batcher.gpu_max_batch_items {
-                    0 => device.batch_items.saturating_mul(config.gpu_host_threads()),
+                    0 => device.batch_items.saturating_mul(section.host_threads),
                     n => n,
                 };
                 gpu_batch_items = Some(max);
@@ -159,7 +160,6 @@ impl Server {
                 } else {
                     config.gpu.batches_in_flight
                 };
-                let section = config.gpu_section();
                 tracing::info!(
                     max_batch_items = max,
                     batches_in_flight = in_flight,
