@@ -16,7 +16,8 @@
 #      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
 #      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
 #      E2E_CONFIGS=sweep runs the lane's open options (overlap_calls, pipelines,
-#      batches_in_flight, host_threads, more in flight): about 15 s each.
+#      batches_in_flight, host_threads, more in flight): about 15 s each; "sweep;A;B" adds
+#      the entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
 #   5. issue 3's single-capsule latency with the CPU backend on cores 0-7 and the load
 #      generator on cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
 # summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1, SKIP_LATENCY=1
@@ -77,14 +78,18 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     E2E_SECONDS=3 e2e e2e-warmup "$dir" -
     [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" -
     configs_text="${E2E_CONFIGS:--}"
-    if [ "$configs_text" = sweep ]; then
+    if [ "${configs_text%%;*}" = sweep ]; then
         # Defaults first; then each open option of the GPU lane alone and combined; the last
         # keeps twice the capsules in flight (256 x 512) with room for them in the queue.
+        # Entries after "sweep;" run after these.
+        extra=""
+        [ "$configs_text" != sweep ] && extra=";${configs_text#sweep;}"
         configs_text="-;UMBRALD_GPU_OVERLAP_CALLS=true;UMBRALD_GPU_PIPELINES=16"
         configs_text+=";UMBRALD_GPU_HOST_THREADS=8"
         configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32"
         configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=3 UMBRALD_GPU_PIPELINES=32 UMBRALD_GPU_OVERLAP_CALLS=true"
         configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144"
+        configs_text+="$extra"
     fi
     IFS=';' read -r -a configs <<<"$configs_text"
     i=0

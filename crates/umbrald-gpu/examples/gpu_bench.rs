@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p umbrald-gpu --example gpu_bench -- [--sizes 1024,65536,...]
 //!     [--reps 3] [--chunk 65536] [--ptx FILE] [--device 0] [--host] [--nvrtc-opt OPT]...
-//!     [--table-shared | --table-local]
+//!     [--table-shared | --table-local] [--host-wait block|yield|spin]
 //! ```
 //!
 //! `--host` runs the host-compiled kernels instead of a GPU (to check the program without one;
@@ -69,6 +69,7 @@ fn parse() -> Result<Args, String> {
             "--host" => args.host = true,
             "--table-shared" => args.opts.table_in_shared = true,
             "--table-local" => args.opts.table_in_shared = false,
+            "--host-wait" => args.opts.host_wait = value()?.parse()?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -149,6 +150,7 @@ fn main() -> ExitCode {
             "local"
         }
     );
+    println!("host threads wait for the device: {}", args.opts.host_wait);
     if !args.opts.nvrtc_options.is_empty() {
         println!("NVRTC options: {}", args.opts.nvrtc_options.join(" "));
     }

@@ -31,7 +31,7 @@ use crate::error::GpuUnavailable;
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
-use crate::options::GpuOptions;
+use crate::options::{GpuOptions, HostWait};
 use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
 
 /// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
@@ -162,6 +162,12 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         });
     }
     let ctx = CudaContext::new(opts.device).map_err(driver("context creation"))?;
+    ctx.set_flags(match opts.host_wait {
+        HostWait::Block => sys::CUctx_flags::CU_CTX_SCHED_BLOCKING_SYNC,
+        HostWait::Yield => sys::CUctx_flags::CU_CTX_SCHED_YIELD,
+        HostWait::Spin => sys::CUctx_flags::CU_CTX_SCHED_SPIN,
+    })
+    .map_err(driver("context scheduling flags"))?;
     let name = ctx.name().map_err(driver("device name"))?;
     let compute_capability = ctx
         .compute_capability()

@@ -53,6 +53,6 @@ pub use device::{DeviceInfo, KernelOrigin};
 pub use error::GpuUnavailable;
 pub use exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 pub use layout::LayoutError;
-pub use options::GpuOptions;
+pub use options::{GpuOptions, HostWait};
 pub use stats::{GpuStats, GpuStatsSnapshot};
 pub use table::{FixedBase, FixedBaseTable};

@@ -42,6 +42,59 @@ pub struct GpuOptions {
     /// with `s·G`; the products with `t·U`: [`umbrald_core::backend::EcBackend::overlaps_calls`])
     /// instead of one after the other. Off by default: not yet measured on a device.
     pub overlap_calls: bool,
+    /// How a host thread waits for its device call (the CUDA context's scheduling policy).
+    pub host_wait: HostWait,
+}
+
+/// How host threads wait for the device: the CUDA context's scheduling flag, set at start-up.
+///
+/// CUDA's own default (`CU_CTX_SCHED_AUTO`) spins whenever the process has fewer contexts than
+/// the machine has cores, so every thread waiting for a kernel (milliseconds each) keeps a core
+/// busy. On an H200 with 16 cores the server's CPU per item rose from 10.7 to 13.5 to 20 µs as
+/// 8, 16 and 16-with-more-pipelines host threads waited on the device (docs/PERFORMANCE.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HostWait {
+    /// Sleep until the device signals completion (`CU_CTX_SCHED_BLOCKING_SYNC`): no CPU while
+    /// waiting, a wake-up of some microseconds after each call. The default.
+    #[default]
+    Block,
+    /// Poll, yielding the core to other runnable threads between polls (`CU_CTX_SCHED_YIELD`).
+    Yield,
+    /// Poll without yielding (`CU_CTX_SCHED_SPIN`): the lowest wake-up latency, a core per
+    /// waiting thread.
+    Spin,
+}
+
+impl HostWait {
+    /// The configuration spelling: `block`, `yield` or `spin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Yield => "yield",
+            Self::Spin => "spin",
+        }
+    }
+}
+
+impl std::fmt::Display for HostWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HostWait {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "block" => Ok(Self::Block),
+            "yield" => Ok(Self::Yield),
+            "spin" => Ok(Self::Spin),
+            other => Err(format!(
+                "unknown host wait `{other}` (block, yield or spin)"
+            )),
+        }
+    }
 }
 
 impl Default for GpuOptions {
@@ -57,6 +110,21 @@ impl Default for GpuOptions {
             nvrtc_options: Vec::new(),
             table_in_shared: false,
             overlap_calls: false,
+            host_wait: HostWait::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostWait;
+
+    #[test]
+    fn host_wait_spellings_round_trip() {
+        for wait in [HostWait::Block, HostWait::Yield, HostWait::Spin] {
+            assert_eq!(wait.as_str().parse::<HostWait>(), Ok(wait));
+        }
+        assert!("busy".parse::<HostWait>().is_err());
+        assert_eq!(HostWait::default(), HostWait::Block);
     }
 }

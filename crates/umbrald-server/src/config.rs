@@ -261,6 +261,36 @@ pub struct GpuSection {
     /// pipeline, so with more parts than pipelines (`host_threads` times
     /// `batches_in_flight`) the calls go in rounds; more is not yet measured on a device.
     pub pipelines: usize,
+    /// How the GPU host threads wait for their device calls: `block` (sleep until the device
+    /// signals, the default), `yield` or `spin`. CUDA's own default spins on machines with
+    /// more cores than contexts, a core per waiting thread (docs/PERFORMANCE.md §4).
+    pub host_wait: GpuHostWait,
+}
+
+/// `[gpu] host_wait`: how a GPU host thread waits for its device call (the CUDA context's
+/// scheduling flag, [`umbrald_gpu::HostWait`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuHostWait {
+    /// Sleep until the device signals completion: no CPU while waiting.
+    #[default]
+    Block,
+    /// Poll, yielding the core between polls.
+    Yield,
+    /// Poll without yielding: a core per waiting thread.
+    Spin,
+}
+
+impl From<GpuHostWait> for umbrald_gpu::HostWait {
+    fn from(wait: GpuHostWait) -> Self {
+        match wait {
+            GpuHostWait::Block => Self::Block,
+            GpuHostWait::Yield => Self::Yield,
+            GpuHostWait::Spin => Self::Spin,
+        }
+    }
 }
 
 /// Most device pipelines `[gpu] pipelines` may ask for.
@@ -284,6 +314,7 @@ impl Default for GpuSection {
             overlap_calls: false,
             batches_in_flight: 1,
             pipelines: 0,
+            host_wait: GpuHostWait::Block,
         }
     }
 }
@@ -393,6 +424,9 @@ pub struct Overrides {
     /// Device calls in flight at once (0: one per GPU host thread, at most 8; up to 32).
     #[arg(long, env = "UMBRALD_GPU_PIPELINES", value_name = "N")]
     pub gpu_pipelines: Option<usize>,
+    /// How GPU host threads wait for the device (block, yield or spin).
+    #[arg(long, env = "UMBRALD_GPU_HOST_WAIT", value_name = "WAIT")]
+    pub gpu_host_wait: Option<GpuHostWait>,
     /// Largest request in bytes.
     #[arg(long, env = "UMBRALD_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -456,6 +490,7 @@ impl Overrides {
             &self.gpu_batches_in_flight,
         );
         set(&mut config.gpu.pipelines, &self.gpu_pipelines);
+        set(&mut config.gpu.host_wait, &self.gpu_host_wait);
         set(
             &mut config.limits.max_request_bytes,
             &self.max_request_bytes,
@@ -705,6 +740,21 @@ mod tests {
             BatcherSection::default().max_queue_items
         );
         assert_eq!(c.server, ServerSection::default());
+    }
+
+    #[test]
+    fn gpu_host_wait_reads_from_the_file_and_the_flag() {
+        assert_eq!(Config::default().gpu.host_wait, GpuHostWait::Block);
+        let c = Config::from_toml("[gpu]\nhost_wait = \"spin\"\n").expect("parses");
+        assert_eq!(c.gpu.host_wait, GpuHostWait::Spin);
+        assert!(Config::from_toml("[gpu]\nhost_wait = \"busy\"\n").is_err());
+        let cli = Cli::try_parse_from(["x", "--gpu-host-wait", "yield"]).expect("flags parse");
+        let c = Config::load(&cli.o).expect("loads");
+        assert_eq!(c.gpu.host_wait, GpuHostWait::Yield);
+        assert_eq!(
+            umbrald_gpu::HostWait::from(c.gpu.host_wait),
+            umbrald_gpu::HostWait::Yield
+        );
     }
 
     #[test]
