@@ -8,7 +8,8 @@
 # built from an earlier commit (the baseline). Each binary is run in turn on the same sizes, the
 # baseline first and last so that drift of the card shows; then gpu_bench once per variant in
 # $VARIANTS (';'-separated lists of NVRTC options, e.g. "-DUMB_MIN_BLOCKS=4"; a word that starts
-# with "--" is a gpu_bench flag instead, e.g. "--table-shared"). With NCU=1 and Nsight Compute
+# with "--" is a gpu_bench flag instead, e.g. "--table-local", and a plain word after it is its
+# value, e.g. "--host-wait spin"). With NCU=1 and Nsight Compute
 # present, one full-wave umb_mul_pairs launch is also profiled (speed of light, occupancy,
 # launch statistics, warp states, memory) for the current build and for each variant in
 # $NCU_VARIANTS (same syntax). Results go to $OUT (default ./gpu-ab-out): ab.md (every table)
@@ -41,14 +42,16 @@ base="$dir/gpu_bench-base"
 [ -x "$base" ] && bench "baseline (gpu_bench-base)" "$base"
 bench "current" "$dir/gpu_bench"
 [ -x "$base" ] && bench "baseline again" "$base"
-# A variant's words as gpu_bench arguments, in the array `opts`.
+# A variant's words as gpu_bench arguments, in the array `opts`: "--flag" words and the plain
+# words after them ("--host-wait spin") go to gpu_bench, other "-..." words to NVRTC.
 variant_opts() {
     opts=()
     local o
     for o in $1; do
         case "$o" in
         --*) opts+=("$o") ;;
-        *) opts+=(--nvrtc-opt "$o") ;;
+        -*) opts+=(--nvrtc-opt "$o") ;;
+        *) opts+=("$o") ;;
         esac
     done
 }

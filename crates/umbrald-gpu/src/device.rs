@@ -34,9 +34,12 @@ use crate::nvrtc::{self, panic_message};
 use crate::options::{GpuOptions, HostWait};
 use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
 
+use crate::table::{FixedBase, FixedBaseTable};
+
 /// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
 const PAIRS_TABLE_SMEM_BYTES: u32 = 8 * 16 * BLOCK_THREADS * 4;
-use crate::table::{FixedBase, FixedBaseTable};
+/// The pair kernel's static shared memory: the inversion tree, 2 * block field elements.
+const PAIRS_TREE_SMEM_BYTES: u32 = 8 * 2 * BLOCK_THREADS * 4;
 
 /// What [`crate::GpuBackend::probe`] found and how it got its kernels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,10 @@ pub struct DeviceInfo {
     /// Items per kernel launch: `GpuOptions::chunk_items` rounded to whole waves of resident
     /// blocks, so that no launch ends with a partly filled wave (0 when unknown).
     pub launch_items: usize,
+    /// Whether the pair kernel keeps its per-thread tables in shared memory: asked for with
+    /// [`GpuOptions::table_in_shared`], and only when the device lets a block have that much
+    /// shared memory (a PTX file's own build decides instead).
+    pub table_in_shared: bool,
 }
 
 /// Where the loaded kernels came from.
@@ -101,8 +108,14 @@ impl fmt::Display for DeviceInfo {
         if self.launch_items > 0 {
             write!(
                 f,
-                ", {} blocks/SM, {} items per launch",
-                self.blocks_per_sm, self.launch_items
+                ", {} blocks/SM, {} items per launch, tables in {} memory",
+                self.blocks_per_sm,
+                self.launch_items,
+                if self.table_in_shared {
+                    "shared"
+                } else {
+                    "local"
+                }
             )?;
         }
         Ok(())
@@ -121,6 +134,7 @@ impl DeviceInfo {
             kernels: KernelOrigin::Emulated,
             blocks_per_sm: 0,
             launch_items: 0,
+            table_in_shared: false,
         }
     }
 }
@@ -177,7 +191,18 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     // SAFETY: a valid out-pointer; the driver library is loaded.
     let _ = unsafe { sys::cuDriverGetVersion(&mut driver_version) };
 
-    let (ptx, kernels) = kernel_ptx(opts, compute_capability)?;
+    // The shared-table build needs its tables and its inversion tree in one block's shared
+    // memory; a device that cannot give a block that much runs the local-memory build.
+    let smem_optin = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        .map_err(driver("device attributes"))?;
+    let shared_fits =
+        u32::try_from(smem_optin).unwrap_or(0) >= PAIRS_TABLE_SMEM_BYTES + PAIRS_TREE_SMEM_BYTES;
+    let (ptx, kernels, table_in_shared) = kernel_ptx(
+        opts,
+        compute_capability,
+        opts.table_in_shared && shared_fits,
+    )?;
     let module = ctx
         .load_module(ptx)
         .map_err(driver("module load (PTX JIT)"))?;
@@ -203,7 +228,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let sms = ctx
         .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
         .map_err(driver("device attributes"))?;
-    let pairs_smem = if opts.table_in_shared {
+    let pairs_smem = if table_in_shared {
         PAIRS_TABLE_SMEM_BYTES
     } else {
         0
@@ -238,6 +263,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         kernels,
         blocks_per_sm,
         launch_items: chunk,
+        table_in_shared,
     };
     let exec = CudaExecutor {
         ctx,
@@ -264,30 +290,27 @@ fn whole_waves(items: usize, wave: usize) -> usize {
     waves * wave
 }
 
-/// PTX from the file in the options, or from NVRTC for the requested or the device's arch.
-fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), GpuUnavailable> {
+/// PTX from the file in the options, or from NVRTC for the requested or the device's arch
+/// (the shared-table build when `table_in_shared`), and whether it is the shared-table build:
+/// a PTX file's own build decides that, whatever the options say.
+fn kernel_ptx(
+    opts: &GpuOptions,
+    cc: (i32, i32),
+    table_in_shared: bool,
+) -> Result<(Ptx, KernelOrigin, bool), GpuUnavailable> {
     if let Some(path) = &opts.ptx_file {
         let text = std::fs::read_to_string(path).map_err(|e| GpuUnavailable::PtxFile {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        // The shared-table build declares its dynamic shared memory by this name; a launch
-        // configured for the other build would read memory it was not given.
-        if text.contains("umb_table_smem") != opts.table_in_shared {
-            return Err(GpuUnavailable::PtxFile {
-                path: path.display().to_string(),
-                message: format!(
-                    "built {} -DUMB_TABLE_SHARED=1 but table_in_shared is {}",
-                    if opts.table_in_shared {
-                        "without"
-                    } else {
-                        "with"
-                    },
-                    opts.table_in_shared
-                ),
-            });
-        }
-        return Ok((Ptx::from_src(text), KernelOrigin::PtxFile(path.clone())));
+        // The shared-table build declares its dynamic shared memory by this name; launches
+        // are configured for the build the file holds.
+        let shared = ptx_is_shared_table_build(&text);
+        return Ok((
+            Ptx::from_src(text),
+            KernelOrigin::PtxFile(path.clone()),
+            shared,
+        ));
     }
     let version = nvrtc::nvrtc_version().ok_or(GpuUnavailable::NoNvrtc)?;
     let arch = opts
@@ -295,7 +318,7 @@ fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), 
         .clone()
         .unwrap_or_else(|| format!("compute_{}{}", cc.0, cc.1));
     let mut extra: Vec<&str> = opts.nvrtc_options.iter().map(String::as_str).collect();
-    if opts.table_in_shared {
+    if table_in_shared {
         extra.push("-DUMB_TABLE_SHARED=1");
     }
     let units =
@@ -306,7 +329,17 @@ fn kernel_ptx(opts: &GpuOptions, cc: (i32, i32)) -> Result<(Ptx, KernelOrigin), 
         .map(|u| u.ptx)
         .collect::<Vec<_>>()
         .join("\n");
-    Ok((Ptx::from_src(ptx), KernelOrigin::Nvrtc { version, arch }))
+    Ok((
+        Ptx::from_src(ptx),
+        KernelOrigin::Nvrtc { version, arch },
+        table_in_shared,
+    ))
+}
+
+/// Whether PTX text is the shared-table build (`-DUMB_TABLE_SHARED=1`), which declares its
+/// dynamic shared memory as `umb_table_smem`.
+fn ptx_is_shared_table_build(ptx: &str) -> bool {
+    ptx.contains("umb_table_smem")
 }
 
 /// The CUDA implementation of [`KernelExecutor`].

@@ -34,9 +34,11 @@ pub struct GpuOptions {
     pub nvrtc_options: Vec<String>,
     /// Keep each thread's variable-base table in shared memory (`UMB_TABLE_SHARED`: 64 KiB of
     /// dynamic shared memory per block, 3 blocks per SM, no register spills) instead of local
-    /// memory (6 blocks per SM, spills): 1.2-1.3x the kernel's rate on an H200, but not faster
-    /// through the backend or end to end there, so off by default (docs/PERFORMANCE.md §4). A
-    /// `ptx_file` must match: built with `-DUMB_TABLE_SHARED=1` exactly when this is on.
+    /// memory (6 blocks per SM, spills). On by default: on an H200 1.22x the kernel's rate
+    /// (20.1 M products/s), 1.18-1.25x through the backend and 1.05-1.10x end to end
+    /// (docs/PERFORMANCE.md §4). A device that cannot give a block that much shared memory
+    /// runs the local build; a `ptx_file` runs the build it holds ([`crate::DeviceInfo`] says
+    /// which).
     pub table_in_shared: bool,
     /// Issue independent device calls of one engine batch at once from two threads (`h·E`
     /// with `s·G`; the products with `t·U`: [`umbrald_core::backend::EcBackend::overlaps_calls`])
@@ -108,7 +110,7 @@ impl Default for GpuOptions {
             arch: None,
             concurrent_calls: 1,
             nvrtc_options: Vec::new(),
-            table_in_shared: false,
+            table_in_shared: true,
             overlap_calls: false,
             host_wait: HostWait::default(),
         }

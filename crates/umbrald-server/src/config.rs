@@ -241,9 +241,10 @@ pub struct GpuSection {
     /// an H200 (docs/PERFORMANCE.md §4).
     pub decompress: bool,
     /// Keep the variable-base kernel's per-thread tables in shared memory instead of local
-    /// memory (3 blocks per SM and no spills, against 6 with spills): 1.2-1.3x the kernel's
-    /// rate on an H200 but no faster end to end there, so off by default (docs/PERFORMANCE.md
-    /// §4); a `ptx_file` must match it (`-DUMB_TABLE_SHARED=1` exactly when on).
+    /// memory (3 blocks per SM and no spills, against 6 with spills). On by default: on an
+    /// H200 1.22x the kernel's rate and 1.05-1.10x end to end (docs/PERFORMANCE.md §4). A
+    /// device without that much shared memory per block runs the local build; a `ptx_file`
+    /// runs the build it holds.
     pub table_in_shared: bool,
     /// Issue a batch part's independent device calls at once (`h·E` with `s·G`, the products
     /// with `t·U`) instead of one after the other, each waiting for a whole kernel. Off by
@@ -310,7 +311,7 @@ impl Default for GpuSection {
             host_threads: 0,
             capsule_checks: true,
             decompress: true,
-            table_in_shared: false,
+            table_in_shared: true,
             overlap_calls: false,
             batches_in_flight: 1,
             pipelines: 0,

@@ -166,7 +166,7 @@ impl Server {
                     host_threads = section.host_threads,
                     pipelines = section.pipelines,
                     overlap_calls = section.overlap_calls,
-                    host_wait = ?section.host_wait,
+                    host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"
                 );
                 let lane = GpuLane::new(max, in_flight, *cpu_helps, rates.clone());

@@ -545,7 +545,7 @@ fn gpu_options_parse_and_validate() {
     assert_eq!(c.gpu_host_threads(), 2);
     assert!(Config::default().gpu.capsule_checks);
     assert!(Config::default().gpu.decompress);
-    assert!(!Config::default().gpu.table_in_shared);
+    assert!(Config::default().gpu.table_in_shared);
     assert!(!Config::default().gpu.overlap_calls);
     let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
     assert!(c.gpu_section().overlap_calls);
