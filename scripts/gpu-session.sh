@@ -15,9 +15,10 @@
 #      $E2E_CONFIGS (';'-separated lists of VAR=value environment settings for `umbrald
 #      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
 #      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
-#      E2E_CONFIGS=sweep runs the lane's open options (overlap_calls, pipelines,
-#      batches_in_flight, host_threads, more in flight): about 15 s each; "sweep;A;B" adds
-#      the entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
+#      E2E_CONFIGS=sweep runs, with the load over 4 connections, the defaults and
+#      deploy/umbrald-gpu.toml whole, without each of its settings, and with the options
+#      still open (about 15 s each; run from the repository root); "sweep;A;B" adds the
+#      entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
 #   5. issue 3's single-capsule latency with the CPU backend on cores 0-7 and the load
 #      generator on cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
 # summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1, SKIP_LATENCY=1
@@ -79,16 +80,22 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" -
     configs_text="${E2E_CONFIGS:--}"
     if [ "${configs_text%%;*}" = sweep ]; then
-        # Defaults first; then each open option of the GPU lane alone and combined; the last
-        # keeps twice the capsules in flight (256 x 512) with room for them in the queue.
+        # The load over 4 connections (one connection's packets are decrypted in order by one
+        # task: it held every option to 0.6-0.7 M items/s on an H200); defaults first, then
+        # deploy/umbrald-gpu.toml (run from the repository root) as a whole and with each of
+        # its settings undone in turn, then the options still open on top of it.
         # Entries after "sweep;" run after these.
         extra=""
         [ "$configs_text" != sweep ] && extra=";${configs_text#sweep;}"
-        configs_text="-;UMBRALD_GPU_OVERLAP_CALLS=true;UMBRALD_GPU_PIPELINES=16"
-        configs_text+=";UMBRALD_GPU_HOST_THREADS=8"
-        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32"
-        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=3 UMBRALD_GPU_PIPELINES=32 UMBRALD_GPU_OVERLAP_CALLS=true"
-        configs_text+=";UMBRALD_GPU_BATCHES_IN_FLIGHT=2 UMBRALD_GPU_PIPELINES=32 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144"
+        profile="E2E_CONNECTIONS=4 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144 UMBRALD_CONFIG=deploy/umbrald-gpu.toml"
+        configs_text="E2E_CONNECTIONS=4;$profile"
+        configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=1"
+        configs_text+=";$profile UMBRALD_GPU_PIPELINES=0"
+        configs_text+=";$profile UMBRALD_IO_THREADS=0"
+        configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true"
+        configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=3"
+        configs_text+=";$profile UMBRALD_GPU_HOST_THREADS=8"
+        configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"
         configs_text+="$extra"
     fi
     IFS=';' read -r -a configs <<<"$configs_text"

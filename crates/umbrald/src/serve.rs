@@ -42,8 +42,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?;
         config.node_keys = keys.into();
     }
+    let io_threads = config.io_threads();
+    tracing::info!(io_threads, "async runtime for QUIC and TLS");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.io_threads())
+        .worker_threads(io_threads)
         .thread_name("umbrald-io")
         .enable_all()
         .build()
