@@ -5,9 +5,9 @@
 //! cargo run -p umbrald-gpu --example build_ptx -- OUT.ptx [ARCH [NVRTC-OPTION...]]
 //! ```
 //! ARCH defaults to compute_90; add `-DUMB_TABLE_SHARED=1` for the shared-memory tables (the
-//! default placement; a server runs the build its PTX file holds). With `sm_90` and `--ptxas-options=-v` NVRTC also runs ptxas and
-//! the log (printed) reports registers, stack and spills, e.g. for a variant compiled with
-//! `-DUMB_POINT_FN=UMB_DEVICE`.
+//! default placement; a server runs the build its PTX file holds). With `sm_90` and
+//! `--ptxas-options=-v` NVRTC also runs ptxas and the log (printed) reports registers, stack
+//! and spills, e.g. for a variant compiled with `-DUMB_POINT_FN=UMB_DEVICE`.
 //! libnvrtc must be loadable (e.g. `LD_LIBRARY_PATH` pointing at the `nvidia-cuda-nvrtc-cu12`
 //! wheel's `nvidia/cuda_nvrtc/lib`). PTX for compute_XY loads on any device of compute
 //! capability X.Y or newer whose driver is at least as new as the NVRTC that built it.

@@ -33,7 +33,6 @@ use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::{GpuOptions, HostWait};
 use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
-
 use crate::table::{FixedBase, FixedBaseTable};
 
 /// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
