@@ -197,7 +197,8 @@ run() {
     else
         python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$http/metrics').read().decode())" >"$out/e2e-metrics.txt"
     fi
-    grep -E "^umbrald_(gpu|lane|backend_info|items_total|batch_size_items_(sum|count))" "$out/e2e-metrics.txt" | tee -a "$out/summary.txt"
+    grep -E "^umbrald_(gpu|lane|backend_info|items_total|batch_size_items_(sum|count))" "$out/e2e-metrics.txt" \
+        | grep -v "_bucket" | tee -a "$out/summary.txt"
     kill -TERM $server 2>/dev/null
     wait $server 2>/dev/null
     rm -rf "$data"

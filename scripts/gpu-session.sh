@@ -73,6 +73,12 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         note "e2e $label ($settings): rc=$? ($((SECONDS - t0)) s)"
         grep -E "items/s|throughput|p99|CPU|fallbacks|audit" "$out/$label/e2e-bench.txt" \
             "$out/$label/e2e-metrics.txt" 2>/dev/null | head -n 14 | tee -a "$out/summary.txt"
+        # Mean wall time of each kind of device call, from umbrald_gpu_call_seconds.
+        awk -F'[{}" ]+' '/^umbrald_gpu_call_seconds_(sum|count)/ {
+                k = ($1 ~ /_sum$/) ? "s" : "n"; v[$3, k] = $NF; calls[$3] = 1 }
+            END { for (c in calls) if (v[c, "n"] > 0)
+                printf "  device call %s: %d calls, mean %.2f ms\n", c, v[c, "n"], 1000 * v[c, "s"] / v[c, "n"] }' \
+            "$out/$label/e2e-metrics.txt" 2>/dev/null | sort | tee -a "$out/summary.txt"
     }
     # The first server of a call has run slow (cold machine): a short unrecorded warm-up run
     # first, then the baseline before and after the current builds.

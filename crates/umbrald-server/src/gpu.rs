@@ -34,7 +34,7 @@ use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
 
 use crate::config::{GpuSection, MAX_GPU_PIPELINES};
-use crate::metrics::{FallbackReason, Metrics};
+use crate::metrics::{FallbackReason, GpuCall, Metrics};
 use crate::scheduler::{Batch, Slots};
 
 /// A GPU found by a [`GpuProber`], ready to serve.
@@ -441,6 +441,14 @@ impl Guarded {
     }
 
     /// Fresh random indices for this call's audit, counted.
+    /// Runs one device call of kind `call` and records its wall time.
+    fn timed<T>(&self, call: GpuCall, run: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = run();
+        self.metrics.gpu_call(call, started.elapsed().as_secs_f64());
+        out
+    }
+
     fn sample(&self, n: usize) -> Vec<usize> {
         let k = self.audit_samples.min(n);
         self.metrics.gpu_audited.inc_by(k as u64);
@@ -545,11 +553,13 @@ impl EcBackend for Guarded {
         if !self.capsule_checks || es.is_empty() || !self.lane.is_healthy() {
             return None;
         }
-        catch_unwind(AssertUnwindSafe(|| {
-            self.backend().capsule_check_products(es, hs, ss)
-        }))
-        .ok()
-        .flatten()
+        self.timed(GpuCall::CapsuleChecks, || {
+            catch_unwind(AssertUnwindSafe(|| {
+                self.backend().capsule_check_products(es, hs, ss)
+            }))
+            .ok()
+            .flatten()
+        })
     }
 
     fn overlaps_calls(&self) -> bool {
@@ -562,11 +572,13 @@ impl EcBackend for Guarded {
         if !self.decompress || points.is_empty() || !self.lane.is_healthy() {
             return None;
         }
-        catch_unwind(AssertUnwindSafe(|| {
-            self.backend().decompress_points(points)
-        }))
-        .ok()
-        .flatten()
+        self.timed(GpuCall::Decompress, || {
+            catch_unwind(AssertUnwindSafe(|| {
+                self.backend().decompress_points(points)
+            }))
+            .ok()
+            .flatten()
+        })
     }
 
     fn mul_pairs(
@@ -586,13 +598,17 @@ impl EcBackend for Guarded {
             return self.cpu_pairs(bases, scalars);
         }
         let backend = self.backend();
-        let verdict = match guarded_call(|| backend.mul_pairs(bases, scalars)) {
-            Ok(out) => match self.check_pairs(bases, scalars, &out, !backend.checks_outputs()) {
-                Ok(()) => Ok(out),
-                Err(reason) => Err((reason, "result rejected by the check")),
-            },
-            Err(e) => Err((reason_of(&e), "backend error")),
-        };
+        let verdict = self.timed(GpuCall::Pairs, || {
+            match guarded_call(|| backend.mul_pairs(bases, scalars)) {
+                Ok(out) => {
+                    match self.check_pairs(bases, scalars, &out, !backend.checks_outputs()) {
+                        Ok(()) => Ok(out),
+                        Err(reason) => Err((reason, "result rejected by the check")),
+                    }
+                }
+                Err(e) => Err((reason_of(&e), "backend error")),
+            }
+        });
         match verdict {
             Ok(out) => {
                 self.accepted();
@@ -615,13 +631,15 @@ impl EcBackend for Guarded {
             return self.cpu_u(scalars);
         }
         let backend = self.backend();
-        let verdict = match guarded_call(|| backend.mul_u(scalars)) {
-            Ok(out) => match self.check_u(scalars, &out, !backend.checks_outputs()) {
-                Ok(()) => Ok(out),
-                Err(reason) => Err((reason, "result rejected by the check")),
-            },
-            Err(e) => Err((reason_of(&e), "backend error")),
-        };
+        let verdict = self.timed(GpuCall::Fixed, || {
+            match guarded_call(|| backend.mul_u(scalars)) {
+                Ok(out) => match self.check_u(scalars, &out, !backend.checks_outputs()) {
+                    Ok(()) => Ok(out),
+                    Err(reason) => Err((reason, "result rejected by the check")),
+                },
+                Err(e) => Err((reason_of(&e), "backend error")),
+            }
+        });
         match verdict {
             Ok(out) => {
                 self.accepted();

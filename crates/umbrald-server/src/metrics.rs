@@ -4,8 +4,8 @@
 //! registered up front so that series exist (at zero) before the first event.
 
 use prometheus::{
-    Counter, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Counter, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use umbrald_proto::ErrorCode;
 
@@ -43,6 +43,31 @@ impl FallbackReason {
             Self::InvalidOutput => "invalid_output",
             Self::AuditMismatch => "audit_mismatch",
             Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The GPU lane's device calls, each timed from the host thread's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuCall {
+    /// Point decompression of the capsules' E and V.
+    Decompress,
+    /// The capsule checks' products (`h·E`, `s·G`).
+    CapsuleChecks,
+    /// The variable-base products (`rk·E`, `rk·V` and the proof's).
+    Pairs,
+    /// The fixed-base products with `U`.
+    Fixed,
+}
+
+impl GpuCall {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decompress => "decompress",
+            Self::CapsuleChecks => "capsule_checks",
+            Self::Pairs => "pairs",
+            Self::Fixed => "fixed",
         }
     }
 }
@@ -121,6 +146,7 @@ pub struct Metrics {
     /// 1 while a GPU serves, 0 without one or while it is marked unhealthy.
     pub gpu_healthy: IntGauge,
     gpu_reprobes: IntCounterVec,
+    gpu_call_seconds: HistogramVec,
     lane_rate: GaugeVec,
 }
 
@@ -294,6 +320,14 @@ impl Metrics {
                 "Re-probes of an unhealthy GPU, by result (ok or failed)",
                 &["result"],
             ),
+            gpu_call_seconds: histogram_vec(
+                &registry,
+                "umbrald_gpu_call_seconds",
+                "Wall time of one GPU backend call on its host thread (waiting for a pipeline, \
+                 packing, the device, unpacking and checking), by call",
+                &["call"],
+                &SECONDS_BUCKETS,
+            ),
             lane_rate: float_gauge_vec(
                 &registry,
                 "umbrald_lane_rate_items_per_second",
@@ -341,6 +375,13 @@ impl Metrics {
         self.gpu_fallbacks
             .with_label_values(&[reason.as_str()])
             .inc();
+    }
+
+    /// Records the wall time of one GPU backend call of kind `call`.
+    pub fn gpu_call(&self, call: GpuCall, seconds: f64) {
+        self.gpu_call_seconds
+            .with_label_values(&[call.as_str()])
+            .observe(seconds);
     }
 
     /// Counts one re-probe of an unhealthy GPU.
@@ -491,6 +532,21 @@ fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str])
     register(
         registry,
         GaugeVec::new(Opts::new(name, help), labels).expect("valid opts"),
+    )
+}
+
+#[allow(clippy::expect_used)]
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(
+        registry,
+        HistogramVec::new(opts, labels).expect("valid opts"),
     )
 }
 

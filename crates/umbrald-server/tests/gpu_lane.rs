@@ -187,6 +187,11 @@ async fn wrong_points_are_caught_recomputed_and_the_gpu_recovers() -> TestResult
     assert_eq!(metric(&text, "umbrald_gpu_items_total"), 9.0);
     assert_eq!(metric(&text, FALLBACK_AUDIT), 2.0, "no new fallback");
     assert_eq!(metric(&text, ITEMS_OK), 21.0);
+    // Every device call is timed, the rejected ones too: one of each kind per batch.
+    for call in ["pairs", "fixed"] {
+        let series = format!("umbrald_gpu_call_seconds_count{{call=\"{call}\"}}");
+        assert_eq!(metric(&text, &series), 2.0, "{series}");
+    }
 
     client.close().await;
     server.shutdown().await;
