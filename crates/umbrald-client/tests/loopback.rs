@@ -180,6 +180,41 @@ async fn pipelined_requests_share_one_connection_and_report_item_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_over_the_clients_bound_are_refused_and_the_rest_read_whole() {
+    let dir = temp_dir("response-bound");
+    let server = start_server(&dir).await;
+    let spec = spec_of(&server);
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let policy = grant.policy(0).expect("policy");
+    let capsule = alice
+        .encrypt(b"m")
+        .expect("encrypt")
+        .capsule_bytes()
+        .expect("bytes");
+    let request = || ReencryptRequest::new(policy.clone(), vec![capsule.clone(); 64]);
+    // 64 cfrags of 381 bytes arrive in many QUIC frames: all of them, in order.
+    let client = Client::connect(spec.addr, spec.trust.clone())
+        .await
+        .expect("connect");
+    let outcomes = client.reencrypt(request()).await.expect("answered");
+    assert_eq!(outcomes.len(), 64);
+    assert!(outcomes.iter().all(|o| o.as_ref().map(Vec::len) == Ok(381)));
+    let small = ClientOptions {
+        max_response_bytes: 4096,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect_with(spec.addr, &spec.trust, small)
+        .await
+        .expect("connect");
+    match client.reencrypt(request()).await {
+        Err(ClientError::ResponseTooLarge(4096)) => {}
+        other => panic!("expected ResponseTooLarge(4096), got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_the_server_restarts() {
     let dir = temp_dir("reconnect");
     let server = start_server(&dir).await;
