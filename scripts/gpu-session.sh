@@ -19,10 +19,10 @@
 #      deploy/umbrald-gpu.toml whole, without each of its settings, and with the options
 #      still open (about 15 s each; run from the repository root); "sweep;A;B" adds the
 #      entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
-#   5. issue 3's single-capsule latency with the CPU backend on cores 0-7 and the load
-#      generator on cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
-# summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1, SKIP_LATENCY=1
-# leave steps out.
+#   5. with LATENCY=1 only (measured in the fifth session: p99 1.0-1.2 ms): issue 3's
+#      single-capsule latency with the CPU backend on cores 0-7 and the load generator on
+#      cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
+# summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1 leave steps out.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -113,7 +113,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     [ -x "$dir/base/umbrald" ] && e2e e2e-base-again "$dir/base" -
 fi
 
-if [ "${SKIP_LATENCY:-0}" != 1 ]; then
+if [ "${LATENCY:-0}" = 1 ]; then
     t0=$SECONDS
     OUT="$out/latency" timeout --kill-after=10 150 "$here/latency-split-cores.sh" "$dir/umbrald" \
         >/dev/null 2>&1
