@@ -11,6 +11,19 @@ use umbrald_client::{
     NodeSpec, ReencryptRequest, ThresholdClient, ThresholdError, Trust,
 };
 
+/// A fresh 1-of-1 policy and one valid capsule's bytes.
+fn policy_and_capsule() -> (umbrald_proto::Policy, Vec<u8>) {
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let policy = grant.policy(0).expect("policy");
+    let capsule = alice
+        .encrypt(b"m")
+        .expect("encrypt")
+        .capsule_bytes()
+        .expect("bytes");
+    (policy, capsule)
+}
+
 fn options(connect_timeout: Duration) -> ClientOptions {
     ClientOptions {
         connect_timeout,
@@ -153,14 +166,7 @@ async fn pipelined_requests_share_one_connection_and_report_item_errors() {
     let client = Client::connect(spec.addr, spec.trust.clone())
         .await
         .expect("connect");
-    let (alice, bob) = (Alice::random(), Bob::random());
-    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
-    let policy = grant.policy(0).expect("policy");
-    let capsule = alice
-        .encrypt(b"m")
-        .expect("encrypt")
-        .capsule_bytes()
-        .expect("bytes");
+    let (policy, capsule) = policy_and_capsule();
 
     let mut tasks = Vec::new();
     for _ in 0..32 {
@@ -184,14 +190,7 @@ async fn responses_over_the_clients_bound_are_refused_and_the_rest_read_whole() 
     let dir = temp_dir("response-bound");
     let server = start_server(&dir).await;
     let spec = spec_of(&server);
-    let (alice, bob) = (Alice::random(), Bob::random());
-    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
-    let policy = grant.policy(0).expect("policy");
-    let capsule = alice
-        .encrypt(b"m")
-        .expect("encrypt")
-        .capsule_bytes()
-        .expect("bytes");
+    let (policy, capsule) = policy_and_capsule();
     let request = || ReencryptRequest::new(policy.clone(), vec![capsule.clone(); 64]);
     // 64 cfrags of 381 bytes arrive in many QUIC frames: all of them, in order.
     let client = Client::connect(spec.addr, spec.trust.clone())
