@@ -33,7 +33,8 @@
 # E2E_BATCH (capsules per request, default 256), E2E_CONCURRENCY (default 64),
 # E2E_CONNECTIONS (QUIC connections of the load generator, default 1), E2E_BACKEND
 # (default gpu; auto serves on GPU and CPU workers together), E2E_MAX_QUEUE_ITEMS (the
-# server's queue bound, default 131072), E2E_ONLY=1 (skip steps 1-3).
+# server's queue bound, default 131072), E2E_BENCH_FLAGS (more `umbrald bench` flags, e.g.
+# --whole-cfrags), E2E_ONLY=1 (skip steps 1-3).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -190,7 +191,8 @@ run() {
         "$dir/umbrald" bench --addr "$quic" --fingerprint "$fp" \
         --concurrency "${E2E_CONCURRENCY:-64}" --batch "${E2E_BATCH:-256}" \
         --connections "${E2E_CONNECTIONS:-1}" \
-        --duration "${E2E_SECONDS:-20}s" --warmup 3s --metrics-url "http://$http/metrics"
+        --duration "${E2E_SECONDS:-20}s" --warmup 3s --metrics-url "http://$http/metrics" \
+        ${E2E_BENCH_FLAGS:-}
     tail -n 30 "$out/e2e-bench.txt"
     if command -v curl >/dev/null; then
         curl -s "http://$http/metrics" >"$out/e2e-metrics.txt"

@@ -103,6 +103,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         configs_text+=";$profile UMBRALD_GPU_HOST_THREADS=8"
         configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"
         configs_text+=";$profile MIMALLOC_PURGE_DELAY=60000"
+        configs_text+=";$profile E2E_BENCH_FLAGS=--whole-cfrags"
         configs_text+="$extra"
     fi
     IFS=';' read -r -a configs <<<"$configs_text"

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, Endpoint, IdleTimeout, VarInt};
+use umbrald_core::{CapsuleFrag, KeyFrag};
 use umbrald_proto::{decode, encode, Item, Policy, Request, Response, PROTOCOL_VERSION};
 
 use crate::error::{ClientError, ServerError};
@@ -38,6 +39,11 @@ pub struct ClientOptions {
     pub reconnect_attempts: u32,
     /// The client certificate and key to present when the server requires mutual TLS.
     pub identity: Option<ClientIdentity>,
+    /// Ask for cfrags in their compact form (`compact_cfrags`: the capsule-specific 197 of
+    /// their 381 bytes; the client completes them from the request's kfrags, so callers get
+    /// the same whole cfrags either way). Halves the response's bytes; a server that predates
+    /// the form answers whole cfrags.
+    pub compact_cfrags: bool,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +57,7 @@ impl Default for ClientOptions {
             max_response_bytes: 64 << 20,
             reconnect_attempts: 1,
             identity: None,
+            compact_cfrags: true,
         }
     }
 }
@@ -207,7 +214,6 @@ impl Client {
         request: ReencryptRequest,
     ) -> Result<Vec<ItemOutcome>, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let item_count = request.items.len();
         let request = Request {
             v: PROTOCOL_VERSION,
             id,
@@ -215,9 +221,10 @@ impl Client {
             items: request.items,
             deadline_ms: request.deadline_ms,
             priority: request.priority,
+            compact_cfrags: self.inner.options.compact_cfrags.then_some(true),
         };
         let response = self.round_trip(&request).await?;
-        check_response(response, id, item_count)
+        check_response(response, &request)
     }
 
     /// Sends a NuCypher `ReencryptionRequest` (`ReRq` 3.0 bytes, as nucypher-core writes them
@@ -441,9 +448,10 @@ async fn read_to_end(
 /// per-item outcomes.
 pub(crate) fn check_response(
     response: Response,
-    id: u64,
-    item_count: usize,
+    request: &Request,
 ) -> Result<Vec<ItemOutcome>, ClientError> {
+    let id = request.id;
+    let item_count = request.items.len();
     if response.v != PROTOCOL_VERSION {
         return Err(ClientError::UnexpectedResponse(format!(
             "protocol version {} (expected {PROTOCOL_VERSION})",
@@ -466,14 +474,16 @@ pub(crate) fn check_response(
                     results.len()
                 )));
             }
+            let mut kfrags = KfragsOf::new(request);
             results
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| match (r.cfrag, r.error) {
-                    (Some(cfrag), None) => Ok(Ok(cfrag)),
-                    (None, Some(error)) => Ok(Err(error.into())),
+                .map(|(i, r)| match (r.cfrag, r.parts, r.error) {
+                    (Some(cfrag), None, None) => Ok(Ok(cfrag)),
+                    (None, Some(parts), None) => kfrags.complete(i, &parts).map(Ok),
+                    (None, None, Some(error)) => Ok(Err(error.into())),
                     _ => Err(ClientError::UnexpectedResponse(format!(
-                        "item {i} has neither or both of cfrag and error"
+                        "item {i} has not exactly one of cfrag, parts and error"
                     ))),
                 })
                 .collect()
@@ -481,6 +491,48 @@ pub(crate) fn check_response(
         _ => Err(ClientError::UnexpectedResponse(
             "response has neither or both of results and error".to_owned(),
         )),
+    }
+}
+
+/// The kfrags of a request's policies, each parsed when an item first needs it, to complete
+/// compact answers into whole cfrags.
+struct KfragsOf<'r> {
+    request: &'r Request,
+    parsed: Vec<Option<KeyFrag>>,
+}
+
+impl<'r> KfragsOf<'r> {
+    fn new(request: &'r Request) -> Self {
+        Self {
+            request,
+            parsed: vec![None; request.policies.len()],
+        }
+    }
+
+    /// Item `i`'s whole cfrag (umbral-pre bytes) from its capsule-specific `parts`.
+    fn complete(&mut self, i: usize, parts: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let unexpected =
+            |what: String| ClientError::UnexpectedResponse(format!("item {i}: {what}"));
+        let p = self
+            .request
+            .items
+            .get(i)
+            .map_or(usize::MAX, |item| item.policy as usize);
+        let (Some(slot), Some(policy)) = (self.parsed.get_mut(p), self.request.policies.get(p))
+        else {
+            return Err(unexpected(
+                "a compact answer for an item without a policy".to_owned(),
+            ));
+        };
+        let kfrag = match slot {
+            Some(kfrag) => kfrag,
+            None => slot.insert(KeyFrag::from_bytes(&policy.kfrag).map_err(|e| {
+                unexpected(format!("a compact answer for an unreadable kfrag: {e}"))
+            })?),
+        };
+        CapsuleFrag::from_parts(parts, kfrag)
+            .map(|cfrag| cfrag.to_bytes().to_vec())
+            .map_err(|e| unexpected(e.to_string()))
     }
 }
 
@@ -527,6 +579,29 @@ mod tests {
     use super::*;
     use umbrald_proto::{ErrorCode, ItemResult, WireError};
 
+    /// A request of `items` items (policy 0, which need not be a real kfrag).
+    fn request(id: u64, items: usize) -> Request {
+        Request {
+            v: PROTOCOL_VERSION,
+            id,
+            policies: vec![Policy {
+                kfrag: vec![],
+                delegating_pk: vec![],
+                receiving_pk: vec![],
+                verifying_pk: vec![],
+            }],
+            items: (0..items)
+                .map(|_| Item {
+                    capsule: vec![],
+                    policy: 0,
+                })
+                .collect(),
+            deadline_ms: None,
+            priority: None,
+            compact_cfrags: None,
+        }
+    }
+
     fn response(id: u64, results: Option<Vec<ItemResult>>, error: Option<WireError>) -> Response {
         Response {
             v: PROTOCOL_VERSION,
@@ -546,7 +621,7 @@ mod tests {
             ]),
             None,
         );
-        let outcomes = check_response(resp, 5, 2).expect("ok");
+        let outcomes = check_response(resp, &request(5, 2)).expect("ok");
         assert_eq!(outcomes[0], Ok(vec![1; 381]));
         let err = outcomes[1].clone().expect_err("item error");
         assert_eq!(err.known_code(), Some(ErrorCode::InvalidCapsule));
@@ -556,8 +631,7 @@ mod tests {
     fn request_level_error_is_a_server_error_even_with_id_zero() {
         let err = check_response(
             response(0, None, Some(WireError::new(ErrorCode::Malformed, "junk"))),
-            5,
-            1,
+            &request(5, 1),
         )
         .expect_err("rejected");
         assert!(matches!(err, ClientError::Server(ref e) if e.code == "malformed"));
@@ -568,28 +642,98 @@ mod tests {
     fn mismatched_responses_are_rejected() {
         let one = || Some(vec![ItemResult::ok(vec![1])]);
         assert!(matches!(
-            check_response(response(6, one(), None), 5, 1),
+            check_response(response(6, one(), None), &request(5, 1)),
             Err(ClientError::UnexpectedResponse(_))
         ));
         assert!(matches!(
-            check_response(response(5, one(), None), 5, 2),
+            check_response(response(5, one(), None), &request(5, 2)),
             Err(ClientError::UnexpectedResponse(_))
         ));
         assert!(matches!(
-            check_response(response(5, None, None), 5, 1),
+            check_response(response(5, None, None), &request(5, 1)),
             Err(ClientError::UnexpectedResponse(_))
         ));
         let both = ItemResult {
             cfrag: Some(vec![1]),
+            parts: None,
             error: Some(WireError::new(ErrorCode::Internal, "x")),
         };
         assert!(matches!(
-            check_response(response(5, Some(vec![both]), None), 5, 1),
+            check_response(response(5, Some(vec![both]), None), &request(5, 1)),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        let cfrag_and_parts = ItemResult {
+            cfrag: Some(vec![1]),
+            parts: Some(vec![2]),
+            error: None,
+        };
+        assert!(matches!(
+            check_response(
+                response(5, Some(vec![cfrag_and_parts]), None),
+                &request(5, 1)
+            ),
             Err(ClientError::UnexpectedResponse(_))
         ));
         let mut wrong_version = response(5, one(), None);
         wrong_version.v = 2;
-        assert!(check_response(wrong_version, 5, 1).is_err());
+        assert!(check_response(wrong_version, &request(5, 1)).is_err());
+    }
+
+    /// Compact answers come back as umbral-pre's own cfrag bytes, each completed from the
+    /// kfrag of its item's policy; parts that do not fit are an unexpected response.
+    #[test]
+    fn compact_answers_are_completed_from_the_request_kfrags() {
+        use umbral_pre::{DefaultSerialize, SecretKey, Signer};
+        let alice = SecretKey::random();
+        let bob = SecretKey::random().public_key();
+        let signer = Signer::new(SecretKey::random());
+        let (capsule, _) = umbral_pre::encrypt(&alice.public_key(), b"compact").expect("encrypt");
+        let kfrags = umbral_pre::generate_kfrags(&alice, &bob, &signer, 2, 2, true, true);
+        let policy = |k: usize| Policy {
+            kfrag: kfrags[k].to_bytes().expect("kfrag").to_vec(),
+            delegating_pk: vec![],
+            receiving_pk: vec![],
+            verifying_pk: vec![],
+        };
+        // Items 0 and 2 under policy 1, item 1 under policy 0.
+        let mut req = request(8, 3);
+        req.policies = vec![policy(0), policy(1)];
+        for (item, p) in req.items.iter_mut().zip([1, 0, 1]) {
+            item.policy = p;
+        }
+        let expected: Vec<Vec<u8>> = [1, 0, 1]
+            .into_iter()
+            .map(|k| {
+                let cfrag = umbral_pre::reencrypt(&capsule, kfrags[k].clone());
+                cfrag.to_bytes().expect("cfrag").to_vec()
+            })
+            .collect();
+        let parts = |bytes: &[u8]| {
+            let parts = CapsuleFrag::from_bytes(bytes).expect("parse").to_parts();
+            ItemResult::ok_parts(parts.to_vec())
+        };
+        let results = vec![
+            parts(&expected[0]),
+            parts(&expected[1]),
+            ItemResult::ok(expected[2].clone()),
+        ];
+        let outcomes = check_response(response(8, Some(results), None), &req).expect("ok");
+        let got: Vec<Vec<u8>> = outcomes.into_iter().map(|o| o.expect("cfrag")).collect();
+        assert_eq!(got, expected);
+
+        let short = ItemResult::ok_parts(vec![1; 196]);
+        let short = vec![short, parts(&expected[1]), parts(&expected[2])];
+        assert!(matches!(
+            check_response(response(8, Some(short), None), &req),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
+        // A compact answer for a policy whose kfrag does not parse.
+        let fake = request(9, 1);
+        let answer = vec![parts(&expected[0])];
+        assert!(matches!(
+            check_response(response(9, Some(answer), None), &fake),
+            Err(ClientError::UnexpectedResponse(_))
+        ));
     }
 
     #[tokio::test]

@@ -199,6 +199,29 @@ async fn responses_over_the_clients_bound_are_refused_and_the_rest_read_whole() 
     let outcomes = client.reencrypt(request()).await.expect("answered");
     assert_eq!(outcomes.len(), 64);
     assert!(outcomes.iter().all(|o| o.as_ref().map(Vec::len) == Ok(381)));
+    // Asked for whole cfrags instead of the (default) compact form: the same kfrag-derived
+    // fields (id and precursor, commitment, signature for the receiver) in both.
+    let whole = ClientOptions {
+        compact_cfrags: false,
+        ..ClientOptions::default()
+    };
+    let whole = Client::connect_with(spec.addr, &spec.trust, whole)
+        .await
+        .expect("connect");
+    let whole = whole.reencrypt(request()).await.expect("answered");
+    let kfrag_fields = |cfrag: &[u8]| {
+        [
+            cfrag[71..140].to_vec(),
+            cfrag[211..246].to_vec(),
+            cfrag[315..].to_vec(),
+        ]
+    };
+    for (a, b) in outcomes.iter().zip(&whole) {
+        let (a, b) = (a.as_ref().expect("cfrag"), b.as_ref().expect("cfrag"));
+        assert_eq!(b.len(), 381);
+        assert_eq!(kfrag_fields(a), kfrag_fields(b));
+        assert_ne!(a, b, "fresh nonces");
+    }
     let small = ClientOptions {
         max_response_bytes: 4096,
         ..ClientOptions::default()

@@ -51,6 +51,34 @@ fn golden_objects_round_trip_byte_for_byte() {
     }
 }
 
+/// umbral-pre's own cfrags, cut to their capsule-specific parts and completed from the kfrags
+/// they were made with, come back byte for byte (the compact response form, `compact_cfrags`).
+#[test]
+fn golden_cfrags_rebuild_from_their_parts_and_kfrags() {
+    let keys = fixture_json("keys.json");
+    let kfrags = keys["kfrags"].as_array().expect("kfrags");
+    let cfrags = keys["cfrags_from_kfrags_0_1_2"].as_array().expect("cfrags");
+    for (i, hex_cfrag) in cfrags.iter().enumerate() {
+        let bytes = hex::decode(hex_cfrag.as_str().expect("hex")).expect("hex");
+        let kfrag_bytes = hex::decode(kfrags[i].as_str().expect("hex")).expect("hex");
+        let kfrag = KeyFrag::from_bytes(&kfrag_bytes).expect("kfrag");
+        let parts = CapsuleFrag::from_bytes(&bytes).expect("cfrag").to_parts();
+        let rebuilt = CapsuleFrag::from_parts(&parts, &kfrag).expect("parts");
+        assert_eq!(rebuilt.to_bytes().to_vec(), bytes, "cfrag {i}");
+        // With another kfrag the cfrag is a different one (its id and proof fields).
+        let other =
+            hex::decode(kfrags[(i + 1) % kfrags.len()].as_str().expect("hex")).expect("hex");
+        let other = KeyFrag::from_bytes(&other).expect("kfrag");
+        let wrong = CapsuleFrag::from_parts(&parts, &other).expect("parts");
+        assert_ne!(
+            wrong.to_bytes().to_vec(),
+            bytes,
+            "cfrag {i} with another kfrag"
+        );
+        assert!(CapsuleFrag::from_parts(&parts[1..], &kfrag).is_err());
+    }
+}
+
 #[test]
 fn golden_capsule_reencrypts_and_decrypts_with_umbral_pre() {
     let keys = fixture_json("keys.json");
@@ -226,6 +254,13 @@ proptest! {
                     .collect()
             })
             .collect();
+        // The compact form rebuilds every cfrag exactly from its kfrag.
+        for (kfrag, cfrags) in kfrags.iter().zip(&per_kfrag) {
+            for cfrag in cfrags {
+                let rebuilt = CapsuleFrag::from_parts(&cfrag.to_parts(), kfrag.kfrag());
+                prop_assert_eq!(rebuilt.as_ref(), Ok(cfrag));
+            }
+        }
         for (i, (capsule, ct)) in encrypted.iter().enumerate() {
             let start = (seed as usize + i) % shares;
             let chosen: Vec<_> = (0..threshold)

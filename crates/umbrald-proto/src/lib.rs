@@ -49,6 +49,12 @@ pub struct Request {
     /// Scheduling priority: higher is served first. Absent means 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// `true` asks for each cfrag as its [`CFRAG_PARTS_LEN`] capsule-specific bytes
+    /// ([`ItemResult::parts`]) instead of all 381: the rest of a cfrag is copied from the
+    /// kfrag the request sent. Absent means `false`; a server that predates the field ignores
+    /// it and answers whole cfrags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_cfrags: Option<bool>,
 }
 
 /// One re-encryption policy: a kfrag and the three public keys it is verified against.
@@ -94,22 +100,41 @@ pub struct Response {
     pub error: Option<WireError>,
 }
 
-/// The outcome of one item: exactly one of `cfrag` and `error` is present.
+/// Length of a cfrag's capsule-specific parts ([`ItemResult::parts`]): `E1`, `V1`, `E2`, `V2`
+/// and `U2` (33-byte compressed points) and `z` (a 32-byte scalar), in that order.
+pub const CFRAG_PARTS_LEN: usize = 5 * 33 + 32;
+
+/// The outcome of one item: exactly one of `cfrag`, `parts` and `error` is present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemResult {
     /// `CapsuleFrag` (MessagePack, 381 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub cfrag: Option<Vec<u8>>,
+    /// The cfrag's capsule-specific parts ([`CFRAG_PARTS_LEN`] bytes), answered instead of
+    /// `cfrag` when the request set `compact_cfrags`. The kfrag's id, precursor, commitment
+    /// and signature for the receiver complete it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub parts: Option<Vec<u8>>,
     /// Why this item failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
 }
 
 impl ItemResult {
-    /// A successful item.
+    /// A successful item, answered as a whole cfrag.
     pub fn ok(cfrag: Vec<u8>) -> Self {
         Self {
             cfrag: Some(cfrag),
+            parts: None,
+            error: None,
+        }
+    }
+
+    /// A successful item, answered as the cfrag's capsule-specific parts.
+    pub fn ok_parts(parts: Vec<u8>) -> Self {
+        Self {
+            cfrag: None,
+            parts: Some(parts),
             error: None,
         }
     }
@@ -118,6 +143,7 @@ impl ItemResult {
     pub fn err(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             cfrag: None,
+            parts: None,
             error: Some(WireError::new(code, message)),
         }
     }
@@ -275,6 +301,7 @@ mod tests {
             }],
             deadline_ms: Some(100),
             priority: None,
+            compact_cfrags: None,
         };
         let bytes = encode(&req).expect("encode");
         // A map (fixmap marker 0x8_), not an array.
@@ -293,6 +320,55 @@ mod tests {
             results: Some(vec![
                 ItemResult::ok(vec![9; 381]),
                 ItemResult::err(ErrorCode::InvalidCapsule, "bad point"),
+            ]),
+            error: None,
+        };
+        let back: Response = decode(&encode(&resp).expect("encode")).expect("decode");
+        assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn compact_fields_are_optional_in_both_directions() {
+        // The request as a server without the field sees it: the extra key is skipped.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct OlderRequest {
+            v: u32,
+            id: u64,
+            items: Vec<Item>,
+        }
+        let req = Request {
+            v: 1,
+            id: 3,
+            policies: vec![],
+            items: vec![Item {
+                capsule: vec![5; 105],
+                policy: 0,
+            }],
+            deadline_ms: None,
+            priority: None,
+            compact_cfrags: Some(true),
+        };
+        let bytes = encode(&req).expect("encode");
+        let older: OlderRequest = decode(&bytes).expect("an older server reads it");
+        assert_eq!((older.id, older.items.len()), (3, 1));
+        assert_eq!(decode::<Request>(&bytes).expect("decode"), req);
+        // Unset, the field is not written at all: the bytes are those of before.
+        let plain = Request {
+            compact_cfrags: None,
+            ..req
+        };
+        assert!(!encode(&plain)
+            .expect("encode")
+            .windows(14)
+            .any(|w| w == b"compact_cfrags"));
+
+        let resp = Response {
+            v: 1,
+            id: 3,
+            results: Some(vec![
+                ItemResult::ok_parts(vec![7; CFRAG_PARTS_LEN]),
+                ItemResult::ok(vec![9; 381]),
             ]),
             error: None,
         };

@@ -177,7 +177,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
     let cfrags = if n == 0 {
         Vec::new()
     } else {
-        let (state, rx) = RequestState::new(n, 0, None);
+        let (state, rx) = RequestState::new(n, 0, None, false);
         // One placeholder policy per request: workers group items by it, and use `preverified`.
         let policy = Arc::new(Policy {
             kfrag: Vec::new(),

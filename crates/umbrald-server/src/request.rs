@@ -128,7 +128,12 @@ pub(crate) fn into_work(
     Vec<WorkItem>,
 ) {
     let deadline = deadline(&req, read_at);
-    let (state, rx) = RequestState::new(req.items.len(), req.priority.unwrap_or(0), deadline);
+    let (state, rx) = RequestState::new(
+        req.items.len(),
+        req.priority.unwrap_or(0),
+        deadline,
+        req.compact_cfrags.unwrap_or(false),
+    );
     let policies: Vec<Arc<umbrald_proto::Policy>> =
         req.policies.into_iter().map(Arc::new).collect();
     let items = req
@@ -194,6 +199,7 @@ mod tests {
                 .collect(),
             deadline_ms: Some(10),
             priority: Some(3),
+            compact_cfrags: None,
         }
     }
 

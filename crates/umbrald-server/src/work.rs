@@ -89,6 +89,7 @@ impl WorkItem {
 pub(crate) struct RequestState {
     priority: u8,
     deadline: Option<Instant>,
+    compact_cfrags: bool,
     cancelled: AtomicBool,
     remaining: AtomicUsize,
     results: Mutex<Vec<Option<ItemResult>>>,
@@ -97,22 +98,30 @@ pub(crate) struct RequestState {
 
 impl RequestState {
     /// State for a request of `items` items (at least 1), and the receiver that yields all of
-    /// their results, in item order, once every item is complete.
+    /// their results, in item order, once every item is complete. `compact_cfrags`: answer
+    /// cfrags as their capsule-specific parts ([`ItemResult::ok_parts`]).
     pub fn new(
         items: usize,
         priority: u8,
         deadline: Option<Instant>,
+        compact_cfrags: bool,
     ) -> (Arc<Self>, oneshot::Receiver<Vec<ItemResult>>) {
         let (tx, rx) = oneshot::channel();
         let state = Self {
             priority,
             deadline,
+            compact_cfrags,
             cancelled: AtomicBool::new(false),
             remaining: AtomicUsize::new(items),
             results: Mutex::new(vec![None; items]),
             done: Mutex::new(Some(tx)),
         };
         (Arc::new(state), rx)
+    }
+
+    /// Whether the request asked for cfrags as their capsule-specific parts.
+    pub fn compact_cfrags(&self) -> bool {
+        self.compact_cfrags
     }
 
     /// Whether the request was answered already, so its items need no work.
@@ -160,7 +169,7 @@ mod tests {
 
     #[test]
     fn results_arrive_in_item_order_after_the_last_completion() {
-        let (state, mut rx) = RequestState::new(3, 0, None);
+        let (state, mut rx) = RequestState::new(3, 0, None, false);
         state.complete(2, ItemResult::ok(vec![2]));
         state.complete(0, ItemResult::ok(vec![0]));
         assert!(rx.try_recv().is_err(), "not complete yet");
@@ -179,7 +188,7 @@ mod tests {
 
     #[test]
     fn cancel_is_visible_to_queue_entries() {
-        let (state, _rx) = RequestState::new(1, 4, None);
+        let (state, _rx) = RequestState::new(1, 4, None, false);
         let item = WorkItem {
             capsule: vec![],
             policy: Arc::new(Policy {

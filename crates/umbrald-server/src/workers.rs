@@ -229,6 +229,9 @@ pub(crate) fn process<'a>(
     let mut results = engine.reencrypt_batch(&inputs).into_iter();
     for (item, _) in &live {
         let result = match results.next() {
+            Some(Ok(cfrag)) if item.request.compact_cfrags() => {
+                ItemResult::ok_parts(cfrag.to_parts().to_vec())
+            }
             Some(Ok(cfrag)) => ItemResult::ok(cfrag.to_bytes().to_vec()),
             Some(Err(e)) => item_error(&e),
             None => ItemResult::err(ErrorCode::Internal, "engine returned too few results"),

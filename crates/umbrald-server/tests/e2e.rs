@@ -41,6 +41,57 @@ async fn cfrags_from_the_server_verify_and_decrypt() -> TestResult {
     Ok(())
 }
 
+/// `compact_cfrags`: each cfrag comes back as its 197 capsule-specific bytes, which the
+/// request's kfrags complete into cfrags that umbral-pre verifies and decrypts with; a bad
+/// item is still its own error; the response is about half the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_answers_complete_into_verifying_cfrags() -> TestResult {
+    let fx = Fixture::new(3, 2, 2);
+    let server = common::start(common::config("compact", 2)).await;
+    let client = common::client(&server).await;
+
+    let whole = fx.request(11, &[(0, 0), (0, 1), (1, 2), (1, 0)]);
+    let compact = Request {
+        id: 12,
+        compact_cfrags: Some(true),
+        ..whole.clone()
+    };
+    let whole_resp = client.call(&whole).await?;
+    let compact_resp = client.call(&compact).await?;
+    fx.check_all_ok(&whole, &whole_resp);
+    fx.check_all_ok(&compact, &compact_resp);
+    let results = compact_resp.results.as_ref().expect("results");
+    assert!(results.iter().all(|r| r.cfrag.is_none()
+        && r.parts.as_ref().map(Vec::len) == Some(umbrald_proto::CFRAG_PARTS_LEN)));
+    let cfrag = |i: usize| {
+        let parts = results[i].parts.as_deref().expect("parts");
+        fx.complete(&compact, &compact.items[i], parts)
+    };
+    fx.decrypt_and_check(0, vec![fx.verify(0, &cfrag(0)), fx.verify(0, &cfrag(1))]);
+    fx.decrypt_and_check(1, vec![fx.verify(1, &cfrag(2)), fx.verify(1, &cfrag(3))]);
+    let size = |r: &Response| umbrald_proto::encode(r).expect("encode").len() as f64;
+    let ratio = size(&compact_resp) / size(&whole_resp);
+    assert!(
+        ratio < 0.6,
+        "compact response is {ratio:.2} of the whole one"
+    );
+
+    // A bad capsule among compact items fails alone.
+    let mut mixed = fx.request(13, &[(0, 0), (1, 1)]);
+    mixed.compact_cfrags = Some(true);
+    mixed.items[1].capsule[3] ^= 0x55;
+    let resp = client.call(&mixed).await?;
+    let results = resp.results.expect("results");
+    assert_eq!(results[0].parts.as_ref().map(Vec::len), Some(197));
+    let code = results[1].error.as_ref().map(|e| e.code.as_str());
+    assert_eq!(code, Some("invalid_capsule"));
+    assert!(results[1].parts.is_none() && results[1].cfrag.is_none());
+
+    client.close().await;
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_connections_with_mixed_batch_sizes() -> TestResult {
     let fx = Arc::new(Fixture::new(2, 1, 3));

@@ -53,6 +53,11 @@ pub struct TargetArgs {
     /// Give up on an appliance whose handshake takes longer than this.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Ask for whole cfrags (381 bytes each) instead of their compact form (the 197
+    /// capsule-specific bytes, completed here from the request's kfrags into the same cfrags).
+    #[arg(long)]
+    pub whole_cfrags: bool,
 }
 
 impl TargetArgs {
@@ -101,6 +106,7 @@ impl TargetArgs {
             server_name: self.server_name.clone(),
             connect_timeout: self.connect_timeout,
             identity,
+            compact_cfrags: !self.whole_cfrags,
             ..ClientOptions::default()
         })
     }

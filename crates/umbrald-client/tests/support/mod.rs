@@ -135,9 +135,10 @@ pub fn fake_node(upstream: &RunningServer, behaviour: Behaviour) -> FakeNode {
 
 fn tamper(raw: &[u8]) -> Vec<u8> {
     let mut response: Response = decode(raw).expect("upstream response decodes");
+    // The last byte of a whole cfrag (its kfrag signature) or of compact parts (`z`).
     for result in response.results.iter_mut().flatten() {
-        if let Some(cfrag) = result.cfrag.as_mut() {
-            if let Some(last) = cfrag.last_mut() {
+        if let Some(bytes) = result.cfrag.as_mut().or(result.parts.as_mut()) {
+            if let Some(last) = bytes.last_mut() {
                 *last ^= 0x01;
             }
         }

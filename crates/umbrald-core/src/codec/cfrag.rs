@@ -1,7 +1,7 @@
 //! `CapsuleFrag`: a re-encrypted capsule with its proof of correct re-encryption.
 
 use super::msgpack::{Reader, Writer};
-use super::{read_nonzero_scalar, read_point, read_signature, CodecError};
+use super::{read_nonzero_scalar, read_point, read_signature, CodecError, KeyFrag};
 
 const WHAT: &str = "CapsuleFrag";
 
@@ -85,5 +85,53 @@ impl CapsuleFrag {
         w.bin(&self.kfrag_signature);
         debug_assert_eq!(w.written(), Self::ENCODED_LEN);
         out
+    }
+
+    /// Length of [`CapsuleFrag::to_parts`].
+    pub const PARTS_LEN: usize = 5 * 33 + 32;
+
+    /// The capsule-specific fields, `E1 ‖ V1 ‖ E2 ‖ V2 ‖ U2 ‖ z`: what a cfrag adds to the
+    /// kfrag it was made with (the rest is copied from the kfrag).
+    pub fn to_parts(&self) -> [u8; Self::PARTS_LEN] {
+        let mut out = [0u8; Self::PARTS_LEN];
+        let fields: [&[u8]; 6] = [&self.e1, &self.v1, &self.e2, &self.v2, &self.u2, &self.z];
+        let mut at = 0;
+        for field in fields {
+            out[at..at + field.len()].copy_from_slice(field);
+            at += field.len();
+        }
+        out
+    }
+
+    /// The cfrag made with `kfrag` whose capsule-specific fields are `parts`
+    /// ([`CapsuleFrag::to_parts`]). Only the length is checked: the points and the scalar
+    /// are checked where the cfrag is parsed and verified (`umbral_pre::CapsuleFrag`).
+    pub fn from_parts(parts: &[u8], kfrag: &KeyFrag) -> Result<Self, CodecError> {
+        let parts: &[u8; Self::PARTS_LEN] =
+            parts.try_into().map_err(|_| CodecError::FieldLength {
+                what: WHAT,
+                field: "parts",
+                expected: Self::PARTS_LEN,
+                got: parts.len(),
+            })?;
+        let point = |i: usize| -> [u8; 33] {
+            let mut p = [0u8; 33];
+            p.copy_from_slice(&parts[33 * i..33 * (i + 1)]);
+            p
+        };
+        let mut z = [0u8; 32];
+        z.copy_from_slice(&parts[5 * 33..]);
+        Ok(Self {
+            e1: point(0),
+            v1: point(1),
+            kfrag_id: kfrag.id,
+            precursor: kfrag.precursor,
+            e2: point(2),
+            v2: point(3),
+            u1: kfrag.commitment_bytes,
+            u2: point(4),
+            z,
+            kfrag_signature: kfrag.sig_receiver_bytes,
+        })
     }
 }

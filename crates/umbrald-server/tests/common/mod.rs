@@ -89,6 +89,7 @@ impl Fixture {
                 .collect(),
             deadline_ms: None,
             priority: None,
+            compact_cfrags: None,
         }
     }
 
@@ -134,17 +135,30 @@ impl Fixture {
         let results = resp.results.as_ref().expect("results");
         assert_eq!(results.len(), req.items.len());
         for (item, result) in req.items.iter().zip(results) {
-            let cfrag = result
-                .cfrag
-                .as_ref()
-                .unwrap_or_else(|| panic!("item error {result:?}"));
+            let cfrag = match (&result.cfrag, &result.parts) {
+                (Some(cfrag), None) if req.compact_cfrags != Some(true) => cfrag.clone(),
+                (None, Some(parts)) if req.compact_cfrags == Some(true) => {
+                    self.complete(req, item, parts)
+                }
+                _ => panic!("not the answer asked for: {result:?}"),
+            };
             let capsule = self
                 .capsule_bytes
                 .iter()
                 .position(|c| *c == item.capsule)
                 .expect("known");
-            self.verify(capsule, cfrag);
+            self.verify(capsule, &cfrag);
         }
+    }
+
+    /// The whole cfrag (umbral-pre bytes) of a compact answer to `item` of `req`.
+    pub fn complete(&self, req: &Request, item: &Item, parts: &[u8]) -> Vec<u8> {
+        let kfrag = &req.policies[item.policy as usize].kfrag;
+        let kfrag = umbrald_core::KeyFrag::from_bytes(kfrag).expect("kfrag");
+        umbrald_core::CapsuleFrag::from_parts(parts, &kfrag)
+            .expect("parts of the right length")
+            .to_bytes()
+            .to_vec()
     }
 }
 
