@@ -16,8 +16,9 @@
 #      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
 #      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
 #      E2E_CONFIGS=sweep runs, with the load over 4 connections, the defaults and
-#      deploy/umbrald-gpu.toml whole, without each of its settings, and with the options
-#      still open (about 15 s each; run from the repository root); "sweep;A;B" adds the
+#      deploy/umbrald-gpu.toml whole, without each of its settings, with the options still
+#      open, with whole cfrags instead of compact ones (--whole-cfrags) and with `auto`
+#      (about 15 s each; run from the repository root); "sweep;A;B" adds the
 #      entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
 #   5. with LATENCY=1 only (measured in the fifth session: p99 1.0-1.2 ms): issue 3's
 #      single-capsule latency with the CPU backend on cores 0-7 and the load generator on
@@ -104,6 +105,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"
         configs_text+=";$profile MIMALLOC_PURGE_DELAY=60000"
         configs_text+=";$profile E2E_BENCH_FLAGS=--whole-cfrags"
+        configs_text+=";$profile E2E_BACKEND=auto"
         configs_text+="$extra"
     fi
     IFS=';' read -r -a configs <<<"$configs_text"

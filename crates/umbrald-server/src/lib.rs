@@ -21,6 +21,7 @@ mod alarm;
 mod backend;
 mod endpoint;
 mod http;
+mod idle;
 mod nucypher;
 mod request;
 mod scheduler;

@@ -18,6 +18,7 @@ use umbrald_proto::ErrorCode;
 use crate::alarm::Alarm;
 use crate::batcher::{Batcher, BatcherConfig, Dequeued};
 use crate::gpu::{gpu_share, GpuLane};
+use crate::idle::IdleGate;
 use crate::metrics::Metrics;
 use crate::work::WorkItem;
 
@@ -129,8 +130,11 @@ impl Slots {
     }
 
     fn free(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.busy.load(Ordering::Acquire))
+        self.capacity.saturating_sub(self.busy())
+    }
+
+    fn busy(&self) -> usize {
+        self.busy.load(Ordering::Acquire)
     }
 
     fn take(&self) {
@@ -158,6 +162,9 @@ pub(crate) struct GpuDispatch {
     pub tx: Sender<Batch>,
     /// CPU worker threads (for the CPU pool's rate).
     pub cpu_workers: usize,
+    /// With `auto` and `[gpu] auto_cpu_idle_only`: the CPU workers take batches only for
+    /// idle cores.
+    pub idle_gate: Option<IdleGate>,
 }
 
 /// Spawns the scheduler task on the current runtime.
@@ -209,7 +216,7 @@ impl Task {
             self.dispatch(now);
             // Wake for the next due batch only while a worker could take it; a worker that
             // frees up wakes us through the same notification.
-            let wake_at = if self.cpu_free() > 0 || self.gpu_free() {
+            let wake_at = if self.cpu_free(now) > 0 || self.gpu_free() {
                 self.batcher.poll_deadline()
             } else {
                 None
@@ -258,11 +265,21 @@ impl Task {
         self.metrics.set_queue_depth(self.batcher.len());
     }
 
-    /// CPU workers that may take a batch now (none while a `gpu`-only lane is healthy).
-    fn cpu_free(&self) -> usize {
-        match &self.gpu {
+    /// CPU workers that may take a batch now: none while a `gpu`-only lane is healthy; with
+    /// `auto` and a healthy GPU, no more than the idle gate allows.
+    fn cpu_free(&mut self, now: Instant) -> usize {
+        let free = self.slots.free();
+        match &mut self.gpu {
             Some(gpu) if !gpu.lane.cpu_takes_work() => 0,
-            _ => self.slots.free(),
+            Some(GpuDispatch {
+                lane,
+                idle_gate: Some(gate),
+                ..
+            }) if lane.is_healthy() => {
+                let busy = self.slots.busy();
+                free.min(gate.limit(now, busy).saturating_sub(busy))
+            }
+            _ => free,
         }
     }
 
@@ -278,7 +295,12 @@ impl Task {
             return;
         }
         let max = gpu.lane.max_items();
-        let target = if gpu.lane.shares_with_cpu() {
+        let shares = gpu.lane.shares_with_cpu();
+        let gated = gpu.idle_gate.is_some();
+        // A closed idle gate leaves the whole queue to the GPU: nothing would take the
+        // CPU pool's share.
+        let target = if shares && !(gated && self.cpu_free(now) == 0) {
+            let Some(gpu) = &self.gpu else { return };
             let rates = &gpu.lane.rates;
             let cpu_pool = rates.cpu_worker() * gpu.cpu_workers as f64;
             gpu_share(self.batcher.len(), rates.gpu(), cpu_pool, max)
@@ -315,7 +337,7 @@ impl Task {
     fn dispatch(&mut self, now: Instant) {
         self.dispatch_gpu(now);
         loop {
-            let free = self.cpu_free();
+            let free = self.cpu_free(now);
             if free == 0 {
                 break;
             }

@@ -13,6 +13,7 @@ use crate::backend::{self, BackendUnavailable};
 use crate::config::{Config, ConfigError};
 use crate::endpoint::{self, Shared};
 use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
+use crate::idle::IdleGate;
 use crate::metrics::Metrics;
 use crate::scheduler::{self, GpuDispatch, SchedulerHandle, Slots};
 use crate::tls::{self, TlsError};
@@ -185,10 +186,13 @@ impl Server {
                 for handle in handles {
                     pool.adopt(handle);
                 }
+                let idle_gate = (*cpu_helps && section.auto_cpu_idle_only)
+                    .then(|| IdleGate::new(std::time::Instant::now()));
                 Some(GpuDispatch {
                     lane,
                     tx,
                     cpu_workers: threads,
+                    idle_gate,
                 })
             }
             None => None,
