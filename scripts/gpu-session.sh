@@ -73,7 +73,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
             "$here/gpu-device-check.sh" run "$bindir" >/dev/null 2>&1
         note "e2e $label ($settings): rc=$? ($((SECONDS - t0)) s)"
         grep -E "items/s|throughput|p99|CPU|fallbacks|audit" "$out/$label/e2e-bench.txt" \
-            "$out/$label/e2e-metrics.txt" 2>/dev/null | head -n 14 | tee -a "$out/summary.txt"
+            "$out/$label/e2e-metrics.txt" 2>/dev/null | grep -v "^[^:]*:# " | head -n 20 | tee -a "$out/summary.txt"
         # Mean wall time of each kind of device call, from umbrald_gpu_call_seconds.
         awk -F'[{}" ]+' '/^umbrald_gpu_call_seconds_(sum|count)/ {
                 k = ($1 ~ /_sum$/) ? "s" : "n"; v[$3, k] = $NF; calls[$3] = 1 }

@@ -34,7 +34,7 @@ use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
 
 use crate::config::{GpuSection, MAX_GPU_PIPELINES};
-use crate::metrics::{FallbackReason, GpuCall, Metrics};
+use crate::metrics::{FallbackReason, GpuCall, Metrics, ThreadGroup};
 use crate::scheduler::{Batch, Slots};
 
 /// A GPU found by a [`GpuProber`], ready to serve.
@@ -792,6 +792,7 @@ impl GpuWorker {
         self.metrics.batch_items.observe(n as f64);
         let faults_before = self.guard.faults();
         let part = |items: &[crate::batcher::Dequeued<crate::work::WorkItem>]| {
+            let _cpu = self.metrics.thread_cpu(ThreadGroup::GpuHost);
             catch_unwind(AssertUnwindSafe(|| {
                 crate::workers::process(&self.engine, items.iter().map(|d| &d.item), started)
             }))

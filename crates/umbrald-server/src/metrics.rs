@@ -4,8 +4,8 @@
 //! registered up front so that series exist (at zero) before the first event.
 
 use prometheus::{
-    Counter, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use umbrald_proto::ErrorCode;
 
@@ -148,6 +148,47 @@ pub struct Metrics {
     gpu_reprobes: IntCounterVec,
     gpu_call_seconds: HistogramVec,
     lane_rate: GaugeVec,
+    thread_cpu_seconds: CounterVec,
+}
+
+/// Threads whose CPU time `umbrald_thread_cpu_seconds_total` counts separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadGroup {
+    /// The GPU lane's host threads, computing batch parts (their device waits included).
+    GpuHost,
+    /// The CPU workers, computing batches.
+    CpuWorkers,
+}
+
+impl ThreadGroup {
+    /// Every group, for pre-registration.
+    pub const ALL: [ThreadGroup; 2] = [Self::GpuHost, Self::CpuWorkers];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GpuHost => "gpu_host",
+            Self::CpuWorkers => "cpu_workers",
+        }
+    }
+}
+
+/// Adds the calling thread's CPU time from its creation to its drop to
+/// `umbrald_thread_cpu_seconds_total{group}` (nothing where thread CPU time is unavailable).
+#[derive(Debug)]
+pub struct ThreadCpu {
+    counter: Counter,
+    started: Option<cpu_time::ThreadTime>,
+}
+
+impl Drop for ThreadCpu {
+    fn drop(&mut self) {
+        if let Some(started) = self.started.take() {
+            if let Ok(spent) = started.try_elapsed() {
+                self.counter.inc_by(spent.as_secs_f64());
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -334,6 +375,14 @@ impl Metrics {
                 "Measured throughput (EWMA) of one CPU worker and of the GPU worker",
                 &["lane"],
             ),
+            thread_cpu_seconds: float_counter_vec(
+                &registry,
+                "umbrald_thread_cpu_seconds_total",
+                "CPU time computing batches, by thread group: gpu_host (the GPU lane's host \
+                 threads) and cpu_workers; the rest of umbrald_cpu_seconds_total is the QUIC \
+                 side, the scheduler and this endpoint",
+                &["group"],
+            ),
             registry,
         };
         // The standard `process_*` metrics (CPU seconds, resident memory, open descriptors):
@@ -354,6 +403,9 @@ impl Metrics {
         for code in ErrorCode::ALL {
             m.requests.with_label_values(&["error", code.as_str()]);
             m.items.with_label_values(&["error", code.as_str()]);
+        }
+        for group in ThreadGroup::ALL {
+            m.thread_cpu_seconds.with_label_values(&[group.as_str()]);
         }
         m.requests.with_label_values(&["ok", CODE_NONE]);
         m.items.with_label_values(&["ok", CODE_NONE]);
@@ -382,6 +434,14 @@ impl Metrics {
         self.gpu_call_seconds
             .with_label_values(&[call.as_str()])
             .observe(seconds);
+    }
+
+    /// Starts counting the calling thread's CPU time for `group` until the guard drops.
+    pub fn thread_cpu(&self, group: ThreadGroup) -> ThreadCpu {
+        ThreadCpu {
+            counter: self.thread_cpu_seconds.with_label_values(&[group.as_str()]),
+            started: cpu_time::ThreadTime::try_now().ok(),
+        }
     }
 
     /// Counts one re-probe of an unhealthy GPU.
@@ -525,6 +585,14 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 #[allow(clippy::expect_used)]
 fn float_counter(name: &str, help: &str) -> Counter {
     Counter::new(name, help).expect("valid opts")
+}
+
+#[allow(clippy::expect_used)]
+fn float_counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    register(
+        registry,
+        CounterVec::new(Opts::new(name, help), labels).expect("valid opts"),
+    )
 }
 
 #[allow(clippy::expect_used)]

@@ -14,7 +14,7 @@ use umbrald_core::{Engine, ItemError, ReencryptItem, VerifiedKeyFrag};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
 use crate::gpu::Rates;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ThreadGroup};
 use crate::scheduler::{Batch, Slots};
 use crate::work::WorkItem;
 
@@ -158,9 +158,11 @@ impl Worker {
             let n = batch.items.len();
             // Before any result goes out, so that a client that got its answer sees its batch.
             self.metrics.batch_items.observe(n as f64);
+            let cpu = self.metrics.thread_cpu(ThreadGroup::CpuWorkers);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 process(&self.engine, batch.items.iter().map(|d| &d.item), started)
             }));
+            drop(cpu);
             let computed = outcome.unwrap_or_else(|_| {
                 tracing::error!(worker = index, items = n, "batch computation panicked");
                 // Items already answered keep their result; the rest are answered here.

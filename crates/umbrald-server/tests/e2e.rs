@@ -445,6 +445,14 @@ async fn metrics_follow_the_traffic() -> TestResult {
     assert_eq!(delta("umbrald_request_duration_seconds_count"), 5.0);
     assert_eq!(delta("umbrald_batch_size_items_sum"), 12.0);
     assert!(delta("umbrald_batch_compute_seconds_sum") > 0.0);
+    // The workers' CPU time is counted (and is part of the process's); no GPU lane here.
+    let workers_cpu = delta(r#"umbrald_thread_cpu_seconds_total{group="cpu_workers"}"#);
+    assert!(workers_cpu > 0.0, "{workers_cpu}");
+    assert!(workers_cpu <= delta("umbrald_cpu_seconds_total"));
+    assert_eq!(
+        delta(r#"umbrald_thread_cpu_seconds_total{group="gpu_host"}"#),
+        0.0
+    );
     assert_eq!(delta("umbrald_queue_wait_seconds_count"), 12.0);
     assert_eq!(metric(&after, "umbrald_open_connections"), 1.0);
     assert_eq!(metric(&after, "umbrald_connections_total"), 1.0);

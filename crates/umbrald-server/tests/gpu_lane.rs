@@ -428,6 +428,12 @@ async fn auto_with_host_kernels(
     let text = scrape(&server).await;
     assert_eq!(metric(&text, ITEMS_OK), 480.0);
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
+    assert!(
+        metric(
+            &text,
+            r#"umbrald_thread_cpu_seconds_total{group="gpu_host"}"#
+        ) > 0.0
+    );
     for reason in [
         "audit_mismatch",
         "device_error",

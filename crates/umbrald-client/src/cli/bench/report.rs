@@ -384,6 +384,13 @@ impl Report {
                     "                  CPU {us:.2} us per item (whole process)"
                 )?;
             }
+            if let Some([gpu, cpu, rest]) = s.cpu_split_us_per_item() {
+                writeln!(
+                    out,
+                    "                  of which GPU lane host {gpu:.2} us, CPU workers {cpu:.2} us, \
+                     the rest (QUIC, scheduler, HTTP) {rest:.2} us"
+                )?;
+            }
         }
         if let Some(us) = self.process_cpu_us_per_item {
             writeln!(

@@ -50,13 +50,34 @@ pub struct ServerMetrics {
     /// (nanosecond resolution), else the standard `process_cpu_seconds_total` (whole seconds,
     /// Linux only) of older servers.
     pub cpu_seconds: Option<f64>,
+    /// Of that, the GPU lane's host threads computing batch parts
+    /// (`umbrald_thread_cpu_seconds_total{group="gpu_host"}`; absent from older servers).
+    pub gpu_host_cpu_seconds: Option<f64>,
+    /// Of that, the CPU workers computing batches (`group="cpu_workers"`).
+    pub cpu_workers_cpu_seconds: Option<f64>,
 }
 
 impl ServerMetrics {
     /// The server's CPU time per answered item, in microseconds.
     pub fn cpu_us_per_item(&self) -> Option<f64> {
-        let cpu = self.cpu_seconds?;
-        (self.items > 0.0).then(|| cpu * 1e6 / self.items)
+        self.per_item_us(self.cpu_seconds)
+    }
+
+    /// The server's CPU time per item split as GPU lane host threads, CPU workers and the
+    /// rest (QUIC, scheduler, metrics endpoint), in microseconds; `None` from older servers.
+    pub fn cpu_split_us_per_item(&self) -> Option<[f64; 3]> {
+        let (gpu, cpu) = (self.gpu_host_cpu_seconds?, self.cpu_workers_cpu_seconds?);
+        let rest = (self.cpu_seconds? - gpu - cpu).max(0.0);
+        Some([
+            self.per_item_us(Some(gpu))?,
+            self.per_item_us(Some(cpu))?,
+            self.per_item_us(Some(rest))?,
+        ])
+    }
+
+    fn per_item_us(&self, seconds: Option<f64>) -> Option<f64> {
+        let seconds = seconds?;
+        (self.items > 0.0).then(|| seconds * 1e6 / self.items)
     }
 }
 
@@ -105,8 +126,14 @@ pub(crate) fn summarize(before: &Snapshot, after: &Snapshot) -> ServerMetrics {
         cpu_seconds: CPU_SECONDS
             .iter()
             .find_map(|name| counter_delta(before, after, name)),
+        gpu_host_cpu_seconds: counter_delta(before, after, THREAD_CPU_GPU_HOST),
+        cpu_workers_cpu_seconds: counter_delta(before, after, THREAD_CPU_WORKERS),
     }
 }
+
+/// The server's CPU time computing batches, by thread group.
+const THREAD_CPU_GPU_HOST: &str = r#"umbrald_thread_cpu_seconds_total{group="gpu_host"}"#;
+const THREAD_CPU_WORKERS: &str = r#"umbrald_thread_cpu_seconds_total{group="cpu_workers"}"#;
 
 /// Counters of the server's CPU time, most precise first.
 const CPU_SECONDS: [&str; 2] = ["umbrald_cpu_seconds_total", "process_cpu_seconds_total"];
@@ -266,6 +293,8 @@ umbrald_items_total{code="none",outcome="ok"} 4400
 umbrald_items_total{code="invalid_capsule",outcome="error"} 1000
 process_cpu_seconds_total 5
 umbrald_cpu_seconds_total 5.5
+umbrald_thread_cpu_seconds_total{group="gpu_host"} 1.5
+umbrald_thread_cpu_seconds_total{group="cpu_workers"} 0.25
 umbrald_ready 1
 "#;
 
@@ -288,6 +317,8 @@ umbrald_ready 1
         assert_eq!(m.items, 5000.0);
         assert_eq!(m.cpu_seconds, Some(2.25));
         assert_eq!(m.cpu_us_per_item(), Some(450.0));
+        // 1.5 s on GPU host threads, 0.25 s on CPU workers, 0.5 s for the rest.
+        assert_eq!(m.cpu_split_us_per_item(), Some([300.0, 50.0, 100.0]));
         let older = summarize(
             &parse("process_cpu_seconds_total 3\n"),
             &parse("process_cpu_seconds_total 5\numbrald_items_total{code=\"none\",outcome=\"ok\"} 100\n"),
