@@ -269,17 +269,23 @@ impl Task {
     /// `auto` and a healthy GPU, no more than the idle gate allows.
     fn cpu_free(&mut self, now: Instant) -> usize {
         let free = self.slots.free();
-        match &mut self.gpu {
+        match &self.gpu {
             Some(gpu) if !gpu.lane.cpu_takes_work() => 0,
+            _ => self.gate_room(now).map_or(free, |room| free.min(room)),
+        }
+    }
+
+    /// With `auto`'s idle gate and a healthy GPU, how many more CPU batches the gate lets in
+    /// now; `None` when no gate applies.
+    fn gate_room(&mut self, now: Instant) -> Option<usize> {
+        let busy = self.slots.busy();
+        match &mut self.gpu {
             Some(GpuDispatch {
                 lane,
                 idle_gate: Some(gate),
                 ..
-            }) if lane.is_healthy() => {
-                let busy = self.slots.busy();
-                free.min(gate.limit(now, busy).saturating_sub(busy))
-            }
-            _ => free,
+            }) if lane.is_healthy() => Some(gate.limit(now, busy).saturating_sub(busy)),
+            _ => None,
         }
     }
 
@@ -296,10 +302,9 @@ impl Task {
         }
         let max = gpu.lane.max_items();
         let shares = gpu.lane.shares_with_cpu();
-        let gated = gpu.idle_gate.is_some();
-        // A closed idle gate leaves the whole queue to the GPU: nothing would take the
-        // CPU pool's share.
-        let target = if shares && !(gated && self.cpu_free(now) == 0) {
+        // A closed idle gate leaves the whole queue to the GPU: nothing would take the CPU
+        // pool's share.
+        let target = if shares && self.gate_room(now) != Some(0) {
             let Some(gpu) = &self.gpu else { return };
             let rates = &gpu.lane.rates;
             let cpu_pool = rates.cpu_worker() * gpu.cpu_workers as f64;
