@@ -34,6 +34,7 @@ use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
 
 use crate::config::{GpuSection, MAX_GPU_PIPELINES};
+use crate::host_threads::{HostThreads, Job};
 use crate::metrics::{FallbackReason, GpuCall, Metrics, ThreadGroup};
 use crate::scheduler::{Batch, Slots};
 
@@ -658,7 +659,9 @@ pub(crate) struct GpuWorker {
     guard: Arc<Guarded>,
     /// Held by the one worker that re-probes an unhealthy GPU; the others wait for batches.
     reprobing: Arc<Mutex<()>>,
-    engine: Engine,
+    engine: Arc<Engine>,
+    /// The threads that compute the parts of a batch split over `host_threads`.
+    host: HostThreads,
     rx: Receiver<Batch>,
     slots: Arc<Slots>,
     lane: Arc<GpuLane>,
@@ -701,8 +704,15 @@ impl GpuWorker {
         let reprobing = Arc::new(Mutex::new(()));
         (0..lane.max_in_flight())
             .map(|i| {
+                let host_threads = section.host_threads.max(1);
+                // Parts run on these; a batch of one part runs on the worker thread itself.
+                let host = HostThreads::start(
+                    if host_threads > 1 { host_threads } else { 0 },
+                    &format!("umbrald-gpu-{i}"),
+                )?;
                 let worker = GpuWorker {
-                    engine: Engine::new(guard.clone()),
+                    engine: Arc::new(Engine::new(guard.clone())),
+                    host,
                     guard: guard.clone(),
                     reprobing: reprobing.clone(),
                     rx: rx.clone(),
@@ -711,7 +721,7 @@ impl GpuWorker {
                     metrics: metrics.clone(),
                     prober: prober.clone(),
                     reprobe_after: Duration::from_millis(section.reprobe_after_ms.max(1)),
-                    host_threads: section.host_threads.max(1),
+                    host_threads,
                 };
                 std::thread::Builder::new()
                     .name(format!("umbrald-gpu-{i}"))
@@ -791,32 +801,33 @@ impl GpuWorker {
         let n = batch.items.len();
         self.metrics.batch_items.observe(n as f64);
         let faults_before = self.guard.faults();
-        let part = |items: &[crate::batcher::Dequeued<crate::work::WorkItem>]| {
-            let _cpu = self.metrics.thread_cpu(ThreadGroup::GpuHost);
-            catch_unwind(AssertUnwindSafe(|| {
-                crate::workers::process(&self.engine, items.iter().map(|d| &d.item), started)
-            }))
-            .ok()
-        };
         let parts = parts_for(n, self.host_threads);
-        let outcome: Option<usize> = if parts == 1 {
-            part(&batch.items)
-        } else {
-            // Each part is one engine call (one device call): the parts' parsing, checks and
-            // encoding run on their own threads while the device serves another part.
-            let part = &part;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .items
-                    .chunks(n.div_ceil(parts))
-                    .map(|items| s.spawn(move || part(items)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().ok().flatten())
-                    .sum::<Option<usize>>()
+        let batch = Arc::new(batch);
+        // Each part is one engine call (one device call): the parts' parsing, checks and
+        // encoding run on the host threads while the device serves another part.
+        let chunk = n.div_ceil(parts).max(1);
+        let jobs: Vec<Job> = (0..n)
+            .step_by(chunk)
+            .map(|from| {
+                let (batch, engine, metrics) =
+                    (batch.clone(), self.engine.clone(), self.metrics.clone());
+                Box::new(move || {
+                    let _cpu = metrics.thread_cpu(ThreadGroup::GpuHost);
+                    let items = &batch.items[from..(from + chunk).min(batch.items.len())];
+                    crate::workers::process(&engine, items.iter().map(|d| &d.item), started)
+                }) as Job
             })
+            .collect();
+        let jobs_sent = jobs.len();
+        let counts = if jobs_sent == 1 {
+            // One part: on this thread, as a pool of one would.
+            jobs.into_iter()
+                .filter_map(|job| catch_unwind(AssertUnwindSafe(job)).ok())
+                .collect()
+        } else {
+            self.host.run_all(jobs)
         };
+        let outcome: Option<usize> = (counts.len() == jobs_sent).then(|| counts.into_iter().sum());
         let computed = outcome.unwrap_or_else(|| {
             tracing::error!(items = n, "GPU batch computation panicked");
             // Items already answered keep their result; the rest are answered here.

@@ -20,6 +20,7 @@ pub mod tls;
 mod alarm;
 mod backend;
 mod endpoint;
+mod host_threads;
 mod http;
 mod idle;
 mod nucypher;

@@ -267,23 +267,37 @@ async fn short_results_are_invalid_output() -> TestResult {
 }
 
 /// A GPU batch large enough to be split over the GPU worker's host threads: one device call per
-/// part, every result correct, counted once.
+/// part, the parts at once on the worker's long-lived host threads, every result correct,
+/// counted once; a second batch on the same threads likewise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_gpu_batches_split_over_host_threads() -> TestResult {
     let fx = Fixture::new(2, 1, 3);
-    let (prober, _) = prober(vec![Some(Fault::None)]);
+    let most_active = Arc::new(AtomicUsize::new(0));
+    let seen = most_active.clone();
+    let prober: GpuProber =
+        Arc::new(move || Ok(FakeGpu::slow(Duration::from_millis(100), seen.clone())));
     let mut config = gpu_config("gpu-split", BackendKind::Gpu, 3, 60_000);
     config.gpu.host_threads = 3;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = common::client(&server).await;
-    let req = fx.request_n(1, 3100);
-    let resp = client.call(&req).await?;
-    fx.check_all_ok(&req, &resp);
-    settles(&server, "umbrald_gpu_items_total", 3100.0).await;
+    for (id, done) in [(1, 3100.0), (2, 6200.0)] {
+        let req = fx.request_n(id, 3100);
+        let resp = client.call(&req).await?;
+        fx.check_all_ok(&req, &resp);
+        settles(&server, "umbrald_gpu_items_total", done).await;
+    }
     let text = scrape(&server).await;
-    assert_eq!(metric(&text, "umbrald_gpu_batches_total"), 1.0);
-    // Three parts of at least 1024 items: three device calls of each kind, all audited.
-    assert_eq!(metric(&text, "umbrald_gpu_audited_outputs_total"), 12.0);
+    assert_eq!(metric(&text, "umbrald_gpu_batches_total"), 2.0);
+    // Three parts of at least 1024 items per batch: three device calls of each kind, all
+    // audited, the three parts' calls on the device at once.
+    assert_eq!(metric(&text, "umbrald_gpu_audited_outputs_total"), 24.0);
+    assert_eq!(most_active.load(Ordering::SeqCst), 3, "parts at once");
+    assert!(
+        metric(
+            &text,
+            r#"umbrald_thread_cpu_seconds_total{group="gpu_host"}"#
+        ) > 0.0
+    );
     client.close().await;
     server.shutdown().await;
     Ok(())
