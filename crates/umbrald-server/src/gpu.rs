@@ -819,14 +819,7 @@ impl GpuWorker {
             })
             .collect();
         let jobs_sent = jobs.len();
-        let counts = if jobs_sent == 1 {
-            // One part: on this thread, as a pool of one would.
-            jobs.into_iter()
-                .filter_map(|job| catch_unwind(AssertUnwindSafe(job)).ok())
-                .collect()
-        } else {
-            self.host.run_all(jobs)
-        };
+        let counts = self.host.run_all(jobs);
         let outcome: Option<usize> = (counts.len() == jobs_sent).then(|| counts.into_iter().sum());
         let computed = outcome.unwrap_or_else(|| {
             tracing::error!(items = n, "GPU batch computation panicked");

@@ -39,10 +39,17 @@ impl HostThreads {
         })
     }
 
-    /// Runs every job on the threads (a job the threads cannot take runs on the caller) and
-    /// waits for all of them. Returns their counts, in no particular order; a job that
-    /// panicked has none, so fewer counts than jobs means a part failed.
-    pub fn run_all(&self, jobs: Vec<Job>) -> Vec<usize> {
+    /// Runs every job on the threads (a lone job, or one the threads cannot take, runs on the
+    /// caller) and waits for all of them. Returns their counts, in no particular order; a job
+    /// that panicked has none, so fewer counts than jobs means a part failed.
+    pub fn run_all(&self, mut jobs: Vec<Job>) -> Vec<usize> {
+        if jobs.len() == 1 {
+            return jobs
+                .pop()
+                .and_then(|job| catch_unwind(AssertUnwindSafe(job)).ok())
+                .into_iter()
+                .collect();
+        }
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let mut counts = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -137,6 +144,11 @@ mod tests {
         let mut counts = pool.run_all(jobs);
         counts.sort_unstable();
         assert_eq!(counts, vec![1, 3]);
-        assert_eq!(pool.run_all(vec![Box::new(|| 7)]), vec![7]);
+        assert_eq!(pool.run_all(vec![Box::new(|| 7), Box::new(|| 8)]).len(), 2);
+        // A lone job runs on the caller, a lone panic is a missing count.
+        let caller = std::thread::current().id();
+        let here = Box::new(move || usize::from(std::thread::current().id() == caller));
+        assert_eq!(pool.run_all(vec![here]), vec![1]);
+        assert!(pool.run_all(vec![Box::new(|| panic!("lone"))]).is_empty());
     }
 }

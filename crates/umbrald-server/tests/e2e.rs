@@ -61,6 +61,11 @@ async fn compact_answers_complete_into_verifying_cfrags() -> TestResult {
     fx.check_all_ok(&whole, &whole_resp);
     fx.check_all_ok(&compact, &compact_resp);
     let results = compact_resp.results.as_ref().expect("results");
+    // The protocol's length is the codec's.
+    assert_eq!(
+        umbrald_proto::CFRAG_PARTS_LEN,
+        umbrald_core::CapsuleFrag::PARTS_LEN
+    );
     assert!(results.iter().all(|r| r.cfrag.is_none()
         && r.parts.as_ref().map(Vec::len) == Some(umbrald_proto::CFRAG_PARTS_LEN)));
     let cfrag = |i: usize| {
