@@ -423,6 +423,116 @@ mod tests {
         assert_eq!(a.queued.load(Ordering::Relaxed), 10);
     }
 
+    use crate::idle::CpuTimes;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    static BUSY_TICKS: AtomicU64 = AtomicU64::new(0);
+    static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+    /// A machine whose 8 cores never idle.
+    fn saturated() -> Option<CpuTimes> {
+        let total = BUSY_TICKS.fetch_add(1000, Ordering::Relaxed);
+        Some(CpuTimes {
+            idle: 0,
+            total,
+            cores: 8,
+        })
+    }
+
+    /// A machine whose 8 cores always idle.
+    fn idle() -> Option<CpuTimes> {
+        let total = IDLE_TICKS.fetch_add(1000, Ordering::Relaxed);
+        Some(CpuTimes {
+            idle: total,
+            total,
+            cores: 8,
+        })
+    }
+
+    /// An `auto` task (2 CPU workers, a GPU lane with the default rate priors) whose idle gate
+    /// reads `reader`, with 120 items queued; the GPU's and the CPU workers' batch receivers.
+    fn auto_task(
+        reader: fn() -> Option<CpuTimes>,
+        t0: Instant,
+    ) -> (
+        Task,
+        crossbeam_channel::Receiver<Batch>,
+        crossbeam_channel::Receiver<Batch>,
+    ) {
+        let (work_tx, work_rx) = crossbeam_channel::bounded(2);
+        let (gpu_tx, gpu_rx) = crossbeam_channel::bounded(1);
+        let slots = Slots::new(2);
+        let wake = slots.clone();
+        let mut task = Task {
+            batcher: Batcher::new(BatcherConfig {
+                max_batch_items: 16,
+                max_queue_delay: Duration::ZERO,
+                max_queue_items: 1000,
+            }),
+            slots,
+            work_tx,
+            metrics: Arc::new(Metrics::new()),
+            admission: Arc::new(Admission {
+                queued: AtomicUsize::new(120),
+                capacity: 1000,
+            }),
+            alarm: Alarm::start(move || wake.notify.notify_one()).expect("alarm"),
+            gpu: Some(GpuDispatch {
+                lane: GpuLane::new(1000, 1, true, Arc::default()),
+                tx: gpu_tx,
+                cpu_workers: 2,
+                idle_gate: Some(IdleGate::with_reader(t0, reader)),
+            }),
+        };
+        let (request, _rx) = crate::work::RequestState::new(120, 0, None, false);
+        let policy = Arc::new(umbrald_proto::Policy {
+            kfrag: vec![],
+            delegating_pk: vec![],
+            receiving_pk: vec![],
+            verifying_pk: vec![],
+        });
+        task.push(
+            (0..120)
+                .map(|index| WorkItem {
+                    capsule: vec![],
+                    policy: policy.clone(),
+                    preverified: None,
+                    request: request.clone(),
+                    index,
+                })
+                .collect(),
+        );
+        (task, gpu_rx, work_rx)
+    }
+
+    #[test]
+    fn a_closed_idle_gate_leaves_the_whole_queue_to_the_gpu() {
+        let t0 = Instant::now();
+        let (mut task, gpu_rx, work_rx) = auto_task(saturated, t0);
+        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        let gpu = gpu_rx.try_recv().expect("a GPU batch");
+        assert_eq!(gpu.items.len(), 120, "the whole queue");
+        assert!(work_rx.try_recv().is_err(), "no CPU batch");
+        task.stop();
+    }
+
+    #[test]
+    fn an_open_idle_gate_shares_the_queue_by_rate() {
+        let t0 = Instant::now();
+        let (mut task, gpu_rx, work_rx) = auto_task(idle, t0);
+        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        let gpu = gpu_rx.try_recv().expect("a GPU batch");
+        // GPU 20,000 items/s against two CPU workers at 2,000: 100 of the 120.
+        assert_eq!(gpu.items.len(), 100);
+        // The rest is the CPU workers': one batch for each (both are free), the remainder
+        // queued for the first to finish.
+        let cpu: Vec<usize> = work_rx.try_iter().map(|b| b.items.len()).collect();
+        assert_eq!(cpu.len(), 2, "{cpu:?}");
+        assert_eq!(cpu.iter().sum::<usize>() + task.batcher.len(), 20);
+        task.stop();
+    }
+
     #[test]
     fn slots_count_free_workers() {
         let s = Slots::new(2);
