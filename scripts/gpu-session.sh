@@ -14,7 +14,9 @@
 #   4. end to end: a short warm-up run, the baseline server, the current one once per entry of
 #      $E2E_CONFIGS (';'-separated lists of VAR=value environment settings for `umbrald
 #      serve`, e.g. "UMBRALD_GPU_DECOMPRESS=true"; "-" for none), the baseline again:
-#      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/
+#      e2e-warmup/, e2e-base/, e2e-1/, e2e-2/, ..., e2e-base-again/ (the baseline with
+#      E2E_BASE_CONFIG's settings: "-" by default, a leading "profile" for the sweep's GPU
+#      profile)
 #      E2E_CONFIGS=sweep runs, with the load over 4 connections, the defaults and
 #      deploy/umbrald-gpu.toml whole, without each of its settings, with the options still
 #      open, with whole cfrags instead of compact ones (--whole-cfrags) and with `auto`
@@ -84,7 +86,13 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     # The first server of a call has run slow (cold machine): a short unrecorded warm-up run
     # first, then the baseline before and after the current builds.
     E2E_SECONDS=3 e2e e2e-warmup "$dir" -
-    [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" -
+    # The sweep's GPU profile: the load over 4 connections and deploy/umbrald-gpu.toml.
+    profile="E2E_CONNECTIONS=4 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144 UMBRALD_CONFIG=deploy/umbrald-gpu.toml"
+    # The baseline's settings: E2E_BASE_CONFIG ("-" by default; a leading word "profile"
+    # stands for the profile, e.g. "profile E2E_BACKEND=auto").
+    base_settings="${E2E_BASE_CONFIG:--}"
+    base_settings="${base_settings/#profile/$profile}"
+    [ -x "$dir/base/umbrald" ] && e2e e2e-base "$dir/base" "$base_settings"
     configs_text="${E2E_CONFIGS:--}"
     if [ "${configs_text%%;*}" = sweep ]; then
         # The load over 4 connections (one connection's packets are decrypted in order by one
@@ -94,7 +102,6 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         # Entries after "sweep;" run after these.
         extra=""
         [ "$configs_text" != sweep ] && extra=";${configs_text#sweep;}"
-        profile="E2E_CONNECTIONS=4 E2E_CONCURRENCY=256 E2E_MAX_QUEUE_ITEMS=262144 UMBRALD_CONFIG=deploy/umbrald-gpu.toml"
         configs_text="E2E_CONNECTIONS=4;$profile"
         configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=1"
         configs_text+=";$profile UMBRALD_GPU_PIPELINES=0"
@@ -114,7 +121,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         i=$((i + 1))
         e2e "e2e-$i" "$dir" "$c"
     done
-    [ -x "$dir/base/umbrald" ] && e2e e2e-base-again "$dir/base" -
+    [ -x "$dir/base/umbrald" ] && e2e e2e-base-again "$dir/base" "$base_settings"
 fi
 
 if [ "${LATENCY:-0}" = 1 ]; then

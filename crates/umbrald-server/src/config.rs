@@ -252,9 +252,9 @@ pub struct GpuSection {
     pub overlap_calls: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
-    /// split over `host_threads` as before. With `auto` the lane keeps 1 (its measured rate
-    /// shares the queue with the CPU workers). 1 (the default): one batch at a time, as
-    /// measured so far; more is not yet measured on a device.
+    /// split over `host_threads` as before (`auto` too: the lane's measured rate counts every
+    /// batch in flight). 1 (the default): one batch at a time; `deploy/umbrald-gpu.toml`
+    /// sets 2 (measured on an H200, docs/PERFORMANCE.md §4).
     pub batches_in_flight: usize,
     /// Device calls in flight at once, each on its own pipeline (streams and buffers sized
     /// for a full launch, ~54 MB of pinned memory each on an H200), 1 to 32. 0 (the default):
@@ -270,8 +270,10 @@ pub struct GpuSection {
     /// the last 100 ms (Linux `/proc/stat`; elsewhere they always may): they then use what
     /// the GPU lane and the QUIC side leave instead of taking their cores. On by default:
     /// without it `auto` served 0.75x `gpu` alone on a 16-core H200 machine (a CPU worker
-    /// spends ~200 µs of CPU per item, the GPU lane's host ~9 µs). `false`: the CPU workers
-    /// take their measured rate's share whatever the load.
+    /// spends ~200 µs of CPU per item, the GPU lane's host ~5-9 µs). The workers then also run
+    /// at the lowest priority (nice 19), so that a waking GPU-lane or QUIC thread takes their
+    /// core at once. `false`: the CPU workers take their measured rate's share whatever the
+    /// load, at `[workers] nice`.
     pub auto_cpu_idle_only: bool,
 }
 

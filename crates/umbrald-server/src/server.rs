@@ -129,11 +129,15 @@ impl Server {
         let slots = Slots::new(threads);
         let rates = Arc::new(Rates::default());
         let (work_tx, work_rx) = crossbeam_channel::bounded(threads);
+        // `auto` on idle cores only: the CPU workers scavenge what the GPU lane leaves.
+        let scavenger =
+            backends.gpu.as_ref().is_some_and(|(_, helps)| *helps) && config.gpu.auto_cpu_idle_only;
         let spec = PoolSpec {
             threads,
             pin: config.workers.pin,
             cores: config.workers.cores.clone(),
-            nice: config.workers.nice,
+            nice: worker_nice(&config, scavenger),
+            idle_class: scavenger,
         };
         let pool = WorkerPool::start(
             &spec,
@@ -154,13 +158,9 @@ impl Server {
                     n => n,
                 };
                 gpu_batch_items = Some(max);
-                // With `auto` the lane's measured rate splits the queue with the CPU workers;
-                // that rate is one batch's, so `auto` keeps one batch in flight.
-                let in_flight = if *cpu_helps {
-                    1
-                } else {
-                    config.gpu.batches_in_flight
-                };
+                // The lane's measured rate counts every batch in flight (GpuWorker), so
+                // `auto` shares the queue by it with any number of batches in flight.
+                let in_flight = config.gpu.batches_in_flight;
                 tracing::info!(
                     max_batch_items = max,
                     batches_in_flight = in_flight,
@@ -267,6 +267,22 @@ impl Server {
     }
 }
 
+/// Lowest priority (nice) on Linux: `auto`'s CPU workers with `auto_cpu_idle_only`.
+const SCAVENGER_NICE: i32 = 19;
+
+/// The CPU workers' nice value: `[workers] nice`, or the lowest priority when they scavenge
+/// for a GPU (`auto` with `auto_cpu_idle_only`; they then also run in the `SCHED_IDLE` class),
+/// so that the GPU lane's host threads and the QUIC side take a core back from them at once
+/// (a CPU worker spends ~200 µs of CPU on an item that costs the GPU lane's host ~5-9 µs; the
+/// idle gate samples every 100 ms, the kernel's scheduler acts on each wake-up).
+fn worker_nice(config: &Config, scavenger: bool) -> i32 {
+    if scavenger {
+        config.workers.nice.max(SCAVENGER_NICE)
+    } else {
+        config.workers.nice
+    }
+}
+
 /// A started server. Dropping it without [`RunningServer::shutdown`] leaves it running on the
 /// runtime until the runtime stops.
 #[derive(Debug)]
@@ -366,5 +382,20 @@ impl RunningServer {
             }
         }
         tracing::info!("shutdown complete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scavenging_workers_run_at_the_lowest_priority() {
+        let mut config = Config::default();
+        assert_eq!(worker_nice(&config, false), config.workers.nice);
+        assert_eq!(worker_nice(&config, true), SCAVENGER_NICE);
+        config.workers.nice = 0;
+        assert_eq!(worker_nice(&config, true), SCAVENGER_NICE);
+        assert_eq!(worker_nice(&config, false), 0);
     }
 }

@@ -35,6 +35,9 @@ pub(crate) struct PoolSpec {
     pub cores: Vec<usize>,
     /// Nice value for the worker threads (0: unchanged).
     pub nice: i32,
+    /// Run the workers in Linux's idle scheduling class (`SCHED_IDLE`): they get a core only
+    /// when no other thread wants it, and a waking thread takes it from them at once.
+    pub idle_class: bool,
 }
 
 impl WorkerPool {
@@ -57,7 +60,7 @@ impl WorkerPool {
         let mut handles = Vec::with_capacity(spec.threads);
         for i in 0..spec.threads {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let nice = spec.nice;
+            let (nice, idle_class) = (spec.nice, spec.idle_class);
             let worker = Worker {
                 engine: engine.clone(),
                 rx: rx.clone(),
@@ -67,7 +70,7 @@ impl WorkerPool {
             };
             let handle = std::thread::Builder::new()
                 .name(format!("umbrald-worker-{i}"))
-                .spawn(move || worker.run(i, core, nice))?;
+                .spawn(move || worker.run(i, core, nice, idle_class))?;
             handles.push(handle);
         }
         metrics
@@ -107,6 +110,31 @@ fn lower_priority(_nice: i32) -> std::io::Result<()> {
     ))
 }
 
+/// Moves the calling thread into Linux's `SCHED_IDLE` class. Unlike a high nice value, a CPU
+/// running only such threads counts as idle when the kernel places a waking thread, and the
+/// waking thread preempts at once instead of waiting for its turn. Needs no privilege.
+#[cfg(target_os = "linux")]
+fn enter_idle_class() -> std::io::Result<()> {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    )
+    .map_err(|e| std::io::Error::other(format!("{e:?}")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enter_idle_class() -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "SCHED_IDLE is Linux-only",
+    ))
+}
+
 /// The cores to pin to: the listed ids that exist, or all that this process may use.
 fn pin_targets(wanted: &[usize]) -> Vec<core_affinity::CoreId> {
     let available = core_affinity::get_core_ids().unwrap_or_default();
@@ -135,7 +163,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, index: usize, core: Option<core_affinity::CoreId>, nice: i32) {
+    fn run(self, index: usize, core: Option<core_affinity::CoreId>, nice: i32, idle_class: bool) {
+        // The class first: entering it resets the nice value.
+        if idle_class {
+            if let Err(e) = enter_idle_class() {
+                tracing::warn!(worker = index, error = %e, "cannot enter the idle scheduling class");
+            }
+        }
         if nice != 0 {
             if let Err(e) = lower_priority(nice) {
                 tracing::warn!(worker = index, nice, error = %e, "cannot lower worker priority");
@@ -256,19 +290,43 @@ impl WorkItem {
 
 #[cfg(test)]
 mod tests {
+    /// Field `n` (1-based, as in proc(5)) of a thread's `stat` file.
+    #[cfg(target_os = "linux")]
+    fn stat_field(stat_path: &str, n: usize) -> i64 {
+        let stat = std::fs::read_to_string(stat_path).expect("stat");
+        // Fields after the command name (field 2, which ends with ')') start at field 3.
+        let after = stat.rsplit_once(')').expect("comm").1;
+        after
+            .split_whitespace()
+            .nth(n - 3)
+            .expect("field")
+            .parse()
+            .expect("number")
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn idle_class_applies_only_to_the_calling_thread() {
+        // Field 41 is the scheduling policy; SCHED_IDLE is 5.
+        let policy = || stat_field("/proc/thread-self/stat", 41);
+        let before = policy();
+        let in_thread = std::thread::spawn(move || {
+            super::enter_idle_class().expect("entering SCHED_IDLE needs no privilege");
+            policy()
+        })
+        .join()
+        .expect("thread");
+        const SCHED_IDLE: i64 = 5;
+        assert_eq!(in_thread, SCHED_IDLE);
+        assert_eq!(policy(), before, "other threads unchanged");
+        assert_ne!(before, SCHED_IDLE);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn lower_priority_changes_only_the_calling_thread() {
-        fn nice_of(stat_path: &str) -> i64 {
-            let stat = std::fs::read_to_string(stat_path).expect("stat");
-            // Fields after the command name (which ends with ')'): state is field 3, nice 19.
-            let after = stat.rsplit_once(')').expect("comm").1;
-            after
-                .split_whitespace()
-                .nth(16)
-                .expect("nice field")
-                .parse()
-                .expect("number")
+        fn nice_of(path: &str) -> i64 {
+            stat_field(path, 19)
         }
         let before = nice_of("/proc/thread-self/stat");
         let in_thread = std::thread::spawn(|| {
