@@ -248,7 +248,7 @@ void umbh_launch_decompress(const umb_u32 *in, umb_u32 *out, umb_u32 n) {
 // Same arguments and layouts as the umb_mul_pairs kernel; with shared_table the affine tables
 // live in one array laid out as the UMB_TABLE_SHARED build's shared memory, else in place.
 void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *out, umb_u32 n,
-                       int shared_table) {
+                       int shared_table, int second) {
     std::vector<umb_u32> smem(UMB_TABLE_SMEM_BYTES / 4);
     std::vector<umb_pair_state> st(UMB_BLOCK);
     std::vector<umb_fe> z(UMB_BLOCK), zinv(UMB_BLOCK);
@@ -263,7 +263,7 @@ void umbh_launch_pairs(const umb_u32 *bases, const umb_u32 *scalars, umb_u32 *ou
             umb_u32 i = block * UMB_BLOCK + t;
             umb_table_view view = shared_table ? umb_table_in_shared(smem.data(), t)
                                                : umb_table_in_place(st[t].table);
-            umb_pairs_phase2(st[t], z[t], zinv[t], view, scalars, n, i, i < n);
+            umb_pairs_phase2(st[t], z[t], zinv[t], view, scalars, n, i, i < n, second != 0);
         }
         emulate_block_invert(tree, z.data(), zinv.data());
         for (int t = 0; t < UMB_BLOCK; t++) {

@@ -4,8 +4,10 @@
 // gridDim.x == ceil(n / UMB_BLOCK); every thread of a block must reach the barriers, so threads
 // past n run the tree with the value 1 and store nothing. Layouts: see scalar_mul.cuh.
 //
-//   umb_mul_pairs(bases, scalars, out, n):  out[i] = (a_i * P_i, b_i * P_i); two block
-//                                           inversions: P_i's table, then the results
+//   umb_mul_pairs(bases, scalars, out, n, second):
+//                                           out[i] = (a_i * P_i, b_i * P_i); two block
+//                                           inversions: P_i's table, then the results;
+//                                           second = 0: every b_i is 0, b_i * P_i not computed
 //   umb_mul_fixed(table, scalars, out, n):  out[i] = k_i * Q for the Q that built `table`
 //                                           (Umbral's U or the generator G)
 //   umb_decompress(in, out, n):             out[i] = y of the compressed point in[i] (x and
@@ -58,7 +60,7 @@ __device__ __forceinline__ void umb_block_invert(umb_u32 *tree, int t, const umb
 
 UMB_KERNEL void __launch_bounds__(UMB_BLOCK, UMB_MIN_BLOCKS)
 umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT scalars,
-              umb_u32 *UMB_RESTRICT out, umb_u32 n) {
+              umb_u32 *UMB_RESTRICT out, umb_u32 n, umb_u32 second) {
     __shared__ umb_u32 tree[8 * 2 * UMB_BLOCK];
     int t = threadIdx.x;
     umb_u32 i = blockIdx.x * UMB_BLOCK + t;
@@ -74,7 +76,7 @@ umb_mul_pairs(const umb_u32 *UMB_RESTRICT bases, const umb_u32 *UMB_RESTRICT sca
 #else
     umb_table_view view = umb_table_in_place(st.table);
 #endif
-    umb_pairs_phase2(st, z, zinv, view, scalars, n, i, live);
+    umb_pairs_phase2(st, z, zinv, view, scalars, n, i, live, second != 0);
     umb_block_invert(tree, t, z, zinv);
     umb_pairs_phase3(st, zinv, out, n, i, live);
 }

@@ -17,6 +17,8 @@
 //                            them for the endomorphism, umb_glv_split)
 //           out     34 rows: for s in {0, 1} (a.P, b.P): rows 17 s + 0..7 x, + 8..15 y,
 //                            + 16 identity flag (1 when the product is the point at infinity)
+//           second  1: both products; 0: every b is zero and b.P is stored as the identity
+//                   without its ladder (the capsule check's h.E)
 //   fixed:  scalars 8 rows; out 17 rows as one output slot above
 //           table   UMB_WINDOWS * UMB_ROW entries of 16 words (x limbs, y limbs), entry e of row j
 //                   = (e + 1) * 16^j * Q, at word offset (j * UMB_ROW + e) * 16
@@ -416,10 +418,12 @@ UMB_DEVICE void umb_pairs_phase1(umb_pair_state &st, umb_fe &z, const umb_u32 *b
 
 // Phase 2 of umb_mul_pairs: zinv = 1/z from the block's tree makes the table affine, in
 // `view` (umb_table_in_place(st.table) or shared memory); then r0 = a_i * P_i,
-// r1 = b_i * P_i and z, the product of their Z coordinates.
+// r1 = b_i * P_i and z, the product of their Z coordinates. With `second` false (one value
+// for the whole launch, chosen by the host for a call whose second scalars are all zero: the
+// capsule check's h * E) r1 stays the identity, b_i * P_i for b_i = 0, without its ladder.
 UMB_DEVICE void umb_pairs_phase2(umb_pair_state &st, umb_fe &z, const umb_fe &zinv,
                                  const umb_table_view &view, const umb_u32 *scalars, umb_u32 n,
-                                 umb_u32 i, bool live) {
+                                 umb_u32 i, bool live, bool second) {
     umb_prj_set_identity(st.r0);
     umb_prj_set_identity(st.r1);
     if (live) {
@@ -429,9 +433,11 @@ UMB_DEVICE void umb_pairs_phase2(umb_pair_state &st, umb_fe &z, const umb_fe &zi
         umb_load_words_col(k, scalars, n, i);
         umb_glv_split(g, k);
         umb_mul_glv(st.r0, view, g);
-        umb_load_words_col(k, scalars + (umb_u64)8 * n, n, i);
-        umb_glv_split(g, k);
-        umb_mul_glv(st.r1, view, g);
+        if (second) {  // public: the same for every thread of the launch
+            umb_load_words_col(k, scalars + (umb_u64)8 * n, n, i);
+            umb_glv_split(g, k);
+            umb_mul_glv(st.r1, view, g);
+        }
     }
     umb_fe z0, z1;
     umb_z_or_one(z0, st.r0);

@@ -175,6 +175,9 @@ fn main() -> ExitCode {
         .map(|_| [Scalar::random(&mut rng), Scalar::random(&mut rng)])
         .collect();
     let singles: Vec<Scalar> = scalars.iter().map(|k| k[0]).collect();
+    // The capsule check's h·E both ways: a pair call with zero second scalars (before) and a
+    // call without the second ladder (mul_firsts).
+    let zero_seconds: Vec<[Scalar; 2]> = singles.iter().map(|k| [*k, Scalar::ZERO]).collect();
 
     let cpu = CpuBackend::new();
     let n_cpu = 256.min(max.max(1));
@@ -195,8 +198,8 @@ fn main() -> ExitCode {
         Err(e) => println!("engine overhead not measured: {e}"),
     }
     println!();
-    println!("| pairs | products | best wall (ms) | products/s (best) | median wall (ms) | kernel ms | copy ms | fixed-base U /s |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| pairs | products | best wall (ms) | products/s (best) | median wall (ms) | kernel ms | copy ms | fixed-base U /s | h·E as pairs [h, 0] /s | h·E first only /s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 
     // Warm-up: the first launch pays for module loading and lazy allocations.
     if let Err(e) = gpu.mul_pairs(&bases[..max.min(1024)], &scalars[..max.min(1024)]) {
@@ -215,26 +218,31 @@ fn main() -> ExitCode {
             walls.push(t.elapsed());
         }
         let after = gpu.stats().snapshot();
-        let t = Instant::now();
-        let fixed_ok = gpu.mul_u(&singles[..n]).is_ok();
-        let fixed = t.elapsed();
+        let rate = |call: &dyn Fn() -> bool| {
+            let t = Instant::now();
+            let ok = call();
+            let secs = t.elapsed().as_secs_f64();
+            if ok {
+                format!("{:.0}", n as f64 / secs)
+            } else {
+                "failed".to_owned()
+            }
+        };
+        let fixed = rate(&|| gpu.mul_u(&singles[..n]).is_ok());
+        let he_pairs = rate(&|| gpu.mul_pairs(&bases[..n], &zero_seconds[..n]).is_ok());
+        let he_firsts = rate(&|| gpu.mul_firsts(&bases[..n], &singles[..n]).is_ok());
         walls.sort_unstable();
         let best = walls[0];
         let median = walls[walls.len() / 2];
         let per_rep = |d: Duration| d.as_secs_f64() * 1e3 / args.reps as f64;
         println!(
-            "| {n} | {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {} |",
+            "| {n} | {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {fixed} | {he_pairs} | {he_firsts} |",
             2 * n,
             best.as_secs_f64() * 1e3,
             2.0 * n as f64 / best.as_secs_f64(),
             median.as_secs_f64() * 1e3,
             per_rep(after.kernel_time.saturating_sub(before.kernel_time)),
             per_rep(after.copy_time.saturating_sub(before.copy_time)),
-            if fixed_ok {
-                format!("{:.0}", n as f64 / fixed.as_secs_f64())
-            } else {
-                "failed".to_owned()
-            },
         );
     }
     let stats = gpu.stats().snapshot();

@@ -37,6 +37,26 @@ pub(crate) fn check_pairs(
     Ok(())
 }
 
+/// Checks `out[i] == [scalars[i] * bases[i], None]` (the pair `[k, 0]`) for every `i` in
+/// `indices`.
+pub(crate) fn check_firsts(
+    cpu: &CpuBackend,
+    bases: &[Affine],
+    scalars: &[Scalar],
+    out: &[[Option<Affine>; 2]],
+    indices: &[usize],
+) -> Result<(), String> {
+    for &i in indices {
+        let want = cpu
+            .mul_pairs(&bases[i..=i], &[[scalars[i], Scalar::ZERO]])
+            .map_err(|e| format!("audit: CPU reference failed: {e}"))?;
+        if want.first() != Some(&out[i]) {
+            return Err(format!("audit: product {i} differs from the CPU result"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `out[i] == scalars[i] * base` for every `i` in `indices`.
 pub(crate) fn check_fixed(
     cpu: &CpuBackend,

@@ -145,6 +145,29 @@ impl GpuBackend {
         })
     }
 
+    /// `[k·P, None]` for every base `P` and public scalar `k`: the pair kernel without its
+    /// second products (one ladder per item instead of two), audited as the pairs `[k, 0]` it
+    /// stands for. The capsule check's `h·E`.
+    pub fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        if bases.len() != scalars.len() {
+            return Err(BackendError::Shape("bases and scalars differ in length"));
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        let result = self.exec.mul_firsts(bases, scalars);
+        self.accept(result, bases.len(), 1, |out, idx| {
+            audit::check_firsts(&self.cpu, bases, scalars, out, idx)
+        })
+    }
+
     /// Length check, audit and statistics for one call's executor result.
     fn accept<T>(
         &self,
@@ -233,9 +256,9 @@ impl EcBackend for GpuBackend {
         self.mul_fixed(FixedBase::U, scalars)
     }
 
-    /// `h·E` on the pair kernel (its second scalar is 0: one wasted product, which the device
-    /// has to spare while the host is the bottleneck) and `s·G` on the fixed-base kernel. Both
-    /// calls are audited like any other; on any failure the engine checks on the CPU.
+    /// `h·E` on the pair kernel without its second ladder ([`KernelExecutor::mul_firsts`]) and
+    /// `s·G` on the fixed-base kernel. Both calls are audited like any other; on any failure
+    /// the engine checks on the CPU.
     fn capsule_check_products(
         &self,
         es: &[Affine],
@@ -245,12 +268,11 @@ impl EcBackend for GpuBackend {
         if es.len() != hs.len() || es.len() != ss.len() {
             return None;
         }
-        let scalars: Vec<[Scalar; 2]> = hs.iter().map(|h| [*h, Scalar::ZERO]).collect();
         let (he, sg) = if self.overlap_calls {
             // Two device calls at once (each on its own pipeline) instead of one after the other.
             std::thread::scope(|s| {
                 let sg = s.spawn(|| self.mul_g(ss));
-                let he = self.mul_pairs(es, &scalars);
+                let he = self.mul_firsts(es, hs);
                 (
                     he,
                     sg.join()
@@ -258,7 +280,7 @@ impl EcBackend for GpuBackend {
                 )
             })
         } else {
-            (self.mul_pairs(es, &scalars), self.mul_g(ss))
+            (self.mul_firsts(es, hs), self.mul_g(ss))
         };
         let (he, sg) = (he.ok()?, sg.ok()?);
         Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())

@@ -384,6 +384,8 @@ enum Job<'a> {
     Pairs {
         bases: &'a [Affine],
         scalars: &'a [[Scalar; 2]],
+        /// Compute the second products (false: every second scalar is zero).
+        second: bool,
         out: Vec<[Option<Affine>; 2]>,
     },
     Fixed {
@@ -544,19 +546,25 @@ impl Lane {
             shared_mem_bytes: 0,
         };
         match job {
-            Job::Pairs { .. } => {
+            Job::Pairs { second, .. } => {
                 let split = layout::PAIR_BASE_WORDS * n;
+                let second = u32::from(*second);
                 let bases = self.dev_in.slice(0..split);
                 let scalars = self.dev_in.slice(split..layout::PAIR_IN_WORDS * n);
                 let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
                 let mut launch = self.stream.launch_builder(&exec.pairs_fn);
-                launch.arg(&bases).arg(&scalars).arg(&mut out).arg(&n32);
+                launch
+                    .arg(&bases)
+                    .arg(&scalars)
+                    .arg(&mut out)
+                    .arg(&n32)
+                    .arg(&second);
                 let cfg = LaunchConfig {
                     shared_mem_bytes: exec.pairs_smem,
                     ..cfg
                 };
-                // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32)
-                // and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK; the
+                // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32,
+                // u32) and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK; the
                 // dynamic shared memory is what the UMB_TABLE_SHARED build (if any) reads.
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
@@ -667,11 +675,13 @@ impl CudaExecutor {
     }
 }
 
-impl KernelExecutor for CudaExecutor {
-    fn mul_pairs(
+impl CudaExecutor {
+    /// A `umb_mul_pairs` call: both products, or (`second` false) the first only.
+    fn pairs(
         &self,
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
+        second: bool,
     ) -> Result<(PairProducts, Timing), ExecError> {
         if bases.len() != scalars.len() {
             return Err(ExecError::Unsupported("bases and scalars differ in length"));
@@ -679,6 +689,7 @@ impl KernelExecutor for CudaExecutor {
         let mut job = Job::Pairs {
             bases,
             scalars,
+            second,
             out: vec![[None, None]; bases.len()],
         };
         let timing = self.run(&mut job)?;
@@ -686,6 +697,24 @@ impl KernelExecutor for CudaExecutor {
             Job::Pairs { out, .. } => Ok((out, timing)),
             Job::Fixed { .. } | Job::Decompress { .. } => unreachable!("the job keeps its kind"),
         }
+    }
+}
+
+impl KernelExecutor for CudaExecutor {
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.pairs(bases, scalars, true)
+    }
+
+    fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.pairs(bases, &crate::exec::with_zero_seconds(scalars), false)
     }
 
     fn mul_fixed(

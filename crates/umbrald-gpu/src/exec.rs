@@ -61,6 +61,17 @@ pub trait KernelExecutor: Send + Sync {
         scalars: &[[Scalar; 2]],
     ) -> Result<(PairProducts, Timing), ExecError>;
 
+    /// For every `i`: `[scalars[i] * bases[i], None]`, the pair kernel without its second
+    /// products (public scalars: the capsule check's `h·E`). The default runs
+    /// [`Self::mul_pairs`] with zero second scalars, which gives the same results.
+    fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.mul_pairs(bases, &with_zero_seconds(scalars))
+    }
+
     /// For every `i`: `scalars[i] * Q` for the fixed point `base`.
     fn mul_fixed(
         &self,
@@ -74,4 +85,9 @@ pub trait KernelExecutor: Send + Sync {
         let _ = points;
         Err(ExecError::Unsupported("no decompression kernel"))
     }
+}
+
+/// `[k, 0]` for every `k`: the pair scalars of a [`KernelExecutor::mul_firsts`] call.
+pub(crate) fn with_zero_seconds(scalars: &[Scalar]) -> Vec<[Scalar; 2]> {
+    scalars.iter().map(|k| [*k, Scalar::ZERO]).collect()
 }

@@ -62,6 +62,7 @@ mod ffi {
             out: *mut u32,
             n: u32,
             shared_table: i32,
+            second: i32,
         );
         pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
         pub fn umbh_decompress(x: *const u8, odd: i32, y_out: *mut u8) -> i32;
@@ -251,8 +252,9 @@ pub fn mul_fixed(table: &FixedBaseTable, k: &Bytes32) -> Option<Point64> {
 }
 
 /// Replays a `umb_mul_pairs` launch over words in the device layout, with the affine tables in
-/// local memory or (`shared_table`) laid out as the `UMB_TABLE_SHARED` build's shared memory.
-pub fn launch_pairs(input: &[u32], n: u32, shared_table: bool) -> Vec<u32> {
+/// local memory or (`shared_table`) laid out as the `UMB_TABLE_SHARED` build's shared memory;
+/// `second` false skips the second products (every second scalar must then be zero).
+pub fn launch_pairs(input: &[u32], n: u32, shared_table: bool, second: bool) -> Vec<u32> {
     let n_items = n as usize;
     assert_eq!(input.len(), layout::PAIR_IN_WORDS * n_items, "input words");
     let mut out = vec![0u32; layout::PAIR_OUT_WORDS * n_items];
@@ -265,6 +267,7 @@ pub fn launch_pairs(input: &[u32], n: u32, shared_table: bool) -> Vec<u32> {
             out.as_mut_ptr(),
             n,
             i32::from(shared_table),
+            i32::from(second),
         )
     };
     out
@@ -332,6 +335,27 @@ impl HostExecutor {
             FixedBase::G => &self.table_g,
         }
     }
+
+    /// A `umb_mul_pairs` launch: both products, or (`second` false) the first only.
+    fn pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        second: bool,
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        let n = item_count(bases.len())?;
+        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
+        layout::pack_pairs(bases, scalars, &mut input)?;
+        let start = Instant::now();
+        let words = launch_pairs(&input, n, false, second);
+        let timing = Timing {
+            kernel: start.elapsed(),
+            ..Timing::default()
+        };
+        let mut out = Vec::new();
+        layout::unpack_pairs(&words, scalars, &mut out)?;
+        Ok((out, timing))
+    }
 }
 
 impl Default for HostExecutor {
@@ -350,18 +374,15 @@ impl KernelExecutor for HostExecutor {
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
     ) -> Result<(PairProducts, Timing), ExecError> {
-        let n = item_count(bases.len())?;
-        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
-        layout::pack_pairs(bases, scalars, &mut input)?;
-        let start = Instant::now();
-        let words = launch_pairs(&input, n, false);
-        let timing = Timing {
-            kernel: start.elapsed(),
-            ..Timing::default()
-        };
-        let mut out = Vec::new();
-        layout::unpack_pairs(&words, scalars, &mut out)?;
-        Ok((out, timing))
+        self.pairs(bases, scalars, true)
+    }
+
+    fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.pairs(bases, &crate::exec::with_zero_seconds(scalars), false)
     }
 
     fn mul_fixed(
@@ -428,12 +449,52 @@ mod tests {
             .collect();
         let mut input = vec![0u32; layout::PAIR_IN_WORDS * bases.len()];
         layout::pack_pairs(&bases, &scalars, &mut input).expect("pack");
-        let local = launch_pairs(&input, 200, false);
-        let shared = launch_pairs(&input, 200, true);
+        let local = launch_pairs(&input, 200, false, true);
+        let shared = launch_pairs(&input, 200, true, true);
         assert_eq!(local, shared);
         let mut got = Vec::new();
         layout::unpack_pairs(&shared, &scalars, &mut got).expect("unpack");
         let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_launch_without_second_products_matches_zero_second_scalars() {
+        // `second` false (the capsule check's h·E) skips the second ladder; for zero second
+        // scalars the words must equal a full launch's, with either table placement, and the
+        // products the CPU's. 300 items: two full blocks and a partial one, with the scalars
+        // 0, 1 and n - 1 among random ones.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let bases: Vec<Affine> = (0..300)
+            .map(|_| {
+                let p = ProjectivePoint::GENERATOR * Scalar::random(&mut rng);
+                Affine::from_k256(&p).expect("finite")
+            })
+            .collect();
+        let firsts: Vec<Scalar> = (0..300)
+            .map(|i| match i % 50 {
+                0 => Scalar::ZERO,
+                1 => Scalar::ONE,
+                2 => -Scalar::ONE,
+                _ => Scalar::random(&mut rng),
+            })
+            .collect();
+        let scalars = crate::exec::with_zero_seconds(&firsts);
+        let mut input = vec![0u32; layout::PAIR_IN_WORDS * bases.len()];
+        layout::pack_pairs(&bases, &scalars, &mut input).expect("pack");
+        let full = launch_pairs(&input, 300, false, true);
+        for shared in [false, true] {
+            assert_eq!(
+                launch_pairs(&input, 300, shared, false),
+                full,
+                "shared: {shared}"
+            );
+        }
+        let (got, _) = HostExecutor::new()
+            .mul_firsts(&bases, &firsts)
+            .expect("host executor");
+        let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
+        assert_eq!(got, want);
+        assert!(got.iter().all(|[_, second]| second.is_none()));
     }
 }

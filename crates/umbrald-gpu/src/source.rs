@@ -30,7 +30,7 @@ pub const KERNEL_FILES: &[(&str, &str)] = &[
 /// kernels.
 pub const KERNEL_UNITS: &[&str] = &["scalar_mul.cu"];
 
-/// Kernel entry point: `umb_mul_pairs(bases, scalars, out, n)`.
+/// Kernel entry point: `umb_mul_pairs(bases, scalars, out, n, second)`.
 pub const FN_MUL_PAIRS: &str = "umb_mul_pairs";
 /// Kernel entry point: `umb_mul_fixed(table, scalars, out, n)`.
 pub const FN_MUL_FIXED: &str = "umb_mul_fixed";

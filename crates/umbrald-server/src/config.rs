@@ -269,11 +269,12 @@ pub struct GpuSection {
     /// With `auto`, let the CPU workers take new batches only for cores that sat idle over
     /// the last 100 ms (Linux `/proc/stat`; elsewhere they always may): they then use what
     /// the GPU lane and the QUIC side leave instead of taking their cores. On by default:
-    /// without it `auto` served 0.75x `gpu` alone on a 16-core H200 machine (a CPU worker
-    /// spends ~200 µs of CPU per item, the GPU lane's host ~5-9 µs). The workers then also run
-    /// at the lowest priority (nice 19), so that a waking GPU-lane or QUIC thread takes their
-    /// core at once. `false`: the CPU workers take their measured rate's share whatever the
-    /// load, at `[workers] nice`.
+    /// without it `auto` served 0.73-0.78x `gpu` alone on a 16-core H200 machine (a CPU
+    /// worker spends ~200 µs of CPU per item, the GPU lane's host ~5-9 µs). The workers then
+    /// also run in Linux's `SCHED_IDLE` class at nice 19, so that any other thread of the
+    /// machine takes their core at once (0.85-0.97x `gpu` alone), also while the GPU is
+    /// unhealthy and they serve alone. `false`: the CPU workers take their measured rate's
+    /// share whatever the load, at `[workers] nice`.
     pub auto_cpu_idle_only: bool,
 }
 
