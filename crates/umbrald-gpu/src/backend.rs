@@ -91,8 +91,8 @@ impl GpuBackend {
     }
 
     /// Runs both kernels on edge-case inputs (scalars 0, 1, 2, n−1, n−2 and a random one; bases
-    /// G, U and a random point) and compares every output with the CPU. Not counted in the
-    /// statistics.
+    /// G, U and a random point; the pair kernel also without its second products) and compares
+    /// every output with the CPU. Not counted in the statistics.
     pub fn self_test(&self) -> Result<(), String> {
         let random = Scalar::generate_vartime(&mut rand::thread_rng());
         let ks = [
@@ -120,6 +120,12 @@ impl GpuBackend {
             .mul_pairs(&pair_bases, &pair_scalars)
             .map_err(|e| e.to_string())?;
         audit::check_pairs(&self.cpu, &pair_bases, &pair_scalars, &out, &all)?;
+        let firsts: Vec<Scalar> = pair_scalars.iter().map(|k| k[0]).collect();
+        let (out, _) = self
+            .exec
+            .mul_firsts(&pair_bases, &firsts)
+            .map_err(|e| e.to_string())?;
+        audit::check_firsts(&self.cpu, &pair_bases, &firsts, &out, &all)?;
         let all: Vec<usize> = (0..ks.len()).collect();
         for base in [FixedBase::U, FixedBase::G] {
             let (out, _) = self.exec.mul_fixed(base, &ks).map_err(|e| e.to_string())?;
