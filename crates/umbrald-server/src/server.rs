@@ -139,6 +139,7 @@ impl Server {
             nice: worker_nice(&config, scavenger),
             idle_class: scavenger,
         };
+        let spec_nice = spec.nice;
         let pool = WorkerPool::start(
             &spec,
             engine.clone(),
@@ -236,6 +237,8 @@ impl Server {
             metrics = ?metrics_addr,
             backend = backends.label,
             workers = threads,
+            worker_nice = spec_nice,
+            worker_idle_class = scavenger,
             gpu_max_batch_items = ?gpu_batch_items,
             pinned = config.workers.pin,
             max_batch_items = config.batcher.max_batch_items,
