@@ -273,8 +273,9 @@ pub struct GpuSection {
     /// worker spends ~200 µs of CPU per item, the GPU lane's host ~5-9 µs). The workers then
     /// also run in Linux's `SCHED_IDLE` class at nice 19, so that any other thread of the
     /// machine takes their core at once (0.85-0.97x `gpu` alone), also while the GPU is
-    /// unhealthy and they serve alone. `false`: the CPU workers take their measured rate's
-    /// share whatever the load, at `[workers] nice`.
+    /// unhealthy and they serve alone; and they stay out while their pool's measured rate is
+    /// under 5 % of the combined rate (not yet measured on a device). `false`: the CPU
+    /// workers take their measured rate's share whatever the load, at `[workers] nice`.
     pub auto_cpu_idle_only: bool,
 }
 

@@ -153,6 +153,13 @@ impl Slots {
     }
 }
 
+/// With `auto` on idle cores only, the CPU workers stay out while their pool's measured rate
+/// is below this share of the combined rate: they could add at most that much, and on a GPU
+/// machine their work costs the GPU lane more (an H200 lane at ~1.3 M items/s against 16 CPU
+/// workers at ~2,000 each, a 2–4 % share: `auto` served 0.73–0.97x `gpu` alone while they
+/// took part, docs/PERFORMANCE.md §4).
+const MIN_CPU_SHARE: f64 = 0.05;
+
 /// The GPU worker as the scheduler feeds it: its lane state and its batch channel (capacity 1).
 #[derive(Debug)]
 pub(crate) struct GpuDispatch {
@@ -276,15 +283,23 @@ impl Task {
     }
 
     /// With `auto`'s idle gate and a healthy GPU, how many more CPU batches the gate lets in
-    /// now; `None` when no gate applies.
+    /// now (none while the CPU pool's measured rate is below [`MIN_CPU_SHARE`] of the
+    /// combined rate); `None` when no gate applies.
     fn gate_room(&mut self, now: Instant) -> Option<usize> {
         let busy = self.slots.busy();
         match &mut self.gpu {
             Some(GpuDispatch {
                 lane,
                 idle_gate: Some(gate),
+                cpu_workers,
                 ..
-            }) if lane.is_healthy() => Some(gate.limit(now, busy).saturating_sub(busy)),
+            }) if lane.is_healthy() => {
+                let cpu_pool = lane.rates.cpu_worker() * *cpu_workers as f64;
+                if cpu_pool < MIN_CPU_SHARE * (cpu_pool + lane.rates.gpu()) {
+                    return Some(0);
+                }
+                Some(gate.limit(now, busy).saturating_sub(busy))
+            }
             _ => None,
         }
     }
@@ -530,6 +545,22 @@ mod tests {
         let cpu: Vec<usize> = work_rx.try_iter().map(|b| b.items.len()).collect();
         assert_eq!(cpu.len(), 2, "{cpu:?}");
         assert_eq!(cpu.iter().sum::<usize>() + task.batcher.len(), 20);
+        task.stop();
+    }
+
+    #[test]
+    fn a_cpu_pool_far_slower_than_the_gpu_stays_out() {
+        let t0 = Instant::now();
+        let (mut task, gpu_rx, work_rx) = auto_task(idle, t0);
+        // The GPU measured at ~265,000 items/s against two CPU workers at 2,000: a 1.5 %
+        // share, below MIN_CPU_SHARE, so the open idle gate does not let them in.
+        if let Some(gpu) = &task.gpu {
+            gpu.lane.rates.record_gpu(1_000_000, Duration::from_secs(1));
+        }
+        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        let gpu = gpu_rx.try_recv().expect("a GPU batch");
+        assert_eq!(gpu.items.len(), 120, "the whole queue");
+        assert!(work_rx.try_recv().is_err(), "no CPU batch");
         task.stop();
     }
 
