@@ -139,16 +139,12 @@ impl GpuBackend {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<Vec<Option<Affine>>, BackendError> {
-        if scalars.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
-        }
-        let result = self.exec.mul_fixed(base, scalars);
-        self.accept(result, scalars.len(), 1, |out, idx| {
-            audit::check_fixed(&self.cpu, base, scalars, out, idx)
-        })
+        self.call(
+            scalars.len(),
+            1,
+            || self.exec.mul_fixed(base, scalars),
+            |out, idx| audit::check_fixed(&self.cpu, base, scalars, out, idx),
+        )
     }
 
     /// `[k·P, None]` for every base `P` and public scalar `k`: the pair kernel without its
@@ -159,19 +155,31 @@ impl GpuBackend {
         bases: &[Affine],
         scalars: &[Scalar],
     ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
-        if bases.len() != scalars.len() {
-            return Err(BackendError::Shape("bases and scalars differ in length"));
-        }
-        if bases.is_empty() {
+        same_length(bases.len(), scalars.len())?;
+        self.call(
+            bases.len(),
+            1,
+            || self.exec.mul_firsts(bases, scalars),
+            |out, idx| audit::check_firsts(&self.cpu, bases, scalars, out, idx),
+        )
+    }
+
+    /// One device call of `items` items: nothing to do for none, refused once the device was
+    /// given up, else `run`'s result through [`Self::accept`].
+    fn call<T>(
+        &self,
+        items: usize,
+        products_per_item: u64,
+        run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
+        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
+    ) -> Result<Vec<T>, BackendError> {
+        if items == 0 {
             return Ok(Vec::new());
         }
         if self.stats.is_disabled() {
             return Err(self.disabled());
         }
-        let result = self.exec.mul_firsts(bases, scalars);
-        self.accept(result, bases.len(), 1, |out, idx| {
-            audit::check_firsts(&self.cpu, bases, scalars, out, idx)
-        })
+        self.accept(run(), items, products_per_item, audit)
     }
 
     /// Length check, audit and statistics for one call's executor result.
@@ -233,6 +241,15 @@ impl GpuBackend {
     }
 }
 
+/// `Shape` unless a call has as many scalars as bases.
+fn same_length(bases: usize, scalars: usize) -> Result<(), BackendError> {
+    if bases == scalars {
+        Ok(())
+    } else {
+        Err(BackendError::Shape("bases and scalars differ in length"))
+    }
+}
+
 impl EcBackend for GpuBackend {
     fn name(&self) -> &'static str {
         "gpu"
@@ -243,19 +260,13 @@ impl EcBackend for GpuBackend {
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
     ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
-        if bases.len() != scalars.len() {
-            return Err(BackendError::Shape("bases and scalars differ in length"));
-        }
-        if bases.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
-        }
-        let result = self.exec.mul_pairs(bases, scalars);
-        self.accept(result, bases.len(), 2, |out, idx| {
-            audit::check_pairs(&self.cpu, bases, scalars, out, idx)
-        })
+        same_length(bases.len(), scalars.len())?;
+        self.call(
+            bases.len(),
+            2,
+            || self.exec.mul_pairs(bases, scalars),
+            |out, idx| audit::check_pairs(&self.cpu, bases, scalars, out, idx),
+        )
     }
 
     fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
