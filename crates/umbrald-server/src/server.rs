@@ -139,7 +139,6 @@ impl Server {
             nice: worker_nice(&config, scavenger),
             idle_class: scavenger,
         };
-        let spec_nice = spec.nice;
         let pool = WorkerPool::start(
             &spec,
             engine.clone(),
@@ -237,7 +236,7 @@ impl Server {
             metrics = ?metrics_addr,
             backend = backends.label,
             workers = threads,
-            worker_nice = spec_nice,
+            worker_nice = spec.nice,
             worker_idle_class = scavenger,
             gpu_max_batch_items = ?gpu_batch_items,
             pinned = config.workers.pin,
@@ -280,7 +279,7 @@ const SCAVENGER_NICE: i32 = 19;
 /// idle gate samples every 100 ms, the kernel's scheduler acts on each wake-up).
 fn worker_nice(config: &Config, scavenger: bool) -> i32 {
     if scavenger {
-        config.workers.nice.max(SCAVENGER_NICE)
+        SCAVENGER_NICE
     } else {
         config.workers.nice
     }
