@@ -1,7 +1,5 @@
 //! Shared set-up for umbrald's criterion benchmarks (`cargo bench -p umbrald-benches`).
 
-use std::collections::HashMap;
-
 use k256::{ProjectivePoint, Scalar};
 use umbral_pre::DefaultSerialize;
 use umbrald_core::backend::{BackendError, EcBackend};
@@ -50,11 +48,13 @@ impl Workload {
 /// are wrong): what remains of the engine's time is its work around the curve arithmetic, the
 /// per-item cost a GPU backend leaves on the host. It can also offer a workload's capsule-check
 /// products and decompressed points, computed before the clock starts, as the GPU backend
-/// offers them.
+/// offers them (by position: a batch must list the capsules in the workload's order).
 #[derive(Default)]
 pub struct InstantBackend {
-    check: Option<HashMap<[u8; 33], [Option<Affine>; 2]>>,
-    points: Option<HashMap<([u8; 32], bool), Affine>>,
+    /// `(E, [h·E, s·G])` of every offered capsule, in workload order.
+    check: Option<Vec<(Affine, [Option<Affine>; 2])>>,
+    /// `E` and `V` of every offered capsule, compressed and decompressed, in workload order.
+    points: Option<Vec<(CompressedPoint, Affine)>>,
 }
 
 impl EcBackend for InstantBackend {
@@ -84,18 +84,28 @@ impl EcBackend for InstantBackend {
         _: &[Scalar],
         _: &[Scalar],
     ) -> Option<Vec<[Option<Affine>; 2]>> {
+        // Answered by position, as a device returns them (a hash lookup per item would cost
+        // more than the engine's own work around it); a batch in another order gets `None`.
         let check = self.check.as_ref()?;
+        if es.len() > check.len() {
+            return None;
+        }
         es.iter()
-            .map(|e| check.get(&e.to_compressed()).copied())
+            .zip(check)
+            .map(|(e, (offered, products))| (e == offered).then_some(*products))
             .collect()
     }
 
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
         let known = self.points.as_ref()?;
+        if points.len() > known.len() {
+            return None;
+        }
         Some(
             points
                 .iter()
-                .map(|p| known.get(&(p.x.to_bytes(), p.odd)).copied())
+                .zip(known)
+                .map(|(p, (offered, point))| (p == offered).then_some(*point))
                 .collect(),
         )
     }
@@ -115,21 +125,21 @@ impl InstantBackend {
     }
 }
 
-/// `E` and `V` of every capsule, decompressed.
-fn decompressed(capsules: &[Vec<u8>]) -> HashMap<([u8; 32], bool), Affine> {
+/// `E` and `V` of every capsule, compressed and decompressed, in order.
+fn decompressed(capsules: &[Vec<u8>]) -> Vec<(CompressedPoint, Affine)> {
     capsules
         .iter()
         .flat_map(|bytes| [&bytes[3..36], &bytes[38..71]])
         .map(|sec1| {
             let c = CompressedPoint::parse(sec1).expect("valid point");
             let p = c.decompress_vartime().expect("on the curve");
-            ((c.x.to_bytes(), c.odd), p)
+            (c, p)
         })
         .collect()
 }
 
-/// `[h·E, s·G]` of every capsule, keyed by `E`.
-fn check_products(capsules: &[Vec<u8>]) -> HashMap<[u8; 33], [Option<Affine>; 2]> {
+/// `E` and `[h·E, s·G]` of every capsule, in order.
+fn check_products(capsules: &[Vec<u8>]) -> Vec<(Affine, [Option<Affine>; 2])> {
     capsules
         .iter()
         .map(|bytes| {
@@ -142,7 +152,7 @@ fn check_products(capsules: &[Vec<u8>]) -> HashMap<[u8; 33], [Option<Affine>; 2]
             .expect("s");
             let he = Affine::from_k256(&(e_point.to_k256() * c.challenge()));
             let sg = Affine::from_k256(&(ProjectivePoint::GENERATOR * s));
-            (e_point.to_compressed(), [he, sg])
+            (e_point, [he, sg])
         })
         .collect()
 }

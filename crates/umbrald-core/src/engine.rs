@@ -32,9 +32,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{CpuBackend, EcBackend};
 use crate::codec::{Capsule, CapsuleFrag, CapsuleParts, KeyFrag, PublicKey, VerifiedKeyFrag};
-use crate::curve::{
-    fixed, msm, params, varmul, verify, Affine, CompressedPoint, Jacobian, PointError,
-};
+use crate::curve::{fixed, msm, params, varmul, verify, Affine, CompressedPoint, PointError};
 use crate::error::ItemError;
 use crate::hash;
 use crate::kfrag_cache::{policy_key, KfragCache};
@@ -414,11 +412,9 @@ fn accept_or_decompress(
 }
 
 /// Whether `s·G == V + h·E` given the two products (`None` = identity); variable time, public
-/// data, no inversion.
+/// data, no inversion (a collinearity test in the common case).
 fn equation_holds(v: &Affine, he: Option<&Affine>, sg: Option<&Affine>) -> bool {
-    let rhs = msm::add_affine_vartime(he.map(Jacobian::from_affine).as_ref(), v);
-    let lhs = sg.map(Jacobian::from_affine);
-    verify::same_point_vartime(lhs.as_ref(), rhs.as_ref())
+    verify::affine_sum_is_vartime(he, v, sg)
 }
 
 /// `Σ rᵢ·(sᵢ·G − Vᵢ − hᵢ·Eᵢ) == O` for random 128-bit `rᵢ`: true when every capsule holds

@@ -2,7 +2,7 @@
 
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use k256::{AffinePoint, ProjectivePoint};
-use subtle::{Choice, ConditionallySelectable};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::field::Fe;
 
@@ -204,7 +204,7 @@ impl ConditionallySelectable for Affine {
 
 impl PartialEq for Affine {
     fn eq(&self, other: &Self) -> bool {
-        self.to_xy_bytes() == other.to_xy_bytes()
+        bool::from(self.x.ct_eq(&other.x) & self.y.ct_eq(&other.y))
     }
 }
 

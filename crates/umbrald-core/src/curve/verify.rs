@@ -92,6 +92,33 @@ pub fn same_point_vartime(a: Option<&Jacobian>, b: Option<&Jacobian>) -> bool {
     }
 }
 
+/// Whether `p + q == r` for finite `q` (`None` = identity), all in affine coordinates:
+/// variable time, public data, two field multiplications in the common case.
+///
+/// When `p`, `q` and `−r` have three different x coordinates, `p + q == r` exactly when
+/// `−r` lies on the line through `p` and `q`: that line meets the curve in `p`, `q` and
+/// `−(p + q)` only, and `−r`, a curve point (the [`Affine`] invariant) with another x than
+/// `p` and `q`, can only be the third. Coinciding x coordinates (doubling, inverse points,
+/// a result equal to `±p` or `±q`) take the Jacobian addition instead. A corrupted `p` or
+/// `r` off the curve passes only by landing exactly on that line (a single value for either
+/// coordinate of either point), as the addition formulas it replaces assumed curve points too.
+pub fn affine_sum_is_vartime(p: Option<&Affine>, q: &Affine, r: Option<&Affine>) -> bool {
+    match (p, r) {
+        (None, r) => r == Some(q),
+        (Some(p), None) => *p == q.neg(),
+        (Some(p), Some(r)) if p.x != q.x && r.x != p.x && r.x != q.x => {
+            // det[(p − q), (−r − q)] = (p.y − q.y)(r.x − q.x) + (r.y + q.y)(p.x − q.x).
+            let cross = p.y.sub(&q.y).mul(&r.x.sub(&q.x));
+            let other = r.y.add(&q.y).mul(&p.x.sub(&q.x));
+            bool::from(cross.add(&other).is_zero())
+        }
+        (Some(p), Some(r)) => {
+            let sum = add_affine_vartime(Some(&Jacobian::from_affine(p)), q);
+            same_point_vartime(Some(&Jacobian::from_affine(r)), sum.as_ref())
+        }
+    }
+}
+
 /// Whether `s·G == V + h·E`, given `E`'s table of odd multiples. Variable time: public data
 /// only.
 pub fn capsule_equation_vartime(e_table: &OddTable, v: &Affine, s: &Scalar, h: &Scalar) -> bool {
@@ -105,7 +132,7 @@ pub fn capsule_equation_vartime(e_table: &OddTable, v: &Affine, s: &Scalar, h: &
 mod tests {
     use super::*;
     use crate::curve::varmul::build_tables;
-    use k256::elliptic_curve::Field;
+    use k256::elliptic_curve::{Field, PrimeField};
     use k256::ProjectivePoint;
     use proptest::prelude::*;
 
@@ -196,6 +223,52 @@ mod tests {
         assert!(same_point_vartime(None, None));
     }
 
+    /// `k·G` as an affine point (`None` for the identity).
+    fn g_times(k: Scalar) -> Option<Affine> {
+        Affine::from_k256(&(ProjectivePoint::GENERATOR * k))
+    }
+
+    /// `affine_sum_is_vartime(a·G, b·G, c·G)` against k256's `a + b == c`.
+    fn sum_agrees(a: Scalar, b: Scalar, c: Scalar) -> Result<(), TestCaseError> {
+        let q = g_times(b).expect("b is not zero");
+        let got = affine_sum_is_vartime(g_times(a).as_ref(), &q, g_times(c).as_ref());
+        prop_assert_eq!(got, a + b == c, "a = {:?}, b = {:?}, c = {:?}", a, b, c);
+        Ok(())
+    }
+
+    #[test]
+    fn affine_sum_handles_every_coinciding_x() {
+        let mut rng = rand::thread_rng();
+        let (a, b) = (Scalar::random(&mut rng), Scalar::random(&mut rng));
+        // λ·P shares P's y and has another x; -P shares its x.
+        let lambda_bytes: [u8; 32] =
+            hex::decode("5363ad4cc05c30e0a5261c028812645a122e22ea20816678df02967c1b23bd72")
+                .expect("hex")
+                .try_into()
+                .expect("32 bytes");
+        let lambda = Option::<Scalar>::from(Scalar::from_repr(lambda_bytes.into())).expect("λ");
+        let cases = [
+            (a, b, a + b),
+            (a, b, a + b + Scalar::ONE),
+            (a, a, a + a),         // doubling
+            (a, a, a),             // p == q, r == p
+            (-a, a, Scalar::ZERO), // p == −q, r the identity
+            (-a, a, a),            // p == −q, r finite
+            (Scalar::ZERO, a, a),
+            (Scalar::ZERO, a, -a),
+            (a, b, a),  // r == p
+            (a, b, -a), // r == −p
+            (a, b, b),  // r == q
+            (a, b, -b), // r == −q
+            (a, b, Scalar::ZERO),
+            (a, -a - a, -a),          // a + (−2a) == −a: r == −p and the sum is right
+            (a, b, lambda * (a + b)), // same y as the sum, another x
+        ];
+        for (a, b, c) in cases {
+            sum_agrees(a, b, c).expect("agrees with k256");
+        }
+    }
+
     proptest! {
         #[test]
         fn wnaf_reconstructs(k in any::<u128>()) {
@@ -220,6 +293,14 @@ mod tests {
             prop_assert_eq!(got, Affine::from_k256(&(p * k)));
             let g = to_affine(fixed::mul_g_vartime(&k).as_ref());
             prop_assert_eq!(g, Affine::from_k256(&(ProjectivePoint::GENERATOR * k)));
+        }
+
+        #[test]
+        fn affine_sum_matches_k256(a in any::<u64>(), b in 1u64.., flip in any::<bool>(), delta in any::<u8>()) {
+            let mut rng = rand::thread_rng();
+            let (a, b) = (Scalar::from(a) * Scalar::random(&mut rng), Scalar::from(b));
+            let c = if flip { a + b } else { a + b + Scalar::from(u64::from(delta)) };
+            sum_agrees(a, b, c)?;
         }
 
         #[test]
