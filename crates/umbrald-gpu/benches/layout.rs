@@ -10,8 +10,8 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_gpu::layout::{
-    self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIXED_IN_WORDS, FIXED_OUT_WORDS,
-    PAIR_IN_WORDS, PAIR_OUT_WORDS,
+    self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIRSTS_IN_WORDS, FIRSTS_OUT_WORDS,
+    FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS,
 };
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
@@ -75,6 +75,39 @@ fn layout_bench(c: &mut Criterion) {
         b.iter(|| {
             let mut out = Vec::with_capacity(N);
             layout::unpack_fixed(&fixed_out, &singles, &mut out).expect("valid output");
+            out
+        })
+    });
+    // The capsule check's h·E: before, the pair [h, 0] packed and read whole; now the first
+    // scalars packed and the first slot read.
+    let mut h0_out = pair_out.clone();
+    h0_out[17 * N..33 * N].fill(0);
+    h0_out[33 * N..].fill(1);
+    group.bench_function("h0/pack_as_pairs", |b| {
+        b.iter(|| {
+            let zero_seconds: Vec<[Scalar; 2]> =
+                singles.iter().map(|k| [*k, Scalar::ZERO]).collect();
+            layout::pack_pairs(&bases, &zero_seconds, &mut input).expect("pack");
+            zero_seconds
+        })
+    });
+    let mut firsts_in = vec![0u32; FIRSTS_IN_WORDS * N];
+    group.bench_function("h0/pack_firsts", |b| {
+        b.iter(|| layout::pack_firsts(&bases, &singles, &mut firsts_in).expect("pack"))
+    });
+    let zero_seconds: Vec<[Scalar; 2]> = singles.iter().map(|k| [*k, Scalar::ZERO]).collect();
+    group.bench_function("h0/unpack_as_pairs", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(N);
+            layout::unpack_pairs(&h0_out, &zero_seconds, &mut out).expect("valid output");
+            out
+        })
+    });
+    group.bench_function("h0/unpack_firsts", |b| {
+        b.iter(|| {
+            let mut out = vec![[None, None]; N];
+            layout::unpack_firsts_into(&h0_out[..FIRSTS_OUT_WORDS * N], &singles, &mut out)
+                .expect("valid output");
             out
         })
     });

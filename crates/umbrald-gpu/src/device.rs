@@ -383,9 +383,7 @@ struct Pending {
 enum Job<'a> {
     Pairs {
         bases: &'a [Affine],
-        scalars: &'a [[Scalar; 2]],
-        /// Compute the second products (false: every second scalar is zero).
-        second: bool,
+        scalars: PairScalars<'a>,
         out: Vec<[Option<Affine>; 2]>,
     },
     Fixed {
@@ -399,6 +397,25 @@ enum Job<'a> {
     },
 }
 
+/// The scalars of a `umb_mul_pairs` call.
+#[derive(Clone, Copy)]
+enum PairScalars<'a> {
+    /// `[a, b]` for every base: both products.
+    Both(&'a [[Scalar; 2]]),
+    /// `a` for every base, `b` zero: a launch with `second = 0`, which skips the second
+    /// ladder; only the bases and first scalars go up and only the first slot comes back.
+    Firsts(&'a [Scalar]),
+}
+
+impl PairScalars<'_> {
+    fn len(&self) -> usize {
+        match self {
+            PairScalars::Both(s) => s.len(),
+            PairScalars::Firsts(s) => s.len(),
+        }
+    }
+}
+
 impl Job<'_> {
     fn len(&self) -> usize {
         match self {
@@ -410,7 +427,14 @@ impl Job<'_> {
 
     fn words(&self) -> (usize, usize) {
         match self {
-            Job::Pairs { .. } => (layout::PAIR_IN_WORDS, layout::PAIR_OUT_WORDS),
+            Job::Pairs {
+                scalars: PairScalars::Both(_),
+                ..
+            } => (layout::PAIR_IN_WORDS, layout::PAIR_OUT_WORDS),
+            Job::Pairs {
+                scalars: PairScalars::Firsts(_),
+                ..
+            } => (layout::FIRSTS_IN_WORDS, layout::FIRSTS_OUT_WORDS),
             Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
             Job::Decompress { .. } => (layout::DECOMPRESS_IN_WORDS, layout::DECOMPRESS_OUT_WORDS),
         }
@@ -418,9 +442,12 @@ impl Job<'_> {
 
     fn pack(&self, items: Range<usize>, dst: &mut [u32]) -> Result<(), LayoutError> {
         match self {
-            Job::Pairs { bases, scalars, .. } => {
-                layout::pack_pairs(&bases[items.clone()], &scalars[items], dst)
-            }
+            Job::Pairs { bases, scalars, .. } => match scalars {
+                PairScalars::Both(s) => layout::pack_pairs(&bases[items.clone()], &s[items], dst),
+                PairScalars::Firsts(s) => {
+                    layout::pack_firsts(&bases[items.clone()], &s[items], dst)
+                }
+            },
             Job::Fixed { scalars, .. } => layout::pack_fixed(&scalars[items], dst),
             Job::Decompress { points, .. } => layout::pack_decompress(&points[items], dst),
         }
@@ -428,9 +455,14 @@ impl Job<'_> {
 
     fn unpack(&mut self, items: Range<usize>, src: &[u32]) -> Result<(), LayoutError> {
         match self {
-            Job::Pairs { scalars, out, .. } => {
-                layout::unpack_pairs_into(src, &scalars[items.clone()], &mut out[items])?;
-            }
+            Job::Pairs { scalars, out, .. } => match scalars {
+                PairScalars::Both(s) => {
+                    layout::unpack_pairs_into(src, &s[items.clone()], &mut out[items])?;
+                }
+                PairScalars::Firsts(s) => {
+                    layout::unpack_firsts_into(src, &s[items.clone()], &mut out[items])?;
+                }
+            },
             Job::Fixed { scalars, out, .. } => {
                 layout::unpack_fixed_into(src, &scalars[items.clone()], &mut out[items])?;
             }
@@ -546,11 +578,14 @@ impl Lane {
             shared_mem_bytes: 0,
         };
         match job {
-            Job::Pairs { second, .. } => {
+            Job::Pairs { scalars, .. } => {
                 let split = layout::PAIR_BASE_WORDS * n;
-                let second = u32::from(*second);
+                let (second, in_words) = match scalars {
+                    PairScalars::Both(_) => (1u32, layout::PAIR_IN_WORDS * n),
+                    PairScalars::Firsts(_) => (0u32, layout::FIRSTS_IN_WORDS * n),
+                };
                 let bases = self.dev_in.slice(0..split);
-                let scalars = self.dev_in.slice(split..layout::PAIR_IN_WORDS * n);
+                let scalars = self.dev_in.slice(split..in_words);
                 let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
                 let mut launch = self.stream.launch_builder(&exec.pairs_fn);
                 launch
@@ -564,8 +599,9 @@ impl Lane {
                     ..cfg
                 };
                 // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32,
-                // u32) and the buffers hold 16n, 16n and 34n words; blockDim is UMB_BLOCK; the
-                // dynamic shared memory is what the UMB_TABLE_SHARED build (if any) reads.
+                // u32) and the buffers hold 16n, 16n (8n with second = 0, when the kernel reads
+                // only the first scalars) and 34n words; blockDim is UMB_BLOCK; the dynamic
+                // shared memory is what the UMB_TABLE_SHARED build (if any) reads.
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
             Job::Fixed { base, .. } => {
@@ -676,12 +712,11 @@ impl CudaExecutor {
 }
 
 impl CudaExecutor {
-    /// A `umb_mul_pairs` call: both products, or (`second` false) the first only.
+    /// A `umb_mul_pairs` call: both products, or (`Firsts`) the first only.
     fn pairs(
         &self,
         bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        second: bool,
+        scalars: PairScalars<'_>,
     ) -> Result<(PairProducts, Timing), ExecError> {
         if bases.len() != scalars.len() {
             return Err(ExecError::Unsupported("bases and scalars differ in length"));
@@ -689,7 +724,6 @@ impl CudaExecutor {
         let mut job = Job::Pairs {
             bases,
             scalars,
-            second,
             out: vec![[None, None]; bases.len()],
         };
         let timing = self.run(&mut job)?;
@@ -706,7 +740,7 @@ impl KernelExecutor for CudaExecutor {
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
     ) -> Result<(PairProducts, Timing), ExecError> {
-        self.pairs(bases, scalars, true)
+        self.pairs(bases, PairScalars::Both(scalars))
     }
 
     fn mul_firsts(
@@ -714,7 +748,7 @@ impl KernelExecutor for CudaExecutor {
         bases: &[Affine],
         scalars: &[Scalar],
     ) -> Result<(PairProducts, Timing), ExecError> {
-        self.pairs(bases, &crate::exec::with_zero_seconds(scalars), false)
+        self.pairs(bases, PairScalars::Firsts(scalars))
     }
 
     fn mul_fixed(

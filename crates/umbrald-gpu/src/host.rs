@@ -336,25 +336,16 @@ impl HostExecutor {
         }
     }
 
-    /// A `umb_mul_pairs` launch: both products, or (`second` false) the first only.
-    fn pairs(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        second: bool,
-    ) -> Result<(PairProducts, Timing), ExecError> {
-        let n = item_count(bases.len())?;
-        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
-        layout::pack_pairs(bases, scalars, &mut input)?;
+    /// A `umb_mul_pairs` launch over a packed input (`umb_mul_pairs`'s full input size),
+    /// timed.
+    fn launch_timed(&self, input: &[u32], n: u32, second: bool) -> (Vec<u32>, Timing) {
         let start = Instant::now();
-        let words = launch_pairs(&input, n, false, second);
+        let words = launch_pairs(input, n, false, second);
         let timing = Timing {
             kernel: start.elapsed(),
             ..Timing::default()
         };
-        let mut out = Vec::new();
-        layout::unpack_pairs(&words, scalars, &mut out)?;
-        Ok((out, timing))
+        (words, timing)
     }
 }
 
@@ -374,15 +365,37 @@ impl KernelExecutor for HostExecutor {
         bases: &[Affine],
         scalars: &[[Scalar; 2]],
     ) -> Result<(PairProducts, Timing), ExecError> {
-        self.pairs(bases, scalars, true)
+        let n = item_count(bases.len())?;
+        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
+        layout::pack_pairs(bases, scalars, &mut input)?;
+        let (words, timing) = self.launch_timed(&input, n, true);
+        let mut out = Vec::new();
+        layout::unpack_pairs(&words, scalars, &mut out)?;
+        Ok((out, timing))
     }
 
+    /// As the device executor does it: only the bases and first scalars packed (the second
+    /// scalars' rows stay zero and are not read), only the first output slot read back.
     fn mul_firsts(
         &self,
         bases: &[Affine],
         scalars: &[Scalar],
     ) -> Result<(PairProducts, Timing), ExecError> {
-        self.pairs(bases, &crate::exec::with_zero_seconds(scalars), false)
+        let n = item_count(bases.len())?;
+        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
+        layout::pack_firsts(
+            bases,
+            scalars,
+            &mut input[..layout::FIRSTS_IN_WORDS * bases.len()],
+        )?;
+        let (words, timing) = self.launch_timed(&input, n, false);
+        let mut out = vec![[None, None]; bases.len()];
+        layout::unpack_firsts_into(
+            &words[..layout::FIRSTS_OUT_WORDS * bases.len()],
+            scalars,
+            &mut out,
+        )?;
+        Ok((out, timing))
     }
 
     fn mul_fixed(

@@ -15,6 +15,13 @@ pub const PAIR_BASE_WORDS: usize = 16;
 pub const PAIR_IN_WORDS: usize = PAIR_BASE_WORDS + 16;
 /// Words per item of `umb_mul_pairs` output: two slots of x, y and an identity flag.
 pub const PAIR_OUT_WORDS: usize = 34;
+/// Words per item of a `umb_mul_pairs` input for a launch without second products
+/// (`second = 0`): the base and the first scalar. The kernel does not read the second
+/// scalar's rows then, so they are neither packed nor uploaded.
+pub const FIRSTS_IN_WORDS: usize = PAIR_BASE_WORDS + 8;
+/// Words per item of the first output slot of `umb_mul_pairs`: the first `17 · n` words of
+/// its output, all a launch without second products needs copied back.
+pub const FIRSTS_OUT_WORDS: usize = 17;
 /// Words per item of `umb_mul_fixed` input: one scalar.
 pub const FIXED_IN_WORDS: usize = 8;
 /// Words per item of `umb_mul_fixed` output: x, y and an identity flag.
@@ -213,14 +220,38 @@ pub fn pack_pairs(
     // Rows 0..16: x, y of the base; rows 16..32: a, b.
     fill_columns::<PAIR_IN_WORDS>(dst, n, |i| {
         let mut words = zeroize::Zeroizing::new([0u32; PAIR_IN_WORDS]);
-        let (x, y) = bases[i].to_xy_limbs();
-        words[..8].copy_from_slice(&x);
-        words[8..16].copy_from_slice(&y);
-        words[16..24].copy_from_slice(&*scalar_limbs(&scalars[i][0]));
+        base_and_scalar(&mut words[..], &bases[i], &scalars[i][0]);
         words[24..32].copy_from_slice(&*scalar_limbs(&scalars[i][1]));
         words
     });
     Ok(())
+}
+
+/// Writes the first `FIRSTS_IN_WORDS * n` words of a `umb_mul_pairs` input for a launch
+/// without second products: `dst` must hold exactly that many.
+pub fn pack_firsts(
+    bases: &[Affine],
+    scalars: &[Scalar],
+    dst: &mut [u32],
+) -> Result<(), LayoutError> {
+    let n = bases.len();
+    check_len(scalars.len(), n)?;
+    check_len(dst.len(), FIRSTS_IN_WORDS * n)?;
+    // Rows 0..16: x, y of the base; rows 16..24: a (rows 24..32, b, are not read).
+    fill_columns::<FIRSTS_IN_WORDS>(dst, n, |i| {
+        let mut words = zeroize::Zeroizing::new([0u32; FIRSTS_IN_WORDS]);
+        base_and_scalar(&mut words[..], &bases[i], &scalars[i]);
+        words
+    });
+    Ok(())
+}
+
+/// Words 0..16 of an item: the base's x and y; words 16..24: the first scalar.
+fn base_and_scalar(words: &mut [u32], base: &Affine, scalar: &Scalar) {
+    let (x, y) = base.to_xy_limbs();
+    words[..8].copy_from_slice(&x);
+    words[8..16].copy_from_slice(&y);
+    words[16..24].copy_from_slice(&*scalar_limbs(scalar));
 }
 
 /// Writes a `umb_mul_fixed` input: `dst` must hold exactly `FIXED_IN_WORDS * n` words.
@@ -349,6 +380,22 @@ pub fn unpack_pairs_into(
     })
 }
 
+/// Reads the first output slot of a `umb_mul_pairs` launch without second products (its
+/// first `FIRSTS_OUT_WORDS * n` words) into `out`, which must hold one slot per item: `[a·P,
+/// None]`, the second product being the identity of a zero scalar (partly written on error).
+pub fn unpack_firsts_into(
+    src: &[u32],
+    scalars: &[Scalar],
+    out: &mut [[Option<Affine>; 2]],
+) -> Result<(), LayoutError> {
+    let n = scalars.len();
+    check_len(out.len(), n)?;
+    check_len(src.len(), FIRSTS_OUT_WORDS * n)?;
+    read_columns::<FIRSTS_OUT_WORDS, _>(src, out, |i, words| {
+        Ok([read_slot(words, 0, i, &scalars[i])?, None])
+    })
+}
+
 /// Reads a `umb_mul_fixed` output of `scalars.len()` items into `out` (appending).
 pub fn unpack_fixed(
     src: &[u32],
@@ -459,6 +506,26 @@ mod tests {
         for i in 1..n {
             assert_eq!(out[i], [Some(bases[i]), Some(bases[i])], "item {i}");
         }
+        // Without second products: the first 24 rows of the input, the first 17 of the output.
+        let firsts: Vec<Scalar> = scalars.iter().map(|[a, _]| *a).collect();
+        let mut first_dst = vec![0u32; FIRSTS_IN_WORDS * n];
+        pack_firsts(&bases, &firsts, &mut first_dst).expect("packs");
+        assert!(
+            first_dst == dst[..FIRSTS_IN_WORDS * n],
+            "the pair input's first rows"
+        );
+        let mut first_out = vec![[None, None]; n];
+        unpack_firsts_into(&words[..FIRSTS_OUT_WORDS * n], &firsts, &mut first_out).expect("reads");
+        for i in 0..n {
+            assert_eq!(first_out[i], [out[i][0], None], "item {i}");
+        }
+        assert_eq!(
+            unpack_firsts_into(&words, &firsts, &mut first_out),
+            Err(LayoutError::Length {
+                got: PAIR_OUT_WORDS * n,
+                want: FIRSTS_OUT_WORDS * n
+            })
+        );
         // A bad point in the last thread's range fails the whole read.
         words[n - 1] ^= 1;
         let mut out = Vec::new();
