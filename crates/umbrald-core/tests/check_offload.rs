@@ -32,6 +32,9 @@ struct Offering {
     decompress: Option<Offer>,
     calls: AtomicUsize,
     decompress_calls: AtomicUsize,
+    /// What `checks_outputs` claims (the engine then skips its own on-curve check of the
+    /// decompressed points, not the comparison of `x` and the parity).
+    checks_outputs: bool,
 }
 
 impl EcBackend for Offering {
@@ -97,6 +100,10 @@ impl EcBackend for Offering {
         }
         Some(out)
     }
+
+    fn checks_outputs(&self) -> bool {
+        self.checks_outputs
+    }
 }
 
 fn run(offer: Offer, size: usize, bad: &[usize]) -> usize {
@@ -105,13 +112,22 @@ fn run(offer: Offer, size: usize, bad: &[usize]) -> usize {
 
 /// Runs a batch; returns the calls of the check products and of the decompression.
 fn run_with(offer: Offer, decompress: Option<Offer>, size: usize, bad: &[usize]) -> (usize, usize) {
-    let backend = Arc::new(Offering {
+    run_on(offering(offer, decompress, false), size, bad)
+}
+
+fn offering(offer: Offer, decompress: Option<Offer>, checks_outputs: bool) -> Arc<Offering> {
+    Arc::new(Offering {
         cpu: CpuBackend::new(),
         offer,
         decompress,
         calls: AtomicUsize::new(0),
         decompress_calls: AtomicUsize::new(0),
-    });
+        checks_outputs,
+    })
+}
+
+/// [`run_with`] on a given backend.
+fn run_on(backend: Arc<Offering>, size: usize, bad: &[usize]) -> (usize, usize) {
     let engine = Engine::new(backend.clone());
     let policy = Policy::new(2, 3);
     let kfrag = policy.verified(&engine, 0);
@@ -158,15 +174,19 @@ fn offered_decompression_right_or_wrong_gives_the_same_cfrags() {
     }
 }
 
+/// A backend that checks its outputs is spared only the on-curve check: answers of the wrong
+/// parity (or none) are still decompressed on the host.
+#[test]
+fn checked_decompression_is_still_compared_with_the_compressed_points() {
+    for decompress in [Offer::Correct, Offer::Wrong, Offer::Short] {
+        let backend = offering(Offer::Correct, Some(decompress), true);
+        assert_eq!(run_on(backend, 9, &[1, 6]), (1, 1));
+    }
+}
+
 #[test]
 fn points_off_the_curve_are_rejected_with_offered_decompression() {
-    let backend = Arc::new(Offering {
-        cpu: CpuBackend::new(),
-        offer: Offer::Correct,
-        decompress: Some(Offer::Correct),
-        calls: AtomicUsize::new(0),
-        decompress_calls: AtomicUsize::new(0),
-    });
+    let backend = offering(Offer::Correct, Some(Offer::Correct), false);
     let engine = Engine::new(backend.clone());
     let policy = Policy::new(2, 3);
     let kfrag = policy.verified(&engine, 0);

@@ -308,7 +308,8 @@ impl EcBackend for GpuBackend {
     }
 
     /// True: unpacking a kernel's output rejects any point off the curve and any identity flag
-    /// that does not match its scalar (`layout::unpack_pairs`, `layout::unpack_fixed`).
+    /// that does not match its scalar (`layout::unpack_pairs`, `layout::unpack_fixed`), and
+    /// any decompressed point off the curve (`layout::unpack_decompress`).
     fn checks_outputs(&self) -> bool {
         true
     }

@@ -567,6 +567,13 @@ impl EcBackend for Guarded {
         self.overlap_calls
     }
 
+    /// Whether the GPU backend checks its outputs: what this guard returns from `mul_pairs`
+    /// and `mul_u` is checked either way (here when the backend does not), but decompressed
+    /// points are passed on as the backend gave them.
+    fn checks_outputs(&self) -> bool {
+        self.backend().checks_outputs()
+    }
+
     /// The GPU's decompression while it is healthy and `[gpu] decompress` is on; the engine
     /// checks every point it gets and decompresses the rest on the CPU.
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {

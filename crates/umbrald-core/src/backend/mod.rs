@@ -74,8 +74,9 @@ pub trait EcBackend: Send + Sync {
     ///
     /// `None` for the whole call means "not offered" (the default): the engine takes the square
     /// roots on the host. The engine accepts a returned point only after checking it against
-    /// its compressed form ([`crate::curve::CompressedPoint::accepts`]) and decompresses on the
-    /// host whatever it does not accept, so a wrong answer costs time, never correctness.
+    /// its compressed form ([`crate::curve::CompressedPoint::accepts`]; only `x` and the
+    /// parity when [`Self::checks_outputs`]) and decompresses on the host whatever it does not
+    /// accept, so a wrong answer costs time, never correctness.
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
         let _ = points;
         None
@@ -89,10 +90,10 @@ pub trait EcBackend: Send + Sync {
         false
     }
 
-    /// Whether this backend has itself checked every point it returns to lie on the curve,
-    /// with the identity exactly for the zero scalars (a device backend validating the words
-    /// it copies back), so that a caller guarding it need not check them again. The default,
-    /// false, leaves that check to the caller.
+    /// Whether this backend has itself checked every point it returns to lie on the curve
+    /// (decompressed points included), with the identity exactly for the zero scalars (a
+    /// device backend validating the words it copies back), so that a caller guarding it need
+    /// not check them again. The default, false, leaves that check to the caller.
     fn checks_outputs(&self) -> bool {
         false
     }

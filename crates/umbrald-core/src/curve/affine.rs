@@ -95,9 +95,14 @@ impl CompressedPoint {
     /// Whether `p` is this point: same `x`, `y` of the right parity, on the curve. How the
     /// engine accepts a point decompressed elsewhere (three field operations, no square root).
     pub fn accepts(&self, p: &Affine) -> bool {
-        p.x.normalize() == self.x
-            && bool::from(p.y.normalize().is_odd()) == self.odd
-            && p.is_on_curve()
+        self.matches(p) && p.is_on_curve()
+    }
+
+    /// Whether `p` has this `x` and a `y` of this parity: [`Self::accepts`] without the
+    /// on-curve check, for a point whose source has already made it
+    /// ([`crate::backend::EcBackend::checks_outputs`]).
+    pub fn matches(&self, p: &Affine) -> bool {
+        p.x.normalize() == self.x && bool::from(p.y.normalize().is_odd()) == self.odd
     }
 }
 
