@@ -202,7 +202,10 @@ impl GpuBackend {
         };
         let indices = audit::sample_indices(items, self.audit_samples);
         self.stats.record_audited(indices.len() as u64);
-        if let Err(message) = audit(&out, &indices) {
+        let auditing = std::time::Instant::now();
+        let verdict = audit(&out, &indices);
+        self.stats.record_audit_time(auditing.elapsed());
+        if let Err(message) = verdict {
             self.stats.record_audit_failure();
             return Err(self.fallback(BackendError::AuditMismatch(message)));
         }

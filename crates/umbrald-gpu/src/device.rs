@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::{
     result as cu, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
@@ -377,6 +377,8 @@ struct Pending {
     items: Range<usize>,
     in_words: usize,
     out_words: usize,
+    /// Host time spent packing the input.
+    packed_in: Duration,
 }
 
 /// One backend call in flight through the pipeline.
@@ -525,13 +527,16 @@ impl Lane {
     ) -> Result<(), ExecError> {
         let (in_per, out_per) = job.words();
         let n = items.len();
-        let pending = Pending {
+        let mut pending = Pending {
             items: items.clone(),
             in_words: in_per * n,
             out_words: out_per * n,
+            packed_in: Duration::ZERO,
         };
         let host = self.host_in.as_mut_slice().map_err(exec_err)?;
+        let packing = Instant::now();
         job.pack(items, &mut host[..pending.in_words])?;
+        pending.packed_in = packing.elapsed();
 
         self.marks[0].record(&self.stream).map_err(exec_err)?;
         {
@@ -644,13 +649,14 @@ impl Lane {
             let elapsed = self.marks[a].elapsed_ms(&self.marks[b]).map_err(exec_err)?;
             Ok(Duration::from_secs_f64(f64::from(elapsed.max(0.0)) / 1e3))
         };
-        let timing = Timing {
+        let host_out = self.host_out.as_slice().map_err(exec_err)?;
+        let reading = Instant::now();
+        job.unpack(pending.items, &host_out[..pending.out_words])?;
+        Ok(Timing {
             kernel: ms(1, 2)?,
             copy: ms(0, 1)? + ms(2, 3)?,
-        };
-        let host_out = self.host_out.as_slice().map_err(exec_err)?;
-        job.unpack(pending.items, &host_out[..pending.out_words])?;
-        Ok(timing)
+            layout: pending.packed_in + reading.elapsed(),
+        })
     }
 
     /// After a failure: drain the stream (ignoring errors) and wipe the input buffer.

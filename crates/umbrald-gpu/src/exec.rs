@@ -19,12 +19,16 @@ pub struct Timing {
     pub kernel: Duration,
     /// Time in host-to-device and device-to-host copies.
     pub copy: Duration,
+    /// Host time packing inputs into the kernels' layout and reading results back (with the
+    /// check of every output point), on the calling thread.
+    pub layout: Duration,
 }
 
 impl std::ops::AddAssign for Timing {
     fn add_assign(&mut self, rhs: Timing) {
         self.kernel += rhs.kernel;
         self.copy += rhs.copy;
+        self.layout += rhs.layout;
     }
 }
 

@@ -14,7 +14,7 @@ use k256::Scalar;
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
-use crate::layout;
+use crate::layout::{self, LayoutError};
 use crate::table::{FixedBase, FixedBaseTable, ENTRY_WORDS, ROW, WINDOWS};
 
 mod ffi {
@@ -335,20 +335,7 @@ impl HostExecutor {
             FixedBase::G => &self.table_g,
         }
     }
-
-    /// A `umb_mul_pairs` launch over a packed input (`umb_mul_pairs`'s full input size),
-    /// timed.
-    fn launch_timed(&self, input: &[u32], n: u32, second: bool) -> (Vec<u32>, Timing) {
-        let start = Instant::now();
-        let words = launch_pairs(input, n, false, second);
-        let timing = Timing {
-            kernel: start.elapsed(),
-            ..Timing::default()
-        };
-        (words, timing)
-    }
 }
-
 impl Default for HostExecutor {
     fn default() -> Self {
         Self::new()
@@ -359,6 +346,32 @@ fn item_count(n: usize) -> Result<u32, ExecError> {
     u32::try_from(n).map_err(|_| ExecError::Unsupported("more than 2^32 - 1 items"))
 }
 
+/// One replayed launch: `pack` fills a zeroed input of `in_words` words, `launch` runs the
+/// kernel code over it, `unpack` reads its output; the time in the kernel code and the time
+/// packing and unpacking (the layout) are measured apart, as the device executor reports them.
+fn replay<T>(
+    in_words: usize,
+    pack: impl FnOnce(&mut [u32]) -> Result<(), LayoutError>,
+    launch: impl FnOnce(&[u32]) -> Vec<u32>,
+    unpack: impl FnOnce(&[u32]) -> Result<T, LayoutError>,
+) -> Result<(T, Timing), ExecError> {
+    let mut input = zeroize::Zeroizing::new(vec![0u32; in_words]);
+    let packing = Instant::now();
+    pack(&mut input)?;
+    let packed = packing.elapsed();
+    let start = Instant::now();
+    let words = launch(&input);
+    let kernel = start.elapsed();
+    let reading = Instant::now();
+    let out = unpack(&words)?;
+    let timing = Timing {
+        kernel,
+        layout: packed + reading.elapsed(),
+        ..Timing::default()
+    };
+    Ok((out, timing))
+}
+
 impl KernelExecutor for HostExecutor {
     fn mul_pairs(
         &self,
@@ -366,12 +379,16 @@ impl KernelExecutor for HostExecutor {
         scalars: &[[Scalar; 2]],
     ) -> Result<(PairProducts, Timing), ExecError> {
         let n = item_count(bases.len())?;
-        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
-        layout::pack_pairs(bases, scalars, &mut input)?;
-        let (words, timing) = self.launch_timed(&input, n, true);
-        let mut out = Vec::new();
-        layout::unpack_pairs(&words, scalars, &mut out)?;
-        Ok((out, timing))
+        replay(
+            layout::PAIR_IN_WORDS * bases.len(),
+            |dst| layout::pack_pairs(bases, scalars, dst),
+            |input| launch_pairs(input, n, false, true),
+            |words| {
+                let mut out = Vec::new();
+                layout::unpack_pairs(words, scalars, &mut out)?;
+                Ok(out)
+            },
+        )
     }
 
     /// As the device executor does it: only the bases and first scalars packed (the second
@@ -382,20 +399,21 @@ impl KernelExecutor for HostExecutor {
         scalars: &[Scalar],
     ) -> Result<(PairProducts, Timing), ExecError> {
         let n = item_count(bases.len())?;
-        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::PAIR_IN_WORDS * bases.len()]);
-        layout::pack_firsts(
-            bases,
-            scalars,
-            &mut input[..layout::FIRSTS_IN_WORDS * bases.len()],
-        )?;
-        let (words, timing) = self.launch_timed(&input, n, false);
-        let mut out = vec![[None, None]; bases.len()];
-        layout::unpack_firsts_into(
-            &words[..layout::FIRSTS_OUT_WORDS * bases.len()],
-            scalars,
-            &mut out,
-        )?;
-        Ok((out, timing))
+        let len = bases.len();
+        replay(
+            layout::PAIR_IN_WORDS * len,
+            |dst| layout::pack_firsts(bases, scalars, &mut dst[..layout::FIRSTS_IN_WORDS * len]),
+            |input| launch_pairs(input, n, false, false),
+            |words| {
+                let mut out = vec![[None, None]; len];
+                layout::unpack_firsts_into(
+                    &words[..layout::FIRSTS_OUT_WORDS * len],
+                    scalars,
+                    &mut out,
+                )?;
+                Ok(out)
+            },
+        )
     }
 
     fn mul_fixed(
@@ -404,32 +422,30 @@ impl KernelExecutor for HostExecutor {
         scalars: &[Scalar],
     ) -> Result<(Products, Timing), ExecError> {
         let n = item_count(scalars.len())?;
-        let mut input = zeroize::Zeroizing::new(vec![0u32; layout::FIXED_IN_WORDS * scalars.len()]);
-        layout::pack_fixed(scalars, &mut input)?;
-        let start = Instant::now();
-        let words = launch_fixed(self.table(base), &input, n);
-        let timing = Timing {
-            kernel: start.elapsed(),
-            ..Timing::default()
-        };
-        let mut out = Vec::new();
-        layout::unpack_fixed(&words, scalars, &mut out)?;
-        Ok((out, timing))
+        replay(
+            layout::FIXED_IN_WORDS * scalars.len(),
+            |dst| layout::pack_fixed(scalars, dst),
+            |input| launch_fixed(self.table(base), input, n),
+            |words| {
+                let mut out = Vec::new();
+                layout::unpack_fixed(words, scalars, &mut out)?;
+                Ok(out)
+            },
+        )
     }
 
     fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
         let n = item_count(points.len())?;
-        let mut input = vec![0u32; layout::DECOMPRESS_IN_WORDS * points.len()];
-        layout::pack_decompress(points, &mut input)?;
-        let start = Instant::now();
-        let words = launch_decompress(&input, n);
-        let timing = Timing {
-            kernel: start.elapsed(),
-            ..Timing::default()
-        };
-        let mut out = Vec::new();
-        layout::unpack_decompress(&words, points, &mut out)?;
-        Ok((out, timing))
+        replay(
+            layout::DECOMPRESS_IN_WORDS * points.len(),
+            |dst| layout::pack_decompress(points, dst),
+            |input| launch_decompress(input, n),
+            |words| {
+                let mut out = Vec::new();
+                layout::unpack_decompress(words, points, &mut out)?;
+                Ok(out)
+            },
+        )
     }
 }
 

@@ -12,6 +12,8 @@ pub struct GpuStats {
     items: AtomicU64,
     kernel_ns: AtomicU64,
     copy_ns: AtomicU64,
+    layout_ns: AtomicU64,
+    audit_ns: AtomicU64,
     fallbacks: AtomicU64,
     audit_failures: AtomicU64,
     audited: AtomicU64,
@@ -29,6 +31,12 @@ pub struct GpuStatsSnapshot {
     pub kernel_time: Duration,
     /// Device time in host/device copies.
     pub copy_time: Duration,
+    /// Host time packing inputs and reading results back (point checks included), summed
+    /// over the calling threads.
+    pub layout_time: Duration,
+    /// Host time recomputing sampled outputs on the CPU (the audit), summed over the calling
+    /// threads; failed calls included.
+    pub audit_time: Duration,
     /// Calls handed back to the CPU: a driver error, an invalid output or a failed audit.
     pub fallbacks: u64,
     /// Calls whose audited outputs differed from the CPU's (each is also a fallback).
@@ -52,6 +60,8 @@ impl GpuStats {
             items: self.items.load(Ordering::Relaxed),
             kernel_time: Duration::from_nanos(self.kernel_ns.load(Ordering::Relaxed)),
             copy_time: Duration::from_nanos(self.copy_ns.load(Ordering::Relaxed)),
+            layout_time: Duration::from_nanos(self.layout_ns.load(Ordering::Relaxed)),
+            audit_time: Duration::from_nanos(self.audit_ns.load(Ordering::Relaxed)),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             audit_failures: self.audit_failures.load(Ordering::Relaxed),
             audited: self.audited.load(Ordering::Relaxed),
@@ -66,6 +76,12 @@ impl GpuStats {
             .fetch_add(nanos(timing.kernel), Ordering::Relaxed);
         self.copy_ns
             .fetch_add(nanos(timing.copy), Ordering::Relaxed);
+        self.layout_ns
+            .fetch_add(nanos(timing.layout), Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_audit_time(&self, spent: Duration) {
+        self.audit_ns.fetch_add(nanos(spent), Ordering::Relaxed);
     }
 
     pub(crate) fn record_fallback(&self) {

@@ -357,8 +357,12 @@ impl Guarded {
             let now = live.snapshot();
             let kernel = now.kernel_time.saturating_sub(last.kernel_time);
             let copy = now.copy_time.saturating_sub(last.copy_time);
+            let layout = now.layout_time.saturating_sub(last.layout_time);
+            let audit = now.audit_time.saturating_sub(last.audit_time);
             self.metrics.gpu_kernel_seconds.inc_by(kernel.as_secs_f64());
             self.metrics.gpu_copy_seconds.inc_by(copy.as_secs_f64());
+            self.metrics.gpu_layout_seconds.inc_by(layout.as_secs_f64());
+            self.metrics.gpu_audit_seconds.inc_by(audit.as_secs_f64());
             *last = now;
         }
     }

@@ -138,6 +138,10 @@ pub struct Metrics {
     pub gpu_kernel_seconds: Counter,
     /// Device time in host/device copies.
     pub gpu_copy_seconds: Counter,
+    /// GPU host threads' time packing device inputs and reading results back.
+    pub gpu_layout_seconds: Counter,
+    /// GPU host threads' time recomputing sampled outputs on the CPU (the audit).
+    pub gpu_audit_seconds: Counter,
     gpu_fallbacks: IntCounterVec,
     /// GPU results whose sampled outputs differed from the CPU's.
     pub gpu_audit_failures: IntCounter,
@@ -332,6 +336,20 @@ impl Metrics {
                 float_counter(
                     "umbrald_gpu_copy_seconds_total",
                     "Device time spent copying between host and GPU",
+                ),
+            ),
+            gpu_layout_seconds: register(
+                &registry,
+                float_counter(
+                    "umbrald_gpu_layout_seconds_total",
+                    "Host time packing GPU inputs and reading results back, point checks included",
+                ),
+            ),
+            gpu_audit_seconds: register(
+                &registry,
+                float_counter(
+                    "umbrald_gpu_audit_seconds_total",
+                    "Host time recomputing sampled GPU outputs on the CPU",
                 ),
             ),
             gpu_fallbacks: counter_vec(
@@ -661,6 +679,8 @@ mod tests {
             "umbrald_gpu_audit_failures_total 0",
             "umbrald_gpu_kernel_seconds_total 0",
             "umbrald_gpu_copy_seconds_total 0",
+            "umbrald_gpu_layout_seconds_total 0",
+            "umbrald_gpu_audit_seconds_total 0",
             "umbrald_gpu_healthy 0",
             "umbrald_gpu_reprobes_total{result=\"failed\"} 0",
         ] {

@@ -442,6 +442,9 @@ async fn auto_with_host_kernels(
     let text = scrape(&server).await;
     assert_eq!(metric(&text, ITEMS_OK), 480.0);
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
+    // The host threads' share around the device calls: packing and reading back, the audit.
+    assert!(metric(&text, "umbrald_gpu_layout_seconds_total") > 0.0);
+    assert!(metric(&text, "umbrald_gpu_audit_seconds_total") > 0.0);
     assert!(
         metric(
             &text,
@@ -549,6 +552,7 @@ async fn gpu_backend_serves_end_to_end() -> TestResult {
         assert_eq!(metric(&text, &series), 0.0, "{series}");
     }
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
+    assert!(metric(&text, "umbrald_gpu_layout_seconds_total") > 0.0);
     assert_eq!(metric(&text, "umbrald_gpu_healthy"), 1.0);
     client.close().await;
     server.shutdown().await;

@@ -391,6 +391,13 @@ impl Report {
                      the rest (QUIC, scheduler, HTTP) {rest:.2} us"
                 )?;
             }
+            if let Some([layout, audit]) = s.gpu_host_split_us_per_item() {
+                writeln!(
+                    out,
+                    "                  of the GPU lane host: device layout {layout:.2} us, \
+                     audit {audit:.2} us (the rest: engine, batching, answers)"
+                )?;
+            }
         }
         if let Some(us) = self.process_cpu_us_per_item {
             writeln!(

@@ -55,6 +55,12 @@ pub struct ServerMetrics {
     pub gpu_host_cpu_seconds: Option<f64>,
     /// Of that, the CPU workers computing batches (`group="cpu_workers"`).
     pub cpu_workers_cpu_seconds: Option<f64>,
+    /// Of the GPU lane's host time, packing device inputs and reading results back
+    /// (`umbrald_gpu_layout_seconds_total`; absent from older servers).
+    pub gpu_layout_seconds: Option<f64>,
+    /// Of the GPU lane's host time, the audit's CPU recomputations
+    /// (`umbrald_gpu_audit_seconds_total`).
+    pub gpu_audit_seconds: Option<f64>,
 }
 
 impl ServerMetrics {
@@ -72,6 +78,16 @@ impl ServerMetrics {
             self.per_item_us(Some(gpu))?,
             self.per_item_us(Some(cpu))?,
             self.per_item_us(Some(rest))?,
+        ])
+    }
+
+    /// Of the GPU lane's host time per item: the layout work around the device calls and the
+    /// audit, in microseconds; `None` from older servers or without a GPU lane.
+    pub fn gpu_host_split_us_per_item(&self) -> Option<[f64; 2]> {
+        self.gpu_host_cpu_seconds.filter(|s| *s > 0.0)?;
+        Some([
+            self.per_item_us(self.gpu_layout_seconds)?,
+            self.per_item_us(self.gpu_audit_seconds)?,
         ])
     }
 
@@ -128,6 +144,8 @@ pub(crate) fn summarize(before: &Snapshot, after: &Snapshot) -> ServerMetrics {
             .find_map(|name| counter_delta(before, after, name)),
         gpu_host_cpu_seconds: counter_delta(before, after, THREAD_CPU_GPU_HOST),
         cpu_workers_cpu_seconds: counter_delta(before, after, THREAD_CPU_WORKERS),
+        gpu_layout_seconds: counter_delta(before, after, "umbrald_gpu_layout_seconds_total"),
+        gpu_audit_seconds: counter_delta(before, after, "umbrald_gpu_audit_seconds_total"),
     }
 }
 
@@ -295,6 +313,8 @@ process_cpu_seconds_total 5
 umbrald_cpu_seconds_total 5.5
 umbrald_thread_cpu_seconds_total{group="gpu_host"} 1.5
 umbrald_thread_cpu_seconds_total{group="cpu_workers"} 0.25
+umbrald_gpu_layout_seconds_total 0.5
+umbrald_gpu_audit_seconds_total 0.05
 umbrald_ready 1
 "#;
 
@@ -319,6 +339,9 @@ umbrald_ready 1
         assert_eq!(m.cpu_us_per_item(), Some(450.0));
         // 1.5 s on GPU host threads, 0.25 s on CPU workers, 0.5 s for the rest.
         assert_eq!(m.cpu_split_us_per_item(), Some([300.0, 50.0, 100.0]));
+        // Of the GPU host threads' 300 µs per item: 100 in the layout, 10 in the audit.
+        let [layout, audit] = m.gpu_host_split_us_per_item().expect("split");
+        assert!((layout - 100.0).abs() < 1e-9 && (audit - 10.0).abs() < 1e-9);
         let older = summarize(
             &parse("process_cpu_seconds_total 3\n"),
             &parse("process_cpu_seconds_total 5\numbrald_items_total{code=\"none\",outcome=\"ok\"} 100\n"),
@@ -326,6 +349,7 @@ umbrald_ready 1
         assert_eq!(older.cpu_seconds, Some(2.0), "older servers: whole seconds");
         let without = summarize(&parse(""), &parse("umbrald_ready 1\n"));
         assert_eq!(without.cpu_us_per_item(), None);
+        assert_eq!(older.gpu_host_split_us_per_item(), None);
     }
 
     #[test]
