@@ -8,6 +8,9 @@
 //!     [--table-shared | --table-local] [--host-wait block|yield|spin]
 //! ```
 //!
+//! Per call and repetition: kernel and copy time (CUDA events), and the host's layout work
+//! (packing, reading back, point checks) and audit on the calling threads.
+//!
 //! `--host` runs the host-compiled kernels instead of a GPU (to check the program without one;
 //! the numbers then mean nothing). Sizes count pairs: each pair is two variable-base
 //! products `a·P`, `b·P` sharing one table, as the engine uses them. The CPU backend's rate on
@@ -198,8 +201,8 @@ fn main() -> ExitCode {
         Err(e) => println!("engine overhead not measured: {e}"),
     }
     println!();
-    println!("| pairs | products | best wall (ms) | products/s (best) | median wall (ms) | kernel ms | copy ms | fixed-base U /s | h·E as pairs [h, 0] /s | h·E first only /s |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| pairs | products | best wall (ms) | products/s (best) | median wall (ms) | kernel ms | copy ms | layout ms | audit ms | fixed-base U /s | h·E as pairs [h, 0] /s | h·E first only /s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 
     // Warm-up: the first launch pays for module loading and lazy allocations.
     if let Err(e) = gpu.mul_pairs(&bases[..max.min(1024)], &scalars[..max.min(1024)]) {
@@ -236,13 +239,15 @@ fn main() -> ExitCode {
         let median = walls[walls.len() / 2];
         let per_rep = |d: Duration| d.as_secs_f64() * 1e3 / args.reps as f64;
         println!(
-            "| {n} | {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {fixed} | {he_pairs} | {he_firsts} |",
+            "| {n} | {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {fixed} | {he_pairs} | {he_firsts} |",
             2 * n,
             best.as_secs_f64() * 1e3,
             2.0 * n as f64 / best.as_secs_f64(),
             median.as_secs_f64() * 1e3,
             per_rep(after.kernel_time.saturating_sub(before.kernel_time)),
             per_rep(after.copy_time.saturating_sub(before.copy_time)),
+            per_rep(after.layout_time.saturating_sub(before.layout_time)),
+            per_rep(after.audit_time.saturating_sub(before.audit_time)),
         );
     }
     let stats = gpu.stats().snapshot();
