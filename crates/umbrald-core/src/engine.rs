@@ -164,25 +164,22 @@ impl Engine {
             self.batch_on_backend(items, good, &mut rng)
         };
 
-        // 5. Proofs and encoding.
-        let mut computed: Vec<Option<Result<CapsuleFrag, ItemError>>> = vec![None; items.len()];
+        // 5. Proofs and encoding, each cfrag written once into its slot: a parse error stays,
+        // a parsed capsule without a cfrag failed its check.
+        results.extend(parsed.iter().map(|parse| match parse {
+            Err(e) => Err(e.clone()),
+            Ok(_) => Err(ItemError::CapsuleCheckFailed),
+        }));
         for (j, (i, capsule)) in good.iter().enumerate() {
             let kfrag = items[*i].kfrag.kfrag();
-            computed[*i] = Some(finish_cfrag(
+            results[*i] = finish_cfrag(
                 capsule,
                 kfrag,
                 &nonces[j],
                 &products[2 * j],
                 &products[2 * j + 1],
                 &u2s[j],
-            ));
-        }
-        for (i, parse) in parsed.into_iter().enumerate() {
-            results.push(match (parse, computed[i].take()) {
-                (Err(e), _) => Err(e),
-                (Ok(_), Some(done)) => done,
-                (Ok(_), None) => Err(ItemError::CapsuleCheckFailed),
-            });
+            );
         }
         results
     }
