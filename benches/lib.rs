@@ -92,7 +92,7 @@ impl EcBackend for InstantBackend {
         }
         es.iter()
             .zip(check)
-            .map(|(e, (offered, products))| (e == offered).then_some(*products))
+            .map(|(e, (offered, products))| e.eq_vartime(offered).then_some(*products))
             .collect()
     }
 
@@ -110,7 +110,9 @@ impl EcBackend for InstantBackend {
             points
                 .iter()
                 .zip(known)
-                .map(|(p, (offered, point))| (p == offered).then_some(*point))
+                .map(|(p, (offered, point))| {
+                    (p.odd == offered.odd && p.x.eq_vartime(&offered.x)).then_some(*point)
+                })
                 .collect(),
         )
     }

@@ -37,6 +37,8 @@ mkdir -p "$out"
 find_cuda_libs
 note() { echo "$*" | tee -a "$out/summary.txt"; }
 note "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
+# Whether the vCPUs are hyperthreads: per-thread CPU times grow when sibling threads are busy.
+note "host: $(lscpu 2>/dev/null | grep -E '^(Model name|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)):' | sed 's/  */ /g' | paste -sd ';' -)"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
     for placement in local shared; do
@@ -107,6 +109,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         configs_text+=";$profile UMBRALD_GPU_PIPELINES=0"
         configs_text+=";$profile UMBRALD_IO_THREADS=0"
         configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true"
+        configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true UMBRALD_GPU_PIPELINES=96"
         configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=3"
         configs_text+=";$profile UMBRALD_GPU_HOST_THREADS=8"
         configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"

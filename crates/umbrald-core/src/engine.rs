@@ -231,16 +231,25 @@ impl Engine {
     }
 
     /// Steps 2–4 on the engine's backend: the batch check, then one `mul_pairs` and one
-    /// `mul_u` call for the whole batch (at once, from two threads, when the backend
-    /// [`EcBackend::overlaps_calls`]).
+    /// `mul_u` call for the whole batch. When the backend [`EcBackend::overlaps_calls`], all
+    /// three are issued at once from three threads: the products are computed for every parsed
+    /// capsule while the check runs, and those of the capsules that fail it are dropped
+    /// unused (a batch then waits for its longest device call instead of the check's and the
+    /// products' in a row).
     fn batch_on_backend<'c>(
         &self,
         items: &[ReencryptItem<'_>],
         mut good: Vec<(usize, &'c Capsule)>,
         rng: &mut ChaCha20Rng,
     ) -> SecretWork<'c> {
-        let failed_check = self.check_capsules(&good);
-        good.retain(|(i, _)| !failed_check.contains(i));
+        let overlap = self.backend.overlaps_calls() && !good.is_empty();
+        let failed_check = if overlap {
+            Vec::new()
+        } else {
+            self.check_capsules(&good)
+        };
+        // Rejected indices come in batch order: a binary search finds each.
+        good.retain(|(i, _)| failed_check.binary_search(i).is_err());
         let nonces = draw_nonces(rng, good.len());
         let mut bases = Vec::with_capacity(2 * good.len());
         let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
@@ -252,23 +261,34 @@ impl Engine {
             scalars.push([rk, *t]);
             scalars.push([rk, *t]);
         }
-        let (products, u2s) = if self.backend.overlaps_calls() && !nonces.is_empty() {
-            std::thread::scope(|s| {
-                let u2s = s.spawn(|| self.mul_u(&nonces));
-                let products = self.mul_pairs(&bases, &scalars);
-                let u2s = u2s
-                    .join()
-                    .unwrap_or_else(|_| self.cpu.mul_u(&nonces).unwrap_or_default());
-                (products, u2s)
-            })
-        } else {
-            (self.mul_pairs(&bases, &scalars), self.mul_u(&nonces))
-        };
-        SecretWork {
+        if !overlap {
+            return SecretWork {
+                products: self.mul_pairs(&bases, &scalars),
+                u2s: self.mul_u(&nonces),
+                good,
+                nonces,
+            };
+        }
+        let (failed_check, products, u2s) = std::thread::scope(|s| {
+            let check = s.spawn(|| self.check_capsules(&good));
+            let u2s = s.spawn(|| self.mul_u(&nonces));
+            let products = self.mul_pairs(&bases, &scalars);
+            let u2s = u2s
+                .join()
+                .unwrap_or_else(|_| self.cpu.mul_u(&nonces).unwrap_or_default());
+            let failed = check.join().unwrap_or_else(|_| check_capsules(&good));
+            (failed, products, u2s)
+        });
+        let work = SecretWork {
             good,
             nonces,
             products,
             u2s,
+        };
+        if failed_check.is_empty() {
+            work
+        } else {
+            work.without(&failed_check)
         }
     }
 
@@ -372,6 +392,33 @@ struct SecretWork<'c> {
     nonces: Zeroizing<Vec<Scalar>>,
     products: Vec<[Option<Affine>; 2]>,
     u2s: Vec<Option<Affine>>,
+}
+
+impl<'c> SecretWork<'c> {
+    /// The same work without the capsules at the batch indices `failed`, in ascending order
+    /// (their nonces and products are dropped; the nonces are zeroized with the old vector).
+    fn without(self, failed: &[usize]) -> Self {
+        let keep: Vec<bool> = self
+            .good
+            .iter()
+            .map(|(i, _)| failed.binary_search(i).is_err())
+            .collect();
+        let kept = |j: &usize| keep[*j];
+        Self {
+            good: (0..keep.len()).filter(kept).map(|j| self.good[j]).collect(),
+            nonces: Zeroizing::new(
+                (0..keep.len())
+                    .filter(kept)
+                    .map(|j| self.nonces[j])
+                    .collect(),
+            ),
+            products: (0..keep.len())
+                .filter(kept)
+                .flat_map(|j| [self.products[2 * j], self.products[2 * j + 1]])
+                .collect(),
+            u2s: (0..keep.len()).filter(kept).map(|j| self.u2s[j]).collect(),
+        }
+    }
 }
 
 /// `count` fresh non-zero nonces.

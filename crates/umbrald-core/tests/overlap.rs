@@ -1,6 +1,6 @@
 //! A backend that asks for overlapping calls (`EcBackend::overlaps_calls`, as the GPU backend
-//! can): the engine issues `mul_pairs` and `mul_u` at once, and the cfrags still verify under
-//! umbral-pre. A backend that does not ask gets them one after the other.
+//! can): the engine issues the capsule check, `mul_pairs` and `mul_u` at once, and the cfrags
+//! still verify under umbral-pre. A backend that does not ask gets them one after the other.
 
 mod common;
 
@@ -9,13 +9,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{capsule_bytes, items_for, Policy};
-use k256::Scalar;
+use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 use umbrald_core::Engine;
 
-/// The CPU backend, where each of `mul_pairs` and `mul_u` waits (up to a generous bound) until
-/// the other is in flight too, and records whether that happened.
+/// The CPU backend offering the capsule-check products, where each of its three calls waits
+/// (up to a generous bound) until the other two are in flight too, and records whether that
+/// happened.
 struct Rendezvous {
     cpu: CpuBackend,
     overlap: bool,
@@ -38,13 +39,13 @@ impl Rendezvous {
         }
     }
 
-    /// Counts this call in and waits for a second one to be in flight at the same time;
-    /// records if that happened.
+    /// Counts this call in and waits for all three to be in flight at the same time; records
+    /// if that happened.
     fn meet(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = self.started.lock().expect("lock");
         *in_flight += 1;
-        if *in_flight >= 2 {
+        if *in_flight >= 3 {
             self.met.store(true, Ordering::Relaxed);
             self.cv.notify_all();
         }
@@ -81,6 +82,26 @@ impl EcBackend for Rendezvous {
         self.cpu.mul_u(scalars)
     }
 
+    fn capsule_check_products(
+        &self,
+        es: &[Affine],
+        hs: &[Scalar],
+        ss: &[Scalar],
+    ) -> Option<Vec<[Option<Affine>; 2]>> {
+        self.meet();
+        Some(
+            es.iter()
+                .zip(hs.iter().zip(ss))
+                .map(|(e, (h, s))| {
+                    [
+                        Affine::from_k256(&(e.to_k256() * h)),
+                        Affine::from_k256(&(ProjectivePoint::GENERATOR * s)),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
     fn overlaps_calls(&self) -> bool {
         self.overlap
     }
@@ -99,11 +120,11 @@ fn run(backend: Arc<Rendezvous>) {
         let cfrag = result.as_ref().expect("good item");
         policy.check_cfrag(&encrypted[i].0, &cfrag.to_bytes());
     }
-    assert_eq!(backend.calls.load(Ordering::Relaxed), 2);
+    assert_eq!(backend.calls.load(Ordering::Relaxed), 3);
 }
 
 #[test]
-fn overlapping_backend_gets_both_calls_at_once() {
+fn overlapping_backend_gets_all_three_calls_at_once() {
     let backend = Arc::new(Rendezvous::new(true));
     run(backend.clone());
     assert!(backend.met.load(Ordering::Relaxed), "calls did not overlap");

@@ -40,9 +40,10 @@ pub struct GpuOptions {
     /// runs the local build; a `ptx_file` runs the build it holds ([`crate::DeviceInfo`] says
     /// which).
     pub table_in_shared: bool,
-    /// Issue independent device calls of one engine batch at once from two threads (`h·E`
-    /// with `s·G`; the products with `t·U`: [`umbrald_core::backend::EcBackend::overlaps_calls`])
-    /// instead of one after the other. Off by default: not yet measured on a device.
+    /// Issue the device calls of one engine batch at once (`h·E` with `s·G` here; the engine
+    /// runs the capsule check beside the products and `t·U`:
+    /// [`umbrald_core::backend::EcBackend::overlaps_calls`]) instead of one after the other.
+    /// Off by default: not yet measured on a device in this form.
     pub overlap_calls: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,

@@ -246,9 +246,11 @@ pub struct GpuSection {
     /// device without that much shared memory per block runs the local build; a `ptx_file`
     /// runs the build it holds.
     pub table_in_shared: bool,
-    /// Issue a batch part's independent device calls at once (`h·E` with `s·G`, the products
-    /// with `t·U`) instead of one after the other, each waiting for a whole kernel. Off by
-    /// default: not yet measured on a device.
+    /// Issue a batch part's device calls at once after the decompression (the capsule check's
+    /// `h·E` and `s·G`, the products and `t·U`, the products computed for every parsed capsule
+    /// and dropped for those failing the check) instead of one after the other, each waiting
+    /// for a whole kernel. Four calls per part: raise `pipelines` with it. Off by default: not
+    /// yet measured on a device in this form.
     pub overlap_calls: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
@@ -257,10 +259,11 @@ pub struct GpuSection {
     /// sets 2 (measured on an H200, docs/PERFORMANCE.md §4).
     pub batches_in_flight: usize,
     /// Device calls in flight at once, each on its own pipeline (streams and buffers sized
-    /// for a full launch, ~54 MB of pinned memory each on an H200), 1 to 32. 0 (the default):
+    /// for a full launch, ~54 MB of pinned memory each on an H200), 1 to 128. 0 (the default):
     /// one per GPU host thread, at most 8, as measured so far. A batch part waits for a free
-    /// pipeline, so with more parts than pipelines (`host_threads` times
-    /// `batches_in_flight`) the calls go in rounds; more is not yet measured on a device.
+    /// pipeline, so with more calls than pipelines (`host_threads` times
+    /// `batches_in_flight`, times up to four with `overlap_calls`) the calls go in rounds;
+    /// more than 32 is not yet measured on a device.
     pub pipelines: usize,
     /// How the GPU host threads wait for their device calls: `block` (sleep until the device
     /// signals, the default), `yield` or `spin`. CUDA's own default spins on machines with
@@ -306,7 +309,7 @@ impl From<GpuHostWait> for umbrald_gpu::HostWait {
 }
 
 /// Most device pipelines `[gpu] pipelines` may ask for.
-pub const MAX_GPU_PIPELINES: usize = 32;
+pub const MAX_GPU_PIPELINES: usize = 128;
 
 /// Most pipelines chosen for `[gpu] pipelines = 0` (one per host thread up to this).
 const DEFAULT_MAX_GPU_PIPELINES: usize = 8;
@@ -434,7 +437,7 @@ pub struct Overrides {
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
-    /// Device calls in flight at once (0: one per GPU host thread, at most 8; up to 32).
+    /// Device calls in flight at once (0: one per GPU host thread, at most 8; up to 128).
     #[arg(long, env = "UMBRALD_GPU_PIPELINES", value_name = "N")]
     pub gpu_pipelines: Option<usize>,
     /// How GPU host threads wait for the device (block, yield or spin).
@@ -621,7 +624,7 @@ impl Config {
             ),
             (
                 self.gpu.pipelines <= MAX_GPU_PIPELINES,
-                "gpu.pipelines must be within 0..=32",
+                "gpu.pipelines must be within 0..=128",
             ),
             (
                 self.tls.cert.is_some() == self.tls.key.is_some(),

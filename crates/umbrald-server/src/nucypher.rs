@@ -188,12 +188,14 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
         let items = capsules
             .iter()
             .enumerate()
-            .map(|(index, capsule)| WorkItem {
-                capsule: capsule.clone(),
-                policy: policy.clone(),
-                preverified: Some(kfrag.clone()),
-                request: state.clone(),
-                index,
+            .map(|(index, capsule)| {
+                WorkItem::new(
+                    capsule.clone(),
+                    policy.clone(),
+                    Some(kfrag.clone()),
+                    state.clone(),
+                    index,
+                )
             })
             .collect();
         let results = match endpoint::run_work(state, rx, items, None, conn, shared).await? {

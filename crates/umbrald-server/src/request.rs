@@ -143,13 +143,13 @@ pub(crate) fn into_work(
         .filter_map(|(index, item)| {
             // `validate` checked every index; skipping keeps this total without a panic path.
             let policy = policies.get(item.policy as usize)?.clone();
-            Some(WorkItem {
-                capsule: item.capsule,
+            Some(WorkItem::new(
+                item.capsule,
                 policy,
-                preverified: None,
-                request: state.clone(),
+                None,
+                state.clone(),
                 index,
-            })
+            ))
         })
         .collect();
     (state, rx, items)

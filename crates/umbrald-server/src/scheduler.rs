@@ -509,13 +509,7 @@ mod tests {
         });
         task.push(
             (0..120)
-                .map(|index| WorkItem {
-                    capsule: vec![],
-                    policy: policy.clone(),
-                    preverified: None,
-                    request: request.clone(),
-                    index,
-                })
+                .map(|index| WorkItem::new(vec![], policy.clone(), None, request.clone(), index))
                 .collect(),
         );
         (task, gpu_rx, work_rx)

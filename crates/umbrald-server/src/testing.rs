@@ -188,3 +188,77 @@ impl ServerCertVerifier for PinnedCert {
             .supported_schemes()
     }
 }
+
+/// Items of one batch, built outside the clock as the server builds them from requests, for
+/// measuring the server's own per-item work around [`umbrald_core::Engine::reencrypt_batch`]:
+/// the per-item checks, the policy lookup and the hand-over of every result to its request —
+/// the work a GPU-lane host thread does besides the engine's (the `throughput` and
+/// `host_part` examples).
+#[derive(Debug)]
+pub struct PreparedBatch {
+    items: Vec<crate::work::WorkItem>,
+    answers: Vec<tokio::sync::oneshot::Receiver<Vec<umbrald_proto::ItemResult>>>,
+}
+
+impl PreparedBatch {
+    /// `capsules` split into requests of `per_request` items (at least 1), each request naming
+    /// `policy` (its own copy, as on the wire) and asking for compact cfrags when `compact`.
+    pub fn new(
+        capsules: &[Vec<u8>],
+        policy: &umbrald_proto::Policy,
+        per_request: usize,
+        compact: bool,
+    ) -> Self {
+        let mut items = Vec::with_capacity(capsules.len());
+        let mut answers = Vec::new();
+        for (id, chunk) in (0u64..).zip(capsules.chunks(per_request.max(1))) {
+            let request = Request {
+                v: umbrald_proto::PROTOCOL_VERSION,
+                id,
+                policies: vec![policy.clone()],
+                items: chunk
+                    .iter()
+                    .map(|capsule| umbrald_proto::Item {
+                        capsule: capsule.clone(),
+                        policy: 0,
+                    })
+                    .collect(),
+                deadline_ms: None,
+                priority: None,
+                compact_cfrags: Some(compact),
+            };
+            let (_, rx, work) = crate::request::into_work(request, std::time::Instant::now());
+            items.extend(work);
+            answers.push(rx);
+        }
+        Self { items, answers }
+    }
+
+    /// Items in the batch.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch has no items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Computes the batch as a worker does; returns the items given to the engine.
+    pub fn process(&self, engine: &umbrald_core::Engine) -> usize {
+        crate::workers::process(engine, self.items.iter(), std::time::Instant::now())
+    }
+
+    /// Drops the items (what the worker does after a batch) and returns how many successful
+    /// results the requests received.
+    pub fn finish(self) -> usize {
+        let Self { items, answers } = self;
+        drop(items);
+        answers
+            .into_iter()
+            .filter_map(|mut rx| rx.try_recv().ok())
+            .flatten()
+            .filter(|r| r.error.is_none())
+            .count()
+    }
+}

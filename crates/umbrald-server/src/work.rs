@@ -26,6 +26,8 @@ pub(crate) struct WorkItem {
     pub request: Arc<RequestState>,
     /// The item's position in its request.
     pub index: usize,
+    /// Whether this item's outcome was reported (so that dropping it needs no lock).
+    reported: AtomicBool,
 }
 
 impl QueueEntry for WorkItem {
@@ -47,7 +49,7 @@ impl QueueEntry for WorkItem {
 /// whose outcome was reported is a no-op.
 impl Drop for WorkItem {
     fn drop(&mut self) {
-        if !self.request.is_cancelled() {
+        if !*self.reported.get_mut() && !self.request.is_cancelled() {
             self.request.complete(
                 self.index,
                 ItemResult::err(ErrorCode::Internal, "item lost"),
@@ -57,6 +59,25 @@ impl Drop for WorkItem {
 }
 
 impl WorkItem {
+    /// Item `index` of `request`: `capsule` under `policy` (`preverified`: its kfrag, when
+    /// authenticated before queueing).
+    pub fn new(
+        capsule: Vec<u8>,
+        policy: Arc<Policy>,
+        preverified: Option<Arc<VerifiedKeyFrag>>,
+        request: Arc<RequestState>,
+        index: usize,
+    ) -> Self {
+        Self {
+            capsule,
+            policy,
+            preverified,
+            request,
+            index,
+            reported: AtomicBool::new(false),
+        }
+    }
+
     /// The item's verified kfrag: the one authenticated before queueing, else `policy`
     /// verified by `engine` (cached there).
     pub fn verified_policy(&self, engine: &Engine) -> Result<Arc<VerifiedKeyFrag>, ItemError> {
@@ -74,6 +95,7 @@ impl WorkItem {
 
     /// Reports this item's outcome to its request.
     pub fn complete(&self, result: ItemResult) {
+        self.reported.store(true, Ordering::Relaxed);
         self.request.complete(self.index, result);
     }
 
@@ -137,14 +159,22 @@ impl RequestState {
     /// Records item `index`'s result; the last one sends all results to the stream task.
     /// A second result for the same index is ignored.
     pub fn complete(&self, index: usize, result: ItemResult) {
+        self.complete_many(std::iter::once((index, result)));
+    }
+
+    /// Records several items' results under one lock (see [`RequestState::complete`]).
+    pub fn complete_many(&self, results: impl IntoIterator<Item = (usize, ItemResult)>) {
+        let mut filled = 0;
         {
-            let mut results = lock(&self.results);
-            match results.get_mut(index) {
-                Some(slot @ None) => *slot = Some(result),
-                _ => return,
+            let mut slots = lock(&self.results);
+            for (index, result) in results {
+                if let Some(slot @ None) = slots.get_mut(index) {
+                    *slot = Some(result);
+                    filled += 1;
+                }
             }
         }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if filled > 0 && self.remaining.fetch_sub(filled, Ordering::AcqRel) == filled {
             let results: Vec<ItemResult> = std::mem::take(&mut *lock(&self.results))
                 .into_iter()
                 .map(|r| r.unwrap_or_else(|| ItemResult::err(ErrorCode::Internal, "lost item")))
@@ -154,6 +184,25 @@ impl RequestState {
                 let _ = tx.send(results);
             }
         }
+    }
+}
+
+/// Reports each item's result to its request, one lock per run of consecutive items of the
+/// same request (a request's items are queued together, so a batch holds few long runs).
+pub(crate) fn complete_in_runs<'a>(
+    outcomes: &mut impl Iterator<Item = (&'a WorkItem, ItemResult)>,
+) {
+    let mut outcomes = outcomes.peekable();
+    while let Some((first, result)) = outcomes.next() {
+        let request = &first.request;
+        first.reported.store(true, Ordering::Relaxed);
+        let same_request = std::iter::from_fn(|| {
+            let (item, result) =
+                outcomes.next_if(|(next, _)| Arc::ptr_eq(&next.request, request))?;
+            item.reported.store(true, Ordering::Relaxed);
+            Some((item.index, result))
+        });
+        request.complete_many(std::iter::once((first.index, result)).chain(same_request));
     }
 }
 
@@ -189,18 +238,13 @@ mod tests {
     #[test]
     fn cancel_is_visible_to_queue_entries() {
         let (state, _rx) = RequestState::new(1, 4, None, false);
-        let item = WorkItem {
-            capsule: vec![],
-            policy: Arc::new(Policy {
-                kfrag: vec![],
-                delegating_pk: vec![],
-                receiving_pk: vec![],
-                verifying_pk: vec![],
-            }),
-            preverified: None,
-            request: state.clone(),
-            index: 0,
-        };
+        let policy = Arc::new(Policy {
+            kfrag: vec![],
+            delegating_pk: vec![],
+            receiving_pk: vec![],
+            verifying_pk: vec![],
+        });
+        let item = WorkItem::new(vec![], policy, None, state.clone(), 0);
         assert_eq!(item.priority(), 4);
         assert!(!item.is_cancelled());
         state.cancel();

@@ -225,14 +225,17 @@ impl Worker {
 /// without work; each distinct policy is verified once per batch; then one
 /// `reencrypt_batch` call covers every item whose policy verified. Returns the number of items
 /// in that call.
+///
+/// Many threads run this at once on items that share one policy and its kfrag, so nothing here
+/// writes to shared memory per item: the kfrags are borrowed, not reference-counted, per item,
+/// and results go to their requests one run of consecutive items at a time.
 pub(crate) fn process<'a>(
     engine: &Engine,
     items: impl Iterator<Item = &'a WorkItem>,
     now: Instant,
 ) -> usize {
-    let mut verified: HashMap<*const Policy, Result<Arc<VerifiedKeyFrag>, ItemError>> =
-        HashMap::new();
-    let mut live: Vec<(&WorkItem, Arc<VerifiedKeyFrag>)> = Vec::new();
+    let mut kfrags = PolicyKfrags::default();
+    let mut live: Vec<(&WorkItem, usize)> = Vec::new();
     for item in items {
         if item.request.is_cancelled() {
             continue;
@@ -244,12 +247,9 @@ pub(crate) fn process<'a>(
             );
             continue;
         }
-        let check = verified
-            .entry(Arc::as_ptr(&item.policy))
-            .or_insert_with(|| item.verified_policy(engine));
-        match check {
-            Ok(kfrag) => live.push((item, kfrag.clone())),
-            Err(e) => item.complete(item_error(e)),
+        match kfrags.index_of(item, engine) {
+            Ok(k) => live.push((item, k)),
+            Err(e) => item.complete(item_error(&e)),
         }
     }
     if live.is_empty() {
@@ -257,13 +257,14 @@ pub(crate) fn process<'a>(
     }
     let inputs: Vec<ReencryptItem<'_>> = live
         .iter()
-        .map(|(item, kfrag)| ReencryptItem {
+        .map(|&(item, k)| ReencryptItem {
             capsule: &item.capsule,
-            kfrag,
+            kfrag: &kfrags.verified[k],
         })
         .collect();
     let mut results = engine.reencrypt_batch(&inputs).into_iter();
-    for (item, _) in &live {
+    drop(inputs);
+    let mut outcomes = live.iter().map(|&(item, _)| {
         let result = match results.next() {
             Some(Ok(cfrag)) if item.request.compact_cfrags() => {
                 ItemResult::ok_parts(cfrag.to_parts().to_vec())
@@ -272,9 +273,46 @@ pub(crate) fn process<'a>(
             Some(Err(e)) => item_error(&e),
             None => ItemResult::err(ErrorCode::Internal, "engine returned too few results"),
         };
-        item.complete(result);
-    }
+        (item, result)
+    });
+    crate::work::complete_in_runs(&mut outcomes);
     live.len()
+}
+
+/// The verified kfrags of a batch's policies, each verified once: items sharing an
+/// `Arc<Policy>` (all items of a request) share an entry.
+#[derive(Default)]
+struct PolicyKfrags {
+    /// Distinct verified kfrags, indexed by the entries below.
+    verified: Vec<Arc<VerifiedKeyFrag>>,
+    /// Policy (by address) → index into `verified`, or why it failed.
+    by_policy: HashMap<*const Policy, Result<usize, ItemError>>,
+    /// The last policy looked up and its entry: consecutive items usually share it.
+    last: Option<(*const Policy, Result<usize, ItemError>)>,
+}
+
+impl PolicyKfrags {
+    fn index_of(&mut self, item: &WorkItem, engine: &Engine) -> Result<usize, ItemError> {
+        let key = Arc::as_ptr(&item.policy);
+        if let Some((last, entry)) = &self.last {
+            if *last == key {
+                return entry.clone();
+            }
+        }
+        let verified = &mut self.verified;
+        let entry = self
+            .by_policy
+            .entry(key)
+            .or_insert_with(|| {
+                item.verified_policy(engine).map(|kfrag| {
+                    verified.push(kfrag);
+                    verified.len() - 1
+                })
+            })
+            .clone();
+        self.last = Some((key, entry.clone()));
+        entry
+    }
 }
 
 fn item_error(e: &ItemError) -> ItemResult {

@@ -465,6 +465,77 @@ async fn auto_with_host_kernels(
     Ok(text)
 }
 
+/// `overlap_calls` through the lane (host-compiled kernels as the device, every offload on):
+/// the capsule check runs beside the products, which are computed for every capsule; the
+/// tampered capsules are answered `invalid_capsule` and every other cfrag verifies under
+/// umbral-pre, whole and compact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
+    let fx = Arc::new(Fixture::new(2, 2, 6));
+    let prober: GpuProber = Arc::new(|| {
+        let opts = GpuOptions {
+            overlap_calls: true,
+            ..GpuOptions::default()
+        };
+        let gpu =
+            GpuBackend::with_executor(Box::new(HostExecutor::new()), DeviceInfo::emulated(), &opts);
+        Ok(GpuDevice {
+            description: gpu.info().to_string(),
+            stats: Some(gpu.stats()),
+            batch_items: 256,
+            backend: Arc::new(gpu),
+        })
+    });
+    let mut config = gpu_config("gpu-overlap", BackendKind::Gpu, 3, 60_000);
+    config.gpu.overlap_calls = true;
+    config.gpu.decompress = true;
+    let server = Server::start_with_gpu(config, prober).await?;
+    let client = umbrald_server::testing::TestClient::connect(
+        server.local_addr(),
+        server.cert_fingerprint(),
+    )
+    .await?;
+    for (id, compact) in [(1, false), (2, true)] {
+        let mut req = fx.request_n(id, 36);
+        req.compact_cfrags = Some(compact);
+        let tampered = [0, 7, 8, 20, 35];
+        for &i in &tampered {
+            let last = req.items[i].capsule.len() - 1;
+            req.items[i].capsule[last] ^= 1; // s changed: the capsule's equation fails
+        }
+        let resp = client.call(&req).await?;
+        let results = resp.results.as_ref().ok_or("no results")?;
+        assert_eq!(results.len(), req.items.len());
+        let mut good = req.clone();
+        good.items.clear();
+        let mut good_results = Vec::new();
+        for (i, (item, result)) in req.items.iter().zip(results).enumerate() {
+            if tampered.contains(&i) {
+                let code = result.error.as_ref().map(|e| e.code.as_str());
+                assert_eq!(code, Some("invalid_capsule"), "item {i}: {result:?}");
+            } else {
+                good.items.push(item.clone());
+                good_results.push(result.clone());
+            }
+        }
+        let good_resp = umbrald_proto::Response {
+            results: Some(good_results),
+            ..resp.clone()
+        };
+        fx.check_all_ok(&good, &good_resp);
+    }
+    client.close().await;
+    let text = scrape(&server).await;
+    assert_eq!(metric(&text, ITEMS_OK), 62.0);
+    assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
+    for reason in ["audit_mismatch", "device_error", "invalid_output"] {
+        let series = format!("umbrald_gpu_fallbacks_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), 0.0, "{series}");
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_without_a_gpu_fails_to_start_with_the_reason() {
     let config = gpu_config("gpu-none", BackendKind::Gpu, 3, 1000);
@@ -609,19 +680,20 @@ fn gpu_options_parse_and_validate() {
         let c = Config::from_toml(bad).expect("parses");
         assert!(c.validate().is_err(), "{bad}");
     }
-    // Pipelines: one per host thread up to 8 by default, or as configured up to 32.
+    // Pipelines: one per host thread up to 8 by default, or as configured up to 128.
     assert_eq!(Config::default().gpu.pipelines, 0);
     for (toml, pipelines) in [
         ("[gpu]\nhost_threads = 3\n", 3),
         ("[gpu]\nhost_threads = 16\n", 8),
         ("[gpu]\nhost_threads = 16\npipelines = 16\n", 16),
         ("[gpu]\nhost_threads = 2\npipelines = 32\n", 32),
+        ("[gpu]\nhost_threads = 16\npipelines = 128\n", 128),
     ] {
         let c = Config::from_toml(toml).expect("parses");
         c.validate().expect("valid");
         assert_eq!(c.gpu_section().pipelines, pipelines, "{toml}");
     }
-    let c = Config::from_toml("[gpu]\npipelines = 33\n").expect("parses");
+    let c = Config::from_toml("[gpu]\npipelines = 129\n").expect("parses");
     assert!(c.validate().is_err());
     let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
     assert!(!c.gpu_section().capsule_checks);

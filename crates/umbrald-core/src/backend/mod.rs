@@ -82,10 +82,11 @@ pub trait EcBackend: Send + Sync {
         None
     }
 
-    /// Whether the engine should issue a batch's independent calls (`mul_pairs` and `mul_u`)
-    /// at once, from two threads, instead of one after the other: worth it for a device whose
-    /// every call waits for a whole kernel, not for the CPU (the default, false), whose calls
-    /// already use the core they run on.
+    /// Whether the engine should issue a batch's calls after the decompression (the capsule
+    /// check, `mul_pairs` and `mul_u`) at once, from three threads, instead of one after the
+    /// other, computing the products for every parsed capsule and dropping those of capsules
+    /// that fail the check: worth it for a device whose every call waits for a whole kernel,
+    /// not for the CPU (the default, false), whose calls already use the core they run on.
     fn overlaps_calls(&self) -> bool {
         false
     }

@@ -102,7 +102,7 @@ impl CompressedPoint {
     /// on-curve check, for a point whose source has already made it
     /// ([`crate::backend::EcBackend::checks_outputs`]).
     pub fn matches(&self, p: &Affine) -> bool {
-        p.x.normalize() == self.x && bool::from(p.y.normalize().is_odd()) == self.odd
+        p.x.eq_vartime(&self.x) && (p.y.normalize().0[0] & 1 == 1) == self.odd
     }
 }
 
@@ -137,11 +137,17 @@ impl Affine {
         (self.x.to_u32_limbs(), self.y.to_u32_limbs())
     }
 
-    /// `y² == x³ + 7`.
+    /// `y² == x³ + 7`, in variable time (points checked are public: decoded or read back).
     pub fn is_on_curve(&self) -> bool {
         let lhs = self.y.square();
         let rhs = self.x.square().mul(&self.x).add(&CURVE_B);
-        bool::from(rhs.sub(&lhs).is_zero())
+        rhs.eq_vartime(&lhs)
+    }
+
+    /// Whether `self == other`, in variable time: for public points only (`==` is constant
+    /// time).
+    pub fn eq_vartime(&self, other: &Affine) -> bool {
+        self.x.eq_vartime(&other.x) && self.y.eq_vartime(&other.y)
     }
 
     /// The 33-byte SEC1 compressed encoding.

@@ -162,6 +162,19 @@ impl Fe {
         (n[0] | n[1] | n[2] | n[3]).ct_eq(&0)
     }
 
+    /// Whether this is zero, in variable time: for public values only (points on the wire,
+    /// device outputs), where [`Fe::is_zero`]'s optimisation barriers buy nothing.
+    #[inline]
+    pub fn is_zero_vartime(&self) -> bool {
+        self.normalize().0 == [0; 4]
+    }
+
+    /// Whether `self == other`, in variable time: for public values only.
+    #[inline]
+    pub fn eq_vartime(&self, other: &Fe) -> bool {
+        self.normalize().0 == other.normalize().0
+    }
+
     /// Whether the canonical representative is odd.
     #[inline]
     pub fn is_odd(&self) -> Choice {
@@ -391,6 +404,20 @@ mod tests {
         ]
     }
 
+    /// `v + p` when `v` is reduced, `v − p` when it is not, and whether that left 256 bits.
+    pub(super) fn other_representative(v: &Fe) -> (Fe, bool) {
+        let n = v.normalize();
+        if n.0 == v.0 {
+            let (w0, c) = adc(v.0[0], P[0], 0);
+            let (w1, c) = adc(v.0[1], P[1], c);
+            let (w2, c) = adc(v.0[2], P[2], c);
+            let (w3, c) = adc(v.0[3], P[3], c);
+            (Fe([w0, w1, w2, w3]), c != 0)
+        } else {
+            (n, false)
+        }
+    }
+
     /// k256's element congruent to a (possibly weakly reduced) `Fe`.
     fn reference(v: &Fe) -> FieldElement {
         k256_of(&v.normalize())
@@ -410,6 +437,16 @@ mod tests {
             prop_assert_eq!(a.mul_small(k).to_bytes(), bytes_of(&ra.mul(&kf)));
             prop_assert_eq!(bool::from(a.is_zero()), bool::from(ra.normalizes_to_zero()));
             prop_assert_eq!(bool::from(a.is_odd()), bool::from(ra.normalize().is_odd()));
+            prop_assert_eq!(a.is_zero_vartime(), bool::from(ra.normalizes_to_zero()));
+            // Equality of the residues, whatever the representatives: a against b, against
+            // itself and against its other representative (a ± p where it fits in 256 bits).
+            prop_assert_eq!(a.eq_vartime(&b), ra.normalize() == rb.normalize());
+            prop_assert_eq!(a.eq_vartime(&b), bool::from(a.ct_eq(&b)));
+            prop_assert!(a.eq_vartime(&a.normalize()));
+            let (other, wrapped) = other_representative(&a);
+            if !wrapped {
+                prop_assert!(other.eq_vartime(&a) && a.eq_vartime(&other));
+            }
         }
 
         #[test]

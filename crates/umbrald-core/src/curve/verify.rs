@@ -80,13 +80,8 @@ pub fn same_point_vartime(a: Option<&Jacobian>, b: Option<&Jacobian>) -> bool {
         (None, None) => true,
         (Some(a), Some(b)) => {
             let (az2, bz2) = (a.z.square(), b.z.square());
-            let x_equal = a.x.mul(&bz2).sub(&b.x.mul(&az2)).is_zero();
-            let y_equal =
-                a.y.mul(&bz2)
-                    .mul(&b.z)
-                    .sub(&b.y.mul(&az2).mul(&a.z))
-                    .is_zero();
-            bool::from(x_equal & y_equal)
+            a.x.mul(&bz2).eq_vartime(&b.x.mul(&az2))
+                && a.y.mul(&bz2).mul(&b.z).eq_vartime(&b.y.mul(&az2).mul(&a.z))
         }
         _ => false,
     }
@@ -104,13 +99,15 @@ pub fn same_point_vartime(a: Option<&Jacobian>, b: Option<&Jacobian>) -> bool {
 /// coordinate of either point), as the addition formulas it replaces assumed curve points too.
 pub fn affine_sum_is_vartime(p: Option<&Affine>, q: &Affine, r: Option<&Affine>) -> bool {
     match (p, r) {
-        (None, r) => r == Some(q),
-        (Some(p), None) => *p == q.neg(),
-        (Some(p), Some(r)) if p.x != q.x && r.x != p.x && r.x != q.x => {
+        (None, r) => r.is_some_and(|r| r.eq_vartime(q)),
+        (Some(p), None) => p.eq_vartime(&q.neg()),
+        (Some(p), Some(r))
+            if !p.x.eq_vartime(&q.x) && !r.x.eq_vartime(&p.x) && !r.x.eq_vartime(&q.x) =>
+        {
             // det[(p − q), (−r − q)] = (p.y − q.y)(r.x − q.x) + (r.y + q.y)(p.x − q.x).
             let cross = p.y.sub(&q.y).mul(&r.x.sub(&q.x));
             let other = r.y.add(&q.y).mul(&p.x.sub(&q.x));
-            bool::from(cross.add(&other).is_zero())
+            cross.add(&other).is_zero_vartime()
         }
         (Some(p), Some(r)) => {
             let sum = add_affine_vartime(Some(&Jacobian::from_affine(p)), q);
