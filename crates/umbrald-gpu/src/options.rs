@@ -45,6 +45,12 @@ pub struct GpuOptions {
     /// [`umbrald_core::backend::EcBackend::overlaps_calls`]) instead of one after the other.
     /// Off by default: not yet measured on a device in this form.
     pub overlap_calls: bool,
+    /// Run `mul_pairs` as two launches at once, one per scalar column (the pair kernel with
+    /// its second ladder skipped, as for the capsule check's `h·E`), instead of one launch
+    /// whose every thread runs both ladders in a row: the same number of ladders, a table of
+    /// `P` built twice, and a call that waits for one ladder instead of two. Off by default:
+    /// not yet measured on a device.
+    pub split_pairs: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
 }
@@ -113,6 +119,7 @@ impl Default for GpuOptions {
             nvrtc_options: Vec::new(),
             table_in_shared: true,
             overlap_calls: false,
+            split_pairs: false,
             host_wait: HostWait::default(),
         }
     }

@@ -25,7 +25,11 @@ use umbrald_gpu::{GpuBackend, GpuOptions};
 /// The backend under test; `UMBRALD_GPU_TEST_TABLE_SHARED=0` or `1` picks where the
 /// variable-base kernel keeps its tables (default: `GpuOptions::default()`'s choice).
 fn gpu() -> GpuBackend {
-    let mut opts = GpuOptions::default();
+    gpu_with(GpuOptions::default())
+}
+
+/// [`gpu`] with these options.
+fn gpu_with(mut opts: GpuOptions) -> GpuBackend {
     if let Ok(v) = std::env::var("UMBRALD_GPU_TEST_TABLE_SHARED") {
         opts.table_in_shared = v == "1";
     }
@@ -148,6 +152,44 @@ fn gpu_capsule_checks_reject_exactly_the_tampered_capsules() {
     // Check products (pairs and s·G) and the re-encryption itself ran on the device.
     assert!(stats.batches >= 4, "{stats:?}");
     assert_eq!(stats.fallbacks, 0, "{stats:?}");
+}
+
+/// `overlap_calls` with `split_pairs`: the capsule check beside the products, the products as
+/// two one-ladder launches at once. Products equal the CPU's; exactly the tampered capsules
+/// are rejected and the other cfrags verify.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_overlapped_split_calls_match_the_cpu() {
+    let gpu = Arc::new(gpu_with(GpuOptions {
+        overlap_calls: true,
+        split_pairs: true,
+        ..GpuOptions::default()
+    }));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5b1f);
+    let bases: Vec<Affine> = (0..20_000)
+        .map(|_| Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng))))
+        .map(|p| p.expect("finite"))
+        .collect();
+    let scalars: Vec<[Scalar; 2]> = (0..bases.len())
+        .map(|i| match i % 1000 {
+            0 => [Scalar::ZERO, Scalar::ONE],
+            1 => [-Scalar::ONE, Scalar::ZERO],
+            _ => [Scalar::random(&mut rng), Scalar::random(&mut rng)],
+        })
+        .collect();
+    let got = gpu.mul_pairs(&bases, &scalars).expect("GPU batch");
+    let want = parallel(&(0..bases.len()).collect::<Vec<_>>(), |chunk| {
+        let (lo, hi) = (chunk[0], chunk[chunk.len() - 1] + 1);
+        CpuBackend::new()
+            .mul_pairs(&bases[lo..hi], &scalars[lo..hi])
+            .expect("CPU")
+    });
+    assert!(got == want, "split pairs differ from the CPU");
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    let policy = Policy::new(2, 3);
+    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
+    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
 }
 
 #[test]

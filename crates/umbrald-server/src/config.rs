@@ -252,6 +252,11 @@ pub struct GpuSection {
     /// for a whole kernel. Four calls per part: raise `pipelines` with it. Off by default: not
     /// yet measured on a device in this form.
     pub overlap_calls: bool,
+    /// Run each call of products (`rk` and the proof's nonce times `E` and `V`) as two
+    /// launches at once, one ladder per thread each, instead of one launch of two ladders per
+    /// thread: the call waits for one ladder instead of two (one more call in flight per part:
+    /// raise `pipelines` with it). Off by default: not yet measured on a device.
+    pub split_pairs: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
     /// split over `host_threads` as before (`auto` too: the lane's measured rate counts every
@@ -327,6 +332,7 @@ impl Default for GpuSection {
             decompress: true,
             table_in_shared: true,
             overlap_calls: false,
+            split_pairs: false,
             batches_in_flight: 1,
             pipelines: 0,
             host_wait: GpuHostWait::Block,
@@ -434,6 +440,9 @@ pub struct Overrides {
     /// Issue a batch's independent device calls at once (true or false).
     #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
     pub gpu_overlap_calls: Option<bool>,
+    /// Run the products as two one-ladder launches at once (true or false).
+    #[arg(long, env = "UMBRALD_GPU_SPLIT_PAIRS", value_name = "BOOL")]
+    pub gpu_split_pairs: Option<bool>,
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
@@ -504,6 +513,7 @@ impl Overrides {
         set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
+        set(&mut config.gpu.split_pairs, &self.gpu_split_pairs);
         set(
             &mut config.gpu.batches_in_flight,
             &self.gpu_batches_in_flight,
