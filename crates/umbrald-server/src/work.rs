@@ -235,6 +235,46 @@ mod tests {
         assert_eq!(results[2], ItemResult::ok(vec![2]));
     }
 
+    /// Results handed over in runs reach the right request and slot, whatever the order of the
+    /// items: runs of one request, interleaved requests, a request split by another.
+    #[test]
+    fn results_in_runs_reach_their_requests_in_item_order() {
+        let policy = Arc::new(Policy {
+            kfrag: vec![],
+            delegating_pk: vec![],
+            receiving_pk: vec![],
+            verifying_pk: vec![],
+        });
+        let (a, mut rx_a) = RequestState::new(3, 0, None, false);
+        let (b, mut rx_b) = RequestState::new(3, 0, None, false);
+        let item = |r: &Arc<RequestState>, index| {
+            WorkItem::new(vec![], policy.clone(), None, r.clone(), index)
+        };
+        let items = [
+            item(&a, 2),
+            item(&a, 0),
+            item(&b, 1),
+            item(&a, 1),
+            item(&b, 0),
+            item(&b, 2),
+        ];
+        let mut outcomes = items.iter().map(|w| {
+            let tag = if Arc::ptr_eq(&w.request, &a) { 10 } else { 20 };
+            (w, ItemResult::ok(vec![tag + w.index as u8]))
+        });
+        complete_in_runs(&mut outcomes);
+        let got_a = rx_a.try_recv().expect("request a complete");
+        let got_b = rx_b.try_recv().expect("request b complete");
+        let want = |tag: u8| {
+            (0..3)
+                .map(|i| ItemResult::ok(vec![tag + i]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!((got_a, got_b), (want(10), want(20)));
+        // Every item was reported: dropping them answers nothing twice (and takes no lock).
+        assert!(items.iter().all(|w| w.reported.load(Ordering::Relaxed)));
+    }
+
     #[test]
     fn cancel_is_visible_to_queue_entries() {
         let (state, _rx) = RequestState::new(1, 4, None, false);
