@@ -398,26 +398,24 @@ impl<'c> SecretWork<'c> {
     /// The same work without the capsules at the batch indices `failed`, in ascending order
     /// (their nonces and products are dropped; the nonces are zeroized with the old vector).
     fn without(self, failed: &[usize]) -> Self {
-        let keep: Vec<bool> = self
-            .good
-            .iter()
-            .map(|(i, _)| failed.binary_search(i).is_err())
-            .collect();
-        let kept = |j: &usize| keep[*j];
-        Self {
-            good: (0..keep.len()).filter(kept).map(|j| self.good[j]).collect(),
-            nonces: Zeroizing::new(
-                (0..keep.len())
-                    .filter(kept)
-                    .map(|j| self.nonces[j])
-                    .collect(),
-            ),
-            products: (0..keep.len())
-                .filter(kept)
-                .flat_map(|j| [self.products[2 * j], self.products[2 * j + 1]])
-                .collect(),
-            u2s: (0..keep.len()).filter(kept).map(|j| self.u2s[j]).collect(),
+        let n = self.good.len();
+        // Room for every nonce up front: a reallocation would free a copy unwiped.
+        let mut kept = Self {
+            good: Vec::with_capacity(n),
+            nonces: Zeroizing::new(Vec::with_capacity(n)),
+            products: Vec::with_capacity(2 * n),
+            u2s: Vec::with_capacity(n),
+        };
+        for (j, capsule) in self.good.iter().enumerate() {
+            if failed.binary_search(&capsule.0).is_err() {
+                kept.good.push(*capsule);
+                kept.nonces.push(self.nonces[j]);
+                kept.products
+                    .extend([self.products[2 * j], self.products[2 * j + 1]]);
+                kept.u2s.push(self.u2s[j]);
+            }
         }
+        kept
     }
 }
 

@@ -29,11 +29,24 @@ fn opts(audit_samples: usize) -> GpuOptions {
 }
 
 fn host_backend(audit_samples: usize) -> GpuBackend {
-    GpuBackend::with_executor(
-        Box::new(HostExecutor::new()),
-        DeviceInfo::emulated(),
-        &opts(audit_samples),
-    )
+    host_backend_with(&opts(audit_samples))
+}
+
+/// The GPU backend on the host-compiled kernels, with these options.
+fn host_backend_with(opts: &GpuOptions) -> GpuBackend {
+    GpuBackend::with_executor(Box::new(HostExecutor::new()), DeviceInfo::emulated(), opts)
+}
+
+/// `gpu`'s pairs for these inputs, checked equal to the CPU backend's.
+fn pairs_checked(
+    gpu: &GpuBackend,
+    bases: &[Affine],
+    scalars: &[[Scalar; 2]],
+) -> Vec<[Option<Affine>; 2]> {
+    let got = gpu.mul_pairs(bases, scalars).expect("host kernels succeed");
+    let want = CpuBackend::new().mul_pairs(bases, scalars).expect("cpu");
+    assert_eq!(got, want);
+    got
 }
 
 /// `n` random bases and scalar pairs; every 7th scalar is zero (identity results inside the
@@ -56,11 +69,7 @@ fn pairs_match_the_cpu_across_blocks() {
     // 300 items: two full blocks of 128 and a partial one.
     let (bases, scalars) = batch(300, 1);
     let gpu = host_backend(4);
-    let got = gpu
-        .mul_pairs(&bases, &scalars)
-        .expect("host kernels succeed");
-    let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
-    assert_eq!(got, want);
+    let got = pairs_checked(&gpu, &bases, &scalars);
     assert!(got[0][0].is_none() && got[0][1].is_some());
     let stats = gpu.stats().snapshot();
     assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 600, 0));
@@ -77,19 +86,11 @@ fn split_pairs_match_the_cpu() {
         Scalar::random(&mut rand::rngs::StdRng::seed_from_u64(5)),
         Scalar::ZERO,
     ];
-    let gpu = GpuBackend::with_executor(
-        Box::new(HostExecutor::new()),
-        DeviceInfo::emulated(),
-        &GpuOptions {
-            split_pairs: true,
-            ..opts(3)
-        },
-    );
-    let got = gpu
-        .mul_pairs(&bases, &scalars)
-        .expect("host kernels succeed");
-    let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
-    assert_eq!(got, want);
+    let gpu = host_backend_with(&GpuOptions {
+        split_pairs: true,
+        ..opts(3)
+    });
+    let got = pairs_checked(&gpu, &bases, &scalars);
     assert!(got[3][0].is_some() && got[3][1].is_none());
     let stats = gpu.stats().snapshot();
     assert_eq!((stats.batches, stats.items, stats.fallbacks), (2, 600, 0));
@@ -149,14 +150,10 @@ fn cfrags_from_the_host_kernels_verify_under_umbral_pre() {
 #[test]
 fn capsule_check_products_match_k256() {
     for overlap_calls in [false, true] {
-        let gpu = GpuBackend::with_executor(
-            Box::new(HostExecutor::new()),
-            DeviceInfo::emulated(),
-            &GpuOptions {
-                overlap_calls,
-                ..opts(1)
-            },
-        );
+        let gpu = host_backend_with(&GpuOptions {
+            overlap_calls,
+            ..opts(1)
+        });
         assert_eq!(gpu.overlaps_calls(), overlap_calls);
         check_products_of(&gpu);
     }

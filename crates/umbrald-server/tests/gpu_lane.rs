@@ -392,18 +392,9 @@ async fn auto_with_the_idle_gate_answers_everything() -> TestResult {
     Ok(())
 }
 
-/// Serves 480 capsules (4 connections × 3 requests × 40) with `auto` over the host-compiled
-/// kernels, checks every cfrag and that nothing fell back, and returns the metrics.
-async fn auto_with_host_kernels(
-    tag: &str,
-    idle_only: bool,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let fx = Arc::new(Fixture::new(4, 2, 6));
-    let prober: GpuProber = Arc::new(|| {
-        let opts = GpuOptions {
-            disable_after_failures: 0,
-            ..GpuOptions::default()
-        };
+/// A prober that finds the GPU backend over the host-compiled kernels, with these options.
+fn host_kernels(opts: GpuOptions) -> GpuProber {
+    Arc::new(move || {
         let gpu =
             GpuBackend::with_executor(Box::new(HostExecutor::new()), DeviceInfo::emulated(), &opts);
         Ok(GpuDevice {
@@ -412,6 +403,19 @@ async fn auto_with_host_kernels(
             batch_items: 256,
             backend: Arc::new(gpu),
         })
+    })
+}
+
+/// Serves 480 capsules (4 connections × 3 requests × 40) with `auto` over the host-compiled
+/// kernels, checks every cfrag and that nothing fell back, and returns the metrics.
+async fn auto_with_host_kernels(
+    tag: &str,
+    idle_only: bool,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let fx = Arc::new(Fixture::new(4, 2, 6));
+    let prober = host_kernels(GpuOptions {
+        disable_after_failures: 0,
+        ..GpuOptions::default()
     });
     let mut config = gpu_config(tag, BackendKind::Auto, 3, 60_000);
     config.batcher.max_batch_items = 16;
@@ -472,20 +476,10 @@ async fn auto_with_host_kernels(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
     let fx = Arc::new(Fixture::new(2, 2, 6));
-    let prober: GpuProber = Arc::new(|| {
-        let opts = GpuOptions {
-            overlap_calls: true,
-            split_pairs: true,
-            ..GpuOptions::default()
-        };
-        let gpu =
-            GpuBackend::with_executor(Box::new(HostExecutor::new()), DeviceInfo::emulated(), &opts);
-        Ok(GpuDevice {
-            description: gpu.info().to_string(),
-            stats: Some(gpu.stats()),
-            batch_items: 256,
-            backend: Arc::new(gpu),
-        })
+    let prober = host_kernels(GpuOptions {
+        overlap_calls: true,
+        split_pairs: true,
+        ..GpuOptions::default()
     });
     let mut config = gpu_config("gpu-overlap", BackendKind::Gpu, 3, 60_000);
     config.gpu.overlap_calls = true;
