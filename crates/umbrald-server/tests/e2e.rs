@@ -229,6 +229,21 @@ async fn bad_traffic_is_answered_while_a_good_client_keeps_working() -> TestResu
         results[3].error.as_ref().map(|e| e.code.as_str()),
         Some("invalid_kfrag")
     );
+    // Policies interleaved item by item: each item still gets its own policy's outcome.
+    let mut req = fx.request(47, &[(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]);
+    req.policies[1].kfrag = vec![7; 310];
+    let resp = bad.call(&req).await?;
+    let results = resp.results.expect("item results");
+    for (i, capsule) in [(0, 0), (2, 1), (4, 0)] {
+        fx.verify(capsule, results[i].cfrag.as_deref().expect("good policy"));
+    }
+    for i in [1, 3] {
+        assert_eq!(
+            results[i].error.as_ref().map(|e| e.code.as_str()),
+            Some("invalid_kfrag"),
+            "item {i}"
+        );
+    }
     // A kfrag checked against the wrong receiving key.
     let mut req = fx.request(45, &[(0, 0)]);
     req.policies[0].receiving_pk = fx.alice_pk.to_compressed_bytes().to_vec();
