@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{capsule_bytes, items_for, Policy};
+use common::{capsule_bytes, check_products_k256, items_for, Policy};
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
@@ -63,18 +63,11 @@ impl EcBackend for Offering {
         ss: &[Scalar],
     ) -> Option<Vec<[Option<Affine>; 2]>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut out: Vec<[Option<Affine>; 2]> = es
-            .iter()
-            .zip(hs.iter().zip(ss))
-            .map(|(e, (h, s))| {
-                let he = Affine::from_k256(&(e.to_k256() * h));
-                let sg = match self.offer {
-                    Offer::Wrong => Affine::from_k256(&ProjectivePoint::GENERATOR),
-                    _ => Affine::from_k256(&(ProjectivePoint::GENERATOR * s)),
-                };
-                [he, sg]
-            })
-            .collect();
+        let mut out = check_products_k256(es, hs, ss);
+        if self.offer == Offer::Wrong {
+            let g = Affine::from_k256(&ProjectivePoint::GENERATOR);
+            out.iter_mut().for_each(|[_, sg]| *sg = g);
+        }
         if self.offer == Offer::Short {
             out.pop();
         }

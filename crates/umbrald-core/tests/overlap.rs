@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::{capsule_bytes, items_for, Policy};
-use k256::{ProjectivePoint, Scalar};
+use common::{capsule_bytes, check_products_k256, items_for, Policy};
+use k256::Scalar;
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 use umbrald_core::Engine;
@@ -89,17 +89,7 @@ impl EcBackend for Rendezvous {
         ss: &[Scalar],
     ) -> Option<Vec<[Option<Affine>; 2]>> {
         self.meet();
-        Some(
-            es.iter()
-                .zip(hs.iter().zip(ss))
-                .map(|(e, (h, s))| {
-                    [
-                        Affine::from_k256(&(e.to_k256() * h)),
-                        Affine::from_k256(&(ProjectivePoint::GENERATOR * s)),
-                    ]
-                })
-                .collect(),
-        )
+        Some(check_products_k256(es, hs, ss))
     }
 
     fn overlaps_calls(&self) -> bool {

@@ -143,3 +143,21 @@ pub fn items_for<'a>(
         .map(|c| umbrald_core::ReencryptItem { capsule: c, kfrag })
         .collect()
 }
+
+/// The capsule check's products `[h·E, s·G]` for every capsule, computed with k256.
+pub fn check_products_k256(
+    es: &[umbrald_core::curve::Affine],
+    hs: &[k256::Scalar],
+    ss: &[k256::Scalar],
+) -> Vec<[Option<umbrald_core::curve::Affine>; 2]> {
+    use umbrald_core::curve::Affine;
+    es.iter()
+        .zip(hs.iter().zip(ss))
+        .map(|(e, (h, s))| {
+            [
+                Affine::from_k256(&(e.to_k256() * h)),
+                Affine::from_k256(&(k256::ProjectivePoint::GENERATOR * s)),
+            ]
+        })
+        .collect()
+}
