@@ -243,13 +243,11 @@ impl Engine {
         rng: &mut ChaCha20Rng,
     ) -> SecretWork<'c> {
         let overlap = self.backend.overlaps_calls() && !good.is_empty();
-        let failed_check = if overlap {
-            Vec::new()
-        } else {
-            self.check_capsules(&good)
-        };
-        // Rejected indices come in batch order: a binary search finds each.
-        good.retain(|(i, _)| failed_check.binary_search(i).is_err());
+        if !overlap {
+            let failed_check = self.check_capsules(&good);
+            // Rejected indices come in batch order: a binary search finds each.
+            good.retain(|(i, _)| failed_check.binary_search(i).is_err());
+        }
         let nonces = draw_nonces(rng, good.len());
         let mut bases = Vec::with_capacity(2 * good.len());
         let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
