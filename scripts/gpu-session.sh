@@ -110,7 +110,6 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         configs_text+=";$profile UMBRALD_IO_THREADS=0"
         configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true"
         configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true UMBRALD_GPU_PIPELINES=96"
-        configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true UMBRALD_GPU_SPLIT_PAIRS=true UMBRALD_GPU_PIPELINES=128"
         configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=3"
         configs_text+=";$profile UMBRALD_GPU_HOST_THREADS=8"
         configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use k256::{ProjectivePoint, Scalar};
 use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
-use zeroize::Zeroizing;
 
 use crate::audit;
 use crate::device::{self, DeviceInfo};
@@ -31,7 +30,6 @@ pub struct GpuBackend {
     failures_in_a_row: AtomicU32,
     info: DeviceInfo,
     overlap_calls: bool,
-    split_pairs: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -73,7 +71,6 @@ impl GpuBackend {
             failures_in_a_row: AtomicU32::new(0),
             info,
             overlap_calls: opts.overlap_calls,
-            split_pairs: opts.split_pairs,
         }
     }
 
@@ -165,32 +162,6 @@ impl GpuBackend {
             || self.exec.mul_firsts(bases, scalars),
             |out, idx| audit::check_firsts(&self.cpu, bases, scalars, out, idx),
         )
-    }
-
-    /// `mul_pairs` as two [`Self::mul_firsts`] calls at once, one per scalar column
-    /// (`GpuOptions::split_pairs`); each is audited on its own, and either failing fails the
-    /// call. The columns are secret (the kfrag's key, the proof's nonce): their copies are
-    /// zeroized when dropped, as the executor wipes its buffers.
-    fn mul_pairs_split(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
-        let column = |c: usize| Zeroizing::new(scalars.iter().map(|k| k[c]).collect::<Vec<_>>());
-        let (firsts, seconds) = (column(0), column(1));
-        let (a, b) = std::thread::scope(|s| {
-            let b = s.spawn(|| self.mul_firsts(bases, &seconds));
-            let a = self.mul_firsts(bases, &firsts);
-            let b = b
-                .join()
-                .unwrap_or_else(|_| Err(BackendError::Device("split pair call panicked".into())));
-            (a, b)
-        });
-        let (a, b) = (a?, b?);
-        Ok(a.into_iter()
-            .zip(b)
-            .map(|([p, _], [q, _])| [p, q])
-            .collect())
     }
 
     /// One device call of `items` items: nothing to do for none, refused once the device was
@@ -293,9 +264,6 @@ impl EcBackend for GpuBackend {
         scalars: &[[Scalar; 2]],
     ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         same_length(bases.len(), scalars.len())?;
-        if self.split_pairs && !bases.is_empty() {
-            return self.mul_pairs_split(bases, scalars);
-        }
         self.call(
             bases.len(),
             2,

@@ -43,14 +43,8 @@ pub struct GpuOptions {
     /// Issue the device calls of one engine batch at once (`h·E` with `s·G` here; the engine
     /// runs the capsule check beside the products and `t·U`:
     /// [`umbrald_core::backend::EcBackend::overlaps_calls`]) instead of one after the other.
-    /// Off by default: not yet measured on a device in this form.
+    /// Off by default: on an H200 0.92-1.00x without it (docs/PERFORMANCE.md §4).
     pub overlap_calls: bool,
-    /// Run `mul_pairs` as two launches at once, one per scalar column (the pair kernel with
-    /// its second ladder skipped, as for the capsule check's `h·E`), instead of one launch
-    /// whose every thread runs both ladders in a row: the same number of ladders, a table of
-    /// `P` built twice, and a call that waits for one ladder instead of two. Off by default:
-    /// not yet measured on a device.
-    pub split_pairs: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
 }
@@ -119,7 +113,6 @@ impl Default for GpuOptions {
             nvrtc_options: Vec::new(),
             table_in_shared: true,
             overlap_calls: false,
-            split_pairs: false,
             host_wait: HostWait::default(),
         }
     }

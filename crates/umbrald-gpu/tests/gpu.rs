@@ -154,15 +154,13 @@ fn gpu_capsule_checks_reject_exactly_the_tampered_capsules() {
     assert_eq!(stats.fallbacks, 0, "{stats:?}");
 }
 
-/// `overlap_calls` with `split_pairs`: the capsule check beside the products, the products as
-/// two one-ladder launches at once. Products equal the CPU's; exactly the tampered capsules
-/// are rejected and the other cfrags verify.
+/// `overlap_calls`: the capsule check beside the products. Products equal the CPU's;
+/// exactly the tampered capsules are rejected and the other cfrags verify.
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn gpu_overlapped_split_calls_match_the_cpu() {
+fn gpu_overlapped_calls_match_the_cpu() {
     let gpu = Arc::new(gpu_with(GpuOptions {
         overlap_calls: true,
-        split_pairs: true,
         ..GpuOptions::default()
     }));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5b1f);
@@ -184,7 +182,7 @@ fn gpu_overlapped_split_calls_match_the_cpu() {
             .mul_pairs(&bases[lo..hi], &scalars[lo..hi])
             .expect("CPU")
     });
-    assert!(got == want, "split pairs differ from the CPU");
+    assert!(got == want, "overlapped pairs differ from the CPU");
     let stats = gpu.stats();
     let engine = Engine::new(gpu);
     let policy = Policy::new(2, 3);

@@ -77,27 +77,6 @@ fn pairs_match_the_cpu_across_blocks() {
     assert!(stats.kernel_time > std::time::Duration::ZERO);
 }
 
-/// `split_pairs`: the pairs as two one-ladder calls at once give the same products (zero
-/// scalars in either column included), each call audited and counted on its own.
-#[test]
-fn split_pairs_match_the_cpu() {
-    let (bases, mut scalars) = batch(300, 4);
-    scalars[3] = [
-        Scalar::random(&mut rand::rngs::StdRng::seed_from_u64(5)),
-        Scalar::ZERO,
-    ];
-    let gpu = host_backend_with(&GpuOptions {
-        split_pairs: true,
-        ..opts(3)
-    });
-    let got = pairs_checked(&gpu, &bases, &scalars);
-    assert!(got[3][0].is_some() && got[3][1].is_none());
-    let stats = gpu.stats().snapshot();
-    assert_eq!((stats.batches, stats.items, stats.fallbacks), (2, 600, 0));
-    assert_eq!(stats.audited, 6);
-    assert_eq!(gpu.mul_pairs(&[], &[]).expect("empty").len(), 0);
-}
-
 #[test]
 fn fixed_base_matches_the_cpu() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);

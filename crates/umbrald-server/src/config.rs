@@ -230,6 +230,8 @@ pub struct GpuSection {
     /// least 1024 items, each one device call, so that this work overlaps the device's. 0 (the
     /// default) means one per worker thread: that host work, not the device, bounds the GPU
     /// lane's rate (measured on an H200 with 16 cores, docs/PERFORMANCE.md).
+    /// `deploy/umbrald-gpu.toml` sets 8 with 3 batches in flight: fewer, larger device calls,
+    /// 1.04-1.09x 16 threads with 2 batches on an H200 under 8 connections.
     pub host_threads: usize,
     /// Compute the capsule checks' products (`h·E`, `s·G`) on the GPU instead of one combined
     /// check on the host: less than half the host's work per item, twice the device calls.
@@ -249,26 +251,23 @@ pub struct GpuSection {
     /// Issue a batch part's device calls at once after the decompression (the capsule check's
     /// `h·E` and `s·G`, the products and `t·U`, the products computed for every parsed capsule
     /// and dropped for those failing the check) instead of one after the other, each waiting
-    /// for a whole kernel. Four calls per part: raise `pipelines` with it. Off by default: not
-    /// yet measured on a device in this form.
+    /// for a whole kernel. Four calls per part: raise `pipelines` with it. Off by default:
+    /// on an H200 0.96-1.00x without it (0.92x with 3 batches over 8 host threads); the
+    /// overlapped calls each ran longer, so the device, not the chain of calls, is the limit
+    /// (docs/PERFORMANCE.md §4, fifth GPU session).
     pub overlap_calls: bool,
-    /// Run each call of products (`rk` and the proof's nonce times `E` and `V`) as two
-    /// launches at once, one ladder per thread each, instead of one launch of two ladders per
-    /// thread: the call waits for one ladder instead of two (one more call in flight per part:
-    /// raise `pipelines` with it). Off by default: not yet measured on a device.
-    pub split_pairs: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
     /// split over `host_threads` as before (`auto` too: the lane's measured rate counts every
     /// batch in flight). 1 (the default): one batch at a time; `deploy/umbrald-gpu.toml`
-    /// sets 2 (measured on an H200, docs/PERFORMANCE.md §4).
+    /// sets 3 with 8 host threads (measured on an H200, docs/PERFORMANCE.md §4).
     pub batches_in_flight: usize,
     /// Device calls in flight at once, each on its own pipeline (streams and buffers sized
     /// for a full launch, ~54 MB of pinned memory each on an H200), 1 to 128. 0 (the default):
     /// one per GPU host thread, at most 8, as measured so far. A batch part waits for a free
     /// pipeline, so with more calls than pipelines (`host_threads` times
     /// `batches_in_flight`, times up to four with `overlap_calls`) the calls go in rounds;
-    /// more than 32 is not yet measured on a device.
+    /// 96 with `overlap_calls` measured no gain on an H200.
     pub pipelines: usize,
     /// How the GPU host threads wait for their device calls: `block` (sleep until the device
     /// signals, the default), `yield` or `spin`. CUDA's own default spins on machines with
@@ -332,7 +331,6 @@ impl Default for GpuSection {
             decompress: true,
             table_in_shared: true,
             overlap_calls: false,
-            split_pairs: false,
             batches_in_flight: 1,
             pipelines: 0,
             host_wait: GpuHostWait::Block,
@@ -440,9 +438,6 @@ pub struct Overrides {
     /// Issue a batch's independent device calls at once (true or false).
     #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
     pub gpu_overlap_calls: Option<bool>,
-    /// Run the products as two one-ladder launches at once (true or false).
-    #[arg(long, env = "UMBRALD_GPU_SPLIT_PAIRS", value_name = "BOOL")]
-    pub gpu_split_pairs: Option<bool>,
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
@@ -513,7 +508,6 @@ impl Overrides {
         set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
-        set(&mut config.gpu.split_pairs, &self.gpu_split_pairs);
         set(
             &mut config.gpu.batches_in_flight,
             &self.gpu_batches_in_flight,

@@ -79,7 +79,6 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         concurrent_calls: section.pipelines.clamp(1, MAX_GPU_PIPELINES),
         table_in_shared: section.table_in_shared,
         overlap_calls: section.overlap_calls,
-        split_pairs: section.split_pairs,
         host_wait: section.host_wait.into(),
         ..GpuOptions::default()
     };

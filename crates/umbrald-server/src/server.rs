@@ -167,7 +167,6 @@ impl Server {
                     host_threads = section.host_threads,
                     pipelines = section.pipelines,
                     overlap_calls = section.overlap_calls,
-                    split_pairs = section.split_pairs,
                     host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"
                 );

@@ -28,13 +28,15 @@ fn the_gpu_example_config_is_valid_and_departs_only_where_it_says() {
     let config = Config::from_file(&path).expect("GPU example parses");
     config.validate().expect("GPU example validates");
     let defaults = Config::default();
-    assert_eq!(config.server.io_threads, 4);
+    assert_eq!(config.server.io_threads, 6);
     assert_eq!(config.batcher.max_queue_items, 262_144);
     assert_eq!(config.workers.backend, umbrald_server::BackendKind::Gpu);
-    assert_eq!(config.gpu.batches_in_flight, 2);
+    assert_eq!(config.gpu.batches_in_flight, 3);
+    assert_eq!(config.gpu.host_threads, 8);
     assert_eq!(config.gpu.pipelines, 32);
     let mut gpu = config.gpu.clone();
     gpu.batches_in_flight = defaults.gpu.batches_in_flight;
+    gpu.host_threads = defaults.gpu.host_threads;
     gpu.pipelines = defaults.gpu.pipelines;
     assert_eq!(gpu, defaults.gpu, "only the keys the file names differ");
     assert_eq!(config.limits, defaults.limits);

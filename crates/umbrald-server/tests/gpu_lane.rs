@@ -469,21 +469,19 @@ async fn auto_with_host_kernels(
     Ok(text)
 }
 
-/// `overlap_calls` and `split_pairs` through the lane (host-compiled kernels as the device,
-/// every offload on): the capsule check runs beside the products, which are computed for every
-/// capsule as two one-ladder calls; the tampered capsules are answered `invalid_capsule` and
-/// every other cfrag verifies under umbral-pre, whole and compact.
+/// `overlap_calls` through the lane (host-compiled kernels as the device, every offload on):
+/// the capsule check runs beside the products, which are computed for every capsule; the
+/// tampered capsules are answered `invalid_capsule` and every other cfrag verifies under
+/// umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
     let fx = Arc::new(Fixture::new(2, 2, 6));
     let prober = host_kernels(GpuOptions {
         overlap_calls: true,
-        split_pairs: true,
         ..GpuOptions::default()
     });
     let mut config = gpu_config("gpu-overlap", BackendKind::Gpu, 3, 60_000);
     config.gpu.overlap_calls = true;
-    config.gpu.split_pairs = true;
     config.gpu.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = umbrald_server::testing::TestClient::connect(
@@ -665,9 +663,6 @@ fn gpu_options_parse_and_validate() {
     assert!(!Config::default().gpu.overlap_calls);
     let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
     assert!(c.gpu_section().overlap_calls);
-    assert!(!Config::default().gpu.split_pairs);
-    let c = Config::from_toml("[gpu]\nsplit_pairs = true\n").expect("parses");
-    assert!(c.gpu_section().split_pairs);
     assert_eq!(Config::default().gpu.batches_in_flight, 1);
     let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
     c.validate().expect("valid");
