@@ -34,7 +34,9 @@
 # E2E_CONNECTIONS (QUIC connections of the load generator, default 1), E2E_BACKEND
 # (default gpu; auto serves on GPU and CPU workers together), E2E_MAX_QUEUE_ITEMS (the
 # server's queue bound, default 131072), E2E_BENCH_FLAGS (more `umbrald bench` flags, e.g.
-# --whole-cfrags), E2E_ONLY=1 (skip steps 1-3).
+# --whole-cfrags), E2E_SERVER_CPUS and E2E_CLIENT_CPUS (taskset CPU lists for the server and
+# the load generator, e.g. 0-11 and 12-15: the server's own rate without the generator on its
+# cores; unset: both on every core), E2E_ONLY=1 (skip steps 1-3).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -171,7 +173,10 @@ run() {
     # 4. End to end: umbrald serve --backend gpu, loaded by umbrald bench.
     local data quic=127.0.0.1:14433 http=127.0.0.1:19464
     data="$(mktemp -d)"
-    "$dir/umbrald" serve --backend "${E2E_BACKEND:-gpu}" --listen "$quic" --metrics-listen "$http" \
+    local server_pin=() client_pin=()
+    [ -n "${E2E_SERVER_CPUS:-}" ] && server_pin=(taskset -c "$E2E_SERVER_CPUS")
+    [ -n "${E2E_CLIENT_CPUS:-}" ] && client_pin=(taskset -c "$E2E_CLIENT_CPUS")
+    "${server_pin[@]}" "$dir/umbrald" serve --backend "${E2E_BACKEND:-gpu}" --listen "$quic" --metrics-listen "$http" \
         --data-dir "$data" --max-queue-items "${E2E_MAX_QUEUE_ITEMS:-131072}" --log info >"$out/serve.log" 2>&1 &
     local server=$!
     local fp="" waited=0
@@ -187,8 +192,10 @@ run() {
         return 1
     fi
     summary "e2e: server up after ${waited} s: $(grep -o 'GPU found.*' "$out/serve.log" | head -n 1)"
+    [ ${#server_pin[@]} -gt 0 ] && summary "e2e: server on CPUs $E2E_SERVER_CPUS"
+    [ ${#client_pin[@]} -gt 0 ] && summary "e2e: load generator on CPUs $E2E_CLIENT_CPUS"
     step "e2e bench" $(( ${E2E_SECONDS:-20} + 60 )) e2e-bench.txt \
-        "$dir/umbrald" bench --addr "$quic" --fingerprint "$fp" \
+        "${client_pin[@]}" "$dir/umbrald" bench --addr "$quic" --fingerprint "$fp" \
         --concurrency "${E2E_CONCURRENCY:-64}" --batch "${E2E_BATCH:-256}" \
         --connections "${E2E_CONNECTIONS:-1}" \
         --duration "${E2E_SECONDS:-20}s" --warmup 3s --metrics-url "http://$http/metrics" \
