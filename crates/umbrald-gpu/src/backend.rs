@@ -202,7 +202,7 @@ impl GpuBackend {
         };
         let indices = audit::sample_indices(items, self.audit_samples);
         self.stats.record_audited(indices.len() as u64);
-        let auditing = std::time::Instant::now();
+        let auditing = cpu_time::ThreadTime::now();
         let verdict = audit(&out, &indices);
         self.stats.record_audit_time(auditing.elapsed());
         if let Err(message) = verdict {

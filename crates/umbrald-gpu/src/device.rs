@@ -16,7 +16,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
 
 use cudarc::driver::{
     result as cu, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
@@ -534,7 +536,7 @@ impl Lane {
             packed_in: Duration::ZERO,
         };
         let host = self.host_in.as_mut_slice().map_err(exec_err)?;
-        let packing = Instant::now();
+        let packing = ThreadTime::now();
         job.pack(items, &mut host[..pending.in_words])?;
         pending.packed_in = packing.elapsed();
 
@@ -650,7 +652,7 @@ impl Lane {
             Ok(Duration::from_secs_f64(f64::from(elapsed.max(0.0)) / 1e3))
         };
         let host_out = self.host_out.as_slice().map_err(exec_err)?;
-        let reading = Instant::now();
+        let reading = ThreadTime::now();
         job.unpack(pending.items, &host_out[..pending.out_words])?;
         Ok(Timing {
             kernel: ms(1, 2)?,

@@ -19,8 +19,10 @@ pub struct Timing {
     pub kernel: Duration,
     /// Time in host-to-device and device-to-host copies.
     pub copy: Duration,
-    /// Host time packing inputs into the kernels' layout and reading results back (with the
-    /// check of every output point), on the calling thread.
+    /// Host CPU time packing inputs into the kernels' layout and reading results back (with
+    /// the check of every output point): the calling thread's own CPU time, so time spent
+    /// descheduled does not count (nor the helper threads of a read large enough to be split,
+    /// `layout::unpack_pairs`).
     pub layout: Duration,
 }
 

@@ -10,6 +10,8 @@
 
 use std::time::Instant;
 
+use cpu_time::ThreadTime;
+
 use k256::Scalar;
 use umbrald_core::curve::{Affine, CompressedPoint};
 
@@ -356,13 +358,13 @@ fn replay<T>(
     unpack: impl FnOnce(&[u32]) -> Result<T, LayoutError>,
 ) -> Result<(T, Timing), ExecError> {
     let mut input = zeroize::Zeroizing::new(vec![0u32; in_words]);
-    let packing = Instant::now();
+    let packing = ThreadTime::now();
     pack(&mut input)?;
     let packed = packing.elapsed();
     let start = Instant::now();
     let words = launch(&input);
     let kernel = start.elapsed();
-    let reading = Instant::now();
+    let reading = ThreadTime::now();
     let out = unpack(&words)?;
     let timing = Timing {
         kernel,

@@ -31,10 +31,10 @@ pub struct GpuStatsSnapshot {
     pub kernel_time: Duration,
     /// Device time in host/device copies.
     pub copy_time: Duration,
-    /// Host time packing inputs and reading results back (point checks included), summed
+    /// Host CPU time packing inputs and reading results back (point checks included), summed
     /// over the calling threads.
     pub layout_time: Duration,
-    /// Host time recomputing sampled outputs on the CPU (the audit), summed over the calling
+    /// Host CPU time recomputing sampled outputs on the CPU (the audit), summed over the calling
     /// threads; failed calls included.
     pub audit_time: Duration,
     /// Calls handed back to the CPU: a driver error, an invalid output or a failed audit.

@@ -342,14 +342,14 @@ impl Metrics {
                 &registry,
                 float_counter(
                     "umbrald_gpu_layout_seconds_total",
-                    "Host time packing GPU inputs and reading results back, point checks included",
+                    "Host CPU time packing GPU inputs and reading results back, point checks included",
                 ),
             ),
             gpu_audit_seconds: register(
                 &registry,
                 float_counter(
                     "umbrald_gpu_audit_seconds_total",
-                    "Host time recomputing sampled GPU outputs on the CPU",
+                    "Host CPU time recomputing sampled GPU outputs on the CPU",
                 ),
             ),
             gpu_fallbacks: counter_vec(
