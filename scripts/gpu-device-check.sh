@@ -28,7 +28,8 @@
 #
 # `run` writes into $OUT (default ./gpu-check-out): summary.txt (one line per step),
 # gpu-tests.log, gpu-lane.log, bench.md, serve.log, e2e-bench.txt, e2e-metrics.txt,
-# env.txt. Each step has its own timeout; the whole run is meant to stay under 9 minutes.
+# env.txt, threads.txt (CPU time of each server thread). Each step has its own timeout; the
+# whole run is meant to stay under 9 minutes.
 # Environment: UMBRALD_GPU_TEST_MULS (default 1000000), E2E_SECONDS (default 20),
 # E2E_BATCH (capsules per request, default 256), E2E_CONCURRENCY (default 64),
 # E2E_CONNECTIONS (QUIC connections of the load generator, default 1), E2E_BACKEND
@@ -208,6 +209,17 @@ run() {
     fi
     grep -E "^umbrald_(gpu|lane|backend_info|items_total|batch_size_items_(sum|count))" "$out/e2e-metrics.txt" \
         | grep -v "_bucket" | tee -a "$out/summary.txt"
+    # CPU time of each server thread over its life (which thread groups are near their
+    # ceiling): threads.txt, the busiest five in the summary.
+    local tick task
+    tick="$(getconf CLK_TCK)"
+    for task in /proc/$server/task/*; do
+        # Fields 14 and 15 of stat (after the parenthesized name): user and system ticks.
+        awk -v tid="${task##*/}" -v name="$(cat "$task/comm" 2>/dev/null)" -v hz="$tick" \
+            '{ sub(/^.*\) /, ""); printf "%.2f s %s %s\n", ($12 + $13) / hz, name, tid }' \
+            "$task/stat" 2>/dev/null
+    done | sort -rn >"$out/threads.txt"
+    summary "e2e: busiest server threads (CPU over the server's life): $(head -n 5 "$out/threads.txt" | awk '{printf "%s %s %s; ", $3, $1, $2}')"
     kill -TERM $server 2>/dev/null
     wait $server 2>/dev/null
     rm -rf "$data"
