@@ -39,6 +39,10 @@ note() { echo "$*" | tee -a "$out/summary.txt"; }
 note "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
 # Whether the vCPUs are hyperthreads: per-thread CPU times grow when sibling threads are busy.
 note "host: $(lscpu 2>/dev/null | grep -E '^(Model name|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)):' | sed 's/  */ /g' | paste -sd ';' -)"
+# Instruction sets the host work leans on: SHA-256 (the proof and capsule hashes, about 8
+# compressions per capsule; several times slower without sha_ni), AES-GCM for QUIC (vaes,
+# vpclmulqdq), and the field arithmetic (adx, bmi2).
+note "host flags: $(for f in sha_ni vaes vpclmulqdq avx512f avx2 adx bmi2; do grep -qw "$f" /proc/cpuinfo && printf '%s ' "$f" || printf 'no-%s ' "$f"; done)"
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
     for placement in local shared; do
