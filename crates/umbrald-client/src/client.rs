@@ -44,6 +44,10 @@ pub struct ClientOptions {
     /// the same whole cfrags either way). Halves the response's bytes; a server that predates
     /// the form answers whole cfrags.
     pub compact_cfrags: bool,
+    /// Interleave concurrent requests' bytes packet by packet (QUIC fair queuing, the
+    /// default) instead of sending each request whole before the next: `false` lets each of
+    /// many concurrent large requests reach the server sooner.
+    pub send_fairness: bool,
 }
 
 impl Default for ClientOptions {
@@ -58,6 +62,7 @@ impl Default for ClientOptions {
             reconnect_attempts: 1,
             identity: None,
             compact_cfrags: true,
+            send_fairness: true,
         }
     }
 }
@@ -544,6 +549,7 @@ fn transport_config(options: &ClientOptions) -> quinn::TransportConfig {
     // The server never opens streams towards us.
     transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
     transport.max_concurrent_uni_streams(VarInt::from_u32(0));
+    transport.send_fairness(options.send_fairness);
     transport
 }
 

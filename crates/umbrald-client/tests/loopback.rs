@@ -185,6 +185,55 @@ async fn pipelined_requests_share_one_connection_and_report_item_errors() {
     server.shutdown().await;
 }
 
+/// With QUIC fair queuing off on both sides (`[server] quic_send_fairness = false`,
+/// `ClientOptions::send_fairness = false`), concurrent requests and answers of several packets
+/// each still arrive whole on one connection, and a retrieval through them decrypts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_arrive_whole_without_fair_queuing() {
+    let dir = temp_dir("fifo-streams");
+    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
+    config.server.quic_send_fairness = false;
+    let server = umbrald_server::Server::start(config)
+        .await
+        .expect("server starts");
+    let spec = spec_of(&server);
+    let fifo = ClientOptions {
+        send_fairness: false,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect_with(spec.addr, &spec.trust, fifo.clone())
+        .await
+        .expect("connect");
+    let (policy, capsule) = policy_and_capsule();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            let request = ReencryptRequest::new(policy.clone(), vec![capsule.clone(); 24]);
+            tokio::spawn(async move { client.reencrypt(request).await })
+        })
+        .collect();
+    for task in tasks {
+        let outcomes = task.await.expect("task").expect("request answered");
+        assert_eq!(outcomes.len(), 24);
+        assert!(outcomes.iter().all(|o| o.as_ref().map(Vec::len) == Ok(381)));
+    }
+    assert_eq!(client.handshake_times().len(), 1, "all on one connection");
+
+    let (alice, bob) = (Alice::random(), Bob::random());
+    let sealed = alice.encrypt(b"one stream after another").expect("encrypt");
+    let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
+    let appliances = ThresholdClient::new(std::slice::from_ref(&spec), &fifo).expect("clients");
+    let retrieval = appliances
+        .retrieve(&grant, &sealed.capsule)
+        .await
+        .expect("threshold met");
+    let plaintext = bob
+        .decrypt(&grant, &sealed, retrieval.cfrags)
+        .expect("decrypts");
+    assert_eq!(&*plaintext, b"one stream after another");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_over_the_clients_bound_are_refused_and_the_rest_read_whole() {
     let dir = temp_dir("response-bound");

@@ -80,6 +80,12 @@ pub struct ServerSection {
     pub io_threads: usize,
     /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Interleave the answers a connection has to send packet by packet (QUIC fair queuing,
+    /// quinn's default) instead of sending each whole before the next, in the order they were
+    /// written. `true` (the default) keeps a small answer from waiting behind large ones;
+    /// `false` lets each of many concurrent large answers arrive sooner, which may feed a
+    /// closed-loop client faster. Not yet measured on a device (docs/PERFORMANCE.md §4).
+    pub quic_send_fairness: bool,
 }
 
 impl Default for ServerSection {
@@ -89,6 +95,7 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("./.umbrald"),
             io_threads: 0,
             shutdown_grace_ms: 30_000,
+            quic_send_fairness: true,
         }
     }
 }
@@ -390,6 +397,10 @@ pub struct Overrides {
     /// Async runtime threads (0: one per 8 cores, 1 to 4).
     #[arg(long, env = "UMBRALD_IO_THREADS", value_name = "N")]
     pub io_threads: Option<usize>,
+    /// Interleave a connection's answers packet by packet (true, the default) or send each
+    /// whole in turn (false).
+    #[arg(long, env = "UMBRALD_QUIC_SEND_FAIRNESS", value_name = "BOOL")]
+    pub quic_send_fairness: Option<bool>,
     /// PEM certificate chain.
     #[arg(long, env = "UMBRALD_TLS_CERT", value_name = "FILE")]
     pub cert: Option<PathBuf>,
@@ -486,6 +497,10 @@ impl Overrides {
         set(&mut config.server.listen, &self.listen);
         set(&mut config.server.data_dir, &self.data_dir);
         set(&mut config.server.io_threads, &self.io_threads);
+        set(
+            &mut config.server.quic_send_fairness,
+            &self.quic_send_fairness,
+        );
         set_opt(&mut config.tls.cert, &self.cert);
         set_opt(&mut config.tls.key, &self.key);
         set_opt(&mut config.tls.client_ca, &self.client_ca);
@@ -756,6 +771,18 @@ mod tests {
         );
         let c = Config::from_toml("[server]\nio_threads = 3\n").expect("parses");
         assert_eq!(c.io_threads(), 3);
+    }
+
+    #[test]
+    fn quic_send_fairness_is_on_unless_turned_off() {
+        assert!(Config::default().server.quic_send_fairness);
+        let c = Config::from_toml("[server]\nquic_send_fairness = false\n").expect("parses");
+        assert!(!c.server.quic_send_fairness);
+        let o = Overrides {
+            quic_send_fairness: Some(false),
+            ..Default::default()
+        };
+        assert!(!Config::load(&o).expect("loads").server.quic_send_fairness);
     }
 
     #[test]

@@ -102,7 +102,8 @@ impl Server {
         let material = tls::load_or_create(&config)?;
         let fingerprint = material.fingerprint();
         let crypto = tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
-        let server_config = tls::quic_server_config(crypto, &config.limits)?;
+        let server_config =
+            tls::quic_server_config(crypto, &config.limits, config.server.quic_send_fairness)?;
 
         let listen = config.server.listen;
         let bind_err = |addr| move |source| StartError::Bind { addr, source };
@@ -244,6 +245,7 @@ impl Server {
             max_queue_delay_us = config.batcher.max_queue_delay_us,
             max_queue_items = config.batcher.max_queue_items,
             mutual_tls = config.tls.client_ca.is_some(),
+            quic_send_fairness = config.server.quic_send_fairness,
             cert_sha256 = %tls::fingerprint_hex(&fingerprint),
             "umbrald serving"
         );

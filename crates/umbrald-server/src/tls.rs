@@ -142,10 +142,12 @@ pub fn server_crypto(
 }
 
 /// The QUIC server configuration: the TLS configuration plus transport limits from
-/// `[limits]` (stream credit per connection, idle timeout, stream receive window).
+/// `[limits]` (stream credit per connection, idle timeout, stream receive window) and how a
+/// connection's answers share its packets (`send_fairness`, `[server] quic_send_fairness`).
 pub fn quic_server_config(
     crypto: rustls::ServerConfig,
     limits: &LimitsSection,
+    send_fairness: bool,
 ) -> Result<quinn::ServerConfig, TlsError> {
     let quic_crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto)
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
@@ -158,6 +160,7 @@ pub fn quic_server_config(
     // Let a whole request arrive without waiting for window updates.
     let window = u32::try_from(limits.max_request_bytes).unwrap_or(u32::MAX);
     transport.stream_receive_window(window.into());
+    transport.send_fairness(send_fairness);
     server.transport_config(Arc::new(transport));
     Ok(server)
 }

@@ -58,6 +58,11 @@ pub struct TargetArgs {
     /// capsule-specific bytes, completed here from the request's kfrags into the same cfrags).
     #[arg(long)]
     pub whole_cfrags: bool,
+
+    /// Send concurrent requests on a connection each whole in turn instead of interleaving
+    /// them packet by packet (QUIC fair queuing, the default).
+    #[arg(long)]
+    pub fifo_streams: bool,
 }
 
 impl TargetArgs {
@@ -107,6 +112,7 @@ impl TargetArgs {
             connect_timeout: self.connect_timeout,
             identity,
             compact_cfrags: !self.whole_cfrags,
+            send_fairness: !self.fifo_streams,
             ..ClientOptions::default()
         })
     }
