@@ -378,6 +378,16 @@ impl Report {
                 "                  request time {}",
                 fmt(&s.request_ms, " ms")
             )?;
+            // What the server's account leaves out of the generator's mean latency: sending
+            // the request, returning the answer, and the generator's own turns.
+            if let Some(server_ms) = s.request_ms.as_ref().map(|d| d.mean) {
+                writeln!(
+                    out,
+                    "                  outside the server {:.3} ms mean (generator's mean \
+                     latency less the request time: QUIC both ways, the generator)",
+                    self.latency_ms.uncorrected.mean - server_ms
+                )?;
+            }
             if let Some(us) = s.cpu_us_per_item() {
                 writeln!(
                     out,
