@@ -80,8 +80,9 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         env $([ "$settings" = - ] || echo $settings) OUT="$out/$label" E2E_ONLY=1 \
             "$here/gpu-device-check.sh" run "$bindir" >/dev/null 2>&1
         note "e2e $label ($settings): rc=$? ($((SECONDS - t0)) s)"
-        grep -E "items/s|throughput|p99|CPU|fallbacks|audit" "$out/$label/e2e-bench.txt" \
+        grep -E "items/s|throughput|p99|CPU|fallbacks|audit|outside the server" "$out/$label/e2e-bench.txt" \
             "$out/$label/e2e-metrics.txt" 2>/dev/null | grep -v "^[^:]*:# " | head -n 20 | tee -a "$out/summary.txt"
+        grep -E "busiest|server on CPUs|generator on CPUs" "$out/$label/summary.txt" 2>/dev/null | tee -a "$out/summary.txt"
         # Mean wall time of each kind of device call, from umbrald_gpu_call_seconds.
         awk -F'[{}" ]+' '/^umbrald_gpu_call_seconds_(sum|count)/ {
                 k = ($1 ~ /_sum$/) ? "s" : "n"; v[$3, k] = $NF; calls[$3] = 1 }
