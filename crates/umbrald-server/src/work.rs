@@ -235,16 +235,21 @@ mod tests {
         assert_eq!(results[2], ItemResult::ok(vec![2]));
     }
 
-    /// Results handed over in runs reach the right request and slot, whatever the order of the
-    /// items: runs of one request, interleaved requests, a request split by another.
-    #[test]
-    fn results_in_runs_reach_their_requests_in_item_order() {
-        let policy = Arc::new(Policy {
+    /// A policy with no keys (the tests here never verify it).
+    fn empty_policy() -> Arc<Policy> {
+        Arc::new(Policy {
             kfrag: vec![],
             delegating_pk: vec![],
             receiving_pk: vec![],
             verifying_pk: vec![],
-        });
+        })
+    }
+
+    /// Results handed over in runs reach the right request and slot, whatever the order of the
+    /// items: runs of one request, interleaved requests, a request split by another.
+    #[test]
+    fn results_in_runs_reach_their_requests_in_item_order() {
+        let policy = empty_policy();
         let (a, mut rx_a) = RequestState::new(3, 0, None, false);
         let (b, mut rx_b) = RequestState::new(3, 0, None, false);
         let item = |r: &Arc<RequestState>, index| {
@@ -278,12 +283,7 @@ mod tests {
     #[test]
     fn cancel_is_visible_to_queue_entries() {
         let (state, _rx) = RequestState::new(1, 4, None, false);
-        let policy = Arc::new(Policy {
-            kfrag: vec![],
-            delegating_pk: vec![],
-            receiving_pk: vec![],
-            verifying_pk: vec![],
-        });
+        let policy = empty_policy();
         let item = WorkItem::new(vec![], policy, None, state.clone(), 0);
         assert_eq!(item.priority(), 4);
         assert!(!item.is_cancelled());

@@ -287,31 +287,20 @@ struct PolicyKfrags {
     verified: Vec<Arc<VerifiedKeyFrag>>,
     /// Policy (by address) → index into `verified`, or why it failed.
     by_policy: HashMap<*const Policy, Result<usize, ItemError>>,
-    /// The last policy looked up and its entry: consecutive items usually share it.
-    last: Option<(*const Policy, Result<usize, ItemError>)>,
 }
 
 impl PolicyKfrags {
     fn index_of(&mut self, item: &WorkItem, engine: &Engine) -> Result<usize, ItemError> {
-        let key = Arc::as_ptr(&item.policy);
-        if let Some((last, entry)) = &self.last {
-            if *last == key {
-                return entry.clone();
-            }
-        }
         let verified = &mut self.verified;
-        let entry = self
-            .by_policy
-            .entry(key)
+        self.by_policy
+            .entry(Arc::as_ptr(&item.policy))
             .or_insert_with(|| {
                 item.verified_policy(engine).map(|kfrag| {
                     verified.push(kfrag);
                     verified.len() - 1
                 })
             })
-            .clone();
-        self.last = Some((key, entry.clone()));
-        entry
+            .clone()
     }
 }
 
