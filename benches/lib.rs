@@ -2,7 +2,7 @@
 
 use k256::{ProjectivePoint, Scalar};
 use umbral_pre::DefaultSerialize;
-use umbrald_core::backend::{BackendError, EcBackend};
+use umbrald_core::backend::{BackendError, CfragParts, EcBackend, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// A policy with one kfrag and `n` capsules, all made with umbral-pre.
@@ -55,6 +55,8 @@ pub struct InstantBackend {
     check: Option<Vec<(Affine, [Option<Affine>; 2])>>,
     /// `E` and `V` of every offered capsule, compressed and decompressed, in workload order.
     points: Option<Vec<(CompressedPoint, Affine)>>,
+    /// Offer `cfrag_parts` (answered with constant bytes, as the products are).
+    parts: bool,
 }
 
 impl EcBackend for InstantBackend {
@@ -96,6 +98,20 @@ impl EcBackend for InstantBackend {
             .collect()
     }
 
+    fn offers_cfrag_parts(&self) -> bool {
+        self.parts
+    }
+
+    fn cfrag_parts(
+        &self,
+        _: &[Affine],
+        _: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Option<Vec<CfragParts>> {
+        self.parts
+            .then(|| vec![[2u8; CFRAG_PARTS_LEN]; commitments.len()])
+    }
+
     /// True, as for the GPU backend: every point it returns is a curve point.
     fn checks_outputs(&self) -> bool {
         true
@@ -122,6 +138,13 @@ impl InstantBackend {
     /// Also offers `[h·E, s·G]` for these capsules (`EcBackend::capsule_check_products`).
     pub fn offering_checks(mut self, capsules: &[Vec<u8>]) -> Self {
         self.check = Some(check_products(capsules));
+        self
+    }
+
+    /// Also offers whole cfrags' parts (`EcBackend::cfrag_parts`, constant bytes), as the GPU
+    /// backend with `cfrag_parts` does: the engine then neither compresses nor hashes.
+    pub fn offering_parts(mut self) -> Self {
+        self.parts = true;
         self
     }
 

@@ -10,6 +10,7 @@
 // Byte conventions match k256: field elements and scalars are 32 bytes big-endian; an affine
 // point is 64 bytes x || y; functions returning int return 1 for the point at infinity.
 #include "scalar_mul.cuh"
+#include "finish.cuh"
 
 #include <vector>
 
@@ -289,6 +290,36 @@ void umbh_launch_fixed(const umb_u32 *table, const umb_u32 *scalars, umb_u32 *ou
             umb_fixed_phase3(r[t], zinv[t], out, n, i, i < n);
         }
     }
+}
+
+// ------------------------------------------------------------------------------ cfrag parts
+// SHA-256 of msg[0..len) (the kernel's implementation, any length).
+void umbh_sha256(const umb_u8 *msg, umb_u32 len, umb_u8 *out) { umb_sha256(out, msg, len); }
+
+// out = a * b + c mod n, all big-endian 32 bytes; a and b any 256-bit values, c below n.
+void umbh_scalar_mul_add(const umb_u8 *a, const umb_u8 *b, const umb_u8 *c, umb_u8 *out) {
+    umb_u32 x[8], y[8], z[8], r[8];
+    umb_words_from_be(x, a);
+    umb_words_from_be(y, b);
+    umb_words_from_be(z, c);
+    umb_sc_mul_add(r, x, y, z);
+    umb_words_to_be(out, r);
+}
+
+// out = digest mod (n - 1) + 1 (big-endian 32 bytes each), umbral-pre's hash-to-scalar.
+void umbh_hash_to_scalar(const umb_u8 *digest, umb_u8 *out) {
+    umb_u32 d[8], h[8];
+    umb_words_from_be(d, digest);
+    umb_sc_from_digest(h, d);
+    umb_words_to_be(out, h);
+}
+
+// Same arguments and layouts as the umb_cfrag_parts kernel.
+void umbh_launch_cfrag_parts(const umb_u32 *pair_in, const umb_u32 *pair_out,
+                             const umb_u32 *fixed_out, const umb_u32 *u1_in, umb_u32 *out,
+                             umb_u32 c) {
+    for (umb_u32 i = 0; i < c; i++)
+        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i);
 }
 
 }  // extern "C"

@@ -12,7 +12,13 @@
 //                                           (Umbral's U or the generator G)
 //   umb_decompress(in, out, n):             out[i] = y of the compressed point in[i] (x and
 //                                           parity), with an on-curve flag; no barrier
+//   umb_cfrag_parts(pair_in, pair_out, fixed_out, u1_in, out, c):
+//                                           out[j] = capsule j's cfrag parts E1, V1, E2, V2,
+//                                           U2 (compressed) and z = rk h + t, from the pair
+//                                           and fixed-base kernels' inputs and outputs, with
+//                                           a status word; no barrier (layout: finish.cuh)
 #include "scalar_mul.cuh"
+#include "finish.cuh"
 
 // UMB_TABLE_SHARED=1 keeps each thread's affine table (512 bytes) in dynamic shared memory
 // instead of local memory: the launch must pass UMB_TABLE_SMEM_BYTES (64 KiB) of dynamic shared
@@ -99,4 +105,13 @@ UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
 umb_decompress(const umb_u32 *UMB_RESTRICT in, umb_u32 *UMB_RESTRICT out, umb_u32 n) {
     umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
     if (i < n) umb_decompress_item(in, out, n, i);  // index: public
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_cfrag_parts(const umb_u32 *UMB_RESTRICT pair_in, const umb_u32 *UMB_RESTRICT pair_out,
+                const umb_u32 *UMB_RESTRICT fixed_out, const umb_u32 *UMB_RESTRICT u1_in,
+                umb_u32 *UMB_RESTRICT out, umb_u32 c) {
+    umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
+    if (i < c)  // index: public
+        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i);
 }

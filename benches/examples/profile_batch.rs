@@ -1,13 +1,14 @@
 //! Runs the engine on a batch repeatedly; for profilers (`valgrind --tool=callgrind`, `perf`).
 //!
-//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress]]`
+//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress] [--parts]]`
 //!
 //! With `--host-only` the curve backend answers every product at once with the generator (the
 //! cfrags are then wrong): what remains is the engine's work around the curve arithmetic, the
 //! per-item cost a GPU backend leaves on the host. `--offload` also offers the capsule-check
 //! products (`EcBackend::capsule_check_products`, computed before the clock starts), as the GPU
 //! backend does, instead of leaving the combined check to the host; `--decompress` offers the
-//! capsules' points decompressed (`EcBackend::decompress_points`) likewise.
+//! capsules' points decompressed (`EcBackend::decompress_points`) likewise; `--parts` offers
+//! whole cfrags' parts (`EcBackend::cfrag_parts`), as the GPU backend with `cfrag_parts` does.
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ fn main() {
     let host_only = flags.iter().any(|a| a == "--host-only");
     let offload = flags.iter().any(|a| a == "--offload");
     let decompress = flags.iter().any(|a| a == "--decompress");
+    let parts = flags.iter().any(|a| a == "--parts");
     let engine = if host_only {
         let mut backend = InstantBackend::default();
         if offload {
@@ -35,6 +37,9 @@ fn main() {
         }
         if decompress {
             backend = backend.offering_points(&w.capsules);
+        }
+        if parts {
+            backend = backend.offering_parts();
         }
         Engine::new(Arc::new(backend))
     } else {

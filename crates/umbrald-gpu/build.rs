@@ -12,6 +12,7 @@ fn main() {
         "point.cuh",
         "scalar.cuh",
         "scalar_mul.cuh",
+        "finish.cuh",
         "scalar_mul.cu",
         "host_harness.cpp",
     ] {

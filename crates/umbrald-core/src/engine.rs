@@ -30,7 +30,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::backend::{CpuBackend, EcBackend};
+use crate::backend::{CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN};
 use crate::codec::{Capsule, CapsuleFrag, CapsuleParts, KeyFrag, PublicKey, VerifiedKeyFrag};
 use crate::curve::{fixed, msm, params, varmul, verify, Affine, CompressedPoint, PointError};
 use crate::error::ItemError;
@@ -156,8 +156,7 @@ impl Engine {
         let SecretWork {
             good,
             nonces,
-            products,
-            u2s,
+            finished,
         } = if self.host_only && good.len() < COMBINED_CHECK_MIN {
             self.small_batch_on_cpu(items, good, &mut rng)
         } else {
@@ -170,16 +169,26 @@ impl Engine {
             Err(e) => Err(e.clone()),
             Ok(_) => Err(ItemError::CapsuleCheckFailed),
         }));
-        for (j, (i, capsule)) in good.iter().enumerate() {
-            let kfrag = items[*i].kfrag.kfrag();
-            results[*i] = finish_cfrag(
-                capsule,
-                kfrag,
-                &nonces[j],
-                &products[2 * j],
-                &products[2 * j + 1],
-                &u2s[j],
-            );
+        match finished {
+            Finished::Products { products, u2s } => {
+                for (j, (i, capsule)) in good.iter().enumerate() {
+                    let kfrag = items[*i].kfrag.kfrag();
+                    results[*i] = finish_cfrag(
+                        capsule,
+                        kfrag,
+                        &nonces[j],
+                        &products[2 * j],
+                        &products[2 * j + 1],
+                        &u2s[j],
+                    );
+                }
+            }
+            Finished::Parts(parts) => {
+                for ((i, _), parts) in good.iter().zip(&parts) {
+                    results[*i] = CapsuleFrag::from_parts(parts, items[*i].kfrag.kfrag())
+                        .map_err(|_| ItemError::Internal("backend returned short cfrag parts"));
+                }
+            }
         }
         results
     }
@@ -225,8 +234,7 @@ impl Engine {
         SecretWork {
             good: checked,
             nonces,
-            products,
-            u2s,
+            finished: Finished::Products { products, u2s },
         }
     }
 
@@ -259,35 +267,72 @@ impl Engine {
             scalars.push([rk, *t]);
             scalars.push([rk, *t]);
         }
+        // The kfrags' commitments, for a backend that finishes the cfrags itself.
+        let commitments: Vec<[u8; 33]> = if self.backend.offers_cfrag_parts() {
+            good.iter()
+                .map(|(i, _)| items[*i].kfrag.kfrag().commitment_bytes)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if !overlap {
             return SecretWork {
-                products: self.mul_pairs(&bases, &scalars),
-                u2s: self.mul_u(&nonces),
+                finished: self.finish_on_backend(&bases, &scalars, &commitments, &nonces),
                 good,
                 nonces,
             };
         }
-        let (failed_check, products, u2s) = std::thread::scope(|s| {
+        let (failed_check, finished) = std::thread::scope(|s| {
             let check = s.spawn(|| self.check_capsules(&good));
-            let u2s = s.spawn(|| self.mul_u(&nonces));
-            let products = self.mul_pairs(&bases, &scalars);
-            let u2s = u2s
-                .join()
-                .unwrap_or_else(|_| self.cpu.mul_u(&nonces).unwrap_or_default());
+            let finished = self.finish_on_backend(&bases, &scalars, &commitments, &nonces);
             let failed = check.join().unwrap_or_else(|_| check_capsules(&good));
-            (failed, products, u2s)
+            (failed, finished)
         });
         let work = SecretWork {
             good,
             nonces,
-            products,
-            u2s,
+            finished,
         };
         if failed_check.is_empty() {
             work
         } else {
             work.without(&failed_check)
         }
+    }
+
+    /// Step 4 on the backend: the cfrags' parts when it offers them (`commitments` non-empty),
+    /// else (or when that call fails) `mul_pairs` and `mul_u`, at once when the backend
+    /// [`EcBackend::overlaps_calls`].
+    fn finish_on_backend(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+        nonces: &[Scalar],
+    ) -> Finished {
+        if !commitments.is_empty() {
+            let parts = self
+                .backend
+                .cfrag_parts(bases, scalars, commitments)
+                .filter(|parts| parts.len() == commitments.len());
+            if let Some(parts) = parts {
+                return Finished::Parts(parts);
+            }
+        }
+        if !self.backend.overlaps_calls() || nonces.is_empty() {
+            return Finished::Products {
+                products: self.mul_pairs(bases, scalars),
+                u2s: self.mul_u(nonces),
+            };
+        }
+        std::thread::scope(|s| {
+            let u2s = s.spawn(|| self.mul_u(nonces));
+            let products = self.mul_pairs(bases, scalars);
+            let u2s = u2s
+                .join()
+                .unwrap_or_else(|_| self.cpu.mul_u(nonces).unwrap_or_default());
+            Finished::Products { products, u2s }
+        })
     }
 
     /// Step 1: every capsule parsed; the points decompressed on the backend when it offers it
@@ -383,13 +428,24 @@ fn varmul_cpu(
 }
 
 /// What steps 2–4 of a batch produce: the capsules that passed their check (with their
-/// index in the batch), one nonce for each, `[rk·E, t·E]` and `[rk·V, t·V]` for each (in that
-/// order), and `t·U` for each.
+/// index in the batch), one nonce for each, and their products or finished parts.
 struct SecretWork<'c> {
     good: Vec<(usize, &'c Capsule)>,
     nonces: Zeroizing<Vec<Scalar>>,
-    products: Vec<[Option<Affine>; 2]>,
-    u2s: Vec<Option<Affine>>,
+    finished: Finished,
+}
+
+/// The secret-scalar work of step 4 for every capsule of a [`SecretWork`], in its order.
+enum Finished {
+    /// `[rk·E, t·E]` and `[rk·V, t·V]` for each capsule (in that order), and `t·U` for each:
+    /// the engine hashes the proofs and writes the cfrags.
+    Products {
+        products: Vec<[Option<Affine>; 2]>,
+        u2s: Vec<Option<Affine>>,
+    },
+    /// Each cfrag's capsule-specific parts, finished by the backend
+    /// ([`EcBackend::cfrag_parts`]).
+    Parts(Vec<CfragParts>),
 }
 
 impl<'c> SecretWork<'c> {
@@ -397,23 +453,32 @@ impl<'c> SecretWork<'c> {
     /// (their nonces and products are dropped; the nonces are zeroized with the old vector).
     fn without(self, failed: &[usize]) -> Self {
         let n = self.good.len();
+        let keep: Vec<bool> = self
+            .good
+            .iter()
+            .map(|(i, _)| failed.binary_search(i).is_err())
+            .collect();
+        let kept = |j: &usize| keep[*j];
         // Room for every nonce up front: a reallocation would free a copy unwiped.
-        let mut kept = Self {
-            good: Vec::with_capacity(n),
-            nonces: Zeroizing::new(Vec::with_capacity(n)),
-            products: Vec::with_capacity(2 * n),
-            u2s: Vec::with_capacity(n),
-        };
-        for (j, capsule) in self.good.iter().enumerate() {
-            if failed.binary_search(&capsule.0).is_err() {
-                kept.good.push(*capsule);
-                kept.nonces.push(self.nonces[j]);
-                kept.products
-                    .extend([self.products[2 * j], self.products[2 * j + 1]]);
-                kept.u2s.push(self.u2s[j]);
+        let mut nonces = Zeroizing::new(Vec::with_capacity(n));
+        nonces.extend((0..n).filter(kept).map(|j| self.nonces[j]));
+        let finished = match self.finished {
+            Finished::Products { products, u2s } => Finished::Products {
+                products: (0..n)
+                    .filter(kept)
+                    .flat_map(|j| [products[2 * j], products[2 * j + 1]])
+                    .collect(),
+                u2s: (0..n).filter(kept).map(|j| u2s[j]).collect(),
+            },
+            Finished::Parts(parts) => {
+                Finished::Parts((0..n).filter(kept).map(|j| parts[j]).collect())
             }
+        };
+        Self {
+            good: (0..n).filter(kept).map(|j| self.good[j]).collect(),
+            nonces,
+            finished,
         }
-        kept
     }
 }
 
@@ -495,43 +560,109 @@ fn finish_cfrag(
     v_products: &[Option<Affine>; 2],
     u2: &Option<Affine>,
 ) -> Result<CapsuleFrag, ItemError> {
-    let missing = ItemError::Internal("backend returned the identity for a non-zero scalar");
-    let (Some(e1), Some(e2)) = (e_products[0], e_products[1]) else {
-        return Err(missing);
-    };
-    let (Some(v1), Some(v2)) = (v_products[0], v_products[1]) else {
-        return Err(missing);
-    };
-    let Some(u2) = u2 else { return Err(missing) };
-    let (e1, e2, v1, v2, u2) = (
-        e1.to_compressed(),
-        e2.to_compressed(),
-        v1.to_compressed(),
-        v2.to_compressed(),
-        u2.to_compressed(),
-    );
-    let h = hash::cfrag_verification([
-        &capsule.e_bytes,
-        &e1,
-        &e2,
-        &capsule.v_bytes,
-        &v1,
-        &v2,
-        &params::U_COMPRESSED,
+    let proof = Proof::new(
+        [&capsule.e_bytes, &capsule.v_bytes],
         &kfrag.commitment_bytes,
-        &u2,
-    ]);
-    let z = kfrag.key * h + t;
+        [&kfrag.key, t],
+        e_products,
+        v_products,
+        u2,
+    )?;
     Ok(CapsuleFrag {
-        e1,
-        v1,
+        e1: proof.e1,
+        v1: proof.v1,
         kfrag_id: kfrag.id,
         precursor: kfrag.precursor,
-        e2,
-        v2,
+        e2: proof.e2,
+        v2: proof.v2,
         u1: kfrag.commitment_bytes,
-        u2,
-        z: z.to_bytes().into(),
+        u2: proof.u2,
+        z: proof.z,
         kfrag_signature: kfrag.sig_receiver_bytes,
     })
+}
+
+/// A cfrag's capsule-specific fields: the compressed products and the proof's `z`.
+struct Proof {
+    e1: [u8; 33],
+    v1: [u8; 33],
+    e2: [u8; 33],
+    v2: [u8; 33],
+    u2: [u8; 33],
+    z: [u8; 32],
+}
+
+impl Proof {
+    /// Compresses the products `[rk·E, t·E]`, `[rk·V, t·V]` and `t·U`, hashes the proof's
+    /// transcript and computes `z = rk·h + t`.
+    fn new(
+        [e, v]: [&[u8; 33]; 2],
+        u1: &[u8; 33],
+        [rk, t]: [&Scalar; 2],
+        e_products: &[Option<Affine>; 2],
+        v_products: &[Option<Affine>; 2],
+        u2: &Option<Affine>,
+    ) -> Result<Self, ItemError> {
+        let missing = ItemError::Internal("backend returned the identity for a non-zero scalar");
+        let (Some(e1), Some(e2)) = (e_products[0], e_products[1]) else {
+            return Err(missing);
+        };
+        let (Some(v1), Some(v2)) = (v_products[0], v_products[1]) else {
+            return Err(missing);
+        };
+        let Some(u2) = u2 else { return Err(missing) };
+        let (e1, e2, v1, v2, u2) = (
+            e1.to_compressed(),
+            e2.to_compressed(),
+            v1.to_compressed(),
+            v2.to_compressed(),
+            u2.to_compressed(),
+        );
+        let h =
+            hash::cfrag_verification([e, &e1, &e2, v, &v1, &v2, &params::U_COMPRESSED, u1, &u2]);
+        let z = *rk * h + t;
+        Ok(Self {
+            e1,
+            v1,
+            e2,
+            v2,
+            u2,
+            z: z.to_bytes().into(),
+        })
+    }
+}
+
+/// One cfrag's capsule-specific parts computed on the CPU from the inputs of
+/// [`EcBackend::cfrag_parts`] for one capsule (`E`, `V`, `[rk, t]` and the kfrag's compressed
+/// commitment): the reference a device's answers are audited against. `None` when a product
+/// is the identity (a zero scalar).
+pub fn cfrag_parts_on_cpu(
+    e: &Affine,
+    v: &Affine,
+    scalars: &[Scalar; 2],
+    commitment: &[u8; 33],
+) -> Option<CfragParts> {
+    let cpu = CpuBackend::new();
+    let products = cpu.mul_pairs(&[*e, *v], &[*scalars, *scalars]).ok()?;
+    let u2 = cpu.mul_u(&scalars[1..]).ok()?;
+    let (e_products, v_products) = (products.first()?, products.get(1)?);
+    let proof = Proof::new(
+        [&e.to_compressed(), &v.to_compressed()],
+        commitment,
+        [&scalars[0], &scalars[1]],
+        e_products,
+        v_products,
+        u2.first()?,
+    )
+    .ok()?;
+    let mut out = [0u8; CFRAG_PARTS_LEN];
+    let fields: [&[u8]; 6] = [
+        &proof.e1, &proof.v1, &proof.e2, &proof.v2, &proof.u2, &proof.z,
+    ];
+    let mut at = 0;
+    for field in fields {
+        out[at..at + field.len()].copy_from_slice(field);
+        at += field.len();
+    }
+    Some(out)
 }

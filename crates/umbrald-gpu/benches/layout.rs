@@ -8,10 +8,12 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
+use umbrald_core::backend::CFRAG_PARTS_LEN;
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_gpu::layout::{
     self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIRSTS_IN_WORDS, FIRSTS_OUT_WORDS,
-    FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS,
+    FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS, PARTS_IN_WORDS,
+    PARTS_OUT_WORDS,
 };
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
@@ -142,5 +144,58 @@ fn layout_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layout_bench);
+/// A capsule's secret-scalar call as the host sees it, `N / 2` capsules (the `N` pair items of
+/// the calls above): before `cfrag_parts`, the pairs `[rk, t]` of `E` and `V` and `t·U`
+/// packed and every product read back and checked; with it, one input packed and 197 bytes
+/// per capsule read back.
+fn capsule_bench(c: &mut Criterion) {
+    let capsules = N / 2;
+    let mut rng = rand::thread_rng();
+    let bases = points(N);
+    let scalars: Vec<[Scalar; 2]> = (0..capsules)
+        .flat_map(|_| [[Scalar::random(&mut rng), Scalar::random(&mut rng)]; 2])
+        .collect();
+    let nonces: Vec<Scalar> = scalars.iter().step_by(2).map(|[_, t]| *t).collect();
+    let commitments: Vec<[u8; 33]> = points(capsules).iter().map(Affine::to_compressed).collect();
+    let pair_out = device_output(&points(2 * N), 2);
+    let fixed_out = device_output(&points(capsules), 1);
+    let parts_out: Vec<u32> = (0..PARTS_OUT_WORDS * capsules)
+        .map(|w| {
+            if w < (PARTS_OUT_WORDS - 1) * capsules {
+                w as u32
+            } else {
+                0
+            }
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("gpu-layout-capsule");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(capsules as u64));
+    let mut pair_in = vec![0u32; PAIR_IN_WORDS * N];
+    let mut fixed_in = vec![0u32; FIXED_IN_WORDS * capsules];
+    group.bench_function("products", |b| {
+        b.iter(|| {
+            layout::pack_pairs(&bases, &scalars, &mut pair_in).expect("pack");
+            layout::pack_fixed(&nonces, &mut fixed_in).expect("pack");
+            let mut products = Vec::with_capacity(N);
+            layout::unpack_pairs(&pair_out, &scalars, &mut products).expect("valid output");
+            let mut u2s = Vec::with_capacity(capsules);
+            layout::unpack_fixed(&fixed_out, &nonces, &mut u2s).expect("valid output");
+            (products, u2s)
+        })
+    });
+    let mut parts_in = vec![0u32; PARTS_IN_WORDS * capsules];
+    group.bench_function("parts", |b| {
+        b.iter(|| {
+            layout::pack_parts(&bases, &scalars, &commitments, &mut parts_in).expect("pack");
+            let mut parts = vec![[0u8; CFRAG_PARTS_LEN]; capsules];
+            layout::unpack_parts_into(&parts_out, &mut parts).expect("status 0");
+            parts
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, layout_bench, capsule_bench);
 criterion_main!(benches);

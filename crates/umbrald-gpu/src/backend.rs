@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::audit;
@@ -30,6 +30,7 @@ pub struct GpuBackend {
     failures_in_a_row: AtomicU32,
     info: DeviceInfo,
     overlap_calls: bool,
+    cfrag_parts: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -50,8 +51,15 @@ impl GpuBackend {
     /// and the driver JIT-compiles the PTX the first time (cached by the driver afterwards).
     pub fn probe(opts: &GpuOptions) -> Result<Self, GpuUnavailable> {
         let (exec, info) = device::probe(opts)?;
-        let backend = Self::with_executor(Box::new(exec), info, opts);
+        let mut backend = Self::with_executor(Box::new(exec), info, opts);
         backend.self_test().map_err(GpuUnavailable::SelfTest)?;
+        if backend.cfrag_parts {
+            if let Err(e) = backend.self_test_parts() {
+                // The products still serve; only the host finishes the cfrags.
+                tracing::warn!(error = %e, "cfrag parts failed the self-test; finished on the host");
+                backend.cfrag_parts = false;
+            }
+        }
         Ok(backend)
     }
 
@@ -71,6 +79,7 @@ impl GpuBackend {
             failures_in_a_row: AtomicU32::new(0),
             info,
             overlap_calls: opts.overlap_calls,
+            cfrag_parts: opts.cfrag_parts,
         }
     }
 
@@ -162,6 +171,68 @@ impl GpuBackend {
             || self.exec.mul_firsts(bases, scalars),
             |out, idx| audit::check_firsts(&self.cpu, bases, scalars, out, idx),
         )
+    }
+
+    /// Whole cfrags' parts on the device ([`EcBackend::cfrag_parts`]), audited: sampled
+    /// capsules are recomputed on the CPU in full (products, hash and `z`). Counted as five
+    /// products per capsule.
+    pub fn cfrag_parts_checked(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<Vec<CfragParts>, BackendError> {
+        same_length(bases.len(), scalars.len())?;
+        if bases.len() != 2 * commitments.len() {
+            return Err(BackendError::Shape("not two bases per capsule"));
+        }
+        if commitments.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        match self.exec.cfrag_parts(bases, scalars, commitments) {
+            // Not a fault: a module without the parts kernel (PTX built before it).
+            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
+            result => self.accept(result, commitments.len(), 5, |out, idx| {
+                audit::check_parts(bases, scalars, commitments, out, idx)
+            }),
+        }
+    }
+
+    /// Runs the cfrag-parts path on a few random capsules (and `rk = 1`, `t = n − 1`) and
+    /// compares every byte with the CPU. Not counted in the statistics.
+    pub fn self_test_parts(&self) -> Result<(), String> {
+        let mut rng = rand::thread_rng();
+        let point = |k: Scalar| {
+            Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).ok_or("identity".to_owned())
+        };
+        let mut bases = Vec::new();
+        let mut scalars = Vec::new();
+        let mut commitments = Vec::new();
+        for j in 0..5u64 {
+            let (rk, t) = match j {
+                0 => (Scalar::ONE, -Scalar::ONE),
+                _ => (
+                    Scalar::generate_vartime(&mut rng),
+                    Scalar::generate_vartime(&mut rng),
+                ),
+            };
+            bases.push(point(Scalar::generate_vartime(&mut rng))?);
+            bases.push(point(Scalar::generate_vartime(&mut rng))?);
+            scalars.extend([[rk, t]; 2]);
+            commitments.push(point(Scalar::generate_vartime(&mut rng))?.to_compressed());
+        }
+        let all: Vec<usize> = (0..commitments.len()).collect();
+        let (out, _) = self
+            .exec
+            .cfrag_parts(&bases, &scalars, &commitments)
+            .map_err(|e| e.to_string())?;
+        if out.len() != commitments.len() {
+            return Err("self-test: wrong number of cfrag parts".to_owned());
+        }
+        audit::check_parts(&bases, &scalars, &commitments, &out, &all)
     }
 
     /// One device call of `items` items: nothing to do for none, refused once the device was
@@ -308,6 +379,24 @@ impl EcBackend for GpuBackend {
 
     fn overlaps_calls(&self) -> bool {
         self.overlap_calls
+    }
+
+    fn offers_cfrag_parts(&self) -> bool {
+        self.cfrag_parts
+    }
+
+    /// [`GpuBackend::cfrag_parts_checked`] when `cfrag_parts` is on; `None` (the engine then
+    /// runs the products and finishes on the host) when it is off or the call failed.
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Option<Vec<CfragParts>> {
+        if !self.cfrag_parts {
+            return None;
+        }
+        self.cfrag_parts_checked(bases, scalars, commitments).ok()
     }
 
     /// True: unpacking a kernel's output rejects any point off the curve and any identity flag

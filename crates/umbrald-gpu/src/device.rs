@@ -26,6 +26,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 use k256::Scalar;
+use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use zeroize::Zeroize;
 
@@ -34,7 +35,7 @@ use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::{GpuOptions, HostWait};
-use crate::source::{BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
+use crate::source::{BLOCK_THREADS, FN_CFRAG_PARTS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
 use crate::table::{FixedBase, FixedBaseTable};
 
 /// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
@@ -216,6 +217,13 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let decompress_fn = module
         .load_function(FN_DECOMPRESS)
         .map_err(driver("kernel lookup"))?;
+    // Only with `cfrag_parts` (its lanes need larger buffers), and optional: PTX built before
+    // the parts kernel existed lacks it, and the engine then finishes the cfrags on the host.
+    let parts_fn = if opts.cfrag_parts {
+        module.load_function(FN_CFRAG_PARTS).ok()
+    } else {
+        None
+    };
 
     let upload = ctx.default_stream();
     let table_u = upload
@@ -250,8 +258,8 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let pipelines = (0..opts.concurrent_calls.max(1))
         .map(|_| {
             Ok(Mutex::new([
-                Lane::new(&ctx, chunk)?,
-                Lane::new(&ctx, chunk)?,
+                Lane::new(&ctx, chunk, parts_fn.is_some())?,
+                Lane::new(&ctx, chunk, parts_fn.is_some())?,
             ]))
         })
         .collect::<Result<Vec<_>, GpuUnavailable>>()?;
@@ -271,6 +279,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         pairs_fn,
         fixed_fn,
         decompress_fn,
+        parts_fn,
         table_u,
         table_g,
         pairs_smem,
@@ -349,6 +358,9 @@ pub(crate) struct CudaExecutor {
     pairs_fn: CudaFunction,
     fixed_fn: CudaFunction,
     decompress_fn: CudaFunction,
+    /// `umb_cfrag_parts`, when `cfrag_parts` is on and the module has it (the lanes' buffers
+    /// are then sized for parts calls).
+    parts_fn: Option<CudaFunction>,
     table_u: CudaSlice<u32>,
     table_g: CudaSlice<u32>,
     /// Dynamic shared memory of each `umb_mul_pairs` block (0 unless the table is in shared
@@ -399,6 +411,13 @@ enum Job<'a> {
         points: &'a [CompressedPoint],
         out: Vec<Option<Affine>>,
     },
+    /// Whole cfrags' parts: per capsule `j`, the pair items `2j` (`E`) and `2j + 1` (`V`).
+    Parts {
+        bases: &'a [Affine],
+        scalars: &'a [[Scalar; 2]],
+        commitments: &'a [[u8; 33]],
+        out: Vec<CfragParts>,
+    },
 }
 
 /// The scalars of a `umb_mul_pairs` call.
@@ -426,6 +445,16 @@ impl Job<'_> {
             Job::Pairs { scalars, .. } => scalars.len(),
             Job::Fixed { scalars, .. } => scalars.len(),
             Job::Decompress { points, .. } => points.len(),
+            Job::Parts { commitments, .. } => commitments.len(),
+        }
+    }
+
+    /// Items per launch for a pipeline whose lanes hold `chunk` pair items: half as many
+    /// capsules for a parts call (two pair items each).
+    fn chunk(&self, chunk: usize) -> usize {
+        match self {
+            Job::Parts { .. } => (chunk / 2).max(1),
+            _ => chunk,
         }
     }
 
@@ -441,6 +470,16 @@ impl Job<'_> {
             } => (layout::FIRSTS_IN_WORDS, layout::FIRSTS_OUT_WORDS),
             Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
             Job::Decompress { .. } => (layout::DECOMPRESS_IN_WORDS, layout::DECOMPRESS_OUT_WORDS),
+            Job::Parts { .. } => (layout::PARTS_IN_WORDS, layout::PARTS_OUT_WORDS),
+        }
+    }
+
+    /// Where in the device output buffer a launch of `n` items leaves what is copied back:
+    /// after the pair and fixed-base outputs for a parts call, else at the start.
+    fn output_offset(&self, n: usize) -> usize {
+        match self {
+            Job::Parts { .. } => (2 * layout::PAIR_OUT_WORDS + layout::FIXED_OUT_WORDS) * n,
+            _ => 0,
         }
     }
 
@@ -454,6 +493,20 @@ impl Job<'_> {
             },
             Job::Fixed { scalars, .. } => layout::pack_fixed(&scalars[items], dst),
             Job::Decompress { points, .. } => layout::pack_decompress(&points[items], dst),
+            Job::Parts {
+                bases,
+                scalars,
+                commitments,
+                ..
+            } => {
+                let pairs = 2 * items.start..2 * items.end;
+                layout::pack_parts(
+                    &bases[pairs.clone()],
+                    &scalars[pairs],
+                    &commitments[items],
+                    dst,
+                )
+            }
         }
     }
 
@@ -473,6 +526,7 @@ impl Job<'_> {
             Job::Decompress { points, out } => {
                 layout::unpack_decompress_into(src, &points[items.clone()], &mut out[items])?;
             }
+            Job::Parts { out, .. } => layout::unpack_parts_into(src, &mut out[items])?,
         }
         Ok(())
     }
@@ -483,9 +537,14 @@ fn exec_err(e: DriverError) -> ExecError {
 }
 
 impl Lane {
-    fn new(ctx: &Arc<CudaContext>, chunk: usize) -> Result<Self, GpuUnavailable> {
-        let in_cap = chunk * layout::PAIR_IN_WORDS.max(layout::FIXED_IN_WORDS);
-        let out_cap = chunk * layout::PAIR_OUT_WORDS.max(layout::FIXED_OUT_WORDS);
+    /// Buffers for launches of `chunk` pair items, and (`parts`) for parts calls of half as
+    /// many capsules (`Job::chunk`): 27 % more pinned input and twice the device output.
+    fn new(ctx: &Arc<CudaContext>, chunk: usize, parts: bool) -> Result<Self, GpuUnavailable> {
+        let capsules = if parts { (chunk / 2).max(1) } else { 0 };
+        let in_cap = (chunk * layout::PAIR_IN_WORDS).max(capsules * layout::PARTS_IN_WORDS);
+        let out_cap = (chunk * layout::PAIR_OUT_WORDS).max(capsules * layout::PARTS_OUT_WORDS);
+        let dev_out_cap =
+            (chunk * layout::PAIR_OUT_WORDS).max(capsules * layout::PARTS_DEVICE_OUT_WORDS);
         let stream = ctx.new_stream().map_err(driver("stream creation"))?;
         // Flags 0: ordinary cached pinned memory. Write-combined memory (cudarc's default) is
         // slow for the CPU to read, and the packers write with strides.
@@ -499,7 +558,7 @@ impl Lane {
             .alloc_zeros::<u32>(in_cap)
             .map_err(driver("device allocation"))?;
         let dev_out = stream
-            .alloc_zeros::<u32>(out_cap)
+            .alloc_zeros::<u32>(dev_out_cap)
             .map_err(driver("device allocation"))?;
         let mark = || ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT));
         let marks = [
@@ -556,7 +615,8 @@ impl Lane {
         self.marks[2].record(&self.stream).map_err(exec_err)?;
         {
             let host_out = self.host_out.as_mut_slice().map_err(exec_err)?;
-            let src = self.dev_out.slice(0..pending.out_words);
+            let at = job.output_offset(n);
+            let src = self.dev_out.slice(at..at + pending.out_words);
             let (ptr, _record) = src.device_ptr(&self.stream);
             // SAFETY: `ptr` addresses `out_words` words written by the kernel queued before on
             // this stream; the pinned destination is not read before `collect` synchronizes.
@@ -625,6 +685,7 @@ impl Lane {
                 // UMB_BLOCK.
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
+            Job::Parts { .. } => self.launch_parts(exec, n32)?,
             Job::Decompress { .. } => {
                 let input = self.dev_in.slice(0..layout::DECOMPRESS_IN_WORDS * n);
                 let mut out = self.dev_out.slice_mut(0..layout::DECOMPRESS_OUT_WORDS * n);
@@ -635,6 +696,84 @@ impl Lane {
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
         }
+        Ok(())
+    }
+
+    /// The three launches of a parts call of `c` capsules, in a row on the lane's stream: the
+    /// pair kernel on the `2c` items of `E` and `V`, `t·U` on the fixed-base kernel, and the
+    /// parts kernel over both outputs (device memory: pair output, fixed output, parts).
+    fn launch_parts(&mut self, exec: &CudaExecutor, c: u32) -> Result<(), ExecError> {
+        let Some(parts_fn) = exec.parts_fn.as_ref() else {
+            return Err(ExecError::Unsupported(
+                "no cfrag parts kernel in the module",
+            ));
+        };
+        let capsules = c as usize;
+        let items = 2 * capsules;
+        let n_items =
+            u32::try_from(items).map_err(|_| ExecError::Unsupported("launch too large"))?;
+        let blocks = |n: u32| LaunchConfig {
+            grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
+            block_dim: (BLOCK_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let pair_in_end = layout::PAIR_IN_WORDS * items;
+        let nonces_end = pair_in_end + layout::FIXED_IN_WORDS * capsules;
+        let u1_end = nonces_end + layout::PARTS_U1_WORDS * capsules;
+        let pair_out_end = layout::PAIR_OUT_WORDS * items;
+        let fixed_out_end = pair_out_end + layout::FIXED_OUT_WORDS * capsules;
+        let parts_end = fixed_out_end + layout::PARTS_OUT_WORDS * capsules;
+        let second = 1u32;
+        {
+            let bases = self.dev_in.slice(0..layout::PAIR_BASE_WORDS * items);
+            let scalars = self
+                .dev_in
+                .slice(layout::PAIR_BASE_WORDS * items..pair_in_end);
+            let mut out = self.dev_out.slice_mut(0..pair_out_end);
+            let mut launch = self.stream.launch_builder(&exec.pairs_fn);
+            launch
+                .arg(&bases)
+                .arg(&scalars)
+                .arg(&mut out)
+                .arg(&n_items)
+                .arg(&second);
+            let cfg = LaunchConfig {
+                shared_mem_bytes: exec.pairs_smem,
+                ..blocks(n_items)
+            };
+            // SAFETY: as for a pair call of 2c items: 16 · 2c words of bases, 16 · 2c of
+            // scalars, 34 · 2c of output; blockDim is UMB_BLOCK with the build's dynamic
+            // shared memory.
+            unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+        }
+        {
+            let nonces = self.dev_in.slice(pair_in_end..nonces_end);
+            let mut out = self.dev_out.slice_mut(pair_out_end..fixed_out_end);
+            let mut launch = self.stream.launch_builder(&exec.fixed_fn);
+            launch.arg(&exec.table_u).arg(&nonces).arg(&mut out).arg(&c);
+            // SAFETY: umb_mul_fixed(const u32*, const u32*, u32*, u32) with U's table, 8c
+            // words of scalars and 17c of output; blockDim is UMB_BLOCK.
+            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
+        }
+        let pair_in = self.dev_in.slice(0..pair_in_end);
+        let u1s = self.dev_in.slice(nonces_end..u1_end);
+        let (products, mut parts) = self.dev_out.split_at_mut(fixed_out_end);
+        let pair_out = products.slice(0..pair_out_end);
+        let fixed_out = products.slice(pair_out_end..fixed_out_end);
+        let mut parts = parts.slice_mut(0..parts_end - fixed_out_end);
+        let mut launch = self.stream.launch_builder(parts_fn);
+        launch
+            .arg(&pair_in)
+            .arg(&pair_out)
+            .arg(&fixed_out)
+            .arg(&u1s)
+            .arg(&mut parts)
+            .arg(&c);
+        // SAFETY: umb_cfrag_parts(const u32*, const u32*, const u32*, const u32*, u32*, u32)
+        // with 32 · 2c words of pair input, 34 · 2c of pair output, 17c of fixed output, 9c
+        // of commitments and 51c of parts, the last disjoint from the rest; blockDim is
+        // UMB_BLOCK.
+        unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
         Ok(())
     }
 
@@ -704,8 +843,9 @@ impl CudaExecutor {
         let total = job.len();
         let mut start = 0;
         let mut launches = 0;
+        let chunk = job.chunk(self.chunk);
         while start < total {
-            let end = total.min(start + self.chunk);
+            let end = total.min(start + chunk);
             let lane = &mut lanes[launches % 2];
             timing += lane.collect(job)?;
             lane.submit(self, job, start..end)?;
@@ -737,12 +877,42 @@ impl CudaExecutor {
         let timing = self.run(&mut job)?;
         match job {
             Job::Pairs { out, .. } => Ok((out, timing)),
-            Job::Fixed { .. } | Job::Decompress { .. } => unreachable!("the job keeps its kind"),
+            _ => unreachable!("the job keeps its kind"),
         }
     }
 }
 
 impl KernelExecutor for CudaExecutor {
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
+        if self.parts_fn.is_none() {
+            return Err(ExecError::Unsupported(
+                "no cfrag parts kernel in the module",
+            ));
+        }
+        let c = commitments.len();
+        if bases.len() != 2 * c || scalars.len() != 2 * c {
+            return Err(ExecError::Unsupported(
+                "not two bases and scalars per capsule",
+            ));
+        }
+        let mut job = Job::Parts {
+            bases,
+            scalars,
+            commitments,
+            out: vec![[0u8; CFRAG_PARTS_LEN]; c],
+        };
+        let timing = self.run(&mut job)?;
+        match job {
+            Job::Parts { out, .. } => Ok((out, timing)),
+            _ => unreachable!("the job keeps its kind"),
+        }
+    }
+
     fn mul_pairs(
         &self,
         bases: &[Affine],
@@ -772,7 +942,7 @@ impl KernelExecutor for CudaExecutor {
         let timing = self.run(&mut job)?;
         match job {
             Job::Fixed { out, .. } | Job::Decompress { out, .. } => Ok((out, timing)),
-            Job::Pairs { .. } => unreachable!("the job keeps its kind"),
+            _ => unreachable!("the job keeps its kind"),
         }
     }
 
@@ -784,7 +954,7 @@ impl KernelExecutor for CudaExecutor {
         let timing = self.run(&mut job)?;
         match job {
             Job::Fixed { out, .. } | Job::Decompress { out, .. } => Ok((out, timing)),
-            Job::Pairs { .. } => unreachable!("the job keeps its kind"),
+            _ => unreachable!("the job keeps its kind"),
         }
     }
 }

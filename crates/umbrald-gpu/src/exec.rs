@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use k256::Scalar;
+use umbrald_core::backend::CfragParts;
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::layout::LayoutError;
@@ -84,6 +85,22 @@ pub trait KernelExecutor: Send + Sync {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<(Products, Timing), ExecError>;
+
+    /// For every capsule `j`: its cfrag's capsule-specific parts (`E1, V1, E2, V2, U2`
+    /// compressed, then `z`), from `bases[2j] = E`, `bases[2j + 1] = V`, both with the scalars
+    /// `[rk, t]`, and the kfrag's compressed commitment `commitments[j]`
+    /// ([`umbrald_core::backend::EcBackend::cfrag_parts`]): the pair kernel, `t·U` on the
+    /// fixed-base kernel and the parts kernel in a row, only the parts copied back. Executors
+    /// without the parts kernel (test doubles) refuse.
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
+        let _ = (bases, scalars, commitments);
+        Err(ExecError::Unsupported("no cfrag parts kernel"))
+    }
 
     /// For every `i`: the point with `points[i]`'s x and parity, `None` when x is not on the
     /// curve. Executors without the kernel (test doubles) refuse.

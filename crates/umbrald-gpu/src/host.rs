@@ -13,6 +13,7 @@ use std::time::Instant;
 use cpu_time::ThreadTime;
 
 use k256::Scalar;
+use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
@@ -69,6 +70,17 @@ mod ffi {
         pub fn umbh_launch_fixed(table: *const u32, scalars: *const u32, out: *mut u32, n: u32);
         pub fn umbh_decompress(x: *const u8, odd: i32, y_out: *mut u8) -> i32;
         pub fn umbh_launch_decompress(input: *const u32, out: *mut u32, n: u32);
+        pub fn umbh_sha256(msg: *const u8, len: u32, out: *mut u8);
+        pub fn umbh_scalar_mul_add(a: *const u8, b: *const u8, c: *const u8, out: *mut u8);
+        pub fn umbh_hash_to_scalar(digest: *const u8, out: *mut u8);
+        pub fn umbh_launch_cfrag_parts(
+            pair_in: *const u32,
+            pair_out: *const u32,
+            fixed_out: *const u32,
+            u1_in: *const u32,
+            out: *mut u32,
+            c: u32,
+        );
     }
 }
 
@@ -313,6 +325,81 @@ pub fn launch_fixed(table: &FixedBaseTable, input: &[u32], n: u32) -> Vec<u32> {
     out
 }
 
+/// SHA-256 of `msg` by the kernels' implementation (`kernels/finish.cuh`).
+pub fn sha256(msg: &[u8]) -> [u8; 32] {
+    let len = u32::try_from(msg.len()).unwrap_or_else(|_| panic!("message over 4 GiB"));
+    let mut out = [0u8; 32];
+    // SAFETY: `msg` holds `len` readable bytes (none are read when it is empty) and `out` 32
+    // writable bytes; the C side keeps no pointer after returning.
+    unsafe { ffi::umbh_sha256(msg.as_ptr(), len, out.as_mut_ptr()) };
+    out
+}
+
+/// `a · b + c mod n` by the kernels' constant-time scalar code (the cfrag proof's
+/// `z = rk · h + t`).
+pub fn scalar_mul_add(a: &Scalar, b: &Scalar, c: &Scalar) -> Scalar {
+    let a = zeroize::Zeroizing::new(<Bytes32>::from(a.to_bytes()));
+    let b = zeroize::Zeroizing::new(<Bytes32>::from(b.to_bytes()));
+    let c = zeroize::Zeroizing::new(<Bytes32>::from(c.to_bytes()));
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    // SAFETY: three 32-byte inputs and one 32-byte output, as the C side reads and writes.
+    unsafe { ffi::umbh_scalar_mul_add(a.as_ptr(), b.as_ptr(), c.as_ptr(), out.as_mut_ptr()) };
+    scalar_from_reduced(&out)
+}
+
+/// `digest mod (n − 1) + 1` by the kernels' code: umbral-pre's hash-to-scalar of a SHA-256
+/// digest (big-endian).
+pub fn hash_to_scalar(digest: &Bytes32) -> Scalar {
+    let mut out = [0u8; 32];
+    // SAFETY: 32 readable bytes in, 32 writable bytes out.
+    unsafe { ffi::umbh_hash_to_scalar(digest.as_ptr(), out.as_mut_ptr()) };
+    scalar_from_reduced(&out)
+}
+
+/// A scalar from 32 big-endian bytes the kernel code has reduced below n.
+fn scalar_from_reduced(bytes: &Bytes32) -> Scalar {
+    use k256::elliptic_curve::PrimeField;
+    Option::from(Scalar::from_repr((*bytes).into()))
+        .unwrap_or_else(|| unreachable!("the kernel code reduces below n"))
+}
+
+/// Replays a `umb_cfrag_parts` launch over words in the device layout for `c` capsules:
+/// `pair_in` and `pair_out` are a `umb_mul_pairs` launch's input and output over `2c` items
+/// (`E_j`, `V_j`, both with the scalars `[rk_j, t_j]`), `fixed_out` a `umb_mul_fixed` output
+/// with U's table for the `t_j`, `u1_in` the [`layout::PARTS_U1_WORDS`] rows of each `U1_j`. Returns
+/// [`layout::PARTS_OUT_WORDS`] rows of `c` words.
+pub fn launch_cfrag_parts(
+    pair_in: &[u32],
+    pair_out: &[u32],
+    fixed_out: &[u32],
+    u1_in: &[u32],
+    c: u32,
+) -> Vec<u32> {
+    let n = c as usize;
+    assert_eq!(pair_in.len(), layout::PAIR_IN_WORDS * 2 * n, "pair input");
+    assert_eq!(
+        pair_out.len(),
+        layout::PAIR_OUT_WORDS * 2 * n,
+        "pair output"
+    );
+    assert_eq!(fixed_out.len(), layout::FIXED_OUT_WORDS * n, "fixed output");
+    assert_eq!(u1_in.len(), layout::PARTS_U1_WORDS * n, "U1 words");
+    let mut out = vec![0u32; layout::PARTS_OUT_WORDS * n];
+    // SAFETY: the slices hold 64c, 68c, 17c and 9c words and `out` 51c, the sizes the replay
+    // reads and writes.
+    unsafe {
+        ffi::umbh_launch_cfrag_parts(
+            pair_in.as_ptr(),
+            pair_out.as_ptr(),
+            fixed_out.as_ptr(),
+            u1_in.as_ptr(),
+            out.as_mut_ptr(),
+            c,
+        )
+    };
+    out
+}
+
 /// A [`KernelExecutor`] that replays the kernels on the calling thread with the host-compiled
 /// harness: same code, same layouts, same per-block batch inversion. For tests and debugging;
 /// about a millisecond per scalar multiplication.
@@ -436,6 +523,40 @@ impl KernelExecutor for HostExecutor {
         )
     }
 
+    /// As the device executor does it: one input (the pairs', the nonces' and the
+    /// commitments' words), the three kernels in a row on it, only the parts read back.
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
+        let c = commitments.len();
+        let capsules = item_count(c)?;
+        let items = item_count(2 * c)?;
+        if bases.len() != 2 * c || scalars.len() != 2 * c {
+            return Err(ExecError::Unsupported(
+                "not two bases and scalars per capsule",
+            ));
+        }
+        replay(
+            layout::PARTS_IN_WORDS * c,
+            |dst| layout::pack_parts(bases, scalars, commitments, dst),
+            |input| {
+                let (pair_in, rest) = input.split_at(2 * layout::PAIR_IN_WORDS * c);
+                let (nonces, u1s) = rest.split_at(layout::FIXED_IN_WORDS * c);
+                let pair_out = launch_pairs(pair_in, items, false, true);
+                let fixed_out = launch_fixed(self.table(FixedBase::U), nonces, capsules);
+                launch_cfrag_parts(pair_in, &pair_out, &fixed_out, u1s, capsules)
+            },
+            |words| {
+                let mut out = vec![[0u8; CFRAG_PARTS_LEN]; c];
+                layout::unpack_parts_into(words, &mut out)?;
+                Ok(out)
+            },
+        )
+    }
+
     fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
         let n = item_count(points.len())?;
         replay(
@@ -527,5 +648,317 @@ mod tests {
         let want = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
         assert_eq!(got, want);
         assert!(got.iter().all(|[_, second]| second.is_none()));
+    }
+
+    /// Big-endian `x` as 32 bytes, for building scalars and digests from hex.
+    fn be32(hex_str: &str) -> Bytes32 {
+        let bytes = hex::decode(hex_str).expect("hex");
+        bytes.try_into().expect("32 bytes")
+    }
+
+    const N_HEX: &str = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141";
+    const N_MINUS_1_HEX: &str = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140";
+    const N_C_HEX: &str = "000000000000000000000000000000014551231950b75fc4402da1732fc9bebf";
+    const N_MINUS_2_HEX: &str = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd036413f";
+
+    #[test]
+    fn sha256_matches_sha2_on_every_length() {
+        use rand::RngCore;
+        use sha2::{Digest, Sha256};
+        // Every length 0..=400 (one, two and more blocks, every padding case: 55, 56, 63, 64,
+        // 119, 120, ...) and the challenge's 319 bytes, random contents.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let mut msg = vec![0u8; 401];
+        for len in (0..=400).chain([0, 55, 56, 63, 64, 119, 319, 319]) {
+            rng.fill_bytes(&mut msg[..len]);
+            let want: [u8; 32] = Sha256::digest(&msg[..len]).into();
+            assert_eq!(sha256(&msg[..len]), want, "length {len}");
+        }
+        // The FIPS 180-4 example "abc".
+        assert_eq!(
+            hex::encode(sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// `a · b + c mod n` through the harness on raw 32-byte inputs (`a`, `b` any 256-bit
+    /// values, `c` below n).
+    fn mul_add_bytes(a: &Bytes32, b: &Bytes32, c: &Bytes32) -> Bytes32 {
+        let mut out = [0u8; 32];
+        // SAFETY: three 32-byte inputs and one 32-byte output.
+        unsafe { ffi::umbh_scalar_mul_add(a.as_ptr(), b.as_ptr(), c.as_ptr(), out.as_mut_ptr()) };
+        out
+    }
+
+    #[test]
+    fn scalar_mul_add_matches_k256() {
+        use k256::elliptic_curve::ops::Reduce;
+        use k256::U256;
+        let reduce = |b: &Bytes32| <Scalar as Reduce<U256>>::reduce_bytes(&(*b).into());
+        let n_minus_1 = -Scalar::ONE;
+        let two_128 = Scalar::from(1u64 << 32).pow_vartime([4u64]);
+        let two_255 = reduce(&be32(&format!("8{}", "0".repeat(63))));
+        // 2^256 - n = N_C (129 bits) and its neighbours: the folds' largest partial sums.
+        let n_c = reduce(&be32(N_C_HEX));
+        let edges = [
+            Scalar::ZERO,
+            Scalar::ONE,
+            Scalar::from(2u64),
+            n_minus_1,
+            n_minus_1 - Scalar::ONE,
+            two_128,
+            two_128 - Scalar::ONE,
+            two_255,
+            two_255 - Scalar::ONE,
+            n_c,
+            n_c - Scalar::ONE,
+            -n_c,
+            reduce(&[0xff; 32]), // 2^256 - 1 mod n = N_C - 1
+        ];
+        for a in &edges {
+            for b in &edges {
+                for c in [Scalar::ZERO, Scalar::ONE, n_minus_1, *a] {
+                    assert_eq!(scalar_mul_add(a, b, &c), a * b + c, "{a:?} {b:?} {c:?}");
+                }
+            }
+        }
+        // (n-1)(n-1) + (n-1): the largest product and the largest addend.
+        assert_eq!(
+            scalar_mul_add(&n_minus_1, &n_minus_1, &n_minus_1),
+            n_minus_1 * n_minus_1 + n_minus_1
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        for _ in 0..5_000 {
+            let (a, b, c) = (
+                Scalar::random(&mut rng),
+                Scalar::random(&mut rng),
+                Scalar::random(&mut rng),
+            );
+            assert_eq!(scalar_mul_add(&a, &b, &c), a * b + c);
+        }
+        // The reduction takes any 512-bit product: factors at and above n, up to 2^256 - 1.
+        let raw = [
+            [0xffu8; 32],
+            be32(N_HEX),
+            be32(N_MINUS_1_HEX),
+            be32("fffffffffffffffffffffffffffffffeffffffffffffffffffffffffffffffff"),
+            be32("ffffffffffffffffffffffffffffffffbaaedce6af48a03bbfd25e8cd0364141"),
+        ];
+        for a in &raw {
+            for b in &raw {
+                for c in [Scalar::ZERO, n_minus_1] {
+                    let want = reduce(a) * reduce(b) + c;
+                    let got = mul_add_bytes(a, b, &c.to_bytes().into());
+                    assert_eq!(got, <Bytes32>::from(want.to_bytes()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hash_to_scalar_matches_core_reduction() {
+        use k256::elliptic_curve::ops::Reduce;
+        use k256::{NonZeroScalar, U256};
+        use rand::RngCore;
+        let want = |d: &Bytes32| *<NonZeroScalar as Reduce<U256>>::reduce_bytes(&(*d).into());
+        let n_plus_1 = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364142";
+        let mut digests = vec![
+            [0u8; 32],
+            be32(N_MINUS_2_HEX),
+            be32(N_MINUS_1_HEX),
+            be32(N_HEX),
+            be32(n_plus_1),
+            [0xff; 32],
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+        for _ in 0..2_000 {
+            let mut d = [0u8; 32];
+            rng.fill_bytes(&mut d);
+            digests.push(d);
+        }
+        for d in &digests {
+            assert_eq!(hash_to_scalar(d), want(d), "{}", hex::encode(d));
+        }
+        // The edges land where x mod (n - 1) + 1 says.
+        assert_eq!(hash_to_scalar(&[0u8; 32]), Scalar::ONE);
+        assert_eq!(hash_to_scalar(&be32(N_MINUS_2_HEX)), -Scalar::ONE);
+        assert_eq!(hash_to_scalar(&be32(N_MINUS_1_HEX)), Scalar::ONE);
+        assert_eq!(hash_to_scalar(&be32(N_HEX)), Scalar::from(2u64));
+    }
+
+    /// The inputs of a `umb_cfrag_parts` launch for random capsules, and the parts the CPU
+    /// computes for them (k256 and `umbrald_core::hash`): 197 bytes per capsule.
+    #[derive(Clone)]
+    struct CfragCase {
+        pair_in: Vec<u32>,
+        pair_out: Vec<u32>,
+        fixed_out: Vec<u32>,
+        u1_in: Vec<u32>,
+        want: Vec<[u8; 197]>,
+    }
+
+    fn cfrag_case(c: usize, seed: u64) -> CfragCase {
+        use umbrald_core::curve::params::U_COMPRESSED;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let random_point =
+            |rng: &mut rand::rngs::StdRng| ProjectivePoint::GENERATOR * Scalar::random(rng);
+        let compress = |p: &ProjectivePoint| Affine::from_k256(p).expect("finite").to_compressed();
+        let non_zero = |rng: &mut rand::rngs::StdRng| loop {
+            let s = Scalar::random(&mut *rng);
+            if !bool::from(s.is_zero()) {
+                break s;
+            }
+        };
+        let u = FixedBase::U.point().to_k256();
+        let mut bases = Vec::with_capacity(2 * c);
+        let mut scalars = Vec::with_capacity(2 * c);
+        let mut ts = Vec::with_capacity(c);
+        let mut u1_in = vec![0u32; layout::PARTS_U1_WORDS * c];
+        let mut want = Vec::with_capacity(c);
+        for j in 0..c {
+            let (e, v) = (random_point(&mut rng), random_point(&mut rng));
+            let (rk, t) = (non_zero(&mut rng), non_zero(&mut rng));
+            let u1 = compress(&random_point(&mut rng));
+            for (b, byte) in u1.iter().enumerate() {
+                u1_in[(b / 4) * c + j] |= u32::from(*byte) << (8 * (b % 4));
+            }
+            bases.push(Affine::from_k256(&e).expect("finite"));
+            bases.push(Affine::from_k256(&v).expect("finite"));
+            scalars.push([rk, t]);
+            scalars.push([rk, t]);
+            ts.push(t);
+            let (ce, cv) = (compress(&e), compress(&v));
+            let (e1, e2) = (compress(&(e * rk)), compress(&(e * t)));
+            let (v1, v2) = (compress(&(v * rk)), compress(&(v * t)));
+            let u2 = compress(&(u * t));
+            let h = umbrald_core::hash::cfrag_verification([
+                &ce,
+                &e1,
+                &e2,
+                &cv,
+                &v1,
+                &v2,
+                &U_COMPRESSED,
+                &u1,
+                &u2,
+            ]);
+            let z: Bytes32 = (rk * h + t).to_bytes().into();
+            let mut parts = [0u8; 197];
+            for (k, chunk) in [e1, v1, e2, v2, u2].iter().enumerate() {
+                parts[33 * k..33 * (k + 1)].copy_from_slice(chunk);
+            }
+            parts[165..].copy_from_slice(&z);
+            want.push(parts);
+        }
+        let mut pair_in = vec![0u32; layout::PAIR_IN_WORDS * 2 * c];
+        layout::pack_pairs(&bases, &scalars, &mut pair_in).expect("pack pairs");
+        let pair_out = launch_pairs(&pair_in, (2 * c) as u32, false, true);
+        let mut fixed_in = vec![0u32; layout::FIXED_IN_WORDS * c];
+        layout::pack_fixed(&ts, &mut fixed_in).expect("pack fixed");
+        let fixed_out = launch_fixed(&FixedBaseTable::new(FixedBase::U), &fixed_in, c as u32);
+        CfragCase {
+            pair_in,
+            pair_out,
+            fixed_out,
+            u1_in,
+            want,
+        }
+    }
+
+    impl CfragCase {
+        fn launch(&self) -> Vec<u32> {
+            let c = self.want.len();
+            launch_cfrag_parts(
+                &self.pair_in,
+                &self.pair_out,
+                &self.fixed_out,
+                &self.u1_in,
+                c as u32,
+            )
+        }
+    }
+
+    /// Capsule `j`'s 197 bytes and status from a `umb_cfrag_parts` output over `c` capsules.
+    fn cfrag_parts_of(out: &[u32], c: usize, j: usize) -> ([u8; 197], u32) {
+        let mut bytes = [0u8; 200];
+        for w in 0..50 {
+            bytes[4 * w..4 * w + 4].copy_from_slice(&out[w * c + j].to_le_bytes());
+        }
+        assert_eq!(bytes[197..], [0, 0, 0], "padding bytes of capsule {j}");
+        let mut parts = [0u8; 197];
+        parts.copy_from_slice(&bytes[..197]);
+        (parts, out[50 * c + j])
+    }
+
+    #[test]
+    fn cfrag_parts_launch_matches_cpu() {
+        // 130 capsules (260 pair items: two full blocks of the pair kernel and a partial one;
+        // 130 is no multiple of the block) and a single one.
+        for (c, seed) in [(130usize, 31u64), (1, 32)] {
+            let case = cfrag_case(c, seed);
+            let out = case.launch();
+            assert_eq!(out.len(), layout::PARTS_OUT_WORDS * c);
+            for (j, want) in case.want.iter().enumerate() {
+                let (parts, status) = cfrag_parts_of(&out, c, j);
+                assert_eq!(status, 0, "capsule {j} of {c}");
+                assert_eq!(hex::encode(parts), hex::encode(want), "capsule {j} of {c}");
+            }
+        }
+        assert!(launch_cfrag_parts(&[], &[], &[], &[], 0).is_empty());
+    }
+
+    #[test]
+    fn cfrag_parts_status_flags_bad_products() {
+        let c = 3;
+        let base = cfrag_case(c, 33);
+        let good = base.launch();
+        for j in 0..c {
+            assert_eq!(cfrag_parts_of(&good, c, j), (base.want[j], 0));
+        }
+        // Changes one capsule's product, expects that status for it and the others untouched.
+        let check = |name: &str, corrupt: &dyn Fn(&mut CfragCase), bad: usize, status: u32| {
+            let mut case = base.clone();
+            corrupt(&mut case);
+            let out = case.launch();
+            for j in 0..c {
+                let (parts, got) = cfrag_parts_of(&out, c, j);
+                if j == bad {
+                    assert_eq!(got, status, "{name}: capsule {j}");
+                } else {
+                    assert_eq!(got, 0, "{name}: capsule {j}");
+                    assert_eq!(parts, cfrag_parts_of(&good, c, j).0, "{name}: capsule {j}");
+                }
+            }
+        };
+        let n2 = 2 * c;
+        // E2 of capsule 1 (slot 1 of item 2): y limb 0 changed, off the curve.
+        check(
+            "E2 off the curve",
+            &|case| case.pair_out[(17 + 8) * n2 + 2] ^= 1,
+            1,
+            2,
+        );
+        // V1 of capsule 0 (slot 0 of item 1): identity flag set, coordinates still on the curve.
+        check("V1 identity", &|case| case.pair_out[16 * n2 + 1] = 1, 0, 1);
+        // U2 of capsule 2: identity flag set.
+        check("U2 identity", &|case| case.fixed_out[16 * c + 2] = 1, 2, 1);
+        // U2 of capsule 2 as the kernels store the identity: flag 1, x = y = 0 (off the curve).
+        check(
+            "U2 stored identity",
+            &|case| {
+                for w in 0..17 {
+                    case.fixed_out[w * c + 2] = u32::from(w == 16);
+                }
+            },
+            2,
+            3,
+        );
+        // x of V2 of capsule 1 (slot 1 of item 3) changed: off the curve.
+        check(
+            "V2 off the curve",
+            &|case| case.pair_out[17 * n2 + 3] ^= 0x8000_0000,
+            1,
+            2,
+        );
     }
 }

@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use k256::Scalar;
+use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// Words per item of a base point (x, y) in the `umb_mul_pairs` input.
@@ -31,6 +32,20 @@ pub const DECOMPRESS_IN_WORDS: usize = 9;
 /// Words per item of `umb_decompress` output: y and an on-curve flag.
 pub const DECOMPRESS_OUT_WORDS: usize = 9;
 
+/// Words per capsule of a `umb_cfrag_parts` call's extra input: the kfrag's compressed
+/// commitment `U1`, 33 bytes packed little-endian into 9 words.
+pub const PARTS_U1_WORDS: usize = 9;
+/// Words per capsule uploaded for a cfrag-parts call: the `umb_mul_pairs` input of its two
+/// items (`E` and `V`, both with `[rk, t]`), the `umb_mul_fixed` input (`t`) and `U1`.
+pub const PARTS_IN_WORDS: usize = 2 * PAIR_IN_WORDS + FIXED_IN_WORDS + PARTS_U1_WORDS;
+/// Words per capsule of the `umb_cfrag_parts` output, all that comes back: the parts' 197
+/// bytes packed little-endian into 50 words, then a status word (0: all five products are
+/// points on the curve).
+pub const PARTS_OUT_WORDS: usize = 51;
+/// Words per capsule of device memory a cfrag-parts call writes: the pair and fixed-base
+/// outputs the parts kernel reads, then its own output.
+pub const PARTS_DEVICE_OUT_WORDS: usize = 2 * PAIR_OUT_WORDS + FIXED_OUT_WORDS + PARTS_OUT_WORDS;
+
 /// Why a kernel's output words are not a valid result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +67,15 @@ pub enum LayoutError {
     /// Item `0` is the identity for a non-zero scalar, or a point for a zero scalar.
     #[error("item {0}: identity flag does not match the scalar")]
     IdentityMismatch(usize),
+    /// The parts kernel reports a product of capsule `index` off the curve or the identity
+    /// (status bits 1 and 0).
+    #[error("capsule {index}: the parts kernel reports status {status:#x}")]
+    PartsStatus {
+        /// The capsule.
+        index: usize,
+        /// The kernel's status word.
+        status: u32,
+    },
 }
 
 /// Big-endian 32 bytes -> 8 little-endian limbs.
@@ -419,6 +443,56 @@ pub fn unpack_fixed_into(
     read_columns::<FIXED_OUT_WORDS, _>(src, out, |i, words| read_slot(words, 0, i, &scalars[i]))
 }
 
+/// Writes a cfrag-parts call's input for `c = commitments.len()` capsules (`dst` must hold
+/// exactly `PARTS_IN_WORDS * c` words): the `umb_mul_pairs` input of `bases` and `scalars`
+/// (`2c` items: `E`, `V` of each capsule with its `[rk, t]`), then `t` of every capsule as a
+/// `umb_mul_fixed` input, then every `U1` ([`PARTS_U1_WORDS`]).
+pub fn pack_parts(
+    bases: &[Affine],
+    scalars: &[[Scalar; 2]],
+    commitments: &[[u8; 33]],
+    dst: &mut [u32],
+) -> Result<(), LayoutError> {
+    let c = commitments.len();
+    check_len(bases.len(), 2 * c)?;
+    check_len(dst.len(), PARTS_IN_WORDS * c)?;
+    let (pairs, rest) = dst.split_at_mut(2 * PAIR_IN_WORDS * c);
+    let (nonces, u1s) = rest.split_at_mut(FIXED_IN_WORDS * c);
+    pack_pairs(bases, scalars, pairs)?;
+    fill_columns::<FIXED_IN_WORDS>(nonces, c, |j| scalar_limbs(&scalars[2 * j][1]));
+    fill_columns::<PARTS_U1_WORDS>(u1s, c, |j| {
+        let mut bytes = [0u8; 4 * PARTS_U1_WORDS];
+        bytes[..33].copy_from_slice(&commitments[j]);
+        let mut words = zeroize::Zeroizing::new([0u32; PARTS_U1_WORDS]);
+        for (word, four) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+            *word = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
+        }
+        words
+    });
+    Ok(())
+}
+
+/// Reads a `umb_cfrag_parts` output of `out.len()` capsules into `out` (partly written on
+/// error): the first 197 bytes of each capsule's 50 words, after its status word says that
+/// every product was a point on the curve.
+pub fn unpack_parts_into(src: &[u32], out: &mut [CfragParts]) -> Result<(), LayoutError> {
+    let c = out.len();
+    check_len(src.len(), PARTS_OUT_WORDS * c)?;
+    read_columns::<PARTS_OUT_WORDS, _>(src, out, |index, words| {
+        let status = words[PARTS_OUT_WORDS - 1];
+        if status != 0 {
+            return Err(LayoutError::PartsStatus { index, status });
+        }
+        let mut bytes = [0u8; 4 * (PARTS_OUT_WORDS - 1)];
+        for (four, word) in bytes.chunks_exact_mut(4).zip(words) {
+            four.copy_from_slice(&word.to_le_bytes());
+        }
+        let mut parts = [0u8; CFRAG_PARTS_LEN];
+        parts.copy_from_slice(&bytes[..CFRAG_PARTS_LEN]);
+        Ok(parts)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +504,36 @@ mod tests {
             *limb = src[(row + w) * n + i];
         }
         limbs
+    }
+
+    /// Parts come back as bytes packed little-endian into words, column by column, and a
+    /// non-zero status word rejects the call naming the capsule.
+    #[test]
+    fn parts_are_read_from_words_and_a_bad_status_is_refused() {
+        let c = 3;
+        let mut src = vec![0u32; PARTS_OUT_WORDS * c];
+        for j in 0..c {
+            for k in 0..CFRAG_PARTS_LEN {
+                let byte = (k as u32 * 7 + j as u32) & 0xff;
+                src[(k / 4) * c + j] |= byte << (8 * (k % 4));
+            }
+        }
+        let mut out = vec![[0u8; CFRAG_PARTS_LEN]; c];
+        unpack_parts_into(&src, &mut out).expect("status 0");
+        for (j, parts) in out.iter().enumerate() {
+            for (k, byte) in parts.iter().enumerate() {
+                assert_eq!(u32::from(*byte), (k as u32 * 7 + j as u32) & 0xff);
+            }
+        }
+        src[(PARTS_OUT_WORDS - 1) * c + 2] = 2;
+        assert_eq!(
+            unpack_parts_into(&src, &mut out),
+            Err(LayoutError::PartsStatus {
+                index: 2,
+                status: 2
+            })
+        );
+        assert!(unpack_parts_into(&src[1..], &mut out).is_err());
     }
 
     #[test]

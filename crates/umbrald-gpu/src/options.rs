@@ -11,7 +11,8 @@ pub struct GpuOptions {
     /// (`DeviceInfo::launch_items`). A batch larger than this is split into launches that
     /// alternate between two streams, so copies of one overlap the kernel of the other. Pinned
     /// host and device buffers for two launches of this size are allocated at start-up: about
-    /// 530 bytes of pinned host memory and as much device memory per item.
+    /// 530 bytes of pinned host memory and as much device memory per item; with `cfrag_parts`
+    /// about 600 and 870 (its launches take half as many capsules).
     pub chunk_items: usize,
     /// Outputs per call recomputed on the CPU and compared (at least one is always checked).
     pub audit_samples: usize,
@@ -45,6 +46,12 @@ pub struct GpuOptions {
     /// [`umbrald_core::backend::EcBackend::overlaps_calls`]) instead of one after the other.
     /// Off by default: on an H200 0.92-1.00x without it (docs/PERFORMANCE.md §4).
     pub overlap_calls: bool,
+    /// Finish whole cfrags on the device ([`umbrald_core::backend::EcBackend::cfrag_parts`]):
+    /// the products, `t·U`, the proof's hash and `z` in one call, with only each cfrag's 197
+    /// bytes of parts copied back, so the host neither reads back, checks and compresses the
+    /// five products nor hashes the proof. Each pipeline's buffers grow (see `chunk_items`).
+    /// Off by default until a device measures it.
+    pub cfrag_parts: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
 }
@@ -113,6 +120,7 @@ impl Default for GpuOptions {
             nvrtc_options: Vec::new(),
             table_in_shared: true,
             overlap_calls: false,
+            cfrag_parts: false,
             host_wait: HostWait::default(),
         }
     }

@@ -20,6 +20,7 @@ pub const KERNEL_FILES: &[(&str, &str)] = &[
         "scalar_mul.cuh",
         include_str!("../../../kernels/scalar_mul.cuh"),
     ),
+    ("finish.cuh", include_str!("../../../kernels/finish.cuh")),
     (
         "scalar_mul.cu",
         include_str!("../../../kernels/scalar_mul.cu"),
@@ -36,6 +37,14 @@ pub const FN_MUL_PAIRS: &str = "umb_mul_pairs";
 pub const FN_MUL_FIXED: &str = "umb_mul_fixed";
 /// Kernel entry point: `umb_decompress(in, out, n)`.
 pub const FN_DECOMPRESS: &str = "umb_decompress";
+/// Kernel entry point: `umb_cfrag_parts(pair_in, pair_out, fixed_out, u1_in, out, c)`, one
+/// thread per capsule, no barrier: from a `umb_mul_pairs` launch's input and output over
+/// `2c` items (`E_j`, `V_j` with the scalars `[rk_j, t_j]`), a `umb_mul_fixed` output with U's
+/// table for the `t_j` and `U1_j` (9 rows of packed compressed bytes), writes 51 rows per
+/// capsule: `E1 || V1 || E2 || V2 || U2 || z` (197 bytes, packed little-endian into 50 words)
+/// and a status word (bit 0: an identity product, bit 1: a product off the curve). Layout:
+/// `kernels/finish.cuh`.
+pub const FN_CFRAG_PARTS: &str = "umb_cfrag_parts";
 
 /// Threads per block; must equal `UMB_BLOCK` in `umb_types.cuh` (a test checks it against the
 /// host harness, which is compiled from that header).
@@ -130,9 +139,11 @@ mod tests {
                 src.contains(FN_MUL_PAIRS)
                     && src.contains(FN_MUL_FIXED)
                     && src.contains(FN_DECOMPRESS)
+                    && src.contains(FN_CFRAG_PARTS)
             );
             // Each header appears once.
             assert_eq!(src.matches("#define UMB_FIELD_CUH").count(), 1);
+            assert_eq!(src.matches("#define UMB_FINISH_CUH").count(), 1);
         }
     }
 

@@ -190,6 +190,79 @@ fn gpu_overlapped_calls_match_the_cpu() {
     assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
 }
 
+/// `cfrag_parts`: whole cfrags' parts (products, `t·U`, the proof's hash and `z`) on the
+/// device equal the CPU's byte for byte; through the engine they verify under umbral-pre and
+/// exactly the tampered capsules are rejected.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_cfrag_parts_match_the_cpu() {
+    let gpu = Arc::new(gpu_with(GpuOptions {
+        cfrag_parts: true,
+        ..GpuOptions::default()
+    }));
+    assert!(
+        gpu.offers_cfrag_parts(),
+        "the parts kernel failed its self-test"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xcf7a);
+    let capsules = 20_000;
+    let point = |k: Scalar| Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).expect("finite");
+    let mut bases = Vec::with_capacity(2 * capsules);
+    let mut scalars = Vec::with_capacity(2 * capsules);
+    let mut commitments = Vec::with_capacity(capsules);
+    for j in 0..capsules {
+        let (rk, t) = match j % 5000 {
+            0 => (Scalar::ONE, -Scalar::ONE),
+            1 => (-Scalar::ONE, Scalar::ONE),
+            _ => (Scalar::random(&mut rng), Scalar::random(&mut rng)),
+        };
+        bases.push(point(Scalar::random(&mut rng)));
+        bases.push(point(Scalar::random(&mut rng)));
+        scalars.extend([[rk, t]; 2]);
+        commitments.push(point(Scalar::random(&mut rng)).to_compressed());
+    }
+    let start = Instant::now();
+    let got = gpu
+        .cfrag_parts_checked(&bases, &scalars, &commitments)
+        .expect("GPU parts");
+    eprintln!(
+        "{capsules} cfrag parts: {:.3} s",
+        start.elapsed().as_secs_f64()
+    );
+    let indices: Vec<usize> = (0..capsules).collect();
+    let want = parallel(&indices, |chunk| {
+        chunk
+            .iter()
+            .map(|&j| {
+                umbrald_core::cfrag_parts_on_cpu(
+                    &bases[2 * j],
+                    &bases[2 * j + 1],
+                    &scalars[2 * j],
+                    &commitments[j],
+                )
+                .expect("non-zero scalars")
+            })
+            .collect()
+    });
+    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {capsules} capsules' parts differ from the CPU"
+    );
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    for (threshold, shares) in [(1, 1), (3, 5)] {
+        let policy = Policy::new(threshold, shares);
+        assert_eq!(
+            policy.round_trip(&engine, b"parts from the GPU"),
+            b"parts from the GPU"
+        );
+    }
+    let policy = Policy::new(2, 3);
+    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
+    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_decompression_matches_the_cpu() {

@@ -12,9 +12,9 @@ use common::*;
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
-use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
-use umbrald_core::Engine;
+use umbrald_core::{cfrag_parts_on_cpu, Engine};
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{
     DeviceInfo, ExecError, FixedBase, GpuBackend, GpuOptions, KernelExecutor, PairProducts,
@@ -216,12 +216,16 @@ struct Faulty {
 
 impl Faulty {
     fn backend(fault: Fault, audit_samples: usize) -> GpuBackend {
+        Self::backend_with(fault, &opts(audit_samples))
+    }
+
+    fn backend_with(fault: Fault, opts: &GpuOptions) -> GpuBackend {
         let exec = Faulty {
             inner: HostExecutor::new(),
             fault,
             calls: AtomicUsize::new(0),
         };
-        GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), &opts(audit_samples))
+        GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), opts)
     }
 }
 
@@ -264,6 +268,217 @@ impl KernelExecutor for Faulty {
         }
         Ok((out, timing))
     }
+
+    /// The parts of capsule `i` wrong for `SwapPair(i)` (a byte of `z`) and `NegateFixed(i)`
+    /// (the parity of `U2`).
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (mut out, timing) = self.inner.cfrag_parts(bases, scalars, commitments)?;
+        match self.fault {
+            Fault::EveryOther if call % 2 == 0 => {
+                return Err(ExecError::Driver("CUDA_ERROR_LAUNCH_TIMEOUT".into()))
+            }
+            Fault::SwapPair(i) => out[i][CFRAG_PARTS_LEN - 1] ^= 1,
+            Fault::NegateFixed(i) => out[i][4 * 33] ^= 1,
+            Fault::Driver => return Err(ExecError::Driver("CUDA_ERROR_ILLEGAL_ADDRESS".into())),
+            Fault::Short => {
+                out.pop();
+            }
+            Fault::EveryOther => {}
+        }
+        Ok((out, timing))
+    }
+}
+
+/// `capsules` random capsules' inputs to `cfrag_parts`: bases `E`, `V`, scalars `[rk, t]`
+/// twice, commitments.
+fn parts_inputs(capsules: usize, seed: u64) -> (Vec<Affine>, Vec<[Scalar; 2]>, Vec<[u8; 33]>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut bases = Vec::new();
+    let mut scalars = Vec::new();
+    let mut commitments = Vec::new();
+    for j in 0..capsules {
+        let (rk, t) = match j {
+            0 => (Scalar::ONE, -Scalar::ONE),
+            _ => (Scalar::random(&mut rng), Scalar::random(&mut rng)),
+        };
+        bases.push(point(&Scalar::random(&mut rng)));
+        bases.push(point(&Scalar::random(&mut rng)));
+        scalars.extend([[rk, t]; 2]);
+        commitments.push(point(&Scalar::random(&mut rng)).to_compressed());
+    }
+    (bases, scalars, commitments)
+}
+
+#[test]
+fn cfrag_parts_match_the_cpu_across_blocks() {
+    // 130 capsules: 260 pair items over three blocks, 130 parts over two.
+    let (bases, scalars, commitments) = parts_inputs(130, 11);
+    let gpu = host_backend(3);
+    let got = gpu
+        .cfrag_parts_checked(&bases, &scalars, &commitments)
+        .expect("host kernels succeed");
+    for (j, parts) in got.iter().enumerate() {
+        let want = cfrag_parts_on_cpu(
+            &bases[2 * j],
+            &bases[2 * j + 1],
+            &scalars[2 * j],
+            &commitments[j],
+        );
+        assert_eq!(Some(*parts), want, "capsule {j}");
+    }
+    let stats = gpu.stats().snapshot();
+    assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 650, 0));
+    assert_eq!(stats.audited, 3);
+    gpu.self_test_parts().expect("parts self-test");
+    // Off by default: the trait method declines, and the engine finishes on the host.
+    assert!(!gpu.offers_cfrag_parts());
+    assert!(gpu.cfrag_parts(&bases, &scalars, &commitments).is_none());
+}
+
+/// The host kernels, counting the calls of each kind (the counters shared with the test).
+#[derive(Default)]
+struct Counting {
+    inner: HostExecutor,
+    pairs: Arc<AtomicUsize>,
+    parts: Arc<AtomicUsize>,
+}
+
+impl KernelExecutor for Counting {
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.pairs.fetch_add(1, Ordering::Relaxed);
+        self.inner.mul_pairs(bases, scalars)
+    }
+
+    /// The capsule checks' `h·E`, not counted.
+    fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.inner.mul_firsts(bases, scalars)
+    }
+
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<(Products, Timing), ExecError> {
+        self.inner.mul_fixed(base, scalars)
+    }
+
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
+        self.parts.fetch_add(1, Ordering::Relaxed);
+        self.inner.cfrag_parts(bases, scalars, commitments)
+    }
+}
+
+#[test]
+fn cfrags_finished_by_the_host_kernels_verify_under_umbral_pre() {
+    for overlap_calls in [false, true] {
+        let exec = Counting::default();
+        let (pairs, parts) = (exec.pairs.clone(), exec.parts.clone());
+        let gpu = Arc::new(GpuBackend::with_executor(
+            Box::new(exec),
+            DeviceInfo::emulated(),
+            &GpuOptions {
+                cfrag_parts: true,
+                overlap_calls,
+                ..opts(2)
+            },
+        ));
+        assert!(gpu.offers_cfrag_parts());
+        let stats = gpu.stats();
+        let engine = Engine::new(gpu);
+        let policy = Policy::new(3, 5);
+        assert_eq!(
+            policy.round_trip(&engine, b"finished on the device"),
+            b"finished on the device"
+        );
+        assert!(policy.rejects_tampered_capsules(&engine, 7, &[0, 3]));
+        let stats = stats.snapshot();
+        assert_eq!(stats.fallbacks, 0, "{stats:?}");
+        // Every cfrag was finished by the parts kernels; the pair kernel ran only inside them.
+        // One batch for the round trip, one for the tampered capsules.
+        assert_eq!(parts.load(Ordering::Relaxed), 2);
+        assert_eq!(pairs.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn wrong_cfrag_parts_are_caught_and_the_engine_loses_nothing() {
+    let (bases, scalars, commitments) = parts_inputs(6, 12);
+    for (fault, audit_failures) in [
+        (Fault::SwapPair(4), 1),
+        (Fault::NegateFixed(1), 1),
+        (Fault::Driver, 0),
+        (Fault::Short, 0),
+    ] {
+        let gpu = Faulty::backend(fault, 6);
+        assert!(gpu
+            .cfrag_parts_checked(&bases, &scalars, &commitments)
+            .is_err());
+        let stats = gpu.stats().snapshot();
+        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
+    }
+    for fault in [Fault::SwapPair(0), Fault::NegateFixed(0), Fault::Driver] {
+        let gpu = Faulty::backend_with(
+            fault,
+            &GpuOptions {
+                cfrag_parts: true,
+                ..opts(64)
+            },
+        );
+        let gpu = Arc::new(gpu);
+        let stats = gpu.stats();
+        let engine = Engine::new(gpu);
+        let policy = Policy::new(2, 3);
+        assert_eq!(
+            policy.round_trip(&engine, b"parts fallback"),
+            b"parts fallback"
+        );
+        assert!(stats.snapshot().fallbacks >= 1);
+    }
+}
+
+/// An executor without the parts kernel (the default method): the backend declines without
+/// counting a fault, so an old PTX file cannot disable the device.
+#[test]
+fn an_executor_without_the_parts_kernel_is_not_a_fault() {
+    let exec = Shared(Arc::new(Faulty {
+        inner: HostExecutor::new(),
+        fault: Fault::EveryOther,
+        calls: AtomicUsize::new(0),
+    }));
+    let gpu = GpuBackend::with_executor(
+        Box::new(exec),
+        DeviceInfo::emulated(),
+        &GpuOptions {
+            cfrag_parts: true,
+            disable_after_failures: 1,
+            ..opts(1)
+        },
+    );
+    let (bases, scalars, commitments) = parts_inputs(2, 13);
+    for _ in 0..3 {
+        assert!(gpu.cfrag_parts(&bases, &scalars, &commitments).is_none());
+    }
+    let stats = gpu.stats().snapshot();
+    assert_eq!((stats.fallbacks, stats.disabled), (0, false));
 }
 
 #[test]

@@ -263,6 +263,14 @@ pub struct GpuSection {
     /// overlapped calls each ran longer, so the device, not the chain of calls, is the limit
     /// (docs/PERFORMANCE.md §4, fifth GPU session).
     pub overlap_calls: bool,
+    /// Finish whole cfrags on the device: the products, `t·U`, the proof's SHA-256 challenge
+    /// and `z = rk·h + t` in one call per batch part (three kernels in a row on one stream),
+    /// with only each cfrag's 197 bytes of parts copied back, so that the host neither reads
+    /// back, checks and compresses five points per capsule nor hashes the proof. The device
+    /// checks each product on the curve; the lane audits sampled capsules in full on the CPU.
+    /// A module without the kernel (an old `ptx_file`) or a failed start-up self-test leaves
+    /// the host finishing. Off by default: not yet measured on a device.
+    pub cfrag_parts: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
     /// split over `host_threads` as before (`auto` too: the lane's measured rate counts every
@@ -338,6 +346,7 @@ impl Default for GpuSection {
             decompress: true,
             table_in_shared: true,
             overlap_calls: false,
+            cfrag_parts: false,
             batches_in_flight: 1,
             pipelines: 0,
             host_wait: GpuHostWait::Block,
@@ -449,6 +458,9 @@ pub struct Overrides {
     /// Issue a batch's independent device calls at once (true or false).
     #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
     pub gpu_overlap_calls: Option<bool>,
+    /// Finish whole cfrags (products, proof hash, z) on the GPU (true or false).
+    #[arg(long, env = "UMBRALD_GPU_CFRAG_PARTS", value_name = "BOOL")]
+    pub gpu_cfrag_parts: Option<bool>,
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
@@ -523,6 +535,7 @@ impl Overrides {
         set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
+        set(&mut config.gpu.cfrag_parts, &self.gpu_cfrag_parts);
         set(
             &mut config.gpu.batches_in_flight,
             &self.gpu_batches_in_flight,

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use k256::Scalar;
-use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
+use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
@@ -79,6 +79,7 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         concurrent_calls: section.pipelines.clamp(1, MAX_GPU_PIPELINES),
         table_in_shared: section.table_in_shared,
         overlap_calls: section.overlap_calls,
+        cfrag_parts: section.cfrag_parts,
         host_wait: section.host_wait.into(),
         ..GpuOptions::default()
     };
@@ -286,6 +287,8 @@ pub(crate) struct Guarded {
     decompress: bool,
     /// `[gpu] overlap_calls`: ask the engine to issue independent calls at once.
     overlap_calls: bool,
+    /// `[gpu] cfrag_parts`: offer whole cfrags' parts from the device to the engine.
+    cfrag_parts: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -323,6 +326,7 @@ impl Guarded {
             capsule_checks: section.capsule_checks,
             decompress: section.decompress,
             overlap_calls: section.overlap_calls,
+            cfrag_parts: section.cfrag_parts,
         }
     }
 
@@ -439,6 +443,32 @@ impl Guarded {
                 .mul_u(&scalars[i..=i])
                 .map_err(|_| FallbackReason::AuditMismatch)?;
             if want.first() != out.get(i) {
+                return Err(FallbackReason::AuditMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a cfrag-parts answer's count, then recomputes a few capsules' parts in full on
+    /// the CPU.
+    fn check_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+        out: &[CfragParts],
+    ) -> Verdict {
+        if out.len() != commitments.len() || bases.len() != 2 * out.len() {
+            return Err(FallbackReason::InvalidOutput);
+        }
+        for j in self.sample(out.len()) {
+            let want = umbrald_core::cfrag_parts_on_cpu(
+                &bases[2 * j],
+                &bases[2 * j + 1],
+                &scalars[2 * j],
+                &commitments[j],
+            );
+            if want.as_ref() != out.get(j) {
                 return Err(FallbackReason::AuditMismatch);
             }
         }
@@ -569,6 +599,47 @@ impl EcBackend for Guarded {
 
     fn overlaps_calls(&self) -> bool {
         self.overlap_calls
+    }
+
+    fn offers_cfrag_parts(&self) -> bool {
+        self.cfrag_parts && self.backend().offers_cfrag_parts()
+    }
+
+    /// The device's cfrag parts while it is healthy, audited here too: sampled capsules are
+    /// recomputed in full on the CPU (a mismatch is a fault, as for any call). `None` (the
+    /// engine then runs the products, through this guard) when off, unhealthy, declined by
+    /// the backend or rejected.
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Option<Vec<CfragParts>> {
+        if !self.cfrag_parts || commitments.is_empty() || !self.lane.is_healthy() {
+            return None;
+        }
+        let backend = self.backend();
+        let verdict = self.timed(GpuCall::CfragParts, || {
+            let out = catch_unwind(AssertUnwindSafe(|| {
+                backend.cfrag_parts(bases, scalars, commitments)
+            }))
+            .ok()
+            .flatten()?;
+            Some(
+                self.check_parts(bases, scalars, commitments, &out)
+                    .map(|()| out),
+            )
+        })?;
+        match verdict {
+            Ok(out) => {
+                self.accepted();
+                Some(out)
+            }
+            Err(reason) => {
+                self.fault(reason, "cfrag parts rejected by the check");
+                None
+            }
+        }
     }
 
     /// Whether the GPU backend checks its outputs: what this guard returns from `mul_pairs`

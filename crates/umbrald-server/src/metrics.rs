@@ -58,6 +58,8 @@ pub enum GpuCall {
     Pairs,
     /// The fixed-base products with `U`.
     Fixed,
+    /// Whole cfrags' parts (products, `t·U`, the proof's hash and `z`; `[gpu] cfrag_parts`).
+    CfragParts,
 }
 
 impl GpuCall {
@@ -68,6 +70,7 @@ impl GpuCall {
             Self::CapsuleChecks => "capsule_checks",
             Self::Pairs => "pairs",
             Self::Fixed => "fixed",
+            Self::CfragParts => "cfrag_parts",
         }
     }
 }

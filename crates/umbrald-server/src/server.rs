@@ -168,6 +168,7 @@ impl Server {
                     host_threads = section.host_threads,
                     pipelines = section.pipelines,
                     overlap_calls = section.overlap_calls,
+                    cfrag_parts = section.cfrag_parts,
                     host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"
                 );

@@ -475,13 +475,32 @@ async fn auto_with_host_kernels(
 /// umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
+    tampered_capsules_through_the_lane("gpu-overlap", true, false).await
+}
+
+/// `cfrag_parts` through the lane, with and without `overlap_calls`: whole cfrags finished by
+/// the parts kernel (host-compiled), the tampered capsules rejected, every other cfrag
+/// verified under umbral-pre, whole and compact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestResult {
+    tampered_capsules_through_the_lane("gpu-parts", false, true).await?;
+    tampered_capsules_through_the_lane("gpu-parts-overlap", true, true).await
+}
+
+async fn tampered_capsules_through_the_lane(
+    tag: &str,
+    overlap_calls: bool,
+    cfrag_parts: bool,
+) -> TestResult {
     let fx = Arc::new(Fixture::new(2, 2, 6));
     let prober = host_kernels(GpuOptions {
-        overlap_calls: true,
+        overlap_calls,
+        cfrag_parts,
         ..GpuOptions::default()
     });
-    let mut config = gpu_config("gpu-overlap", BackendKind::Gpu, 3, 60_000);
-    config.gpu.overlap_calls = true;
+    let mut config = gpu_config(tag, BackendKind::Gpu, 3, 60_000);
+    config.gpu.overlap_calls = overlap_calls;
+    config.gpu.cfrag_parts = cfrag_parts;
     config.gpu.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = umbrald_server::testing::TestClient::connect(
@@ -522,6 +541,14 @@ async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
     let text = scrape(&server).await;
     assert_eq!(metric(&text, ITEMS_OK), 62.0);
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
+    // With `cfrag_parts` every batch's cfrags came from the parts call, never the pairs.
+    let called = |call: &str| {
+        text.contains(&format!(
+            "umbrald_gpu_call_seconds_count{{call=\"{call}\"}}"
+        ))
+    };
+    assert_eq!(called("cfrag_parts"), cfrag_parts);
+    assert_eq!(called("pairs"), !cfrag_parts);
     for reason in ["audit_mismatch", "device_error", "invalid_output"] {
         let series = format!("umbrald_gpu_fallbacks_total{{reason=\"{reason}\"}}");
         assert_eq!(metric(&text, &series), 0.0, "{series}");
@@ -587,9 +614,17 @@ async fn auto_with_the_cuda_probe_serves() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a CUDA GPU"]
 async fn gpu_backend_serves_end_to_end() -> TestResult {
+    for cfrag_parts in [false, true] {
+        gpu_serves_end_to_end(cfrag_parts).await?;
+    }
+    Ok(())
+}
+
+async fn gpu_serves_end_to_end(cfrag_parts: bool) -> TestResult {
     let fx = Arc::new(Fixture::new(3, 2, 8));
     let mut config = common::config("gpu-real", 2);
     config.workers.backend = BackendKind::Gpu;
+    config.gpu.cfrag_parts = cfrag_parts;
     let server = Server::start(config).await?;
     assert_eq!(server.backend(), "gpu");
     let client = common::client(&server).await;
@@ -663,6 +698,9 @@ fn gpu_options_parse_and_validate() {
     assert!(!Config::default().gpu.overlap_calls);
     let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
     assert!(c.gpu_section().overlap_calls);
+    assert!(!Config::default().gpu.cfrag_parts);
+    let c = Config::from_toml("[gpu]\ncfrag_parts = true\n").expect("parses");
+    assert!(c.gpu_section().cfrag_parts);
     assert_eq!(Config::default().gpu.batches_in_flight, 1);
     let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
     c.validate().expect("valid");

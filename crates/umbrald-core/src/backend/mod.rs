@@ -13,6 +13,13 @@ use k256::Scalar;
 
 use crate::curve::{Affine, CompressedPoint};
 
+/// Bytes of a cfrag's capsule-specific parts: `E1, V1, E2, V2, U2` compressed and `z`
+/// ([`crate::CapsuleFrag::to_parts`]).
+pub const CFRAG_PARTS_LEN: usize = 5 * 33 + 32;
+
+/// One cfrag's capsule-specific parts, as [`EcBackend::cfrag_parts`] returns them.
+pub type CfragParts = [u8; CFRAG_PARTS_LEN];
+
 /// Why a backend could not finish a batch. The engine falls back to the CPU on any of these.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +86,31 @@ pub trait EcBackend: Send + Sync {
     /// accept, so a wrong answer costs time, never correctness.
     fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
         let _ = points;
+        None
+    }
+
+    /// Whether [`Self::cfrag_parts`] is offered, so that the engine gathers its inputs. The
+    /// default, false: the engine then finishes every cfrag on the host.
+    fn offers_cfrag_parts(&self) -> bool {
+        false
+    }
+
+    /// The capsule-specific parts of whole cfrags (`E1, V1, E2, V2, U2` compressed and
+    /// `z = rk·h + t`, [`CFRAG_PARTS_LEN`] bytes each), from the inputs of [`Self::mul_pairs`]
+    /// for capsule `j`: `bases[2j] = E`, `bases[2j + 1] = V`, both with the scalars
+    /// `[rk, t]` (the kfrag's key and the proof's nonce), and `commitments[j]`, the kfrag's
+    /// compressed `U1`. The products, `t·U`, the proof's challenge `h` and `z` are computed
+    /// together, so nothing but the parts comes back to the host.
+    ///
+    /// `None` means not offered (the default) or failed: the engine then runs
+    /// [`Self::mul_pairs`] and [`Self::mul_u`] and finishes the cfrags itself.
+    fn cfrag_parts(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+        commitments: &[[u8; 33]],
+    ) -> Option<Vec<CfragParts>> {
+        let _ = (bases, scalars, commitments);
         None
     }
 

@@ -88,7 +88,7 @@ impl CapsuleFrag {
     }
 
     /// Length of [`CapsuleFrag::to_parts`].
-    pub const PARTS_LEN: usize = 5 * 33 + 32;
+    pub const PARTS_LEN: usize = crate::backend::CFRAG_PARTS_LEN;
 
     /// The capsule-specific fields, `E1 ‖ V1 ‖ E2 ‖ V2 ‖ U2 ‖ z`: what a cfrag adds to the
     /// kfrag it was made with (the rest is copied from the kfrag).
