@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, Endpoint, IdleTimeout, VarInt};
 use umbrald_core::{CapsuleFrag, KeyFrag};
-use umbrald_proto::{decode, encode, Item, Policy, Request, Response, PROTOCOL_VERSION};
+use umbrald_proto::{
+    decode, encode, Item, Policy, Request, Response, CFRAG_PARTS_LEN, PROTOCOL_VERSION,
+};
 
 use crate::error::{ClientError, ServerError};
 use crate::trust::{ClientIdentity, Trust, TrustError};
@@ -105,6 +107,225 @@ impl ReencryptRequest {
     pub fn with_priority(mut self, priority: u8) -> Self {
         self.priority = Some(priority);
         self
+    }
+}
+
+/// A re-encryption request encoded once (an `umbrald_proto::Request` with a fixed id) to be
+/// sent many times with [`Client::reencrypt_prepared`]. Cheap to clone: clones share the bytes.
+///
+/// Every send carries the same id. That is harmless, since each request travels on its own
+/// stream and the answer is matched by stream, the id being only checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRequest {
+    bytes: Arc<[u8]>,
+    id: u64,
+    items: usize,
+    compact: bool,
+}
+
+impl PreparedRequest {
+    /// Encodes `request` under `id`, asking for compact cfrags if `compact_cfrags` (see
+    /// [`ClientOptions::compact_cfrags`]). [`Client::prepare`] takes both from the client.
+    pub fn new(
+        request: ReencryptRequest,
+        id: u64,
+        compact_cfrags: bool,
+    ) -> Result<Self, ClientError> {
+        let items = request.items.len();
+        let request = Request {
+            v: PROTOCOL_VERSION,
+            id,
+            policies: request.policies,
+            items: request.items,
+            deadline_ms: request.deadline_ms,
+            priority: request.priority,
+            compact_cfrags: compact_cfrags.then_some(true),
+        };
+        Ok(Self {
+            bytes: encode(&request)?.into(),
+            id,
+            items,
+            compact: compact_cfrags,
+        })
+    }
+
+    /// The encoded request, as sent.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The request's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How many items (capsules) the request carries.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Whether the request asks for compact cfrags.
+    pub fn compact_cfrags(&self) -> bool {
+        self.compact
+    }
+
+    /// Checks raw response bytes against this request and summarizes them, as
+    /// [`Client::reencrypt_prepared`] does with what the server answers.
+    pub fn summarize(&self, response: &[u8]) -> Result<ReencryptSummary, ClientError> {
+        let response: LeanResponse<'_> = decode(response)?;
+        if response.v != PROTOCOL_VERSION {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "protocol version {} (expected {PROTOCOL_VERSION})",
+                response.v
+            )));
+        }
+        let id = self.id;
+        // A server that could not read the request far enough answers with id 0.
+        if response.id != id && !(response.id == 0 && response.error.is_some()) {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "response id {} for request {id}",
+                response.id
+            )));
+        }
+        let results = match (response.results, response.error) {
+            (None, Some(error)) => return Err(ClientError::Server(error.into())),
+            (Some(results), None) => results,
+            _ => {
+                return Err(ClientError::UnexpectedResponse(
+                    "response has neither or both of results and error".to_owned(),
+                ))
+            }
+        };
+        if results.count != self.items {
+            return Err(ClientError::UnexpectedResponse(format!(
+                "{} results for {} items",
+                results.count, self.items
+            )));
+        }
+        if let Some((i, bad)) = results.first_bad {
+            return Err(ClientError::UnexpectedResponse(format!("item {i}: {bad}")));
+        }
+        if results.parts > 0 && !self.compact {
+            return Err(ClientError::UnexpectedResponse(
+                "compact parts for a request that did not ask for them".to_owned(),
+            ));
+        }
+        Ok(ReencryptSummary {
+            ok: results.cfrags + results.parts,
+            item_errors: results.item_errors,
+        })
+    }
+}
+
+/// What the answer to a [`PreparedRequest`] said, without the cfrags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReencryptSummary {
+    /// Items answered with a cfrag (whole or compact).
+    pub ok: usize,
+    /// The error code of every failed item, in item order (the server's messages are dropped).
+    pub item_errors: Vec<String>,
+}
+
+/// A [`Response`] read in place: the envelope, and the results only counted and checked.
+#[derive(serde::Deserialize)]
+struct LeanResponse<'a> {
+    v: u32,
+    id: u64,
+    #[serde(default)]
+    results: Option<LeanResults>,
+    #[serde(default, borrow)]
+    error: Option<LeanError<'a>>,
+}
+
+/// A request-level [`umbrald_proto::WireError`], borrowed.
+#[derive(serde::Deserialize)]
+struct LeanError<'a> {
+    #[serde(borrow)]
+    code: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: std::borrow::Cow<'a, str>,
+}
+
+impl From<LeanError<'_>> for ServerError {
+    fn from(e: LeanError<'_>) -> Self {
+        Self {
+            code: e.code.into_owned(),
+            message: e.message.into_owned(),
+        }
+    }
+}
+
+/// One [`umbrald_proto::ItemResult`], borrowed (an item error's message is skipped).
+#[derive(serde::Deserialize)]
+struct LeanItem<'a> {
+    #[serde(default, borrow)]
+    cfrag: Option<&'a [u8]>,
+    #[serde(default, borrow)]
+    parts: Option<&'a [u8]>,
+    #[serde(default, borrow)]
+    error: Option<LeanItemError<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeanItemError<'a> {
+    #[serde(borrow)]
+    code: std::borrow::Cow<'a, str>,
+}
+
+/// The `results` array, each element checked as it is read and none kept.
+#[derive(Default)]
+struct LeanResults {
+    count: usize,
+    cfrags: usize,
+    parts: usize,
+    /// The first result that is not exactly one of a cfrag, parts or an error of the right
+    /// length.
+    first_bad: Option<(usize, &'static str)>,
+    item_errors: Vec<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for LeanResults {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LeanResults;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of item results")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<LeanResults, A::Error> {
+                let mut out = LeanResults::default();
+                while let Some(item) = seq.next_element::<LeanItem<'de>>()? {
+                    let bad = match (item.cfrag, item.parts, item.error) {
+                        (Some(c), None, None) if c.len() == CapsuleFrag::ENCODED_LEN => {
+                            out.cfrags += 1;
+                            None
+                        }
+                        (Some(_), None, None) => Some("a cfrag of the wrong length"),
+                        (None, Some(p), None) if p.len() == CFRAG_PARTS_LEN => {
+                            out.parts += 1;
+                            None
+                        }
+                        (None, Some(_), None) => Some("compact parts of the wrong length"),
+                        (None, None, Some(e)) => {
+                            out.item_errors.push(e.code.into_owned());
+                            None
+                        }
+                        _ => Some("not exactly one of cfrag, parts and error"),
+                    };
+                    if let (Some(bad), None) = (bad, out.first_bad) {
+                        out.first_bad = Some((out.count, bad));
+                    }
+                    out.count += 1;
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
@@ -230,6 +451,32 @@ impl Client {
         };
         let response = self.round_trip(&request).await?;
         check_response(response, &request)
+    }
+
+    /// Encodes `request` once, with a fixed id and this client's options (`compact_cfrags`
+    /// as [`Client::reencrypt`] sets it), for [`Client::reencrypt_prepared`] to send any number
+    /// of times.
+    pub fn prepare(&self, request: ReencryptRequest) -> Result<PreparedRequest, ClientError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        PreparedRequest::new(request, id, self.inner.options.compact_cfrags)
+    }
+
+    /// Sends a [`PreparedRequest`] and returns only the outcome of each item: how many were
+    /// answered and the codes of those that failed. For high-rate callers that do not need
+    /// the cfrags (a load generator): the response is checked as [`Client::reencrypt`] checks
+    /// it (version, id, one result per item, each exactly one of a whole cfrag, compact parts
+    /// when asked for, or an error, of the right length) but read in place, without an
+    /// allocation per item, and compact answers are not completed into cfrags. Nothing is
+    /// verified cryptographically.
+    ///
+    /// Errors are those of [`Client::reencrypt`]: a request-level rejection is
+    /// [`ClientError::Server`] with the server's code.
+    pub async fn reencrypt_prepared(
+        &self,
+        request: &PreparedRequest,
+    ) -> Result<ReencryptSummary, ClientError> {
+        let raw = self.round_trip_bytes(request.bytes()).await?;
+        request.summarize(&raw)
     }
 
     /// Sends a NuCypher `ReencryptionRequest` (`ReRq` 3.0 bytes, as nucypher-core writes them

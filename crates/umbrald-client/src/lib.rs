@@ -3,7 +3,9 @@
 //!
 //! - [`Client`]: one QUIC connection (ALPN `umbrald/1`, TLS 1.3) to one appliance, trusted by a
 //!   CA file or a pinned certificate fingerprint ([`Trust`]). Requests are pipelined, one QUIC
-//!   stream each; a lost connection is re-established transparently.
+//!   stream each; a lost connection is re-established transparently. High-rate callers that
+//!   need only each item's outcome (a load generator) encode a [`PreparedRequest`] once and send
+//!   it with [`Client::reencrypt_prepared`], which checks the answer in place.
 //! - [`ThresholdClient`]: the split-key retrieval. Ask n appliances, verify each cfrag with
 //!   umbral-pre as it arrives, return with the first m valid ones and a report of bad nodes.
 //! - [`Alice`], [`Bob`], [`Grant`]: umbral-pre helpers so an end-to-end flow takes a few lines:
@@ -31,7 +33,9 @@ pub mod trust;
 mod gather;
 
 pub use actors::{ActorError, Alice, Bob, Grant, Sealed};
-pub use client::{Client, ClientOptions, ItemOutcome, ReencryptRequest};
+pub use client::{
+    Client, ClientOptions, ItemOutcome, PreparedRequest, ReencryptRequest, ReencryptSummary,
+};
 pub use error::{ClientError, ServerError};
 pub use threshold::{
     NodeFailure, NodeFailureKind, NodeSpec, Retrieval, ThresholdClient, ThresholdError,

@@ -13,7 +13,7 @@ use super::record::{Correction, Outcome, Recorded, Recorder, Sample, MIN_DELAY_T
 use super::scrape::{self, ServerMetrics};
 use super::timer::PreciseTimer;
 use super::workload::Workload;
-use crate::client::Client;
+use crate::client::{Client, PreparedRequest};
 
 /// How load is offered.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -297,11 +297,12 @@ async fn open_loop(
         if in_window {
             issued.fetch_add(1, Ordering::Relaxed);
         }
-        let request = workload.request(k * lanes + lane);
+        let seq = k * lanes + lane;
         let client = client.clone();
+        let workload = workload.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let sample = send(&client, request, intended).await;
+            let sample = send(&client, workload.prepared(seq), intended).await;
             let _ = tx.send(sample);
             drop(permit);
         });
@@ -325,26 +326,21 @@ async fn closed_loop(
         if now >= window_start {
             issued.fetch_add(1, Ordering::Relaxed);
         }
-        let sample = send(&client, workload.request(k * workers + worker), now).await;
+        let sample = send(&client, workload.prepared(k * workers + worker), now).await;
         if tx.send(sample).is_err() {
             break;
         }
     }
 }
 
-async fn send(
-    client: &Client,
-    request: crate::client::ReencryptRequest,
-    intended: Instant,
-) -> Sample {
-    let items = u32::try_from(request.items.len()).unwrap_or(u32::MAX);
+/// Sends one prepared request and times it. Only the outcome of each item is kept (the answer
+/// is checked but its cfrags are not copied out: [`Client::reencrypt_prepared`]).
+async fn send(client: &Client, request: &PreparedRequest, intended: Instant) -> Sample {
+    let items = u32::try_from(request.items()).unwrap_or(u32::MAX);
     let sent = Instant::now();
-    let outcome = match client.reencrypt(request).await {
-        Ok(results) => Outcome::Answered {
-            item_errors: results
-                .into_iter()
-                .filter_map(|r| r.err().map(|e| e.code))
-                .collect(),
+    let outcome = match client.reencrypt_prepared(request).await {
+        Ok(summary) => Outcome::Answered {
+            item_errors: summary.item_errors,
         },
         Err(e) => Outcome::Failed(e.label()),
     };

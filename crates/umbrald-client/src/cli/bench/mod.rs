@@ -196,16 +196,17 @@ pub async fn run(
 ) -> Result<BenchOutput, CliError> {
     args.validate()?;
     let json_to_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
+    let options = ClientOptions {
+        request_timeout: args.request_timeout,
+        ..args.target.client_options()?
+    };
     let workload = Arc::new(Workload::generate(
         args.policies,
         args.capsules,
         args.batch,
         args.deadline_ms,
+        options.compact_cfrags,
     )?);
-    let options = ClientOptions {
-        request_timeout: args.request_timeout,
-        ..args.target.client_options()?
-    };
     let mut clients = Vec::new();
     for _ in 0..args.connections {
         let client = Client::new(node.addr, &node.trust, options.clone())?;

@@ -1,12 +1,20 @@
 //! The requests the load generator sends: real policies and capsules made with umbral-pre, so
 //! that the server does real work, and a check that its answers verify.
+//!
+//! The requests are encoded once, before the clock starts ([`PreparedRequest`]), so that the
+//! generator spends its CPU on the transport rather than on building, encoding and decoding
+//! what it throws away.
 
 use umbral_pre::{Capsule, CapsuleFrag, DefaultDeserialize};
 use umbrald_proto::{Item, Policy};
 
 use crate::actors::{Alice, Bob, Grant};
 use crate::cli::CliError;
-use crate::client::{Client, ReencryptRequest};
+use crate::client::{Client, PreparedRequest, ReencryptRequest};
+
+/// At most this many distinct requests are prepared (unless there are more policies, see
+/// [`Workload::prepared`]).
+const MAX_PREPARED: usize = 64;
 
 /// Pre-built policies and capsules; request `k` is fully determined by `k`.
 pub struct Workload {
@@ -16,15 +24,18 @@ pub struct Workload {
     capsule_bytes: Vec<Vec<u8>>,
     batch: usize,
     deadline_ms: Option<u32>,
+    prepared: Vec<PreparedRequest>,
 }
 
 impl Workload {
-    /// Makes `policies` 1-of-1 grants and `capsules` capsules (each at least 1).
+    /// Makes `policies` 1-of-1 grants and `capsules` capsules (each at least 1), and prepares
+    /// the requests to send (asking for compact cfrags if `compact_cfrags`).
     pub fn generate(
         policies: usize,
         capsules: usize,
         batch: usize,
         deadline_ms: Option<u32>,
+        compact_cfrags: bool,
     ) -> Result<Self, CliError> {
         let bob = Bob::random();
         let mut grants = Vec::new();
@@ -48,14 +59,39 @@ impl Workload {
             bytes.push(s.capsule_bytes()?);
             sealed.push(s.capsule);
         }
-        Ok(Self {
+        let mut workload = Self {
             grants,
             policies: wire_policies,
             capsules: sealed,
             capsule_bytes: bytes,
             batch: batch.max(1),
             deadline_ms,
-        })
+            prepared: Vec::new(),
+        };
+        let distinct = workload.distinct_requests();
+        workload.prepared = (0..distinct as u64)
+            .map(|seq| PreparedRequest::new(workload.request(seq), seq + 1, compact_cfrags))
+            .collect::<Result<_, _>>()?;
+        Ok(workload)
+    }
+
+    /// How many requests are prepared: the period of [`Workload::pick`] (the least common
+    /// multiple of the policy and capsule counts), but at most [`MAX_PREPARED`] or the number
+    /// of policies, whichever is larger, so that every policy is still used and memory stays
+    /// bounded (a request of `--batch 512` is about 60 KiB). Past the bound the capsule offsets
+    /// repeat sooner than [`Workload::request`]'s would, which the server's work does not
+    /// depend on.
+    fn distinct_requests(&self) -> usize {
+        let (p, c) = (self.grants.len(), self.capsules.len());
+        let period = p / gcd(p, c) * c;
+        period.min(MAX_PREPARED.max(p))
+    }
+
+    /// The prepared request number `seq`: the same as [`Workload::request`]`(seq mod n)` with
+    /// `n` prepared requests (see [`Workload::distinct_requests`]). Request 0 is
+    /// [`Workload::request`]`(0)`, the one [`Workload::check_answers`] verifies.
+    pub fn prepared(&self, seq: u64) -> &PreparedRequest {
+        &self.prepared[(seq % self.prepared.len() as u64) as usize]
     }
 
     /// Request number `seq`: one policy, `batch` capsules encrypted under it.
@@ -109,6 +145,13 @@ impl Workload {
     }
 }
 
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +159,7 @@ mod tests {
 
     #[test]
     fn every_item_is_valid_under_its_policy() {
-        let w = Workload::generate(3, 7, 4, None).expect("workload");
+        let w = Workload::generate(3, 7, 4, None, true).expect("workload");
         for seq in 0..6 {
             let req = w.request(seq);
             assert_eq!(req.items.len(), 4);
@@ -151,9 +194,37 @@ mod tests {
 
     #[test]
     fn more_items_than_capsules_wrap_around() {
-        let w = Workload::generate(4, 1, 2, Some(50)).expect("workload");
+        let w = Workload::generate(4, 1, 2, Some(50), false).expect("workload");
         let req = w.request(3);
         assert_eq!(req.items.len(), 2);
         assert_eq!(req.deadline_ms, Some(50));
+    }
+
+    /// The prepared requests are the workload's own, encoded once, and cycle with
+    /// [`Workload::pick`]'s period (bounded).
+    #[test]
+    fn prepared_requests_encode_the_workloads_requests() {
+        use umbrald_proto::{decode, Request};
+        let w = Workload::generate(3, 4, 2, Some(7), true).expect("workload");
+        assert_eq!(w.prepared.len(), 12);
+        for seq in [0, 5, 11, 12, 29] {
+            let prepared = w.prepared(seq);
+            let sent: Request = decode(prepared.bytes()).expect("decode");
+            let expected = w.request(seq % 12);
+            assert_eq!(sent.policies, expected.policies);
+            assert_eq!(sent.items, expected.items);
+            assert_eq!(sent.deadline_ms, Some(7));
+            assert_eq!(sent.compact_cfrags, Some(true));
+            assert_eq!(sent.id, seq % 12 + 1);
+            assert_eq!(prepared.items(), 2);
+        }
+        // The default shape (1 policy, 256 capsules) is bounded; many policies all stay in use.
+        let w = Workload::generate(1, 256, 1, None, false).expect("workload");
+        assert_eq!(w.prepared.len(), MAX_PREPARED);
+        assert_eq!(w.prepared(0).bytes(), w.prepared(64).bytes());
+        let w = Workload::generate(70, 3, 1, None, false).expect("workload");
+        assert_eq!(w.prepared.len(), 70);
+        let sent: Request = decode(w.prepared(0).bytes()).expect("decode");
+        assert_eq!(sent.compact_cfrags, None);
     }
 }
