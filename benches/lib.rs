@@ -2,7 +2,9 @@
 
 use k256::{ProjectivePoint, Scalar};
 use umbral_pre::DefaultSerialize;
-use umbrald_core::backend::{BackendError, CfragParts, EcBackend, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{
+    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, EcBackend, CFRAG_PARTS_LEN,
+};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// A policy with one kfrag and `n` capsules, all made with umbral-pre.
@@ -57,6 +59,8 @@ pub struct InstantBackend {
     points: Option<Vec<(CompressedPoint, Affine)>>,
     /// Offer `cfrag_parts` (answered with constant bytes, as the products are).
     parts: bool,
+    /// Offer `reencrypt_capsules` (every capsule answered with constant parts).
+    one_call: bool,
 }
 
 impl EcBackend for InstantBackend {
@@ -112,6 +116,19 @@ impl EcBackend for InstantBackend {
             .then(|| vec![[2u8; CFRAG_PARTS_LEN]; commitments.len()])
     }
 
+    fn offers_reencrypt_capsules(&self) -> bool {
+        self.one_call
+    }
+
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        _: &[[Scalar; 2]],
+    ) -> Option<Vec<CapsuleOutcome>> {
+        self.one_call
+            .then(|| vec![CapsuleOutcome::Parts([2u8; CFRAG_PARTS_LEN]); capsules.len()])
+    }
+
     /// True, as for the GPU backend: every point it returns is a curve point.
     fn checks_outputs(&self) -> bool {
         true
@@ -145,6 +162,14 @@ impl InstantBackend {
     /// backend with `cfrag_parts` does: the engine then neither compresses nor hashes.
     pub fn offering_parts(mut self) -> Self {
         self.parts = true;
+        self
+    }
+
+    /// Also offers whole capsules re-encrypted in one call (`EcBackend::reencrypt_capsules`,
+    /// constant parts), as the GPU backend with `one_call` does: the engine then only parses,
+    /// draws nonces and copies parts.
+    pub fn offering_one_call(mut self) -> Self {
+        self.one_call = true;
         self
     }
 

@@ -311,10 +311,12 @@ UMB_NOINLINE umb_u32 umb_put_product(umb_u8 out[33], const umb_u32 *slot, umb_u3
 #define UMB_MSG_U1 (UMB_MSG_E + 231)
 #define UMB_MSG_U2 (UMB_MSG_E + 264)
 
-// One thread of umb_cfrag_parts: capsule i of c (layout at the top of this file).
+// One thread of umb_cfrag_parts: capsule i of c (layout at the top of this file). status_in:
+// bits the caller ORs into the status word (0 for umb_cfrag_parts; umb_reenc_finish in
+// reenc.cuh passes its capsule check's and decompression's bits).
 UMB_NOINLINE void umb_cfrag_parts_item(const umb_u32 *pair_in, const umb_u32 *pair_out,
                                        const umb_u32 *fixed_out, const umb_u32 *u1_in,
-                                       umb_u32 *out, umb_u32 c, umb_u32 i) {
+                                       umb_u32 *out, umb_u32 c, umb_u32 i, umb_u32 status_in) {
     // Umbral's U, compressed (crates/umbrald-core/src/curve/params.rs, U_COMPRESSED).
     const umb_u8 u_point[33] = {0x03, 0x07, 0x93, 0x90, 0xd0, 0xfb, 0xe2, 0x20, 0xfc,
                                 0x34, 0xaa, 0xb8, 0xec, 0xbf, 0x49, 0x09, 0x80, 0x98,
@@ -334,7 +336,7 @@ UMB_UNROLL
     umb_put_compressed(msg + UMB_MSG_E, x, y);
     umb_load_xy_col(x, y, pair_in, n2, iv);
     umb_put_compressed(msg + UMB_MSG_V, x, y);
-    umb_u32 status = umb_put_product(msg + UMB_MSG_E1, pair_out, n2, ie);
+    umb_u32 status = status_in | umb_put_product(msg + UMB_MSG_E1, pair_out, n2, ie);
     status |= umb_put_product(msg + UMB_MSG_E2, slot1, n2, ie);
     status |= umb_put_product(msg + UMB_MSG_V1, pair_out, n2, iv);
     status |= umb_put_product(msg + UMB_MSG_V2, slot1, n2, iv);

@@ -11,6 +11,7 @@
 // point is 64 bytes x || y; functions returning int return 1 for the point at infinity.
 #include "scalar_mul.cuh"
 #include "finish.cuh"
+#include "reenc.cuh"
 
 #include <vector>
 
@@ -319,7 +320,23 @@ void umbh_launch_cfrag_parts(const umb_u32 *pair_in, const umb_u32 *pair_out,
                              const umb_u32 *fixed_out, const umb_u32 *u1_in, umb_u32 *out,
                              umb_u32 c) {
     for (umb_u32 i = 0; i < c; i++)
-        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i);
+        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i, 0);
+}
+
+// ------------------------------------------------------------------------------ re-encryption
+// Same arguments and layouts as the umb_reenc_prep kernel (reenc.cuh).
+void umbh_launch_reenc_prep(const umb_u32 *in, umb_u32 *pair_in, umb_u32 *firsts_in,
+                            umb_u32 *prep, umb_u32 c) {
+    for (umb_u32 i = 0; i < c; i++) umb_reenc_prep_item(in, pair_in, firsts_in, prep, c, i);
+}
+
+// Same arguments and layouts as the umb_reenc_finish kernel (reenc.cuh).
+void umbh_launch_reenc_finish(const umb_u32 *in, const umb_u32 *pair_in, const umb_u32 *pair_out,
+                              const umb_u32 *firsts_out, const umb_u32 *g_out,
+                              const umb_u32 *u_out, const umb_u32 *prep, umb_u32 *out,
+                              umb_u32 c) {
+    for (umb_u32 i = 0; i < c; i++)
+        umb_reenc_finish_item(in, pair_in, pair_out, firsts_out, g_out, u_out, prep, out, c, i);
 }
 
 }  // extern "C"

@@ -17,8 +17,19 @@
 //                                           U2 (compressed) and z = rk h + t, from the pair
 //                                           and fixed-base kernels' inputs and outputs, with
 //                                           a status word; no barrier (layout: finish.cuh)
+//   umb_reenc_prep(in, pair_in, firsts_in, prep, c):
+//                                           from capsule j's compressed E, V, s, rk, t, U1
+//                                           (in): the pair kernel's input (E, V, [rk, t]), the
+//                                           first kernel's (E, h = H(E, V)), a status word; no
+//                                           barrier (layout: reenc.cuh)
+//   umb_reenc_finish(in, pair_in, pair_out, firsts_out, g_out, u_out, prep, out, c):
+//                                           out[j] = umb_cfrag_parts's output for capsule j,
+//                                           the status with the check s G = V + h E; no
+//                                           barrier. Between the two: umb_mul_pairs twice and
+//                                           umb_mul_fixed twice (G: s, U: t), see reenc.cuh
 #include "scalar_mul.cuh"
 #include "finish.cuh"
+#include "reenc.cuh"
 
 // UMB_TABLE_SHARED=1 keeps each thread's affine table (512 bytes) in dynamic shared memory
 // instead of local memory: the launch must pass UMB_TABLE_SMEM_BYTES (64 KiB) of dynamic shared
@@ -113,5 +124,22 @@ umb_cfrag_parts(const umb_u32 *UMB_RESTRICT pair_in, const umb_u32 *UMB_RESTRICT
                 umb_u32 *UMB_RESTRICT out, umb_u32 c) {
     umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
     if (i < c)  // index: public
-        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i);
+        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i, 0);
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_reenc_prep(const umb_u32 *UMB_RESTRICT in, umb_u32 *UMB_RESTRICT pair_in,
+               umb_u32 *UMB_RESTRICT firsts_in, umb_u32 *UMB_RESTRICT prep, umb_u32 c) {
+    umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
+    if (i < c) umb_reenc_prep_item(in, pair_in, firsts_in, prep, c, i);  // index: public
+}
+
+UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
+umb_reenc_finish(const umb_u32 *UMB_RESTRICT in, const umb_u32 *UMB_RESTRICT pair_in,
+                 const umb_u32 *UMB_RESTRICT pair_out, const umb_u32 *UMB_RESTRICT firsts_out,
+                 const umb_u32 *UMB_RESTRICT g_out, const umb_u32 *UMB_RESTRICT u_out,
+                 const umb_u32 *UMB_RESTRICT prep, umb_u32 *UMB_RESTRICT out, umb_u32 c) {
+    umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
+    if (i < c)  // index: public
+        umb_reenc_finish_item(in, pair_in, pair_out, firsts_out, g_out, u_out, prep, out, c, i);
 }

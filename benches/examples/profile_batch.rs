@@ -1,6 +1,6 @@
 //! Runs the engine on a batch repeatedly; for profilers (`valgrind --tool=callgrind`, `perf`).
 //!
-//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress] [--parts]]`
+//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress] [--parts] [--one-call]]`
 //!
 //! With `--host-only` the curve backend answers every product at once with the generator (the
 //! cfrags are then wrong): what remains is the engine's work around the curve arithmetic, the
@@ -8,7 +8,8 @@
 //! products (`EcBackend::capsule_check_products`, computed before the clock starts), as the GPU
 //! backend does, instead of leaving the combined check to the host; `--decompress` offers the
 //! capsules' points decompressed (`EcBackend::decompress_points`) likewise; `--parts` offers
-//! whole cfrags' parts (`EcBackend::cfrag_parts`), as the GPU backend with `cfrag_parts` does.
+//! whole cfrags' parts (`EcBackend::cfrag_parts`), as the GPU backend with `cfrag_parts` does;
+//! `--one-call` whole capsules in one call (`EcBackend::reencrypt_capsules`, `one_call`).
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ fn main() {
     let offload = flags.iter().any(|a| a == "--offload");
     let decompress = flags.iter().any(|a| a == "--decompress");
     let parts = flags.iter().any(|a| a == "--parts");
+    let one_call = flags.iter().any(|a| a == "--one-call");
     let engine = if host_only {
         let mut backend = InstantBackend::default();
         if offload {
@@ -40,6 +42,9 @@ fn main() {
         }
         if parts {
             backend = backend.offering_parts();
+        }
+        if one_call {
+            backend = backend.offering_one_call();
         }
         Engine::new(Arc::new(backend))
     } else {

@@ -13,6 +13,7 @@ fn main() {
         "scalar.cuh",
         "scalar_mul.cuh",
         "finish.cuh",
+        "reenc.cuh",
         "scalar_mul.cu",
         "host_harness.cpp",
     ] {

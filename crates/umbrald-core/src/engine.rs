@@ -30,7 +30,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::backend::{CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN};
+use crate::backend::{
+    CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN,
+};
 use crate::codec::{Capsule, CapsuleFrag, CapsuleParts, KeyFrag, PublicKey, VerifiedKeyFrag};
 use crate::curve::{fixed, msm, params, varmul, verify, Affine, CompressedPoint, PointError};
 use crate::error::ItemError;
@@ -139,6 +141,80 @@ impl Engine {
         &self,
         items: &[ReencryptItem<'_>],
     ) -> Vec<Result<CapsuleFrag, ItemError>> {
+        if items.len() >= COMBINED_CHECK_MIN && self.backend.offers_reencrypt_capsules() {
+            if let Some(results) = self.reencrypt_in_one_call(items) {
+                return results;
+            }
+        }
+        self.reencrypt_in_steps(items)
+    }
+
+    /// The whole batch in one backend call ([`EcBackend::reencrypt_capsules`]): parse, draw
+    /// the nonces, and take the parts of every capsule the backend accepts; the capsules it
+    /// rejects go through [`Self::reencrypt_in_steps`] again (a device could be wrong). `None`
+    /// when the call is declined or fails.
+    fn reencrypt_in_one_call(
+        &self,
+        items: &[ReencryptItem<'_>],
+    ) -> Option<Vec<Result<CapsuleFrag, ItemError>>> {
+        let parsed: Vec<Result<CapsuleParts, ItemError>> = items
+            .iter()
+            .map(|item| CapsuleParts::from_bytes(item.capsule).map_err(ItemError::InvalidCapsule))
+            .collect();
+        let good: Vec<usize> = (0..items.len()).filter(|&i| parsed[i].is_ok()).collect();
+        if good.is_empty() {
+            return None;
+        }
+        let mut rng = seeded_rng();
+        let nonces = draw_nonces(&mut rng, good.len());
+        let mut inputs = Vec::with_capacity(good.len());
+        let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
+            Zeroizing::new(Vec::with_capacity(good.len()));
+        for (&i, t) in good.iter().zip(nonces.iter()) {
+            let capsule = parsed[i].as_ref().ok()?;
+            let kfrag = items[i].kfrag.kfrag();
+            let [e, v] = capsule.points();
+            inputs.push(CapsuleInput {
+                e,
+                v,
+                s: capsule.signature(),
+                commitment: kfrag.commitment_bytes,
+            });
+            scalars.push([kfrag.key, *t]);
+        }
+        let outcomes = self
+            .backend
+            .reencrypt_capsules(&inputs, &scalars)
+            .filter(|outcomes| outcomes.len() == good.len())?;
+        // Every parsed capsule's slot is written below.
+        let mut results: Vec<Result<CapsuleFrag, ItemError>> = parsed
+            .into_iter()
+            .map(|parse| parse.and(Err(ItemError::Internal("capsule without a result"))))
+            .collect();
+        let mut again = Vec::new();
+        for (&i, outcome) in good.iter().zip(&outcomes) {
+            match outcome {
+                CapsuleOutcome::Parts(parts) => {
+                    results[i] = CapsuleFrag::from_parts(parts, items[i].kfrag.kfrag())
+                        .map_err(|_| ItemError::Internal("backend returned short cfrag parts"));
+                }
+                CapsuleOutcome::Rejected => again.push(i),
+            }
+        }
+        if !again.is_empty() {
+            let subset: Vec<ReencryptItem<'_>> = again.iter().map(|&i| items[i]).collect();
+            for (&i, result) in again.iter().zip(self.reencrypt_in_steps(&subset)) {
+                results[i] = result;
+            }
+        }
+        Some(results)
+    }
+
+    /// Re-encrypts a batch with one backend call per step (parse, check, products).
+    fn reencrypt_in_steps(
+        &self,
+        items: &[ReencryptItem<'_>],
+    ) -> Vec<Result<CapsuleFrag, ItemError>> {
         let mut results: Vec<Result<CapsuleFrag, ItemError>> = Vec::with_capacity(items.len());
         // 1. Parse.
         let parsed = self.parse_capsules(items);
@@ -147,11 +223,7 @@ impl Engine {
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().ok().map(|c| (i, c)))
             .collect();
-        let mut rng = ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| {
-            let mut seed = Zeroizing::new([0u8; 32]);
-            OsRng.fill_bytes(seed.as_mut());
-            ChaCha20Rng::from_seed(*seed)
-        });
+        let mut rng = seeded_rng();
         // 2. Check the capsule equations, 3. draw nonces, 4. the secret-scalar work.
         let SecretWork {
             good,
@@ -482,6 +554,15 @@ impl<'c> SecretWork<'c> {
     }
 }
 
+/// A CSPRNG for one batch's nonces, seeded from the operating system.
+fn seeded_rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
+        ChaCha20Rng::from_seed(*seed)
+    })
+}
+
 /// `count` fresh non-zero nonces.
 fn draw_nonces(rng: &mut ChaCha20Rng, count: usize) -> Zeroizing<Vec<Scalar>> {
     Zeroizing::new(
@@ -665,4 +746,28 @@ pub fn cfrag_parts_on_cpu(
         at += field.len();
     }
     Some(out)
+}
+
+/// One capsule's whole re-encryption on the CPU from the inputs of
+/// [`EcBackend::reencrypt_capsules`]: rejected when a point does not decompress or the
+/// capsule's equation fails, else the parts as [`cfrag_parts_on_cpu`] computes them. The
+/// reference a device's answers are audited against.
+pub fn reencrypt_capsule_on_cpu(input: &CapsuleInput, scalars: &[Scalar; 2]) -> CapsuleOutcome {
+    let (Ok(e), Ok(v)) = (input.e.decompress_vartime(), input.v.decompress_vartime()) else {
+        return CapsuleOutcome::Rejected;
+    };
+    let capsule = Capsule {
+        e,
+        v,
+        s: input.s,
+        e_bytes: e.to_compressed(),
+        v_bytes: v.to_compressed(),
+    };
+    if !capsule.check_vartime() {
+        return CapsuleOutcome::Rejected;
+    }
+    match cfrag_parts_on_cpu(&e, &v, scalars, &input.commitment) {
+        Some(parts) => CapsuleOutcome::Parts(parts),
+        None => CapsuleOutcome::Rejected,
+    }
 }

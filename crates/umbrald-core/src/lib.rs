@@ -20,5 +20,5 @@ pub mod hash;
 mod kfrag_cache;
 
 pub use codec::{Capsule, CapsuleFrag, CodecError, KeyFrag, PublicKey, VerifiedKeyFrag};
-pub use engine::{cfrag_parts_on_cpu, Engine, ReencryptItem};
+pub use engine::{cfrag_parts_on_cpu, reencrypt_capsule_on_cpu, Engine, ReencryptItem};
 pub use error::ItemError;

@@ -8,12 +8,12 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::backend::CFRAG_PARTS_LEN;
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_gpu::layout::{
     self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIRSTS_IN_WORDS, FIRSTS_OUT_WORDS,
     FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS, PARTS_IN_WORDS,
-    PARTS_OUT_WORDS,
+    PARTS_OUT_WORDS, REENC_IN_WORDS,
 };
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
@@ -192,6 +192,68 @@ fn capsule_bench(c: &mut Criterion) {
             let mut parts = vec![[0u8; CFRAG_PARTS_LEN]; capsules];
             layout::unpack_parts_into(&parts_out, &mut parts).expect("status 0");
             parts
+        })
+    });
+    // A whole capsule's device calls: with `cfrag_parts`, the decompression of E and V, the
+    // check's h·E and s·G, and the parts; with `one_call`, one input and the parts.
+    let es: Vec<Affine> = bases.iter().step_by(2).copied().collect();
+    let compressed: Vec<CompressedPoint> = bases
+        .iter()
+        .map(|p| CompressedPoint::parse(&p.to_compressed()).expect("valid"))
+        .collect();
+    let mut decompress_out = vec![0u32; DECOMPRESS_OUT_WORDS * N];
+    for (i, p) in bases.iter().enumerate() {
+        let (_, y) = p.to_xy_limbs();
+        for w in 0..8 {
+            decompress_out[w * N + i] = y[w];
+        }
+        decompress_out[8 * N + i] = 1;
+    }
+    let hs: Vec<Scalar> = nonces
+        .iter()
+        .map(|t| t.invert().unwrap_or(Scalar::ONE))
+        .collect();
+    let firsts_out = device_output(&points(2 * capsules), 2);
+    let mut decompress_in = vec![0u32; DECOMPRESS_IN_WORDS * N];
+    let mut firsts_in = vec![0u32; FIRSTS_IN_WORDS * capsules];
+    group.bench_function("capsule-in-steps", |b| {
+        b.iter(|| {
+            layout::pack_decompress(&compressed, &mut decompress_in).expect("pack");
+            let mut points = Vec::with_capacity(N);
+            layout::unpack_decompress(&decompress_out, &compressed, &mut points).expect("valid");
+            layout::pack_firsts(&es, &hs, &mut firsts_in).expect("pack");
+            layout::pack_fixed(&nonces, &mut fixed_in).expect("pack");
+            let mut checks = vec![[None, None]; capsules];
+            layout::unpack_firsts_into(
+                &firsts_out[..FIRSTS_OUT_WORDS * capsules],
+                &hs,
+                &mut checks,
+            )
+            .expect("valid output");
+            let mut sg = Vec::with_capacity(capsules);
+            layout::unpack_fixed(&fixed_out, &nonces, &mut sg).expect("valid output");
+            layout::pack_parts(&bases, &scalars, &commitments, &mut parts_in).expect("pack");
+            let mut parts = vec![[0u8; CFRAG_PARTS_LEN]; capsules];
+            layout::unpack_parts_into(&parts_out, &mut parts).expect("status 0");
+            (points, checks, sg, parts)
+        })
+    });
+    let inputs: Vec<CapsuleInput> = (0..capsules)
+        .map(|j| CapsuleInput {
+            e: compressed[2 * j],
+            v: compressed[2 * j + 1],
+            s: nonces[j],
+            commitment: commitments[j],
+        })
+        .collect();
+    let pairs: Vec<[Scalar; 2]> = scalars.iter().step_by(2).copied().collect();
+    let mut reenc_in = vec![0u32; REENC_IN_WORDS * capsules];
+    group.bench_function("capsule-in-one-call", |b| {
+        b.iter(|| {
+            layout::pack_reenc(&inputs, &pairs, &mut reenc_in).expect("pack");
+            let mut out = vec![CapsuleOutcome::Rejected; capsules];
+            layout::unpack_reenc_into(&parts_out, &mut out).expect("status 0");
+            out
         })
     });
     group.finish();

@@ -8,7 +8,7 @@
 
 use k256::{ProjectivePoint, Scalar};
 use rand::seq::index::sample;
-use umbrald_core::backend::{CfragParts, CpuBackend, EcBackend};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 
 use crate::table::FixedBase;
@@ -101,6 +101,25 @@ pub(crate) fn check_parts(
         .ok_or("audit: CPU reference failed (a zero scalar)")?;
         if want != out[j] {
             return Err(format!("audit: capsule {j}'s parts differ from the CPU's"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every capsule `j` in `indices` of a one-call re-encryption against the CPU's
+/// whole re-encryption of it (`umbrald_core::reencrypt_capsule_on_cpu`): the same parts, or
+/// both rejecting.
+pub(crate) fn check_reenc(
+    capsules: &[CapsuleInput],
+    scalars: &[[Scalar; 2]],
+    out: &[CapsuleOutcome],
+    indices: &[usize],
+) -> Result<(), String> {
+    for &j in indices {
+        if umbrald_core::reencrypt_capsule_on_cpu(&capsules[j], &scalars[j]) != out[j] {
+            return Err(format!(
+                "audit: capsule {j}'s outcome differs from the CPU's"
+            ));
         }
     }
     Ok(())

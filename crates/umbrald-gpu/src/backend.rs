@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend};
+use umbrald_core::backend::{
+    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend,
+};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::audit;
@@ -31,6 +33,7 @@ pub struct GpuBackend {
     info: DeviceInfo,
     overlap_calls: bool,
     cfrag_parts: bool,
+    one_call: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -56,8 +59,15 @@ impl GpuBackend {
         if backend.cfrag_parts {
             if let Err(e) = backend.self_test_parts() {
                 // The products still serve; only the host finishes the cfrags.
-                tracing::warn!(error = %e, "cfrag parts failed the self-test; finished on the host");
+                tracing::warn!(error = %e, "cfrag parts failed the self-test; host finishes");
                 backend.cfrag_parts = false;
+            }
+        }
+        if backend.one_call {
+            if let Err(e) = backend.self_test_one_call() {
+                // The separate calls still serve.
+                tracing::warn!(error = %e, "one-call re-encryption failed the self-test; off");
+                backend.one_call = false;
             }
         }
         Ok(backend)
@@ -80,6 +90,7 @@ impl GpuBackend {
             info,
             overlap_calls: opts.overlap_calls,
             cfrag_parts: opts.cfrag_parts,
+            one_call: opts.one_call,
         }
     }
 
@@ -199,6 +210,99 @@ impl GpuBackend {
                 audit::check_parts(bases, scalars, commitments, out, idx)
             }),
         }
+    }
+
+    /// Whole capsules re-encrypted in one device call ([`EcBackend::reencrypt_capsules`]),
+    /// audited: sampled capsules re-encrypted in full on the CPU, the same parts or both
+    /// rejecting. Counted as seven products per capsule (the five of the parts, `h·E` and
+    /// `s·G`).
+    pub fn reencrypt_capsules_checked(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
+        if capsules.len() != scalars.len() {
+            return Err(BackendError::Shape("not one [rk, t] per capsule"));
+        }
+        if capsules.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        match self.exec.reencrypt_capsules(capsules, scalars) {
+            // Not a fault: a module without the kernels (PTX built before them).
+            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
+            result => self.accept(result, capsules.len(), 7, |out, idx| {
+                audit::check_reenc(capsules, scalars, out, idx)
+            }),
+        }
+    }
+
+    /// Runs the one-call path on valid capsules, one with a wrong `s`, one whose `E` and one
+    /// whose `V` has no point on the curve, and compares every outcome with the CPU's. Not
+    /// counted in the statistics.
+    pub fn self_test_one_call(&self) -> Result<(), String> {
+        let mut rng = rand::thread_rng();
+        let mut capsules = Vec::new();
+        let mut scalars = Vec::new();
+        for j in 0..6u64 {
+            let (e, v) = (
+                Scalar::generate_vartime(&mut rng),
+                Scalar::generate_vartime(&mut rng),
+            );
+            let point = |k: &Scalar| {
+                Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).ok_or("identity".to_owned())
+            };
+            let (e_point, v_point) = (point(&e)?, point(&v)?);
+            let (e_bytes, v_bytes) = (e_point.to_compressed(), v_point.to_compressed());
+            let h = umbrald_core::hash::capsule_points(&e_bytes, &v_bytes);
+            let mut s = v + h * e;
+            if j == 1 {
+                s += Scalar::ONE;
+            }
+            let compressed = |bytes: &[u8; 33]| {
+                CompressedPoint::parse(bytes).map_err(|e| format!("self-test point: {e}"))
+            };
+            let mut input = CapsuleInput {
+                e: compressed(&e_bytes)?,
+                v: compressed(&v_bytes)?,
+                s,
+                commitment: point(&Scalar::generate_vartime(&mut rng))?.to_compressed(),
+            };
+            // x = 5 has no point on the curve (5³ + 7 = 132 is not a square mod p).
+            let mut five = [0u8; 33];
+            five[0] = 2;
+            five[32] = 5;
+            match j {
+                2 => input.e = compressed(&five)?,
+                3 => input.v = compressed(&five)?,
+                _ => {}
+            }
+            capsules.push(input);
+            let rk = match j {
+                4 => Scalar::ONE,
+                _ => Scalar::generate_vartime(&mut rng),
+            };
+            scalars.push([rk, -Scalar::ONE - Scalar::from(j)]);
+        }
+        let all: Vec<usize> = (0..capsules.len()).collect();
+        let (out, _) = self
+            .exec
+            .reencrypt_capsules(&capsules, &scalars)
+            .map_err(|e| e.to_string())?;
+        if out.len() != capsules.len() {
+            return Err("self-test: wrong number of outcomes".to_owned());
+        }
+        audit::check_reenc(&capsules, &scalars, &out, &all)?;
+        let rejected = out
+            .iter()
+            .filter(|o| **o == CapsuleOutcome::Rejected)
+            .count();
+        if rejected != 3 {
+            return Err(format!("self-test: {rejected} of 3 bad capsules rejected"));
+        }
+        Ok(())
     }
 
     /// Runs the cfrag-parts path on a few random capsules (and `rk = 1`, `t = n − 1`) and
@@ -383,6 +487,23 @@ impl EcBackend for GpuBackend {
 
     fn offers_cfrag_parts(&self) -> bool {
         self.cfrag_parts
+    }
+
+    fn offers_reencrypt_capsules(&self) -> bool {
+        self.one_call
+    }
+
+    /// [`GpuBackend::reencrypt_capsules_checked`] when `one_call` is on; `None` (the engine
+    /// then takes the separate calls) when it is off or the call failed.
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Option<Vec<CapsuleOutcome>> {
+        if !self.one_call {
+            return None;
+        }
+        self.reencrypt_capsules_checked(capsules, scalars).ok()
     }
 
     /// [`GpuBackend::cfrag_parts_checked`] when `cfrag_parts` is on; `None` (the engine then

@@ -26,7 +26,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 use k256::Scalar;
-use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use zeroize::Zeroize;
 
@@ -35,7 +35,10 @@ use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
 use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::{GpuOptions, HostWait};
-use crate::source::{BLOCK_THREADS, FN_CFRAG_PARTS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS};
+use crate::source::{
+    BLOCK_THREADS, FN_CFRAG_PARTS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS, FN_REENC_FINISH,
+    FN_REENC_PREP,
+};
 use crate::table::{FixedBase, FixedBaseTable};
 
 /// `UMB_TABLE_SMEM_BYTES` in scalar_mul.cuh: 8 affine entries of 16 words per thread.
@@ -224,6 +227,15 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     } else {
         None
     };
+    // Likewise the one-call kernels, with `one_call`.
+    let reenc_fns = if opts.one_call {
+        module
+            .load_function(FN_REENC_PREP)
+            .and_then(|prep| Ok((prep, module.load_function(FN_REENC_FINISH)?)))
+            .ok()
+    } else {
+        None
+    };
 
     let upload = ctx.default_stream();
     let table_u = upload
@@ -257,9 +269,10 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let chunk = whole_waves(opts.chunk_items, wave).clamp(1, u32::MAX as usize);
     let pipelines = (0..opts.concurrent_calls.max(1))
         .map(|_| {
+            let sizes = LaneSizes::new(chunk, parts_fn.is_some(), reenc_fns.is_some());
             Ok(Mutex::new([
-                Lane::new(&ctx, chunk, parts_fn.is_some())?,
-                Lane::new(&ctx, chunk, parts_fn.is_some())?,
+                Lane::new(&ctx, sizes)?,
+                Lane::new(&ctx, sizes)?,
             ]))
         })
         .collect::<Result<Vec<_>, GpuUnavailable>>()?;
@@ -280,6 +293,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         fixed_fn,
         decompress_fn,
         parts_fn,
+        reenc_fns,
         table_u,
         table_g,
         pairs_smem,
@@ -361,6 +375,8 @@ pub(crate) struct CudaExecutor {
     /// `umb_cfrag_parts`, when `cfrag_parts` is on and the module has it (the lanes' buffers
     /// are then sized for parts calls).
     parts_fn: Option<CudaFunction>,
+    /// `umb_reenc_prep` and `umb_reenc_finish`, when `one_call` is on and the module has them.
+    reenc_fns: Option<(CudaFunction, CudaFunction)>,
     table_u: CudaSlice<u32>,
     table_g: CudaSlice<u32>,
     /// Dynamic shared memory of each `umb_mul_pairs` block (0 unless the table is in shared
@@ -411,6 +427,12 @@ enum Job<'a> {
         points: &'a [CompressedPoint],
         out: Vec<Option<Affine>>,
     },
+    /// Whole capsules re-encrypted in one call (`scalars[j] = [rk, t]`).
+    Reenc {
+        capsules: &'a [CapsuleInput],
+        scalars: &'a [[Scalar; 2]],
+        out: Vec<CapsuleOutcome>,
+    },
     /// Whole cfrags' parts: per capsule `j`, the pair items `2j` (`E`) and `2j + 1` (`V`).
     Parts {
         bases: &'a [Affine],
@@ -446,6 +468,7 @@ impl Job<'_> {
             Job::Fixed { scalars, .. } => scalars.len(),
             Job::Decompress { points, .. } => points.len(),
             Job::Parts { commitments, .. } => commitments.len(),
+            Job::Reenc { capsules, .. } => capsules.len(),
         }
     }
 
@@ -453,7 +476,7 @@ impl Job<'_> {
     /// capsules for a parts call (two pair items each).
     fn chunk(&self, chunk: usize) -> usize {
         match self {
-            Job::Parts { .. } => (chunk / 2).max(1),
+            Job::Parts { .. } | Job::Reenc { .. } => (chunk / 2).max(1),
             _ => chunk,
         }
     }
@@ -471,6 +494,7 @@ impl Job<'_> {
             Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
             Job::Decompress { .. } => (layout::DECOMPRESS_IN_WORDS, layout::DECOMPRESS_OUT_WORDS),
             Job::Parts { .. } => (layout::PARTS_IN_WORDS, layout::PARTS_OUT_WORDS),
+            Job::Reenc { .. } => (layout::REENC_IN_WORDS, layout::PARTS_OUT_WORDS),
         }
     }
 
@@ -479,7 +503,17 @@ impl Job<'_> {
     fn output_offset(&self, n: usize) -> usize {
         match self {
             Job::Parts { .. } => (2 * layout::PAIR_OUT_WORDS + layout::FIXED_OUT_WORDS) * n,
+            Job::Reenc { .. } => (layout::REENC_DEVICE_OUT_WORDS - layout::PARTS_OUT_WORDS) * n,
             _ => 0,
+        }
+    }
+
+    /// Words of the device input buffer to wipe after a launch of `n` items: the upload,
+    /// and for a one-call launch the scratch its first kernel copies the secret scalars into.
+    fn scrub_words(&self, n: usize) -> usize {
+        match self {
+            Job::Reenc { .. } => (layout::REENC_IN_WORDS + layout::REENC_SCRATCH_IN_WORDS) * n,
+            _ => self.words().0 * n,
         }
     }
 
@@ -507,6 +541,9 @@ impl Job<'_> {
                     dst,
                 )
             }
+            Job::Reenc {
+                capsules, scalars, ..
+            } => layout::pack_reenc(&capsules[items.clone()], &scalars[items], dst),
         }
     }
 
@@ -527,8 +564,48 @@ impl Job<'_> {
                 layout::unpack_decompress_into(src, &points[items.clone()], &mut out[items])?;
             }
             Job::Parts { out, .. } => layout::unpack_parts_into(src, &mut out[items])?,
+            Job::Reenc { out, .. } => layout::unpack_reenc_into(src, &mut out[items])?,
         }
         Ok(())
+    }
+}
+
+/// Buffer sizes (words) of one lane.
+#[derive(Clone, Copy, Debug)]
+struct LaneSizes {
+    /// Pinned input: what one launch uploads.
+    in_cap: usize,
+    /// Device input: the upload and what a one-call launch's first kernel writes beside it.
+    dev_in_cap: usize,
+    /// Pinned output: what one launch copies back.
+    out_cap: usize,
+    /// Device output: everything one launch's kernels write.
+    dev_out_cap: usize,
+}
+
+impl LaneSizes {
+    /// For launches of `chunk` pair items, and (`parts`, `reenc`) for cfrag-parts and one-call
+    /// launches of half as many capsules (`Job::chunk`): 27 % more pinned input for parts, and
+    /// device buffers several times larger for either.
+    fn new(chunk: usize, parts: bool, reenc: bool) -> Self {
+        let capsules = (chunk / 2).max(1);
+        let when = |on: bool, words: usize| if on { capsules * words } else { 0 };
+        let in_cap = (chunk * layout::PAIR_IN_WORDS)
+            .max(when(parts, layout::PARTS_IN_WORDS))
+            .max(when(reenc, layout::REENC_IN_WORDS));
+        let out_cap =
+            (chunk * layout::PAIR_OUT_WORDS).max(when(parts || reenc, layout::PARTS_OUT_WORDS));
+        Self {
+            in_cap,
+            dev_in_cap: in_cap.max(when(
+                reenc,
+                layout::REENC_IN_WORDS + layout::REENC_SCRATCH_IN_WORDS,
+            )),
+            out_cap,
+            dev_out_cap: out_cap
+                .max(when(parts, layout::PARTS_DEVICE_OUT_WORDS))
+                .max(when(reenc, layout::REENC_DEVICE_OUT_WORDS)),
+        }
     }
 }
 
@@ -537,14 +614,14 @@ fn exec_err(e: DriverError) -> ExecError {
 }
 
 impl Lane {
-    /// Buffers for launches of `chunk` pair items, and (`parts`) for parts calls of half as
-    /// many capsules (`Job::chunk`): 27 % more pinned input and twice the device output.
-    fn new(ctx: &Arc<CudaContext>, chunk: usize, parts: bool) -> Result<Self, GpuUnavailable> {
-        let capsules = if parts { (chunk / 2).max(1) } else { 0 };
-        let in_cap = (chunk * layout::PAIR_IN_WORDS).max(capsules * layout::PARTS_IN_WORDS);
-        let out_cap = (chunk * layout::PAIR_OUT_WORDS).max(capsules * layout::PARTS_OUT_WORDS);
-        let dev_out_cap =
-            (chunk * layout::PAIR_OUT_WORDS).max(capsules * layout::PARTS_DEVICE_OUT_WORDS);
+    /// A stream with its pinned and device buffers and events.
+    fn new(ctx: &Arc<CudaContext>, sizes: LaneSizes) -> Result<Self, GpuUnavailable> {
+        let LaneSizes {
+            in_cap,
+            dev_in_cap,
+            out_cap,
+            dev_out_cap,
+        } = sizes;
         let stream = ctx.new_stream().map_err(driver("stream creation"))?;
         // Flags 0: ordinary cached pinned memory. Write-combined memory (cudarc's default) is
         // slow for the CPU to read, and the packers write with strides.
@@ -555,7 +632,7 @@ impl Lane {
         let host_out = unsafe { ctx.alloc_pinned_with_flags::<u32>(out_cap, 0) }
             .map_err(driver("pinned allocation"))?;
         let dev_in = stream
-            .alloc_zeros::<u32>(in_cap)
+            .alloc_zeros::<u32>(dev_in_cap)
             .map_err(driver("device allocation"))?;
         let dev_out = stream
             .alloc_zeros::<u32>(dev_out_cap)
@@ -631,7 +708,7 @@ impl Lane {
         }
         self.marks[3].record(&self.stream).map_err(exec_err)?;
         self.stream
-            .memset_zeros(&mut self.dev_in.slice_mut(0..pending.in_words))
+            .memset_zeros(&mut self.dev_in.slice_mut(0..job.scrub_words(n)))
             .map_err(exec_err)?;
         self.pending = Some(pending);
         Ok(())
@@ -686,6 +763,7 @@ impl Lane {
                 unsafe { launch.launch(cfg) }.map_err(exec_err)?;
             }
             Job::Parts { .. } => self.launch_parts(exec, n32)?,
+            Job::Reenc { .. } => self.launch_reenc(exec, n32)?,
             Job::Decompress { .. } => {
                 let input = self.dev_in.slice(0..layout::DECOMPRESS_IN_WORDS * n);
                 let mut out = self.dev_out.slice_mut(0..layout::DECOMPRESS_OUT_WORDS * n);
@@ -773,6 +851,119 @@ impl Lane {
         // with 32 · 2c words of pair input, 34 · 2c of pair output, 17c of fixed output, 9c
         // of commitments and 51c of parts, the last disjoint from the rest; blockDim is
         // UMB_BLOCK.
+        unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
+        Ok(())
+    }
+
+    /// The six launches of a one-call re-encryption of `c` capsules, in a row on the lane's
+    /// stream. Device input: the upload (`REENC_IN_WORDS` rows), then the scratch the prep
+    /// kernel writes (the pair input of `E` and `V`, the `h·E` input, a status row); device
+    /// output: the pair outputs, `h·E`, `s·G`, `t·U`, then the parts.
+    fn launch_reenc(&mut self, exec: &CudaExecutor, c: u32) -> Result<(), ExecError> {
+        let Some((prep_fn, finish_fn)) = exec.reenc_fns.as_ref() else {
+            return Err(ExecError::Unsupported("no one-call kernels in the module"));
+        };
+        let m = c as usize;
+        let items = u32::try_from(2 * m).map_err(|_| ExecError::Unsupported("launch too large"))?;
+        let blocks = |n: u32| LaunchConfig {
+            grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
+            block_dim: (BLOCK_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let pairs_cfg = |n: u32| LaunchConfig {
+            shared_mem_bytes: exec.pairs_smem,
+            ..blocks(n)
+        };
+        // Device input regions (words).
+        let input = 0..layout::REENC_IN_WORDS * m;
+        let pair_in = input.end..input.end + 2 * layout::PAIR_IN_WORDS * m;
+        let firsts_in = pair_in.end..pair_in.end + layout::PAIR_IN_WORDS * m;
+        let prep = firsts_in.end..firsts_in.end + m;
+        let s_rows = layout::REENC_S_ROW * m..(layout::REENC_S_ROW + 8) * m;
+        let t_rows = layout::REENC_T_ROW * m..(layout::REENC_T_ROW + 8) * m;
+        // Device output regions.
+        let pair_out = 0..2 * layout::PAIR_OUT_WORDS * m;
+        let firsts_out = pair_out.end..pair_out.end + layout::PAIR_OUT_WORDS * m;
+        let g_out = firsts_out.end..firsts_out.end + layout::FIXED_OUT_WORDS * m;
+        let u_out = g_out.end..g_out.end + layout::FIXED_OUT_WORDS * m;
+        let parts = u_out.end..u_out.end + layout::PARTS_OUT_WORDS * m;
+        let (second, first_only) = (1u32, 0u32);
+        {
+            // 1. Decompress E and V, hash h, lay out the pair and h·E inputs.
+            let (upload, mut scratch) = self.dev_in.split_at_mut(input.end);
+            let upload = upload.slice(input.clone());
+            let (mut pair_dst, mut rest) = scratch.split_at_mut(pair_in.len());
+            let (mut firsts_dst, mut prep_rest) = rest.split_at_mut(firsts_in.len());
+            let mut prep_dst = prep_rest.slice_mut(0..prep.len());
+            let mut launch = self.stream.launch_builder(prep_fn);
+            launch
+                .arg(&upload)
+                .arg(&mut pair_dst)
+                .arg(&mut firsts_dst)
+                .arg(&mut prep_dst)
+                .arg(&c);
+            // SAFETY: umb_reenc_prep(const u32*, u32*, u32*, u32*, u32) with 51c words of
+            // input, 64c of pair input, 32c of h·E input and c of status, disjoint; blockDim
+            // is UMB_BLOCK.
+            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
+        }
+        for (bases_in, n, out, second) in [
+            (pair_in.clone(), items, pair_out.clone(), second),
+            (firsts_in.clone(), c, firsts_out.clone(), first_only),
+        ] {
+            // 2, 3. The products [rk·P, t·P] of E and V, then h·E.
+            let split = bases_in.start + layout::PAIR_BASE_WORDS * n as usize;
+            let bases = self.dev_in.slice(bases_in.start..split);
+            let scalars = self.dev_in.slice(split..bases_in.end);
+            let mut out = self.dev_out.slice_mut(out);
+            let mut launch = self.stream.launch_builder(&exec.pairs_fn);
+            launch
+                .arg(&bases)
+                .arg(&scalars)
+                .arg(&mut out)
+                .arg(&n)
+                .arg(&second);
+            // SAFETY: umb_mul_pairs(const u32*, const u32*, u32*, u32, u32) with 16n words of
+            // bases, 16n of scalars (read only 8n with second = 0) and 34n of output; the
+            // build's dynamic shared memory; blockDim is UMB_BLOCK.
+            unsafe { launch.launch(pairs_cfg(n)) }.map_err(exec_err)?;
+        }
+        for (table, rows, out) in [
+            (&exec.table_g, s_rows, g_out.clone()),
+            (&exec.table_u, t_rows, u_out.clone()),
+        ] {
+            // 4, 5. s·G and t·U, their scalars read straight from the upload's rows.
+            let scalars = self.dev_in.slice(rows);
+            let mut out = self.dev_out.slice_mut(out);
+            let mut launch = self.stream.launch_builder(&exec.fixed_fn);
+            launch.arg(table).arg(&scalars).arg(&mut out).arg(&c);
+            // SAFETY: umb_mul_fixed(const u32*, const u32*, u32*, u32) with a 65 * 8 * 16-word
+            // table, 8c words of scalars and 17c of output; blockDim is UMB_BLOCK.
+            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
+        }
+        // 6. The capsule check and the parts.
+        let input_view = self.dev_in.slice(input);
+        let pair_in_view = self.dev_in.slice(pair_in);
+        let prep_view = self.dev_in.slice(prep);
+        let (products, mut tail) = self.dev_out.split_at_mut(parts.start);
+        let pair_out_view = products.slice(pair_out);
+        let firsts_out_view = products.slice(firsts_out);
+        let g_out_view = products.slice(g_out);
+        let u_out_view = products.slice(u_out);
+        let mut parts_view = tail.slice_mut(0..parts.len());
+        let mut launch = self.stream.launch_builder(finish_fn);
+        launch
+            .arg(&input_view)
+            .arg(&pair_in_view)
+            .arg(&pair_out_view)
+            .arg(&firsts_out_view)
+            .arg(&g_out_view)
+            .arg(&u_out_view)
+            .arg(&prep_view)
+            .arg(&mut parts_view)
+            .arg(&c);
+        // SAFETY: umb_reenc_finish(const u32* x 7, u32*, u32) with 51c, 64c, 68c, 34c, 17c,
+        // 17c and c words in, 51c out (disjoint from the inputs); blockDim is UMB_BLOCK.
         unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
         Ok(())
     }
@@ -883,6 +1074,29 @@ impl CudaExecutor {
 }
 
 impl KernelExecutor for CudaExecutor {
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        if self.reenc_fns.is_none() {
+            return Err(ExecError::Unsupported("no one-call kernels in the module"));
+        }
+        if scalars.len() != capsules.len() {
+            return Err(ExecError::Unsupported("not one [rk, t] per capsule"));
+        }
+        let mut job = Job::Reenc {
+            capsules,
+            scalars,
+            out: vec![CapsuleOutcome::Rejected; capsules.len()],
+        };
+        let timing = self.run(&mut job)?;
+        match job {
+            Job::Reenc { out, .. } => Ok((out, timing)),
+            _ => unreachable!("the job keeps its kind"),
+        }
+    }
+
     fn cfrag_parts(
         &self,
         bases: &[Affine],

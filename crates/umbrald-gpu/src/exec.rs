@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k256::Scalar;
-use umbrald_core::backend::CfragParts;
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::layout::LayoutError;
@@ -100,6 +100,19 @@ pub trait KernelExecutor: Send + Sync {
     ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
         let _ = (bases, scalars, commitments);
         Err(ExecError::Unsupported("no cfrag parts kernel"))
+    }
+
+    /// For every capsule: its whole re-encryption in one call
+    /// ([`umbrald_core::backend::EcBackend::reencrypt_capsules`]): decompression, the
+    /// capsule check and the cfrag's parts, with `scalars[j] = [rk, t]`; only the parts and
+    /// a status per capsule copied back. Executors without the kernels refuse.
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        let _ = (capsules, scalars);
+        Err(ExecError::Unsupported("no one-call re-encryption kernels"))
     }
 
     /// For every `i`: the point with `points[i]`'s x and parity, `None` when x is not on the

@@ -13,7 +13,7 @@ use std::time::Instant;
 use cpu_time::ThreadTime;
 
 use k256::Scalar;
-use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
@@ -78,6 +78,24 @@ mod ffi {
             pair_out: *const u32,
             fixed_out: *const u32,
             u1_in: *const u32,
+            out: *mut u32,
+            c: u32,
+        );
+        pub fn umbh_launch_reenc_prep(
+            input: *const u32,
+            pair_in: *mut u32,
+            firsts_in: *mut u32,
+            prep: *mut u32,
+            c: u32,
+        );
+        pub fn umbh_launch_reenc_finish(
+            input: *const u32,
+            pair_in: *const u32,
+            pair_out: *const u32,
+            firsts_out: *const u32,
+            g_out: *const u32,
+            u_out: *const u32,
+            prep: *const u32,
             out: *mut u32,
             c: u32,
         );
@@ -366,8 +384,8 @@ fn scalar_from_reduced(bytes: &Bytes32) -> Scalar {
 /// Replays a `umb_cfrag_parts` launch over words in the device layout for `c` capsules:
 /// `pair_in` and `pair_out` are a `umb_mul_pairs` launch's input and output over `2c` items
 /// (`E_j`, `V_j`, both with the scalars `[rk_j, t_j]`), `fixed_out` a `umb_mul_fixed` output
-/// with U's table for the `t_j`, `u1_in` the [`layout::PARTS_U1_WORDS`] rows of each `U1_j`. Returns
-/// [`layout::PARTS_OUT_WORDS`] rows of `c` words.
+/// with U's table for the `t_j`, `u1_in` the [`layout::PARTS_U1_WORDS`] rows of each `U1_j`.
+/// Returns [`layout::PARTS_OUT_WORDS`] rows of `c` words.
 pub fn launch_cfrag_parts(
     pair_in: &[u32],
     pair_out: &[u32],
@@ -398,6 +416,115 @@ pub fn launch_cfrag_parts(
         )
     };
     out
+}
+
+/// Replays a `umb_reenc_prep` launch for `c` capsules: from `input`
+/// ([`layout::REENC_IN_WORDS`] rows) returns the pair kernel's input for `2c` items
+/// ([`layout::PAIR_IN_WORDS`] rows), the `second = 0` input for `c` items
+/// ([`layout::PAIR_IN_WORDS`] rows, scalar rows 8..15 zero) and one status word per capsule
+/// (8: `E` or `V` does not decompress).
+pub fn launch_reenc_prep(input: &[u32], c: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let n = c as usize;
+    assert_eq!(input.len(), layout::REENC_IN_WORDS * n, "input words");
+    let mut pair_in = vec![0u32; layout::PAIR_IN_WORDS * 2 * n];
+    let mut firsts_in = vec![0u32; layout::PAIR_IN_WORDS * n];
+    let mut prep = vec![0u32; n];
+    // SAFETY: `input` holds 51c words, `pair_in` 64c, `firsts_in` 32c (the replay writes its
+    // first 24c) and `prep` c, the sizes the replay reads and writes.
+    unsafe {
+        ffi::umbh_launch_reenc_prep(
+            input.as_ptr(),
+            pair_in.as_mut_ptr(),
+            firsts_in.as_mut_ptr(),
+            prep.as_mut_ptr(),
+            c,
+        )
+    };
+    (pair_in, firsts_in, prep)
+}
+
+/// Replays a `umb_reenc_finish` launch for `c` capsules over the buffers of the launches
+/// before it (`kernels/reenc.cuh`): `pair_in`/`pair_out` over `2c` items, `firsts_out` (the
+/// `second = 0` launch's output, slot 0 read), `g_out` (`s·G`), `u_out` (`t·U`), `prep`.
+/// Returns [`layout::PARTS_OUT_WORDS`] rows of `c` words, as [`launch_cfrag_parts`] with the
+/// status bits 4 (`s·G ≠ V + h·E`) and 8 (from `prep`).
+#[allow(clippy::too_many_arguments)]
+pub fn launch_reenc_finish(
+    input: &[u32],
+    pair_in: &[u32],
+    pair_out: &[u32],
+    firsts_out: &[u32],
+    g_out: &[u32],
+    u_out: &[u32],
+    prep: &[u32],
+    c: u32,
+) -> Vec<u32> {
+    let n = c as usize;
+    assert_eq!(input.len(), layout::REENC_IN_WORDS * n, "input words");
+    assert_eq!(pair_in.len(), layout::PAIR_IN_WORDS * 2 * n, "pair input");
+    assert_eq!(
+        pair_out.len(),
+        layout::PAIR_OUT_WORDS * 2 * n,
+        "pair output"
+    );
+    assert!(
+        firsts_out.len() >= layout::FIRSTS_OUT_WORDS * n,
+        "firsts output"
+    );
+    assert_eq!(g_out.len(), layout::FIXED_OUT_WORDS * n, "s·G output");
+    assert_eq!(u_out.len(), layout::FIXED_OUT_WORDS * n, "t·U output");
+    assert_eq!(prep.len(), n, "prep words");
+    let mut out = vec![0u32; layout::PARTS_OUT_WORDS * n];
+    // SAFETY: the slices hold at least 51c, 64c, 68c, 17c, 17c, 17c and c words and `out` 51c,
+    // the sizes the replay reads and writes.
+    unsafe {
+        ffi::umbh_launch_reenc_finish(
+            input.as_ptr(),
+            pair_in.as_ptr(),
+            pair_out.as_ptr(),
+            firsts_out.as_ptr(),
+            g_out.as_ptr(),
+            u_out.as_ptr(),
+            prep.as_ptr(),
+            out.as_mut_ptr(),
+            c,
+        )
+    };
+    out
+}
+
+/// Replays a whole re-encryption call for `c` capsules, the six launches of
+/// `kernels/reenc.cuh` in order: `umb_reenc_prep`, `umb_mul_pairs` over `2c` items,
+/// `umb_mul_pairs` with `second = 0` over `c` items (`h·E`), `umb_mul_fixed` with G's table on
+/// rows 18..25 of `input` (`s·G`) and with U's on rows 34..41 (`t·U`), `umb_reenc_finish`.
+/// `input` is [`layout::REENC_IN_WORDS`] rows of `c` words; returns
+/// [`layout::PARTS_OUT_WORDS`] rows.
+pub fn launch_reenc(
+    input: &[u32],
+    c: u32,
+    g_table: &FixedBaseTable,
+    u_table: &FixedBaseTable,
+) -> Vec<u32> {
+    let n = c as usize;
+    assert_eq!(input.len(), layout::REENC_IN_WORDS * n, "input words");
+    let items = c.checked_mul(2).expect("at most 2^31 - 1 capsules");
+    let (pair_in, firsts_in, prep) = launch_reenc_prep(input, c);
+    let pair_in = zeroize::Zeroizing::new(pair_in); // holds the secrets rk and t
+    let pair_out = launch_pairs(&pair_in, items, false, true);
+    let firsts_out = launch_pairs(&firsts_in, c, false, false);
+    let scalars = |row: usize| &input[row * n..(row + layout::FIXED_IN_WORDS) * n];
+    let g_out = launch_fixed(g_table, scalars(18), c);
+    let u_out = launch_fixed(u_table, scalars(34), c);
+    launch_reenc_finish(
+        input,
+        &pair_in,
+        &pair_out,
+        &firsts_out,
+        &g_out,
+        &u_out,
+        &prep,
+        c,
+    )
 }
 
 /// A [`KernelExecutor`] that replays the kernels on the calling thread with the host-compiled
@@ -552,6 +679,30 @@ impl KernelExecutor for HostExecutor {
             |words| {
                 let mut out = vec![[0u8; CFRAG_PARTS_LEN]; c];
                 layout::unpack_parts_into(words, &mut out)?;
+                Ok(out)
+            },
+        )
+    }
+
+    /// As the device executor does it: one input, the six launches in a row, only the parts
+    /// and statuses read back.
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        let c = capsules.len();
+        let n = item_count(2 * c)?;
+        if scalars.len() != c {
+            return Err(ExecError::Unsupported("not one [rk, t] per capsule"));
+        }
+        replay(
+            layout::REENC_IN_WORDS * c,
+            |dst| layout::pack_reenc(capsules, scalars, dst),
+            |input| launch_reenc(input, n / 2, &self.table_g, &self.table_u),
+            |words| {
+                let mut out = vec![CapsuleOutcome::Rejected; c];
+                layout::unpack_reenc_into(words, &mut out)?;
                 Ok(out)
             },
         )
@@ -960,5 +1111,195 @@ mod tests {
             1,
             2,
         );
+    }
+
+    /// One capsule of a re-encryption call: the compressed `E`, `V` as given (not necessarily
+    /// curve points), the capsule's scalar `s`, the secrets `[rk, t]` and `U1`.
+    #[derive(Clone)]
+    struct ReencCapsule {
+        e: [u8; 33],
+        v: [u8; 33],
+        s: Scalar,
+        scalars: [Scalar; 2],
+        u1: [u8; 33],
+    }
+
+    impl ReencCapsule {
+        /// A valid capsule: `E = e·G`, `V = v·G`, `s = v + h·e` with `h = H(E, V)`, so that
+        /// `s·G = V + h·E`; random non-zero `rk`, `t` and `U1 = u·G`.
+        fn random(rng: &mut rand::rngs::StdRng) -> Self {
+            let non_zero = |rng: &mut rand::rngs::StdRng| loop {
+                let s = Scalar::random(&mut *rng);
+                if !bool::from(s.is_zero()) {
+                    break s;
+                }
+            };
+            let compress = |k: &Scalar| {
+                Affine::from_k256(&(ProjectivePoint::GENERATOR * k))
+                    .expect("finite")
+                    .to_compressed()
+            };
+            let (e, v) = (non_zero(rng), non_zero(rng));
+            let (e_bytes, v_bytes) = (compress(&e), compress(&v));
+            let h = umbrald_core::hash::capsule_points(&e_bytes, &v_bytes);
+            ReencCapsule {
+                e: e_bytes,
+                v: v_bytes,
+                s: v + h * e,
+                scalars: [non_zero(rng), non_zero(rng)],
+                u1: compress(&non_zero(rng)),
+            }
+        }
+
+        /// The parts the CPU computes for this capsule's secrets on the points `e`, `v`.
+        fn cpu_parts(&self, e: &Affine, v: &Affine) -> [u8; 197] {
+            umbrald_core::cfrag_parts_on_cpu(e, v, &self.scalars, &self.u1).expect("cpu parts")
+        }
+
+        fn points(&self) -> (Affine, Affine) {
+            (
+                Affine::decompress_vartime(&self.e).expect("E"),
+                Affine::decompress_vartime(&self.v).expect("V"),
+            )
+        }
+    }
+
+    /// Words 0..8 of a column-layout array's item `j` from `row` on.
+    fn put_col(dst: &mut [u32], c: usize, row: usize, j: usize, words: &[u32]) {
+        for (w, word) in words.iter().enumerate() {
+            dst[(row + w) * c + j] = *word;
+        }
+    }
+
+    /// The input of a re-encryption call (`kernels/reenc.cuh`) for `capsules`.
+    fn pack_reenc(capsules: &[ReencCapsule]) -> Vec<u32> {
+        let c = capsules.len();
+        let mut input = vec![0u32; layout::REENC_IN_WORDS * c];
+        let scalar = |k: &Scalar| layout::limbs_from_be(&k.to_bytes().into());
+        for (j, cap) in capsules.iter().enumerate() {
+            for (row, point) in [(0, &cap.e), (9, &cap.v)] {
+                let x: Bytes32 = point[1..].try_into().expect("32 bytes");
+                put_col(&mut input, c, row, j, &layout::limbs_from_be(&x));
+                put_col(&mut input, c, row + 8, j, &[u32::from(point[0] & 1)]);
+            }
+            put_col(&mut input, c, 18, j, &scalar(&cap.s));
+            put_col(&mut input, c, 26, j, &scalar(&cap.scalars[0]));
+            put_col(&mut input, c, 34, j, &scalar(&cap.scalars[1]));
+            for (b, byte) in cap.u1.iter().enumerate() {
+                input[(42 + b / 4) * c + j] |= u32::from(*byte) << (8 * (b % 4));
+            }
+        }
+        input
+    }
+
+    #[test]
+    fn reenc_launch_matches_cpu() {
+        // 130 capsules (260 pair items: two full blocks and a partial one; 130 itself is no
+        // multiple of the block) and a single one, every capsule valid: status 0 and the CPU's
+        // parts, from nothing but the compressed capsule points and the scalars.
+        let (g_table, u_table) = (
+            FixedBaseTable::new(FixedBase::G),
+            FixedBaseTable::new(FixedBase::U),
+        );
+        for (c, seed) in [(130usize, 41u64), (1, 42)] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let capsules: Vec<ReencCapsule> =
+                (0..c).map(|_| ReencCapsule::random(&mut rng)).collect();
+            let input = pack_reenc(&capsules);
+
+            // The prep launch alone: the pair kernel's input as layout::pack_pairs writes it,
+            // E and h = H(E, V) for the first kernel, status 0.
+            let (pair_in, firsts_in, prep) = launch_reenc_prep(&input, c as u32);
+            let mut bases = Vec::new();
+            let mut scalars = Vec::new();
+            for cap in &capsules {
+                let (e, v) = cap.points();
+                bases.extend([e, v]);
+                scalars.extend([cap.scalars, cap.scalars]);
+            }
+            let mut want_pair_in = vec![0u32; layout::PAIR_IN_WORDS * 2 * c];
+            layout::pack_pairs(&bases, &scalars, &mut want_pair_in).expect("pack pairs");
+            assert_eq!(pair_in, want_pair_in, "pair input of {c}");
+            let hs: Vec<Scalar> = capsules
+                .iter()
+                .map(|cap| umbrald_core::hash::capsule_points(&cap.e, &cap.v))
+                .collect();
+            let es: Vec<Affine> = bases.iter().step_by(2).copied().collect();
+            let mut want_firsts_in = vec![0u32; layout::PAIR_IN_WORDS * c];
+            layout::pack_firsts(&es, &hs, &mut want_firsts_in[..layout::FIRSTS_IN_WORDS * c])
+                .expect("pack firsts");
+            assert_eq!(firsts_in, want_firsts_in, "firsts input of {c}");
+            assert!(prep.iter().all(|&p| p == 0));
+
+            let out = launch_reenc(&input, c as u32, &g_table, &u_table);
+            assert_eq!(out.len(), layout::PARTS_OUT_WORDS * c);
+            for (j, cap) in capsules.iter().enumerate() {
+                let (e, v) = cap.points();
+                let (parts, status) = cfrag_parts_of(&out, c, j);
+                assert_eq!(status, 0, "capsule {j} of {c}");
+                assert_eq!(
+                    hex::encode(parts),
+                    hex::encode(cap.cpu_parts(&e, &v)),
+                    "capsule {j} of {c}"
+                );
+            }
+        }
+        assert!(launch_reenc(&[], 0, &g_table, &u_table).is_empty());
+    }
+
+    #[test]
+    fn reenc_status_flags_bad_capsules() {
+        // One launch with valid capsules around bad ones: each bad capsule gets exactly its
+        // status, every other one status 0 and the CPU's bytes.
+        let c = 7;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(43);
+        let mut capsules: Vec<ReencCapsule> =
+            (0..c).map(|_| ReencCapsule::random(&mut rng)).collect();
+        let valid = capsules.clone();
+        // x = 5: 5^3 + 7 = 132 is not a square mod p; x = p + 1: not below p.
+        let mut x5 = [0u8; 33];
+        x5[0] = 0x02;
+        x5[32] = 5;
+        let mut x_p1 = [0xffu8; 33];
+        x_p1[0] = 0x03;
+        x_p1[25..].copy_from_slice(&[0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xfc, 0x30]);
+        for bad in [x5, x_p1] {
+            assert!(Affine::decompress_vartime(&bad).is_err());
+            let mut odd = bad;
+            odd[0] ^= 1;
+            assert!(Affine::decompress_vartime(&odd).is_err());
+        }
+        capsules[1].s += Scalar::ONE; // s·G = V + h·E + G
+        capsules[2].e = x5;
+        let mut v_odd = x5;
+        v_odd[0] = 0x03;
+        capsules[3].v = v_odd;
+        capsules[5].e = x_p1;
+        let out = launch_reenc(
+            &pack_reenc(&capsules),
+            c as u32,
+            &FixedBaseTable::new(FixedBase::G),
+            &FixedBaseTable::new(FixedBase::U),
+        );
+        // A point that does not decompress is replaced by G for the ladders and the check; h
+        // still hashes the bytes as given. The parts are then those of G in its place, and the
+        // check fails too (V + h·G = s·G only if E = G): status 8 | 4.
+        let g = Affine::from_k256(&ProjectivePoint::GENERATOR).expect("finite");
+        for (j, cap) in valid.iter().enumerate() {
+            let (e, v) = cap.points();
+            let (want_status, (e, v)) = match j {
+                1 => (4, (e, v)),
+                2 | 5 => (12, (g, v)),
+                3 => (12, (e, g)),
+                _ => (0, (e, v)),
+            };
+            let (parts, status) = cfrag_parts_of(&out, c, j);
+            assert_eq!(status, want_status, "capsule {j}");
+            assert_eq!(
+                hex::encode(parts),
+                hex::encode(cap.cpu_parts(&e, &v)),
+                "capsule {j}"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use k256::Scalar;
-use umbrald_core::backend::{CfragParts, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts, CFRAG_PARTS_LEN};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 /// Words per item of a base point (x, y) in the `umb_mul_pairs` input.
@@ -45,6 +45,27 @@ pub const PARTS_OUT_WORDS: usize = 51;
 /// Words per capsule of device memory a cfrag-parts call writes: the pair and fixed-base
 /// outputs the parts kernel reads, then its own output.
 pub const PARTS_DEVICE_OUT_WORDS: usize = 2 * PAIR_OUT_WORDS + FIXED_OUT_WORDS + PARTS_OUT_WORDS;
+
+/// Words per capsule of a one-call re-encryption's input (`umb_reenc_prep`): `E`'s x and
+/// parity (rows 0..9), `V`'s (9..18), `s` (18..26), `rk` (26..34), `t` (34..42) and `U1`'s 33
+/// bytes packed as [`PARTS_U1_WORDS`] (42..51).
+pub const REENC_IN_WORDS: usize = 51;
+/// Row of `s` in the one-call input: rows 18..26 are the `umb_mul_fixed` input for `s·G`.
+pub const REENC_S_ROW: usize = 18;
+/// Row of `t` in the one-call input: rows 34..42 are the `umb_mul_fixed` input for `t·U`.
+pub const REENC_T_ROW: usize = 34;
+/// Words per capsule of device scratch input a one-call re-encryption's kernels write
+/// (`umb_reenc_prep`): the pair input of `E` and `V`, the `h·E` input (as a pair input of
+/// one item) and a status word.
+pub const REENC_SCRATCH_IN_WORDS: usize = 2 * PAIR_IN_WORDS + PAIR_IN_WORDS + 1;
+/// Words per capsule of device output a one-call re-encryption writes: the pair outputs of
+/// `E` and `V`, of `h·E`, `s·G`, `t·U`, then the parts as `umb_cfrag_parts` writes them.
+pub const REENC_DEVICE_OUT_WORDS: usize =
+    2 * PAIR_OUT_WORDS + PAIR_OUT_WORDS + 2 * FIXED_OUT_WORDS + PARTS_OUT_WORDS;
+/// Status bit of a one-call parts word: the capsule's equation `s·G = V + h·E` fails.
+pub const STATUS_CHECK_FAILED: u32 = 4;
+/// Status bit of a one-call parts word: `E` or `V` does not decompress.
+pub const STATUS_NOT_ON_CURVE: u32 = 8;
 
 /// Why a kernel's output words are not a valid result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -461,13 +482,7 @@ pub fn pack_parts(
     pack_pairs(bases, scalars, pairs)?;
     fill_columns::<FIXED_IN_WORDS>(nonces, c, |j| scalar_limbs(&scalars[2 * j][1]));
     fill_columns::<PARTS_U1_WORDS>(u1s, c, |j| {
-        let mut bytes = [0u8; 4 * PARTS_U1_WORDS];
-        bytes[..33].copy_from_slice(&commitments[j]);
-        let mut words = zeroize::Zeroizing::new([0u32; PARTS_U1_WORDS]);
-        for (word, four) in words.iter_mut().zip(bytes.chunks_exact(4)) {
-            *word = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
-        }
-        words
+        zeroize::Zeroizing::new(u1_words(&commitments[j]))
     });
     Ok(())
 }
@@ -483,14 +498,72 @@ pub fn unpack_parts_into(src: &[u32], out: &mut [CfragParts]) -> Result<(), Layo
         if status != 0 {
             return Err(LayoutError::PartsStatus { index, status });
         }
-        let mut bytes = [0u8; 4 * (PARTS_OUT_WORDS - 1)];
-        for (four, word) in bytes.chunks_exact_mut(4).zip(words) {
-            four.copy_from_slice(&word.to_le_bytes());
-        }
-        let mut parts = [0u8; CFRAG_PARTS_LEN];
-        parts.copy_from_slice(&bytes[..CFRAG_PARTS_LEN]);
-        Ok(parts)
+        Ok(parts_of(words))
     })
+}
+
+/// Writes a one-call re-encryption's input (`dst` must hold exactly `REENC_IN_WORDS * c`
+/// words for `c = capsules.len()`), with `scalars[j] = [rk, t]`.
+pub fn pack_reenc(
+    capsules: &[CapsuleInput],
+    scalars: &[[Scalar; 2]],
+    dst: &mut [u32],
+) -> Result<(), LayoutError> {
+    let c = capsules.len();
+    check_len(scalars.len(), c)?;
+    check_len(dst.len(), REENC_IN_WORDS * c)?;
+    fill_columns::<REENC_IN_WORDS>(dst, c, |j| {
+        let capsule = &capsules[j];
+        let mut words = zeroize::Zeroizing::new([0u32; REENC_IN_WORDS]);
+        words[..8].copy_from_slice(&x_limbs(&capsule.e));
+        words[8] = u32::from(capsule.e.odd);
+        words[9..17].copy_from_slice(&x_limbs(&capsule.v));
+        words[17] = u32::from(capsule.v.odd);
+        words[REENC_S_ROW..REENC_S_ROW + 8].copy_from_slice(&*scalar_limbs(&capsule.s));
+        words[26..34].copy_from_slice(&*scalar_limbs(&scalars[j][0]));
+        words[REENC_T_ROW..REENC_T_ROW + 8].copy_from_slice(&*scalar_limbs(&scalars[j][1]));
+        words[42..].copy_from_slice(&u1_words(&capsule.commitment));
+        words
+    });
+    Ok(())
+}
+
+/// A compressed point's 33 bytes packed little-endian into [`PARTS_U1_WORDS`] words.
+fn u1_words(point: &[u8; 33]) -> [u32; PARTS_U1_WORDS] {
+    let mut bytes = [0u8; 4 * PARTS_U1_WORDS];
+    bytes[..33].copy_from_slice(point);
+    let mut words = [0u32; PARTS_U1_WORDS];
+    for (word, four) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+        *word = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
+    }
+    words
+}
+
+/// Reads a one-call re-encryption's output (as `umb_cfrag_parts` writes it) into `out`
+/// (partly written on error): the parts of a capsule with status 0; `Rejected` for one whose
+/// status has only [`STATUS_CHECK_FAILED`] or [`STATUS_NOT_ON_CURVE`]; any other status (an
+/// identity or off-curve product: a device fault) fails the call.
+pub fn unpack_reenc_into(src: &[u32], out: &mut [CapsuleOutcome]) -> Result<(), LayoutError> {
+    let c = out.len();
+    check_len(src.len(), PARTS_OUT_WORDS * c)?;
+    read_columns::<PARTS_OUT_WORDS, _>(src, out, |index, words| match words[PARTS_OUT_WORDS - 1] {
+        0 => Ok(CapsuleOutcome::Parts(parts_of(words))),
+        status if status & !(STATUS_CHECK_FAILED | STATUS_NOT_ON_CURVE) == 0 => {
+            Ok(CapsuleOutcome::Rejected)
+        }
+        status => Err(LayoutError::PartsStatus { index, status }),
+    })
+}
+
+/// The 197 bytes of parts in an output item's first 50 words.
+fn parts_of(words: &[u32; PARTS_OUT_WORDS]) -> CfragParts {
+    let mut bytes = [0u8; 4 * (PARTS_OUT_WORDS - 1)];
+    for (four, word) in bytes.chunks_exact_mut(4).zip(words) {
+        four.copy_from_slice(&word.to_le_bytes());
+    }
+    let mut parts = [0u8; CFRAG_PARTS_LEN];
+    parts.copy_from_slice(&bytes[..CFRAG_PARTS_LEN]);
+    parts
 }
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ pub struct GpuOptions {
     /// five products nor hashes the proof. Each pipeline's buffers grow (see `chunk_items`).
     /// Off by default until a device measures it.
     pub cfrag_parts: bool,
+    /// Re-encrypt a batch's capsules in one device call
+    /// ([`umbrald_core::backend::EcBackend::reencrypt_capsules`]): the capsules' compressed
+    /// points, scalars, `rk`, `t` and `U1` go up once; decompression, the capsule check
+    /// (including its hash), the products, the proof's hash and `z` run as six kernels in a
+    /// row; only 51 words per capsule (the parts and a status) come back. Replaces three calls
+    /// (decompression, check products, products) and most of their host work. Each pipeline's
+    /// device buffers grow several times. Off by default until a device measures it.
+    pub one_call: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
 }
@@ -121,6 +129,7 @@ impl Default for GpuOptions {
             table_in_shared: true,
             overlap_calls: false,
             cfrag_parts: false,
+            one_call: false,
             host_wait: HostWait::default(),
         }
     }

@@ -21,6 +21,7 @@ pub const KERNEL_FILES: &[(&str, &str)] = &[
         include_str!("../../../kernels/scalar_mul.cuh"),
     ),
     ("finish.cuh", include_str!("../../../kernels/finish.cuh")),
+    ("reenc.cuh", include_str!("../../../kernels/reenc.cuh")),
     (
         "scalar_mul.cu",
         include_str!("../../../kernels/scalar_mul.cu"),
@@ -45,6 +46,21 @@ pub const FN_DECOMPRESS: &str = "umb_decompress";
 /// and a status word (bit 0: an identity product, bit 1: a product off the curve). Layout:
 /// `kernels/finish.cuh`.
 pub const FN_CFRAG_PARTS: &str = "umb_cfrag_parts";
+/// Kernel entry point: `umb_reenc_prep(in, pair_in, firsts_in, prep, c)`, one thread per
+/// capsule, no barrier, the first launch of a re-encryption call: from `in` (51 rows per
+/// capsule: `E`'s and `V`'s x and parity, `s`, `rk`, `t`, `U1`'s packed bytes) decompresses `E`
+/// and `V` (a point that does not decompress becomes G and sets bit 8 in `prep`), writes the
+/// `umb_mul_pairs` input for `2c` items (`E_j`, `V_j`, scalars `[rk_j, t_j]`) into `pair_in`,
+/// the `second = 0` input for `c` items (`E_j`, `h_j = H(E_j, V_j)`, scalar rows 0..7 only)
+/// into `firsts_in`, and one status word per capsule into `prep`. Layout: `kernels/reenc.cuh`.
+pub const FN_REENC_PREP: &str = "umb_reenc_prep";
+/// Kernel entry point: `umb_reenc_finish(in, pair_in, pair_out, firsts_out, g_out, u_out,
+/// prep, out, c)`, one thread per capsule, no barrier, the last launch of a re-encryption call
+/// (after `umb_mul_pairs` on `pair_in` and `firsts_in`, `umb_mul_fixed` with G's table on `s`
+/// and with U's on `t`): checks `s·G = V + h·E` and writes the 51 rows of
+/// [`FN_CFRAG_PARTS`]'s output, the status word with two more bits (4: the capsule's equation
+/// fails, 8: from `prep`, `E` or `V` does not decompress). Layout: `kernels/reenc.cuh`.
+pub const FN_REENC_FINISH: &str = "umb_reenc_finish";
 
 /// Threads per block; must equal `UMB_BLOCK` in `umb_types.cuh` (a test checks it against the
 /// host harness, which is compiled from that header).
@@ -140,10 +156,13 @@ mod tests {
                     && src.contains(FN_MUL_FIXED)
                     && src.contains(FN_DECOMPRESS)
                     && src.contains(FN_CFRAG_PARTS)
+                    && src.contains(FN_REENC_PREP)
+                    && src.contains(FN_REENC_FINISH)
             );
             // Each header appears once.
             assert_eq!(src.matches("#define UMB_FIELD_CUH").count(), 1);
             assert_eq!(src.matches("#define UMB_FINISH_CUH").count(), 1);
+            assert_eq!(src.matches("#define UMB_REENC_CUH").count(), 1);
         }
     }
 

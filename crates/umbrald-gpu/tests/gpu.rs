@@ -17,7 +17,7 @@ use common::policy::Policy;
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
-use umbrald_core::backend::{CpuBackend, EcBackend};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions};
@@ -257,6 +257,88 @@ fn gpu_cfrag_parts_match_the_cpu() {
             policy.round_trip(&engine, b"parts from the GPU"),
             b"parts from the GPU"
         );
+    }
+    let policy = Policy::new(2, 3);
+    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
+    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+}
+
+/// `one_call`: whole capsules re-encrypted in one device call equal the CPU's, bad capsules
+/// (wrong `s`, `E` or `V` off the curve) rejected exactly; through the engine the cfrags
+/// verify under umbral-pre and exactly the tampered capsules are refused.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gpu_one_call_matches_the_cpu() {
+    let gpu = Arc::new(gpu_with(GpuOptions {
+        one_call: true,
+        ..GpuOptions::default()
+    }));
+    assert!(
+        gpu.offers_reencrypt_capsules(),
+        "the one-call kernels failed their self-test"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x0ca1);
+    let mut five = [0u8; 33];
+    five[0] = 2;
+    five[32] = 5; // no point on the curve has x = 5
+    let off_curve = CompressedPoint::parse(&five).expect("well-formed");
+    let capsules = 20_000;
+    let mut inputs = Vec::with_capacity(capsules);
+    let mut scalars = Vec::with_capacity(capsules);
+    for j in 0..capsules {
+        let (e, v) = (Scalar::random(&mut rng), Scalar::random(&mut rng));
+        let point = |k: &Scalar| {
+            Affine::from_k256(&(ProjectivePoint::GENERATOR * k))
+                .expect("finite")
+                .to_compressed()
+        };
+        let (e_bytes, v_bytes) = (point(&e), point(&v));
+        let h = umbrald_core::hash::capsule_points(&e_bytes, &v_bytes);
+        let mut input = CapsuleInput {
+            e: CompressedPoint::parse(&e_bytes).expect("E"),
+            v: CompressedPoint::parse(&v_bytes).expect("V"),
+            s: v + h * e,
+            commitment: point(&Scalar::random(&mut rng)),
+        };
+        match j % 1000 {
+            7 => input.s += Scalar::ONE,
+            8 => input.e = off_curve,
+            9 => input.v = off_curve,
+            _ => {}
+        }
+        inputs.push(input);
+        scalars.push([Scalar::random(&mut rng), Scalar::random(&mut rng)]);
+    }
+    let start = Instant::now();
+    let got = gpu
+        .reencrypt_capsules_checked(&inputs, &scalars)
+        .expect("GPU one call");
+    eprintln!(
+        "{capsules} capsules in one call: {:.3} s",
+        start.elapsed().as_secs_f64()
+    );
+    let indices: Vec<usize> = (0..capsules).collect();
+    let want = parallel(&indices, |chunk| {
+        chunk
+            .iter()
+            .map(|&j| umbrald_core::reencrypt_capsule_on_cpu(&inputs[j], &scalars[j]))
+            .collect()
+    });
+    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {capsules} outcomes differ from the CPU"
+    );
+    let rejected = got
+        .iter()
+        .filter(|o| **o == CapsuleOutcome::Rejected)
+        .count();
+    assert_eq!(rejected, 3 * capsules / 1000);
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    for (threshold, shares) in [(3, 5), (10, 20)] {
+        let policy = Policy::new(threshold, shares);
+        assert_eq!(policy.round_trip(&engine, b"one GPU call"), b"one GPU call");
     }
     let policy = Policy::new(2, 3);
     assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));

@@ -12,9 +12,11 @@ use common::*;
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
-use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{
+    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN,
+};
 use umbrald_core::curve::{Affine, CompressedPoint};
-use umbrald_core::{cfrag_parts_on_cpu, Engine};
+use umbrald_core::{cfrag_parts_on_cpu, reencrypt_capsule_on_cpu, Engine};
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{
     DeviceInfo, ExecError, FixedBase, GpuBackend, GpuOptions, KernelExecutor, PairProducts,
@@ -269,6 +271,35 @@ impl KernelExecutor for Faulty {
         Ok((out, timing))
     }
 
+    /// Capsule `i`'s outcome wrong for `SwapPair(i)` (a byte of `z`, or accepted when it
+    /// should be rejected) and `NegateFixed(i)` (rejected when valid).
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let (mut out, timing) = self.inner.reencrypt_capsules(capsules, scalars)?;
+        match self.fault {
+            Fault::SwapPair(i) => {
+                out[i] = match out[i] {
+                    CapsuleOutcome::Parts(mut parts) => {
+                        parts[CFRAG_PARTS_LEN - 1] ^= 1;
+                        CapsuleOutcome::Parts(parts)
+                    }
+                    CapsuleOutcome::Rejected => CapsuleOutcome::Parts([2; CFRAG_PARTS_LEN]),
+                }
+            }
+            Fault::NegateFixed(i) => out[i] = CapsuleOutcome::Rejected,
+            Fault::Driver => return Err(ExecError::Driver("CUDA_ERROR_ILLEGAL_ADDRESS".into())),
+            Fault::Short => {
+                out.pop();
+            }
+            Fault::EveryOther => {}
+        }
+        Ok((out, timing))
+    }
+
     /// The parts of capsule `i` wrong for `SwapPair(i)` (a byte of `z`) and `NegateFixed(i)`
     /// (the parity of `U2`).
     fn cfrag_parts(
@@ -347,6 +378,8 @@ struct Counting {
     inner: HostExecutor,
     pairs: Arc<AtomicUsize>,
     parts: Arc<AtomicUsize>,
+    one_call: Arc<AtomicUsize>,
+    others: Arc<AtomicUsize>,
 }
 
 impl KernelExecutor for Counting {
@@ -359,13 +392,28 @@ impl KernelExecutor for Counting {
         self.inner.mul_pairs(bases, scalars)
     }
 
-    /// The capsule checks' `h·E`, not counted.
+    /// The capsule checks' `h·E`, counted with the fixed-base calls and the decompression.
     fn mul_firsts(
         &self,
         bases: &[Affine],
         scalars: &[Scalar],
     ) -> Result<(PairProducts, Timing), ExecError> {
+        self.others.fetch_add(1, Ordering::Relaxed);
         self.inner.mul_firsts(bases, scalars)
+    }
+
+    fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
+        self.others.fetch_add(1, Ordering::Relaxed);
+        self.inner.decompress(points)
+    }
+
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        self.one_call.fetch_add(1, Ordering::Relaxed);
+        self.inner.reencrypt_capsules(capsules, scalars)
     }
 
     fn mul_fixed(
@@ -373,6 +421,7 @@ impl KernelExecutor for Counting {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<(Products, Timing), ExecError> {
+        self.others.fetch_add(1, Ordering::Relaxed);
         self.inner.mul_fixed(base, scalars)
     }
 
@@ -479,6 +528,135 @@ fn an_executor_without_the_parts_kernel_is_not_a_fault() {
     }
     let stats = gpu.stats().snapshot();
     assert_eq!((stats.fallbacks, stats.disabled), (0, false));
+}
+
+/// `c` capsules' one-call inputs, every one valid except `bad`: (index, what) with what 0 = a
+/// wrong `s`, 1 = `E` off the curve, 2 = `V` off the curve.
+fn one_call_inputs(
+    c: usize,
+    seed: u64,
+    bad: &[(usize, u8)],
+) -> (Vec<CapsuleInput>, Vec<[Scalar; 2]>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut five = [0u8; 33];
+    five[0] = 3;
+    five[32] = 5; // 5³ + 7 = 132 is not a square mod p
+    let off_curve = CompressedPoint::parse(&five).expect("well-formed");
+    let mut capsules = Vec::new();
+    let mut scalars = Vec::new();
+    for j in 0..c {
+        let (e, v) = (Scalar::random(&mut rng), Scalar::random(&mut rng));
+        let (e_bytes, v_bytes) = (point(&e).to_compressed(), point(&v).to_compressed());
+        let h = umbrald_core::hash::capsule_points(&e_bytes, &v_bytes);
+        let mut input = CapsuleInput {
+            e: CompressedPoint::parse(&e_bytes).expect("E"),
+            v: CompressedPoint::parse(&v_bytes).expect("V"),
+            s: v + h * e,
+            commitment: point(&Scalar::random(&mut rng)).to_compressed(),
+        };
+        match bad.iter().find(|(i, _)| *i == j).map(|(_, what)| *what) {
+            Some(0) => input.s += Scalar::ONE,
+            Some(1) => input.e = off_curve,
+            Some(2) => input.v = off_curve,
+            _ => {}
+        }
+        capsules.push(input);
+        scalars.push([Scalar::random(&mut rng), Scalar::random(&mut rng)]);
+    }
+    (capsules, scalars)
+}
+
+#[test]
+fn one_call_matches_the_cpu_with_bad_capsules_among_good_ones() {
+    let bad = [(0, 0), (5, 1), (129, 2), (77, 0)];
+    let (capsules, scalars) = one_call_inputs(130, 21, &bad);
+    let gpu = host_backend(2);
+    let got = gpu
+        .reencrypt_capsules_checked(&capsules, &scalars)
+        .expect("host kernels succeed");
+    for (j, outcome) in got.iter().enumerate() {
+        assert_eq!(
+            *outcome,
+            reencrypt_capsule_on_cpu(&capsules[j], &scalars[j]),
+            "{j}"
+        );
+        let rejected = bad.iter().any(|(i, _)| *i == j);
+        assert_eq!(
+            *outcome == CapsuleOutcome::Rejected,
+            rejected,
+            "capsule {j}"
+        );
+    }
+    let stats = gpu.stats().snapshot();
+    assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 910, 0));
+    gpu.self_test_one_call().expect("one-call self-test");
+    assert!(!gpu.offers_reencrypt_capsules(), "off by default");
+}
+
+#[test]
+fn cfrags_from_one_host_call_verify_and_tampered_capsules_are_rejected() {
+    let exec = Counting::default();
+    let (one_call, others, pairs) = (
+        exec.one_call.clone(),
+        exec.others.clone(),
+        exec.pairs.clone(),
+    );
+    let gpu = Arc::new(GpuBackend::with_executor(
+        Box::new(exec),
+        DeviceInfo::emulated(),
+        &GpuOptions {
+            one_call: true,
+            ..opts(2)
+        },
+    ));
+    assert!(gpu.offers_reencrypt_capsules());
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    let policy = Policy::new(3, 5);
+    // Five capsules of a round trip in one batch: the one call serves it alone.
+    assert_eq!(policy.round_trip(&engine, b"one call"), b"one call");
+    assert_eq!(one_call.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        others.load(Ordering::Relaxed) + pairs.load(Ordering::Relaxed),
+        0
+    );
+    // Tampered capsules: rejected by the device, checked again on the host, refused.
+    assert!(policy.rejects_tampered_capsules(&engine, 7, &[0, 3]));
+    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+}
+
+#[test]
+fn wrong_one_call_outcomes_are_caught_and_the_engine_loses_nothing() {
+    let (capsules, scalars) = one_call_inputs(6, 22, &[(2, 0)]);
+    for (fault, audit_failures) in [
+        (Fault::SwapPair(4), 1),
+        (Fault::SwapPair(2), 1),
+        (Fault::NegateFixed(1), 1),
+        (Fault::Driver, 0),
+        (Fault::Short, 0),
+    ] {
+        let gpu = Faulty::backend(fault, 6);
+        assert!(gpu.reencrypt_capsules_checked(&capsules, &scalars).is_err());
+        let stats = gpu.stats().snapshot();
+        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
+    }
+    for fault in [Fault::SwapPair(0), Fault::NegateFixed(1), Fault::Driver] {
+        let gpu = Arc::new(Faulty::backend_with(
+            fault,
+            &GpuOptions {
+                one_call: true,
+                ..opts(64)
+            },
+        ));
+        let stats = gpu.stats();
+        let engine = Engine::new(gpu);
+        let policy = Policy::new(4, 6);
+        assert_eq!(
+            policy.round_trip(&engine, b"one-call fallback"),
+            b"one-call fallback"
+        );
+        assert!(stats.snapshot().fallbacks >= 1);
+    }
 }
 
 #[test]

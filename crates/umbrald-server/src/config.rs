@@ -271,6 +271,15 @@ pub struct GpuSection {
     /// A module without the kernel (an old `ptx_file`) or a failed start-up self-test leaves
     /// the host finishing. Off by default: not yet measured on a device.
     pub cfrag_parts: bool,
+    /// Re-encrypt each batch part in one device call: the capsules' compressed points and
+    /// scalars, `rk`, `t` and `U1` go up once; decompression, the capsule check with its
+    /// hash, the products, the proof's hash and `z` run as six kernels in a row; 51 words per
+    /// capsule come back (the parts and a status). Replaces the decompression, the check's
+    /// products and the products (three calls per part) and most of their host work; capsules
+    /// the device rejects are checked again on the host, and the lane audits sampled capsules
+    /// in full on the CPU. Takes precedence over `cfrag_parts`; batches of fewer than four
+    /// capsules keep the separate calls. Off by default: not yet measured on a device.
+    pub one_call: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
     /// split over `host_threads` as before (`auto` too: the lane's measured rate counts every
@@ -347,6 +356,7 @@ impl Default for GpuSection {
             table_in_shared: true,
             overlap_calls: false,
             cfrag_parts: false,
+            one_call: false,
             batches_in_flight: 1,
             pipelines: 0,
             host_wait: GpuHostWait::Block,
@@ -461,6 +471,9 @@ pub struct Overrides {
     /// Finish whole cfrags (products, proof hash, z) on the GPU (true or false).
     #[arg(long, env = "UMBRALD_GPU_CFRAG_PARTS", value_name = "BOOL")]
     pub gpu_cfrag_parts: Option<bool>,
+    /// Re-encrypt each batch part in one GPU call (true or false).
+    #[arg(long, env = "UMBRALD_GPU_ONE_CALL", value_name = "BOOL")]
+    pub gpu_one_call: Option<bool>,
     /// GPU batches in flight at once (1 to 8).
     #[arg(long, env = "UMBRALD_GPU_BATCHES_IN_FLIGHT", value_name = "N")]
     pub gpu_batches_in_flight: Option<usize>,
@@ -536,6 +549,7 @@ impl Overrides {
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
         set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
         set(&mut config.gpu.cfrag_parts, &self.gpu_cfrag_parts);
+        set(&mut config.gpu.one_call, &self.gpu_one_call);
         set(
             &mut config.gpu.batches_in_flight,
             &self.gpu_batches_in_flight,

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use k256::Scalar;
-use umbrald_core::backend::{BackendError, CfragParts, CpuBackend, EcBackend};
+use umbrald_core::backend::{
+    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend,
+};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
@@ -80,6 +82,7 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         table_in_shared: section.table_in_shared,
         overlap_calls: section.overlap_calls,
         cfrag_parts: section.cfrag_parts,
+        one_call: section.one_call,
         host_wait: section.host_wait.into(),
         ..GpuOptions::default()
     };
@@ -289,6 +292,8 @@ pub(crate) struct Guarded {
     overlap_calls: bool,
     /// `[gpu] cfrag_parts`: offer whole cfrags' parts from the device to the engine.
     cfrag_parts: bool,
+    /// `[gpu] one_call`: offer whole capsules re-encrypted in one device call.
+    one_call: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -327,6 +332,7 @@ impl Guarded {
             decompress: section.decompress,
             overlap_calls: section.overlap_calls,
             cfrag_parts: section.cfrag_parts,
+            one_call: section.one_call,
         }
     }
 
@@ -475,6 +481,24 @@ impl Guarded {
         Ok(())
     }
 
+    /// Checks a one-call answer's count, then re-encrypts a few capsules in full on the CPU.
+    fn check_one_call(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+        out: &[CapsuleOutcome],
+    ) -> Verdict {
+        if out.len() != capsules.len() || scalars.len() != capsules.len() {
+            return Err(FallbackReason::InvalidOutput);
+        }
+        for j in self.sample(out.len()) {
+            if umbrald_core::reencrypt_capsule_on_cpu(&capsules[j], &scalars[j]) != out[j] {
+                return Err(FallbackReason::AuditMismatch);
+            }
+        }
+        Ok(())
+    }
+
     /// Fresh random indices for this call's audit, counted.
     /// Runs one device call of kind `call` and records its wall time.
     fn timed<T>(&self, call: GpuCall, run: impl FnOnce() -> T) -> T {
@@ -603,6 +627,43 @@ impl EcBackend for Guarded {
 
     fn offers_cfrag_parts(&self) -> bool {
         self.cfrag_parts && self.backend().offers_cfrag_parts()
+    }
+
+    fn offers_reencrypt_capsules(&self) -> bool {
+        self.one_call && self.backend().offers_reencrypt_capsules()
+    }
+
+    /// The device's one-call re-encryption while it is healthy, audited here too: sampled
+    /// capsules re-encrypted in full on the CPU (the same parts, or both rejecting; a
+    /// mismatch is a fault). `None` (the engine then takes the separate calls, through this
+    /// guard) when off, unhealthy, declined by the backend or rejected.
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Option<Vec<CapsuleOutcome>> {
+        if !self.one_call || capsules.is_empty() || !self.lane.is_healthy() {
+            return None;
+        }
+        let backend = self.backend();
+        let verdict = self.timed(GpuCall::OneCall, || {
+            let out = catch_unwind(AssertUnwindSafe(|| {
+                backend.reencrypt_capsules(capsules, scalars)
+            }))
+            .ok()
+            .flatten()?;
+            Some(self.check_one_call(capsules, scalars, &out).map(|()| out))
+        })?;
+        match verdict {
+            Ok(out) => {
+                self.accepted();
+                Some(out)
+            }
+            Err(reason) => {
+                self.fault(reason, "one-call outcomes rejected by the check");
+                None
+            }
+        }
     }
 
     /// The device's cfrag parts while it is healthy, audited here too: sampled capsules are

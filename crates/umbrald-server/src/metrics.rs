@@ -60,6 +60,8 @@ pub enum GpuCall {
     Fixed,
     /// Whole cfrags' parts (products, `t·U`, the proof's hash and `z`; `[gpu] cfrag_parts`).
     CfragParts,
+    /// Whole capsules re-encrypted in one call (`[gpu] one_call`).
+    OneCall,
 }
 
 impl GpuCall {
@@ -71,6 +73,7 @@ impl GpuCall {
             Self::Pairs => "pairs",
             Self::Fixed => "fixed",
             Self::CfragParts => "cfrag_parts",
+            Self::OneCall => "one_call",
         }
     }
 }

@@ -169,6 +169,7 @@ impl Server {
                     pipelines = section.pipelines,
                     overlap_calls = section.overlap_calls,
                     cfrag_parts = section.cfrag_parts,
+                    one_call = section.one_call,
                     host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"
                 );

@@ -475,7 +475,7 @@ async fn auto_with_host_kernels(
 /// umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-overlap", true, false).await
+    tampered_capsules_through_the_lane("gpu-overlap", true, Finish::Host).await
 }
 
 /// `cfrag_parts` through the lane, with and without `overlap_calls`: whole cfrags finished by
@@ -483,24 +483,46 @@ async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
 /// verified under umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-parts", false, true).await?;
-    tampered_capsules_through_the_lane("gpu-parts-overlap", true, true).await
+    tampered_capsules_through_the_lane("gpu-parts", false, Finish::Parts).await?;
+    tampered_capsules_through_the_lane("gpu-parts-overlap", true, Finish::Parts).await
+}
+
+/// `one_call` through the lane: whole capsules re-encrypted in one call of the host-compiled
+/// kernels; the tampered capsules, rejected there, are checked again and refused; every other
+/// cfrag verifies, whole and compact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_rejects_exactly_the_tampered_capsules() -> TestResult {
+    tampered_capsules_through_the_lane("gpu-one-call", false, Finish::OneCall).await
+}
+
+/// Where a lane test's cfrags are finished.
+#[derive(Clone, Copy, PartialEq)]
+enum Finish {
+    /// The host, from the device's products.
+    Host,
+    /// The device (`cfrag_parts`).
+    Parts,
+    /// The device, whole capsules in one call (`one_call`).
+    OneCall,
 }
 
 async fn tampered_capsules_through_the_lane(
     tag: &str,
     overlap_calls: bool,
-    cfrag_parts: bool,
+    finish: Finish,
 ) -> TestResult {
+    let (cfrag_parts, one_call) = (finish == Finish::Parts, finish == Finish::OneCall);
     let fx = Arc::new(Fixture::new(2, 2, 6));
     let prober = host_kernels(GpuOptions {
         overlap_calls,
         cfrag_parts,
+        one_call,
         ..GpuOptions::default()
     });
     let mut config = gpu_config(tag, BackendKind::Gpu, 3, 60_000);
     config.gpu.overlap_calls = overlap_calls;
     config.gpu.cfrag_parts = cfrag_parts;
+    config.gpu.one_call = one_call;
     config.gpu.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = umbrald_server::testing::TestClient::connect(
@@ -548,7 +570,8 @@ async fn tampered_capsules_through_the_lane(
         ))
     };
     assert_eq!(called("cfrag_parts"), cfrag_parts);
-    assert_eq!(called("pairs"), !cfrag_parts);
+    assert_eq!(called("one_call"), one_call);
+    assert_eq!(called("pairs"), finish == Finish::Host);
     for reason in ["audit_mismatch", "device_error", "invalid_output"] {
         let series = format!("umbrald_gpu_fallbacks_total{{reason=\"{reason}\"}}");
         assert_eq!(metric(&text, &series), 0.0, "{series}");
@@ -614,17 +637,18 @@ async fn auto_with_the_cuda_probe_serves() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a CUDA GPU"]
 async fn gpu_backend_serves_end_to_end() -> TestResult {
-    for cfrag_parts in [false, true] {
-        gpu_serves_end_to_end(cfrag_parts).await?;
+    for (cfrag_parts, one_call) in [(false, false), (true, false), (false, true)] {
+        gpu_serves_end_to_end(cfrag_parts, one_call).await?;
     }
     Ok(())
 }
 
-async fn gpu_serves_end_to_end(cfrag_parts: bool) -> TestResult {
+async fn gpu_serves_end_to_end(cfrag_parts: bool, one_call: bool) -> TestResult {
     let fx = Arc::new(Fixture::new(3, 2, 8));
     let mut config = common::config("gpu-real", 2);
     config.workers.backend = BackendKind::Gpu;
     config.gpu.cfrag_parts = cfrag_parts;
+    config.gpu.one_call = one_call;
     let server = Server::start(config).await?;
     assert_eq!(server.backend(), "gpu");
     let client = common::client(&server).await;
@@ -701,6 +725,9 @@ fn gpu_options_parse_and_validate() {
     assert!(!Config::default().gpu.cfrag_parts);
     let c = Config::from_toml("[gpu]\ncfrag_parts = true\n").expect("parses");
     assert!(c.gpu_section().cfrag_parts);
+    assert!(!Config::default().gpu.one_call);
+    let c = Config::from_toml("[gpu]\none_call = true\n").expect("parses");
+    assert!(c.gpu_section().one_call);
     assert_eq!(Config::default().gpu.batches_in_flight, 1);
     let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
     c.validate().expect("valid");

@@ -20,6 +20,31 @@ pub const CFRAG_PARTS_LEN: usize = 5 * 33 + 32;
 /// One cfrag's capsule-specific parts, as [`EcBackend::cfrag_parts`] returns them.
 pub type CfragParts = [u8; CFRAG_PARTS_LEN];
 
+/// A parsed capsule as [`EcBackend::reencrypt_capsules`] takes it: its points still
+/// compressed, its scalar, and the compressed commitment `U1` of the kfrag it is re-encrypted
+/// with. All public.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapsuleInput {
+    /// `E`, compressed (x below p, checked when parsed).
+    pub e: CompressedPoint,
+    /// `V`, compressed.
+    pub v: CompressedPoint,
+    /// The capsule's non-zero scalar `s`.
+    pub s: Scalar,
+    /// The kfrag's compressed commitment `U1`.
+    pub commitment: [u8; 33],
+}
+
+/// A backend's answer for one capsule of [`EcBackend::reencrypt_capsules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapsuleOutcome {
+    /// The capsule is valid: its cfrag's capsule-specific parts.
+    Parts(CfragParts),
+    /// A point does not decompress or the capsule's equation fails, by the backend's account:
+    /// the engine checks the capsule again itself.
+    Rejected,
+}
+
 /// Why a backend could not finish a batch. The engine falls back to the CPU on any of these.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -111,6 +136,27 @@ pub trait EcBackend: Send + Sync {
         commitments: &[[u8; 33]],
     ) -> Option<Vec<CfragParts>> {
         let _ = (bases, scalars, commitments);
+        None
+    }
+
+    /// Whether [`Self::reencrypt_capsules`] is offered. The default, false.
+    fn offers_reencrypt_capsules(&self) -> bool {
+        false
+    }
+
+    /// A whole re-encryption per capsule in one call: decompress `E` and `V`, check
+    /// `s·G = V + h·E`, and for the valid capsules the cfrag's parts as
+    /// [`Self::cfrag_parts`] computes them, with `scalars[j] = [rk, t]` (secrets). For
+    /// batches of at least four capsules; the engine re-checks every rejected capsule itself.
+    ///
+    /// `None` means not offered (the default) or failed: the engine then takes the separate
+    /// calls.
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Option<Vec<CapsuleOutcome>> {
+        let _ = (capsules, scalars);
         None
     }
 

@@ -58,6 +58,11 @@ impl CapsuleParts {
         [self.e, self.v]
     }
 
+    /// The capsule's scalar `s` (non-zero).
+    pub fn signature(&self) -> Scalar {
+        self.s
+    }
+
     /// The capsule, given the decompression of `E` and `V` (which the caller has checked
     /// against [`CapsuleParts::points`]).
     pub fn finish(
