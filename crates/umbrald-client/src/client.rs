@@ -83,6 +83,19 @@ pub struct ReencryptRequest {
 }
 
 impl ReencryptRequest {
+    /// The wire request under `id`, asking for compact cfrags if `compact_cfrags`.
+    fn into_wire(self, id: u64, compact_cfrags: bool) -> Request {
+        Request {
+            v: PROTOCOL_VERSION,
+            id,
+            policies: self.policies,
+            items: self.items,
+            deadline_ms: self.deadline_ms,
+            priority: self.priority,
+            compact_cfrags: compact_cfrags.then_some(true),
+        }
+    }
+
     /// A request that re-encrypts every capsule (umbral-pre `Capsule` bytes) under one policy.
     pub fn new(policy: Policy, capsules: impl IntoIterator<Item = Vec<u8>>) -> Self {
         let items = capsules
@@ -132,15 +145,7 @@ impl PreparedRequest {
         compact_cfrags: bool,
     ) -> Result<Self, ClientError> {
         let items = request.items.len();
-        let request = Request {
-            v: PROTOCOL_VERSION,
-            id,
-            policies: request.policies,
-            items: request.items,
-            deadline_ms: request.deadline_ms,
-            priority: request.priority,
-            compact_cfrags: compact_cfrags.then_some(true),
-        };
+        let request = request.into_wire(id, compact_cfrags);
         Ok(Self {
             bytes: encode(&request)?.into(),
             id,
@@ -440,15 +445,7 @@ impl Client {
         request: ReencryptRequest,
     ) -> Result<Vec<ItemOutcome>, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let request = Request {
-            v: PROTOCOL_VERSION,
-            id,
-            policies: request.policies,
-            items: request.items,
-            deadline_ms: request.deadline_ms,
-            priority: request.priority,
-            compact_cfrags: self.inner.options.compact_cfrags.then_some(true),
-        };
+        let request = request.into_wire(id, self.inner.options.compact_cfrags);
         let response = self.round_trip(&request).await?;
         check_response(response, &request)
     }

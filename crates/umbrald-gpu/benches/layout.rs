@@ -31,6 +31,24 @@ fn points(count: usize) -> Vec<Affine> {
     (0..count).map(|i| distinct[i % distinct.len()]).collect()
 }
 
+/// The compressed forms of `points`, and the decompression kernel's answer for them (y, flag 1).
+fn decompression(points: &[Affine]) -> (Vec<CompressedPoint>, Vec<u32>) {
+    let n = points.len();
+    let compressed = points
+        .iter()
+        .map(|p| CompressedPoint::parse(&p.to_compressed()).expect("valid"))
+        .collect();
+    let mut words = vec![0u32; DECOMPRESS_OUT_WORDS * n];
+    for (i, p) in points.iter().enumerate() {
+        let (_, y) = p.to_xy_limbs();
+        for w in 0..8 {
+            words[w * n + i] = y[w];
+        }
+        words[8 * n + i] = 1;
+    }
+    (compressed, words)
+}
+
 /// A kernel output of `slots` points per item, as the device writes it (flag 0: a point).
 fn device_output(points: &[Affine], slots: usize) -> Vec<u32> {
     let n = points.len() / slots;
@@ -118,18 +136,7 @@ fn layout_bench(c: &mut Criterion) {
         b.iter(|| layout::pack_fixed(&singles, &mut fixed_in).expect("pack"))
     });
     // Decompression: the compressed forms of `bases`, and the device's answer (y, flag 1).
-    let compressed: Vec<CompressedPoint> = bases
-        .iter()
-        .map(|p| CompressedPoint::parse(&p.to_compressed()).expect("valid"))
-        .collect();
-    let mut decompress_out = vec![0u32; DECOMPRESS_OUT_WORDS * N];
-    for (i, p) in bases.iter().enumerate() {
-        let (_, y) = p.to_xy_limbs();
-        for w in 0..8 {
-            decompress_out[w * N + i] = y[w];
-        }
-        decompress_out[8 * N + i] = 1;
-    }
+    let (compressed, decompress_out) = decompression(&bases);
     let mut decompress_in = vec![0u32; DECOMPRESS_IN_WORDS * N];
     group.bench_function("pack_decompress", |b| {
         b.iter(|| layout::pack_decompress(&compressed, &mut decompress_in).expect("pack"))
@@ -197,18 +204,7 @@ fn capsule_bench(c: &mut Criterion) {
     // A whole capsule's device calls: with `cfrag_parts`, the decompression of E and V, the
     // check's h·E and s·G, and the parts; with `one_call`, one input and the parts.
     let es: Vec<Affine> = bases.iter().step_by(2).copied().collect();
-    let compressed: Vec<CompressedPoint> = bases
-        .iter()
-        .map(|p| CompressedPoint::parse(&p.to_compressed()).expect("valid"))
-        .collect();
-    let mut decompress_out = vec![0u32; DECOMPRESS_OUT_WORDS * N];
-    for (i, p) in bases.iter().enumerate() {
-        let (_, y) = p.to_xy_limbs();
-        for w in 0..8 {
-            decompress_out[w * N + i] = y[w];
-        }
-        decompress_out[8 * N + i] = 1;
-    }
+    let (compressed, decompress_out) = decompression(&bases);
     let hs: Vec<Scalar> = nonces
         .iter()
         .map(|t| t.invert().unwrap_or(Scalar::ONE))

@@ -197,19 +197,12 @@ impl GpuBackend {
         if bases.len() != 2 * commitments.len() {
             return Err(BackendError::Shape("not two bases per capsule"));
         }
-        if commitments.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
-        }
-        match self.exec.cfrag_parts(bases, scalars, commitments) {
-            // Not a fault: a module without the parts kernel (PTX built before it).
-            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
-            result => self.accept(result, commitments.len(), 5, |out, idx| {
-                audit::check_parts(bases, scalars, commitments, out, idx)
-            }),
-        }
+        self.optional_call(
+            commitments.len(),
+            5,
+            || self.exec.cfrag_parts(bases, scalars, commitments),
+            |out, idx| audit::check_parts(bases, scalars, commitments, out, idx),
+        )
     }
 
     /// Whole capsules re-encrypted in one device call ([`EcBackend::reencrypt_capsules`]),
@@ -224,19 +217,12 @@ impl GpuBackend {
         if capsules.len() != scalars.len() {
             return Err(BackendError::Shape("not one [rk, t] per capsule"));
         }
-        if capsules.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
-        }
-        match self.exec.reencrypt_capsules(capsules, scalars) {
-            // Not a fault: a module without the kernels (PTX built before them).
-            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
-            result => self.accept(result, capsules.len(), 7, |out, idx| {
-                audit::check_reenc(capsules, scalars, out, idx)
-            }),
-        }
+        self.optional_call(
+            capsules.len(),
+            7,
+            || self.exec.reencrypt_capsules(capsules, scalars),
+            |out, idx| audit::check_reenc(capsules, scalars, out, idx),
+        )
     }
 
     /// Runs the one-call path on valid capsules, one with a wrong `s`, one whose `E` and one
@@ -355,6 +341,27 @@ impl GpuBackend {
             return Err(self.disabled());
         }
         self.accept(run(), items, products_per_item, audit)
+    }
+
+    /// [`Self::call`] for a path whose kernels a module may lack (PTX built before them): the
+    /// executor's `Unsupported` is then a refusal, not a fault.
+    fn optional_call<T>(
+        &self,
+        items: usize,
+        products_per_item: u64,
+        run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
+        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
+    ) -> Result<Vec<T>, BackendError> {
+        if items == 0 {
+            return Ok(Vec::new());
+        }
+        if self.stats.is_disabled() {
+            return Err(self.disabled());
+        }
+        match run() {
+            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
+            result => self.accept(result, items, products_per_item, audit),
+        }
     }
 
     /// Length check, audit and statistics for one call's executor result.

@@ -492,15 +492,7 @@ fn wrong_cfrag_parts_are_caught_and_the_engine_loses_nothing() {
                 ..opts(64)
             },
         );
-        let gpu = Arc::new(gpu);
-        let stats = gpu.stats();
-        let engine = Engine::new(gpu);
-        let policy = Policy::new(2, 3);
-        assert_eq!(
-            policy.round_trip(&engine, b"parts fallback"),
-            b"parts fallback"
-        );
-        assert!(stats.snapshot().fallbacks >= 1);
+        round_trips_despite_the_device(gpu, Policy::new(2, 3));
     }
 }
 
@@ -641,21 +633,14 @@ fn wrong_one_call_outcomes_are_caught_and_the_engine_loses_nothing() {
         assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
     }
     for fault in [Fault::SwapPair(0), Fault::NegateFixed(1), Fault::Driver] {
-        let gpu = Arc::new(Faulty::backend_with(
+        let gpu = Faulty::backend_with(
             fault,
             &GpuOptions {
                 one_call: true,
                 ..opts(64)
             },
-        ));
-        let stats = gpu.stats();
-        let engine = Engine::new(gpu);
-        let policy = Policy::new(4, 6);
-        assert_eq!(
-            policy.round_trip(&engine, b"one-call fallback"),
-            b"one-call fallback"
         );
-        assert!(stats.snapshot().fallbacks >= 1);
+        round_trips_despite_the_device(gpu, Policy::new(4, 6));
     }
 }
 
@@ -721,13 +706,18 @@ fn engine_loses_nothing_when_the_device_is_wrong() {
     // Every device result is rejected (the audit sees the swapped pair or the driver error);
     // the engine recomputes on the CPU and the cfrags still verify and decrypt.
     for fault in [Fault::SwapPair(0), Fault::Driver] {
-        let gpu = Arc::new(Faulty::backend(fault, 64));
-        let stats = gpu.stats();
-        let engine = Engine::new(gpu);
-        let policy = Policy::new(2, 3);
-        assert_eq!(policy.round_trip(&engine, b"fallback"), b"fallback");
-        assert!(stats.snapshot().fallbacks >= 1);
+        round_trips_despite_the_device(Faulty::backend(fault, 64), Policy::new(2, 3));
     }
+}
+
+/// An engine on `gpu`, whose device is wrong: a message still decrypts through `policy`'s
+/// cfrags, and the backend fell back at least once.
+fn round_trips_despite_the_device(gpu: GpuBackend, policy: Policy) {
+    let gpu = Arc::new(gpu);
+    let stats = gpu.stats();
+    let engine = Engine::new(gpu);
+    assert_eq!(policy.round_trip(&engine, b"fallback"), b"fallback");
+    assert!(stats.snapshot().fallbacks >= 1);
 }
 
 #[test]

@@ -455,6 +455,36 @@ impl Guarded {
         Ok(())
     }
 
+    /// One call of an offer the engine may decline (`None`), while the GPU is healthy: timed,
+    /// a panic taken as a decline, the answer `check`ed (a rejection is a fault, and `None`).
+    fn offered_call<T>(
+        &self,
+        call: GpuCall,
+        run: impl FnOnce(&dyn EcBackend) -> Option<T>,
+        check: impl FnOnce(&T) -> Verdict,
+    ) -> Option<T> {
+        if !self.lane.is_healthy() {
+            return None;
+        }
+        let backend = self.backend();
+        let verdict = self.timed(call, || {
+            let out = catch_unwind(AssertUnwindSafe(|| run(backend.as_ref())))
+                .ok()
+                .flatten()?;
+            Some(check(&out).map(|()| out))
+        })?;
+        match verdict {
+            Ok(out) => {
+                self.accepted();
+                Some(out)
+            }
+            Err(reason) => {
+                self.fault(reason, call.as_str());
+                None
+            }
+        }
+    }
+
     /// Checks a cfrag-parts answer's count, then recomputes a few capsules' parts in full on
     /// the CPU.
     fn check_parts(
@@ -642,28 +672,14 @@ impl EcBackend for Guarded {
         capsules: &[CapsuleInput],
         scalars: &[[Scalar; 2]],
     ) -> Option<Vec<CapsuleOutcome>> {
-        if !self.one_call || capsules.is_empty() || !self.lane.is_healthy() {
+        if !self.one_call || capsules.is_empty() {
             return None;
         }
-        let backend = self.backend();
-        let verdict = self.timed(GpuCall::OneCall, || {
-            let out = catch_unwind(AssertUnwindSafe(|| {
-                backend.reencrypt_capsules(capsules, scalars)
-            }))
-            .ok()
-            .flatten()?;
-            Some(self.check_one_call(capsules, scalars, &out).map(|()| out))
-        })?;
-        match verdict {
-            Ok(out) => {
-                self.accepted();
-                Some(out)
-            }
-            Err(reason) => {
-                self.fault(reason, "one-call outcomes rejected by the check");
-                None
-            }
-        }
+        self.offered_call(
+            GpuCall::OneCall,
+            |backend| backend.reencrypt_capsules(capsules, scalars),
+            |out| self.check_one_call(capsules, scalars, out),
+        )
     }
 
     /// The device's cfrag parts while it is healthy, audited here too: sampled capsules are
@@ -676,31 +692,14 @@ impl EcBackend for Guarded {
         scalars: &[[Scalar; 2]],
         commitments: &[[u8; 33]],
     ) -> Option<Vec<CfragParts>> {
-        if !self.cfrag_parts || commitments.is_empty() || !self.lane.is_healthy() {
+        if !self.cfrag_parts || commitments.is_empty() {
             return None;
         }
-        let backend = self.backend();
-        let verdict = self.timed(GpuCall::CfragParts, || {
-            let out = catch_unwind(AssertUnwindSafe(|| {
-                backend.cfrag_parts(bases, scalars, commitments)
-            }))
-            .ok()
-            .flatten()?;
-            Some(
-                self.check_parts(bases, scalars, commitments, &out)
-                    .map(|()| out),
-            )
-        })?;
-        match verdict {
-            Ok(out) => {
-                self.accepted();
-                Some(out)
-            }
-            Err(reason) => {
-                self.fault(reason, "cfrag parts rejected by the check");
-                None
-            }
-        }
+        self.offered_call(
+            GpuCall::CfragParts,
+            |backend| backend.cfrag_parts(bases, scalars, commitments),
+            |out| self.check_parts(bases, scalars, commitments, out),
+        )
     }
 
     /// Whether the GPU backend checks its outputs: what this guard returns from `mul_pairs`
