@@ -83,6 +83,10 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         grep -E "items/s|throughput|p99|CPU|fallbacks|audit|outside the server" "$out/$label/e2e-bench.txt" \
             "$out/$label/e2e-metrics.txt" 2>/dev/null | grep -v "^[^:]*:# " | head -n 20 | tee -a "$out/summary.txt"
         grep -E "busiest|server on CPUs|generator on CPUs" "$out/$label/summary.txt" 2>/dev/null | tee -a "$out/summary.txt"
+        # The lane's settings as the server read them, and any device path its self-test
+        # turned off (cfrag_parts, one_call).
+        grep -hoE "GPU lane .*|[a-z -]*failed the self-test[^\"]*" "$out/$label/serve.log" 2>/dev/null \
+            | sed 's/^/  /' | head -n 3 | tee -a "$out/summary.txt"
         # Mean wall time of each kind of device call, from umbrald_gpu_call_seconds.
         awk -F'[{}" ]+' '/^umbrald_gpu_call_seconds_(sum|count)/ {
                 k = ($1 ~ /_sum$/) ? "s" : "n"; v[$3, k] = $NF; calls[$3] = 1 }
