@@ -18,6 +18,12 @@
 //! backend (capsule parsing, the check's comparison, hashing, encoding: what a GPU host thread
 //! does itself for every item), measured with a backend that answers instantly and offers the
 //! capsule-check products and decompressed points as the GPU backend does.
+//!
+//! A second table gives whole capsules per second through the device by the three ways the
+//! engine can use it (`--capsule-sizes 1024,4096,...`): step by step (decompression, the
+//! check's `h·E` and `s·G`, the products, `t·U`: four calls), with `cfrag_parts`
+//! (decompression, check, parts: three calls) and with `one_call` (one call), each call
+//! audited as in the server.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,14 +32,15 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
 use umbrald_benches::{InstantBackend, Workload};
-use umbrald_core::backend::{CpuBackend, EcBackend};
-use umbrald_core::curve::Affine;
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend};
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::{Engine, ReencryptItem};
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{DeviceInfo, GpuBackend, GpuOptions};
 
 struct Args {
     sizes: Vec<usize>,
+    capsule_sizes: Vec<usize>,
     reps: usize,
     opts: GpuOptions,
     host: bool,
@@ -45,10 +52,14 @@ fn parse() -> Result<Args, String> {
             128, 1024, 4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576,
             2_097_152,
         ],
+        capsule_sizes: vec![1024, 4096, 16_384, 65_536],
         reps: 3,
         opts: GpuOptions {
             audit_samples: 1,
             disable_after_failures: 0,
+            // Both whole-capsule paths loaded, for the capsule table.
+            cfrag_parts: true,
+            one_call: true,
             ..GpuOptions::default()
         },
         host: false,
@@ -60,6 +71,12 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--sizes" => {
                 args.sizes = value()?
+                    .split(',')
+                    .map(|s| number(s.trim().to_owned()))
+                    .collect::<Result<_, _>>()?
+            }
+            "--capsule-sizes" => {
+                args.capsule_sizes = value()?
                     .split(',')
                     .map(|s| number(s.trim().to_owned()))
                     .collect::<Result<_, _>>()?
@@ -115,6 +132,103 @@ fn engine_overhead(items: usize) -> Result<f64, String> {
         }
     }
     Ok(best / items as f64)
+}
+
+/// A batch of valid capsules as the device paths take them.
+struct CapsuleBatch {
+    inputs: Vec<CapsuleInput>,
+    /// `[rk, t]` of each.
+    scalars: Vec<[Scalar; 2]>,
+    /// Each capsule's challenge `h = H(E, V)`.
+    challenges: Vec<Scalar>,
+}
+
+/// `n` valid capsules, cycling through 256 distinct ones (the device's cost does not depend
+/// on which), each with its own `[rk, t]`.
+fn capsule_inputs(n: usize, rng: &mut rand::rngs::StdRng) -> CapsuleBatch {
+    let point = |k: &Scalar| {
+        Affine::from_k256(&(ProjectivePoint::GENERATOR * k))
+            .unwrap_or_else(|| unreachable!("a random multiple of G is finite"))
+    };
+    let distinct: Vec<(CapsuleInput, Scalar)> = (0..256)
+        .map(|_| {
+            let (e, v) = (Scalar::random(&mut *rng), Scalar::random(&mut *rng));
+            let (e_bytes, v_bytes) = (point(&e).to_compressed(), point(&v).to_compressed());
+            let h = umbrald_core::hash::capsule_points(&e_bytes, &v_bytes);
+            let parse = |b: &[u8; 33]| {
+                CompressedPoint::parse(b).unwrap_or_else(|_| unreachable!("a valid encoding"))
+            };
+            let input = CapsuleInput {
+                e: parse(&e_bytes),
+                v: parse(&v_bytes),
+                s: v + h * e,
+                commitment: point(&Scalar::random(&mut *rng)).to_compressed(),
+            };
+            (input, h)
+        })
+        .collect();
+    let picked = |j: usize| distinct[j % distinct.len()];
+    CapsuleBatch {
+        inputs: (0..n).map(|j| picked(j).0).collect(),
+        scalars: (0..n)
+            .map(|_| [Scalar::random(&mut *rng), Scalar::random(&mut *rng)])
+            .collect(),
+        challenges: (0..n).map(|j| picked(j).1).collect(),
+    }
+}
+
+/// One batch of capsules through the device by each of the engine's three ways; the wall
+/// time of each, or the first failure.
+fn capsule_walls(
+    gpu: &GpuBackend,
+    batch: &CapsuleBatch,
+    n: usize,
+) -> Result<[Duration; 3], String> {
+    let (capsules, scalars, hs) = (
+        &batch.inputs[..n],
+        &batch.scalars[..n],
+        &batch.challenges[..n],
+    );
+    let fail = |what: &str| format!("{n} capsules: {what} failed");
+    let points: Vec<CompressedPoint> = capsules.iter().flat_map(|c| [c.e, c.v]).collect();
+    let ss: Vec<Scalar> = capsules.iter().map(|c| c.s).collect();
+    let pairs: Vec<[Scalar; 2]> = scalars.iter().flat_map(|k| [*k, *k]).collect();
+    let nonces: Vec<Scalar> = scalars.iter().map(|k| k[1]).collect();
+    let commitments: Vec<[u8; 33]> = capsules.iter().map(|c| c.commitment).collect();
+    // The first two calls of both step-by-step ways: decompression and the check's products.
+    let front = || -> Result<Vec<Affine>, String> {
+        let points = gpu
+            .decompress_points(&points)
+            .ok_or_else(|| fail("decompression"))?;
+        let points: Vec<Affine> = points
+            .into_iter()
+            .map(|p| p.ok_or_else(|| fail("a point")))
+            .collect::<Result<_, _>>()?;
+        let es: Vec<Affine> = points.iter().step_by(2).copied().collect();
+        gpu.capsule_check_products(&es, hs, &ss)
+            .ok_or_else(|| fail("the check"))?;
+        Ok(points)
+    };
+    let t = Instant::now();
+    let bases = front()?;
+    gpu.mul_pairs(&bases, &pairs)
+        .map_err(|_| fail("products"))?;
+    gpu.mul_u(&nonces).map_err(|_| fail("t·U"))?;
+    let steps = t.elapsed();
+    let t = Instant::now();
+    let bases = front()?;
+    gpu.cfrag_parts_checked(&bases, &pairs, &commitments)
+        .map_err(|_| fail("parts"))?;
+    let parts = t.elapsed();
+    let t = Instant::now();
+    let outcomes = gpu
+        .reencrypt_capsules_checked(capsules, scalars)
+        .map_err(|_| fail("one call"))?;
+    let one_call = t.elapsed();
+    if outcomes.contains(&CapsuleOutcome::Rejected) {
+        return Err(fail("a valid capsule's one call"));
+    }
+    Ok([steps, parts, one_call])
 }
 
 fn main() -> ExitCode {
@@ -245,6 +359,43 @@ fn main() -> ExitCode {
             per_rep(after.copy_time.saturating_sub(before.copy_time)),
             per_rep(after.layout_time.saturating_sub(before.layout_time)),
             per_rep(after.audit_time.saturating_sub(before.audit_time)),
+        );
+    }
+    println!();
+    println!(
+        "Whole capsules through the device (best of {} each; every call audited):",
+        args.reps
+    );
+    println!();
+    println!("| capsules | step by step, 4 calls (ms) | capsules/s | cfrag_parts, 3 calls (ms) | capsules/s | one_call (ms) | capsules/s | one_call / step by step |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let max_capsules = args.capsule_sizes.iter().copied().max().unwrap_or(0);
+    let batch = capsule_inputs(max_capsules, &mut rng);
+    for &n in &args.capsule_sizes {
+        let mut best = [Duration::MAX; 3];
+        for _ in 0..args.reps {
+            match capsule_walls(&gpu, &batch, n) {
+                Ok(walls) => {
+                    for (b, w) in best.iter_mut().zip(walls) {
+                        *b = (*b).min(w);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("gpu_bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let [steps, parts, one] = best.map(|d| d.as_secs_f64());
+        println!(
+            "| {n} | {:.3} | {:.0} | {:.3} | {:.0} | {:.3} | {:.0} | {:.2} |",
+            steps * 1e3,
+            n as f64 / steps,
+            parts * 1e3,
+            n as f64 / parts,
+            one * 1e3,
+            n as f64 / one,
+            steps / one,
         );
     }
     let stats = gpu.stats().snapshot();
