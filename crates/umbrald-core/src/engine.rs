@@ -15,6 +15,12 @@
 //!    items (one table per base, shared by both scalars), and `t·U` for all items;
 //! 5. hash each proof transcript and emit `z = rk·h + t`.
 //!
+//! A backend may take more of it: with `EcBackend::cfrag_parts` it returns step 4's products
+//! already hashed and finished (each cfrag's capsule-specific parts), and with
+//! `EcBackend::reencrypt_capsules` it takes each parsed capsule as it is and does steps 1 (the
+//! square roots) to 5 in one call; the engine then re-checks, step by step, every capsule the
+//! backend rejects.
+//!
 //! Batches of fewer than four capsules on the CPU engine take a shorter road: the tables of odd
 //! multiples of every `E` and `V` are built once (one shared inversion) and serve both the
 //! per-capsule checks (variable time, public data) and the constant-time products, and all
