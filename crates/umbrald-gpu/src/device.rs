@@ -609,6 +609,15 @@ impl LaneSizes {
     }
 }
 
+/// A launch of `n` threads in blocks of `UMB_BLOCK`, without dynamic shared memory.
+fn blocks(n: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
+        block_dim: (BLOCK_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 fn exec_err(e: DriverError) -> ExecError {
     ExecError::Driver(describe(&e))
 }
@@ -716,51 +725,26 @@ impl Lane {
 
     fn launch(&mut self, exec: &CudaExecutor, job: &Job<'_>, n: usize) -> Result<(), ExecError> {
         let n32 = u32::try_from(n).map_err(|_| ExecError::Unsupported("launch too large"))?;
-        let cfg = LaunchConfig {
-            grid_dim: (n32.div_ceil(BLOCK_THREADS), 1, 1),
-            block_dim: (BLOCK_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
         match job {
             Job::Pairs { scalars, .. } => {
-                let split = layout::PAIR_BASE_WORDS * n;
                 let (second, in_words) = match scalars {
-                    PairScalars::Both(_) => (1u32, layout::PAIR_IN_WORDS * n),
-                    PairScalars::Firsts(_) => (0u32, layout::FIRSTS_IN_WORDS * n),
+                    PairScalars::Both(_) => (1, layout::PAIR_IN_WORDS * n),
+                    PairScalars::Firsts(_) => (0, layout::FIRSTS_IN_WORDS * n),
                 };
-                let bases = self.dev_in.slice(0..split);
-                let scalars = self.dev_in.slice(split..in_words);
-                let mut out = self.dev_out.slice_mut(0..layout::PAIR_OUT_WORDS * n);
-                let mut launch = self.stream.launch_builder(&exec.pairs_fn);
-                launch
-                    .arg(&bases)
-                    .arg(&scalars)
-                    .arg(&mut out)
-                    .arg(&n32)
-                    .arg(&second);
-                let cfg = LaunchConfig {
-                    shared_mem_bytes: exec.pairs_smem,
-                    ..cfg
-                };
-                // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32,
-                // u32) and the buffers hold 16n, 16n (8n with second = 0, when the kernel reads
-                // only the first scalars) and 34n words; blockDim is UMB_BLOCK; the dynamic
-                // shared memory is what the UMB_TABLE_SHARED build (if any) reads.
-                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+                self.launch_pairs(
+                    exec,
+                    0..in_words,
+                    0..layout::PAIR_OUT_WORDS * n,
+                    n32,
+                    second,
+                )?;
             }
             Job::Fixed { base, .. } => {
                 let table = match base {
                     FixedBase::U => &exec.table_u,
                     FixedBase::G => &exec.table_g,
                 };
-                let scalars = self.dev_in.slice(0..8 * n);
-                let mut out = self.dev_out.slice_mut(0..layout::FIXED_OUT_WORDS * n);
-                let mut launch = self.stream.launch_builder(&exec.fixed_fn);
-                launch.arg(table).arg(&scalars).arg(&mut out).arg(&n32);
-                // SAFETY: the arguments match umb_mul_fixed(const u32*, const u32*, u32*, u32);
-                // the table has 65 * 8 * 16 words and the buffers 8n and 17n; blockDim is
-                // UMB_BLOCK.
-                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+                self.launch_fixed(exec, table, 0..8 * n, 0..layout::FIXED_OUT_WORDS * n, n32)?;
             }
             Job::Parts { .. } => self.launch_parts(exec, n32)?,
             Job::Reenc { .. } => self.launch_reenc(exec, n32)?,
@@ -771,9 +755,64 @@ impl Lane {
                 launch.arg(&input).arg(&mut out).arg(&n32);
                 // SAFETY: the arguments match umb_decompress(const u32*, u32*, u32) and both
                 // buffers hold 9n words; blockDim is UMB_BLOCK.
-                unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+                unsafe { launch.launch(blocks(n32)) }.map_err(exec_err)?;
             }
         }
+        Ok(())
+    }
+
+    /// One `umb_mul_pairs` launch of `n` items: its input at `input` of the device input
+    /// buffer (16n words of bases, then the scalars: 16n words, or 8n with `second = 0`), its
+    /// 34n words of output at `out` of the device output buffer.
+    fn launch_pairs(
+        &mut self,
+        exec: &CudaExecutor,
+        input: Range<usize>,
+        out: Range<usize>,
+        n: u32,
+        second: u32,
+    ) -> Result<(), ExecError> {
+        let split = input.start + layout::PAIR_BASE_WORDS * n as usize;
+        let bases = self.dev_in.slice(input.start..split);
+        let scalars = self.dev_in.slice(split..input.end);
+        let mut out = self.dev_out.slice_mut(out);
+        let mut launch = self.stream.launch_builder(&exec.pairs_fn);
+        launch
+            .arg(&bases)
+            .arg(&scalars)
+            .arg(&mut out)
+            .arg(&n)
+            .arg(&second);
+        let cfg = LaunchConfig {
+            shared_mem_bytes: exec.pairs_smem,
+            ..blocks(n)
+        };
+        // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32, u32)
+        // and the callers' ranges hold 16n, 16n (8n with second = 0, when the kernel reads
+        // only the first scalars) and 34n words; blockDim is UMB_BLOCK; the dynamic shared
+        // memory is what the UMB_TABLE_SHARED build (if any) reads.
+        unsafe { launch.launch(cfg) }.map_err(exec_err)?;
+        Ok(())
+    }
+
+    /// One `umb_mul_fixed` launch of `n` items with `table`: 8n words of scalars at `scalars`
+    /// of the device input buffer, 17n words of output at `out` of the device output buffer.
+    fn launch_fixed(
+        &mut self,
+        exec: &CudaExecutor,
+        table: &CudaSlice<u32>,
+        scalars: Range<usize>,
+        out: Range<usize>,
+        n: u32,
+    ) -> Result<(), ExecError> {
+        let scalars = self.dev_in.slice(scalars);
+        let mut out = self.dev_out.slice_mut(out);
+        let mut launch = self.stream.launch_builder(&exec.fixed_fn);
+        launch.arg(table).arg(&scalars).arg(&mut out).arg(&n);
+        // SAFETY: the arguments match umb_mul_fixed(const u32*, const u32*, u32*, u32); the
+        // table has 65 * 8 * 16 words and the callers' ranges 8n and 17n; blockDim is
+        // UMB_BLOCK.
+        unsafe { launch.launch(blocks(n)) }.map_err(exec_err)?;
         Ok(())
     }
 
@@ -790,49 +829,20 @@ impl Lane {
         let items = 2 * capsules;
         let n_items =
             u32::try_from(items).map_err(|_| ExecError::Unsupported("launch too large"))?;
-        let blocks = |n: u32| LaunchConfig {
-            grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
-            block_dim: (BLOCK_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
         let pair_in_end = layout::PAIR_IN_WORDS * items;
         let nonces_end = pair_in_end + layout::FIXED_IN_WORDS * capsules;
         let u1_end = nonces_end + layout::PARTS_U1_WORDS * capsules;
         let pair_out_end = layout::PAIR_OUT_WORDS * items;
         let fixed_out_end = pair_out_end + layout::FIXED_OUT_WORDS * capsules;
         let parts_end = fixed_out_end + layout::PARTS_OUT_WORDS * capsules;
-        let second = 1u32;
-        {
-            let bases = self.dev_in.slice(0..layout::PAIR_BASE_WORDS * items);
-            let scalars = self
-                .dev_in
-                .slice(layout::PAIR_BASE_WORDS * items..pair_in_end);
-            let mut out = self.dev_out.slice_mut(0..pair_out_end);
-            let mut launch = self.stream.launch_builder(&exec.pairs_fn);
-            launch
-                .arg(&bases)
-                .arg(&scalars)
-                .arg(&mut out)
-                .arg(&n_items)
-                .arg(&second);
-            let cfg = LaunchConfig {
-                shared_mem_bytes: exec.pairs_smem,
-                ..blocks(n_items)
-            };
-            // SAFETY: as for a pair call of 2c items: 16 · 2c words of bases, 16 · 2c of
-            // scalars, 34 · 2c of output; blockDim is UMB_BLOCK with the build's dynamic
-            // shared memory.
-            unsafe { launch.launch(cfg) }.map_err(exec_err)?;
-        }
-        {
-            let nonces = self.dev_in.slice(pair_in_end..nonces_end);
-            let mut out = self.dev_out.slice_mut(pair_out_end..fixed_out_end);
-            let mut launch = self.stream.launch_builder(&exec.fixed_fn);
-            launch.arg(&exec.table_u).arg(&nonces).arg(&mut out).arg(&c);
-            // SAFETY: umb_mul_fixed(const u32*, const u32*, u32*, u32) with U's table, 8c
-            // words of scalars and 17c of output; blockDim is UMB_BLOCK.
-            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
-        }
+        self.launch_pairs(exec, 0..pair_in_end, 0..pair_out_end, n_items, 1)?;
+        self.launch_fixed(
+            exec,
+            &exec.table_u,
+            pair_in_end..nonces_end,
+            pair_out_end..fixed_out_end,
+            c,
+        )?;
         let pair_in = self.dev_in.slice(0..pair_in_end);
         let u1s = self.dev_in.slice(nonces_end..u1_end);
         let (products, mut parts) = self.dev_out.split_at_mut(fixed_out_end);
@@ -865,15 +875,6 @@ impl Lane {
         };
         let m = c as usize;
         let items = u32::try_from(2 * m).map_err(|_| ExecError::Unsupported("launch too large"))?;
-        let blocks = |n: u32| LaunchConfig {
-            grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
-            block_dim: (BLOCK_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let pairs_cfg = |n: u32| LaunchConfig {
-            shared_mem_bytes: exec.pairs_smem,
-            ..blocks(n)
-        };
         // Device input regions (words).
         let input = 0..layout::REENC_IN_WORDS * m;
         let pair_in = input.end..input.end + 2 * layout::PAIR_IN_WORDS * m;
@@ -887,7 +888,6 @@ impl Lane {
         let g_out = firsts_out.end..firsts_out.end + layout::FIXED_OUT_WORDS * m;
         let u_out = g_out.end..g_out.end + layout::FIXED_OUT_WORDS * m;
         let parts = u_out.end..u_out.end + layout::PARTS_OUT_WORDS * m;
-        let (second, first_only) = (1u32, 0u32);
         {
             // 1. Decompress E and V, hash h, lay out the pair and h·E inputs.
             let (upload, mut scratch) = self.dev_in.split_at_mut(input.end);
@@ -907,40 +907,12 @@ impl Lane {
             // is UMB_BLOCK.
             unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
         }
-        for (bases_in, n, out, second) in [
-            (pair_in.clone(), items, pair_out.clone(), second),
-            (firsts_in.clone(), c, firsts_out.clone(), first_only),
-        ] {
-            // 2, 3. The products [rk·P, t·P] of E and V, then h·E.
-            let split = bases_in.start + layout::PAIR_BASE_WORDS * n as usize;
-            let bases = self.dev_in.slice(bases_in.start..split);
-            let scalars = self.dev_in.slice(split..bases_in.end);
-            let mut out = self.dev_out.slice_mut(out);
-            let mut launch = self.stream.launch_builder(&exec.pairs_fn);
-            launch
-                .arg(&bases)
-                .arg(&scalars)
-                .arg(&mut out)
-                .arg(&n)
-                .arg(&second);
-            // SAFETY: umb_mul_pairs(const u32*, const u32*, u32*, u32, u32) with 16n words of
-            // bases, 16n of scalars (read only 8n with second = 0) and 34n of output; the
-            // build's dynamic shared memory; blockDim is UMB_BLOCK.
-            unsafe { launch.launch(pairs_cfg(n)) }.map_err(exec_err)?;
-        }
-        for (table, rows, out) in [
-            (&exec.table_g, s_rows, g_out.clone()),
-            (&exec.table_u, t_rows, u_out.clone()),
-        ] {
-            // 4, 5. s·G and t·U, their scalars read straight from the upload's rows.
-            let scalars = self.dev_in.slice(rows);
-            let mut out = self.dev_out.slice_mut(out);
-            let mut launch = self.stream.launch_builder(&exec.fixed_fn);
-            launch.arg(table).arg(&scalars).arg(&mut out).arg(&c);
-            // SAFETY: umb_mul_fixed(const u32*, const u32*, u32*, u32) with a 65 * 8 * 16-word
-            // table, 8c words of scalars and 17c of output; blockDim is UMB_BLOCK.
-            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
-        }
+        // 2, 3. The products [rk·P, t·P] of E and V, then h·E.
+        self.launch_pairs(exec, pair_in.clone(), pair_out.clone(), items, 1)?;
+        self.launch_pairs(exec, firsts_in, firsts_out.clone(), c, 0)?;
+        // 4, 5. s·G and t·U, their scalars read straight from the upload's rows.
+        self.launch_fixed(exec, &exec.table_g, s_rows, g_out.clone(), c)?;
+        self.launch_fixed(exec, &exec.table_u, t_rows, u_out.clone(), c)?;
         // 6. The capsule check and the parts.
         let input_view = self.dev_in.slice(input);
         let pair_in_view = self.dev_in.slice(pair_in);

@@ -471,19 +471,18 @@ fn cfrags_finished_by_the_host_kernels_verify_under_umbral_pre() {
 #[test]
 fn wrong_cfrag_parts_are_caught_and_the_engine_loses_nothing() {
     let (bases, scalars, commitments) = parts_inputs(6, 12);
-    for (fault, audit_failures) in [
-        (Fault::SwapPair(4), 1),
-        (Fault::NegateFixed(1), 1),
-        (Fault::Driver, 0),
-        (Fault::Short, 0),
-    ] {
-        let gpu = Faulty::backend(fault, 6);
-        assert!(gpu
-            .cfrag_parts_checked(&bases, &scalars, &commitments)
-            .is_err());
-        let stats = gpu.stats().snapshot();
-        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
-    }
+    each_fault_fails_the_call_once(
+        &[
+            (Fault::SwapPair(4), 1),
+            (Fault::NegateFixed(1), 1),
+            (Fault::Driver, 0),
+            (Fault::Short, 0),
+        ],
+        |gpu| {
+            gpu.cfrag_parts_checked(&bases, &scalars, &commitments)
+                .is_err()
+        },
+    );
     for fault in [Fault::SwapPair(0), Fault::NegateFixed(0), Fault::Driver] {
         let gpu = Faulty::backend_with(
             fault,
@@ -620,18 +619,16 @@ fn cfrags_from_one_host_call_verify_and_tampered_capsules_are_rejected() {
 #[test]
 fn wrong_one_call_outcomes_are_caught_and_the_engine_loses_nothing() {
     let (capsules, scalars) = one_call_inputs(6, 22, &[(2, 0)]);
-    for (fault, audit_failures) in [
-        (Fault::SwapPair(4), 1),
-        (Fault::SwapPair(2), 1),
-        (Fault::NegateFixed(1), 1),
-        (Fault::Driver, 0),
-        (Fault::Short, 0),
-    ] {
-        let gpu = Faulty::backend(fault, 6);
-        assert!(gpu.reencrypt_capsules_checked(&capsules, &scalars).is_err());
-        let stats = gpu.stats().snapshot();
-        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
-    }
+    each_fault_fails_the_call_once(
+        &[
+            (Fault::SwapPair(4), 1),
+            (Fault::SwapPair(2), 1),
+            (Fault::NegateFixed(1), 1),
+            (Fault::Driver, 0),
+            (Fault::Short, 0),
+        ],
+        |gpu| gpu.reencrypt_capsules_checked(&capsules, &scalars).is_err(),
+    );
     for fault in [Fault::SwapPair(0), Fault::NegateFixed(1), Fault::Driver] {
         let gpu = Faulty::backend_with(
             fault,
@@ -707,6 +704,17 @@ fn engine_loses_nothing_when_the_device_is_wrong() {
     // the engine recomputes on the CPU and the cfrags still verify and decrypt.
     for fault in [Fault::SwapPair(0), Fault::Driver] {
         round_trips_despite_the_device(Faulty::backend(fault, 64), Policy::new(2, 3));
+    }
+}
+
+/// For every fault and the audit failures it must count: `fails` (a call on a backend
+/// auditing every one of six capsules) is refused, as one fallback.
+fn each_fault_fails_the_call_once(faults: &[(Fault, u64)], fails: impl Fn(&GpuBackend) -> bool) {
+    for &(fault, audit_failures) in faults {
+        let gpu = Faulty::backend(fault, 6);
+        assert!(fails(&gpu));
+        let stats = gpu.stats().snapshot();
+        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
     }
 }
 
