@@ -84,7 +84,8 @@ pub struct ServerSection {
     /// quinn's default) instead of sending each whole before the next, in the order they were
     /// written. `true` (the default) keeps a small answer from waiting behind large ones;
     /// `false` lets each of many concurrent large answers arrive sooner, which may feed a
-    /// closed-loop client faster. Not yet measured on a device (docs/PERFORMANCE.md §4).
+    /// closed-loop client faster. On an H100 machine at 2.6 M cfrags/s both served the same
+    /// (1.00-1.01x, docs/PERFORMANCE.md §4, sixth GPU session).
     pub quic_send_fairness: bool,
 }
 
@@ -269,7 +270,8 @@ pub struct GpuSection {
     /// back, checks and compresses five points per capsule nor hashes the proof. The device
     /// checks each product on the curve; the lane audits sampled capsules in full on the CPU.
     /// A module without the kernel (an old `ptx_file`) or a failed start-up self-test leaves
-    /// the host finishing. Off by default: not yet measured on a device.
+    /// the host finishing. Off by default: on an H100 1.17-1.22x the step-by-step calls end to
+    /// end, below `one_call` (docs/PERFORMANCE.md §4, sixth GPU session).
     pub cfrag_parts: bool,
     /// Re-encrypt each batch part in one device call: the capsules' compressed points and
     /// scalars, `rk`, `t` and `U1` go up once; decompression, the capsule check with its
@@ -278,7 +280,9 @@ pub struct GpuSection {
     /// products and the products (three calls per part) and most of their host work; capsules
     /// the device rejects are checked again on the host, and the lane audits sampled capsules
     /// in full on the CPU. Takes precedence over `cfrag_parts`; batches of fewer than four
-    /// capsules keep the separate calls. Off by default: not yet measured on a device.
+    /// capsules keep the separate calls. On by default: on an H100 1.47-1.48x the step-by-step
+    /// calls end to end with `deploy/umbrald-gpu.toml` (2.55-2.62 M cfrags/s), 1.08-1.15x with
+    /// the other defaults (docs/PERFORMANCE.md §4, sixth GPU session).
     pub one_call: bool,
     /// GPU batches in flight at once, one GPU worker thread each (1 to 8), so that one batch's
     /// host work (parsing, hashing, encoding) overlaps another's device calls; each batch is
@@ -305,8 +309,9 @@ pub struct GpuSection {
     /// also run in Linux's `SCHED_IDLE` class at nice 19, so that any other thread of the
     /// machine takes their core at once (0.85-0.97x `gpu` alone), also while the GPU is
     /// unhealthy and they serve alone; and they stay out while their pool's measured rate is
-    /// under 5 % of the combined rate (not yet measured on a device). `false`: the CPU
-    /// workers take their measured rate's share whatever the load, at `[workers] nice`.
+    /// under 5 % of the combined rate (on an H100 machine with `one_call`: `auto` 1.01-1.03x
+    /// `gpu` alone, 0.62x with this off). `false`: the CPU workers take their measured rate's
+    /// share whatever the load, at `[workers] nice`.
     pub auto_cpu_idle_only: bool,
 }
 
@@ -356,7 +361,7 @@ impl Default for GpuSection {
             table_in_shared: true,
             overlap_calls: false,
             cfrag_parts: false,
-            one_call: false,
+            one_call: true,
             batches_in_flight: 1,
             pipelines: 0,
             host_wait: GpuHostWait::Block,

@@ -725,9 +725,9 @@ fn gpu_options_parse_and_validate() {
     assert!(!Config::default().gpu.cfrag_parts);
     let c = Config::from_toml("[gpu]\ncfrag_parts = true\n").expect("parses");
     assert!(c.gpu_section().cfrag_parts);
-    assert!(!Config::default().gpu.one_call);
-    let c = Config::from_toml("[gpu]\none_call = true\n").expect("parses");
-    assert!(c.gpu_section().one_call);
+    assert!(Config::default().gpu.one_call);
+    let c = Config::from_toml("[gpu]\none_call = false\n").expect("parses");
+    assert!(!c.gpu_section().one_call);
     assert_eq!(Config::default().gpu.batches_in_flight, 1);
     let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
     c.validate().expect("valid");
