@@ -75,8 +75,8 @@ pub struct ServerSection {
     /// Directory for the generated certificate and key (`cert.pem`, `key.pem`).
     pub data_dir: PathBuf,
     /// Threads of the async runtime (QUIC, TLS, framing); curve math never runs there.
-    /// 0 (the default): one per 8 available cores, at least 1 and at most 4 (see
-    /// [`Config::io_threads`]).
+    /// 0 (the default): with the CPU backend one per 8 available cores, 1 to 4; with `gpu` or
+    /// `auto` three per 8 cores, 1 to 8 (see [`Config::io_threads`]).
     pub io_threads: usize,
     /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_grace_ms: u64,
@@ -101,9 +101,15 @@ impl Default for ServerSection {
     }
 }
 
-/// The automatic I/O thread count for a machine with `cores` available cores.
-fn auto_io_threads(cores: usize) -> usize {
-    (cores / 8).clamp(1, 4)
+/// The automatic I/O thread count for a machine with `cores` available cores serving with
+/// `backend`.
+fn auto_io_threads(cores: usize, backend: BackendKind) -> usize {
+    match backend {
+        BackendKind::Cpu => (cores / 8).clamp(1, 4),
+        // With the GPU the QUIC side is most of the server's CPU per item (1.4-1.9 of
+        // 2.6-3.1 µs on an H100 machine): 6 threads on 16 cores served 1.20x 2 threads.
+        BackendKind::Gpu | BackendKind::Auto => (3 * cores / 8).clamp(1, 8),
+    }
 }
 
 /// `[tls]`: certificate files and client authentication.
@@ -733,13 +739,19 @@ impl Config {
         }
     }
 
-    /// Threads of the async runtime: `server.io_threads`, or for 0 one per 8 available cores,
-    /// at least 1 and at most 4. On a small machine every extra I/O thread costs CPU that the
-    /// workers need: on two cores one I/O thread spent 0.75× the CPU per item of two at batch 64
-    /// and 0.85× per single-capsule request, at the same throughput (docs/PERFORMANCE.md §2).
+    /// Threads of the async runtime: `server.io_threads`, or for 0 with the CPU backend one
+    /// per 8 available cores, 1 to 4, and with `gpu` or `auto` three per 8 cores, 1 to 8. With
+    /// the CPU backend every extra I/O thread costs CPU that the workers need: on two cores one
+    /// I/O thread spent 0.75× the CPU per item of two at batch 64 and 0.85× per single-capsule
+    /// request, at the same throughput (docs/PERFORMANCE.md §2). With the GPU the workers
+    /// wait for the device and the QUIC side binds: on a 16-core H100 machine 6 I/O threads
+    /// served 1.20x 2 (docs/PERFORMANCE.md §4, sixth GPU session).
     pub fn io_threads(&self) -> usize {
         match self.server.io_threads {
-            0 => auto_io_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            0 => auto_io_threads(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                self.workers.backend,
+            ),
             n => n,
         }
     }
@@ -797,10 +809,20 @@ mod tests {
 
     #[test]
     fn io_threads_follow_the_core_count_unless_set() {
+        let cores = [1, 2, 8, 15, 16, 24, 32, 128];
         assert_eq!(
-            [1, 2, 8, 15, 16, 24, 32, 128].map(auto_io_threads),
+            cores.map(|n| auto_io_threads(n, BackendKind::Cpu)),
             [1, 1, 1, 1, 2, 3, 4, 4]
         );
+        for backend in [BackendKind::Gpu, BackendKind::Auto] {
+            assert_eq!(
+                cores.map(|n| auto_io_threads(n, backend)),
+                [1, 1, 3, 5, 6, 8, 8, 8]
+            );
+        }
+        let c = Config::from_toml("[workers]\nbackend = \"gpu\"\n").expect("parses");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.io_threads(), auto_io_threads(cores, BackendKind::Gpu));
         let c = Config::from_toml("[server]\nio_threads = 3\n").expect("parses");
         assert_eq!(c.io_threads(), 3);
     }

@@ -173,6 +173,16 @@ impl Server {
                     host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"
                 );
+                if config.batcher.max_queue_items < max {
+                    // The queue bound caps every batch the lane can form under load.
+                    tracing::warn!(
+                        max_queue_items = config.batcher.max_queue_items,
+                        max_batch_items = max,
+                        "the queue holds less than one full GPU batch, so under load the GPU \
+                         runs part-full batches: raise [batcher] max_queue_items \
+                         (deploy/umbrald-gpu.toml sets 262144)"
+                    );
+                }
                 let lane = GpuLane::new(max, in_flight, *cpu_helps, rates.clone());
                 let (tx, rx) = crossbeam_channel::bounded(lane.max_in_flight());
                 let handles = GpuWorker::start(
