@@ -424,7 +424,8 @@ pub struct Overrides {
     /// Data directory (generated certificate and key).
     #[arg(long, env = "UMBRALD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Async runtime threads (0: one per 8 cores, 1 to 4).
+    /// Async runtime threads (0: one per 8 cores, 1 to 4, with the CPU backend; three per 8,
+    /// 1 to 8, with gpu or auto).
     #[arg(long, env = "UMBRALD_IO_THREADS", value_name = "N")]
     pub io_threads: Option<usize>,
     /// Interleave a connection's answers packet by packet (true, the default) or send each
