@@ -334,13 +334,19 @@ impl GpuBackend {
         run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
         audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
     ) -> Result<Vec<T>, BackendError> {
-        if items == 0 {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
+        if let Some(answer) = self.answer_without_call(items) {
+            return answer;
         }
         self.accept(run(), items, products_per_item, audit)
+    }
+
+    /// The answer of a call that needs no device: empty for no items, refused once the device
+    /// was given up; `None` when the device must be called.
+    fn answer_without_call<T>(&self, items: usize) -> Option<Result<Vec<T>, BackendError>> {
+        if items == 0 {
+            return Some(Ok(Vec::new()));
+        }
+        self.stats.is_disabled().then(|| Err(self.disabled()))
     }
 
     /// [`Self::call`] for a path whose kernels a module may lack (PTX built before them): the
@@ -352,11 +358,8 @@ impl GpuBackend {
         run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
         audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
     ) -> Result<Vec<T>, BackendError> {
-        if items == 0 {
-            return Ok(Vec::new());
-        }
-        if self.stats.is_disabled() {
-            return Err(self.disabled());
+        if let Some(answer) = self.answer_without_call(items) {
+            return answer;
         }
         match run() {
             Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
