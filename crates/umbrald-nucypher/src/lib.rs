@@ -12,6 +12,7 @@
 //!   ([`NodeKeys::authorize`]);
 //! - builds and signs the response ([`NodeKeys::sign_response`]);
 //! - seals the node's secret keys in a passphrase-protected key file ([`keyfile`]);
+//! - reads an Ursula's nucypher keystore and derives the node's keys from it ([`keystore`]);
 //! - builds requests the way a NuCypher client does, for tests and benchmarks ([`build`]).
 //!
 //! The re-encryption itself is `umbrald-core`'s engine: the server feeds a request's capsules
@@ -23,6 +24,7 @@
 
 pub mod build;
 pub mod keyfile;
+pub mod keystore;
 mod msgpack;
 mod node;
 mod request;
