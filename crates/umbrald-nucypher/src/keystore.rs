@@ -155,15 +155,10 @@ pub fn node_keys_from_seed(seed: &[u8]) -> Result<NodeKeys, KeystoreError> {
             SecretKeyFactory::seed_size()
         ))
     })?;
-    let decrypting = factory.make_key(DECRYPTING_LABEL).to_be_bytes();
-    let signing = factory.make_key(SIGNING_LABEL).to_be_bytes();
-    let scalar = |bytes: &[u8]| -> Result<[u8; 32], KeystoreError> {
-        bytes
-            .try_into()
-            .map_err(|_| KeystoreError::BadKeyMaterial("a derived key is not 32 bytes".into()))
-    };
-    let decrypting = Zeroizing::new(scalar(decrypting.as_secret())?);
-    let signing = Zeroizing::new(scalar(signing.as_secret())?);
+    let mut decrypting = Zeroizing::new([0u8; 32]);
+    decrypting.copy_from_slice(factory.make_key(DECRYPTING_LABEL).to_be_bytes().as_secret());
+    let mut signing = Zeroizing::new([0u8; 32]);
+    signing.copy_from_slice(factory.make_key(SIGNING_LABEL).to_be_bytes().as_secret());
     NodeKeys::from_be_bytes(&decrypting, &signing)
         .map_err(|error| KeystoreError::BadKeyMaterial(error.to_string()))
 }
@@ -247,7 +242,8 @@ impl NucypherKeystore {
     }
 }
 
-/// scrypt of the password (`derive_key_material_from_password`).
+/// scrypt of the password (`derive_key_material_from_password`). The output is zeroized;
+/// scrypt's working memory belongs to the `scrypt` crate, which does not zeroize it.
 fn password_key_material(
     password: &[u8],
     salt: &[u8],
@@ -260,7 +256,8 @@ fn password_key_material(
     Ok(out)
 }
 
-/// HKDF-BLAKE2b-512 of the key material (`derive_wrapping_key_from_key_material`).
+/// HKDF-BLAKE2b-512 of the key material (`derive_wrapping_key_from_key_material`). The
+/// output is zeroized; the `hkdf` crate does not zeroize its internal state.
 fn wrapping_key(
     key_material: &[u8; KEY_LEN],
     salt: &[u8],
