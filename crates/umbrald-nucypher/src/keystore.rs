@@ -140,7 +140,7 @@ impl std::fmt::Debug for NucypherKeystore {
 
 /// Reads a NuCypher keystore file's bytes, unlocks it with `password` (the bytes nucypher
 /// hashes: the password's UTF-8, nothing trimmed) and derives the node's keys. Runs scrypt
-/// once: about a second and [`SCRYPT_MEMORY_BYTES`] of memory.
+/// once, with N = 2^20: [`SCRYPT_MEMORY_BYTES`] of memory.
 pub fn read_nucypher_keystore(json: &[u8], password: &[u8]) -> Result<NodeKeys, KeystoreError> {
     NucypherKeystore::parse(json)?.unlock(password)
 }
