@@ -196,8 +196,8 @@ pub fn open_node_keys(
     Ok(keys)
 }
 
-/// The node key passphrase: the first line of `file` when given, else `$UMBRALD_NODE_KEYS_PASSPHRASE`.
-/// Empty passphrases are refused.
+/// The node key passphrase: the first line of `file` when given, else
+/// `$UMBRALD_NODE_KEYS_PASSPHRASE`. Empty passphrases are refused.
 pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
     let mut bytes = Zeroizing::new(match file {
         Some(path) => std::fs::read(path).map_err(|source| PassphraseError::Read {
