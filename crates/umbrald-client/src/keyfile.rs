@@ -1,5 +1,7 @@
-//! Secret key files: one umbral-pre secret key as 64 hex digits (32-byte big-endian scalar) and
-//! a newline, readable by the owner only (mode 0600 on Unix).
+//! Secret key files of the client-side roles (Alice's delegating key, her kfrag signer, Bob's
+//! receiving key): one umbral-pre secret key as 64 hex digits (32-byte big-endian scalar) and a
+//! newline, readable by the owner only (mode 0600 on Unix). Role `NAME` lives in `DIR/NAME.sk`
+//! ([`secret_key_path`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,11 @@ pub enum KeyFileError {
         "{0}: not a secret key (expected 64 hex digits of a non-zero scalar below the curve order)"
     )]
     Invalid(PathBuf),
+}
+
+/// The file that holds the key of role `name` in `dir`: `dir/name.sk`.
+pub fn secret_key_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sk"))
 }
 
 /// Writes `key` to `path` with owner-only permissions. Refuses to replace an existing file
@@ -142,5 +149,41 @@ mod tests {
             "above the group order"
         );
         assert!(parse_secret_key(&"01".repeat(32)).is_some());
+    }
+
+    /// Key files written by `umbrald keygen` (tests/fixtures/keys) and their public keys.
+    const FIXTURES: [(&str, &str); 3] = [
+        (
+            "alice",
+            "03c6ee8d00b4f0f8cebc4f1770e10ccee197d4d3233f0c7fb434b3e7f2980302af",
+        ),
+        (
+            "bob",
+            "0302cf0f51de4652514fef1c0f32bf79f96542989b361f7bd462932be50c64a0bc",
+        ),
+        (
+            "signer",
+            "02f420815a0721db746c347b41f4639a7fe94f1fef7cfd2b70a056bbb49b4d67d8",
+        ),
+    ];
+
+    #[test]
+    fn existing_files_still_load_and_are_written_byte_for_byte_the_same() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+        for (name, public_key_hex) in FIXTURES {
+            let path = secret_key_path(&dir, name);
+            let key = read_secret_key(&path).expect("fixture loads");
+            assert_eq!(
+                hex::encode(key.public_key().to_compressed_bytes()),
+                public_key_hex
+            );
+            let copy = temp_path(&format!("fixture-{name}"));
+            write_secret_key(&copy, &key, false).expect("write");
+            assert_eq!(
+                std::fs::read(&copy).expect("copy"),
+                std::fs::read(&path).expect("fixture")
+            );
+            let _ = std::fs::remove_file(&copy);
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Client side of umbrald: talk to appliances, retrieve m-of-n cfrags, and the CLI tools built
-//! on them (`umbrald demo`, `umbrald bench`, `umbrald keygen`).
+//! Client library of umbrald: talk to appliances, retrieve m-of-n cfrags, and the umbral-pre
+//! roles around them.
 //!
 //! - [`Client`]: one QUIC connection (ALPN `umbrald/1`, TLS 1.3) to one appliance, trusted by a
 //!   CA file or a pinned certificate fingerprint ([`Trust`]). Requests are pipelined, one QUIC
@@ -21,9 +21,10 @@
 //! assert_eq!(&*bob.decrypt(&grant, &sealed, retrieval.cfrags)?, b"attack at dawn");
 //! # Ok(()) }
 //! ```
+//!
+//! [`keyfile`] reads and writes the roles' secret key files.
 
 pub mod actors;
-pub mod cli;
 pub mod client;
 pub mod error;
 pub mod keyfile;

@@ -4,8 +4,9 @@
 //! signing), is encrypted with XChaCha20-Poly1305 under a key that Argon2id derives from the
 //! passphrase and a random salt. The public keys and the KDF parameters are in the clear, so
 //! that `umbrald keygen --node --show` needs no passphrase, and are authenticated as the AEAD's
-//! associated data. This module only turns keys into text and back; writing the file with
-//! owner-only permissions is the caller's job.
+//! associated data. [`seal`], [`open`] and [`public_keys`] turn keys into text and back;
+//! [`write_file`], [`read_file`] and [`read_public_keys`] do the same with a file on disk,
+//! written with owner-only permissions (mode 0600 on Unix).
 //!
 //! ```text
 //! {"format": "umbrald-node-keys/1", "kdf": "argon2id", "m_cost_kib": 65536, "t_cost": 3,
@@ -13,6 +14,9 @@
 //!  "ciphertext": "<160 hex>", "decrypting_public_key": "<66 hex>",
 //!  "verifying_public_key": "<66 hex>"}
 //! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, Payload};
@@ -47,6 +51,35 @@ pub enum KeyFileError {
     /// The decrypted keys are not valid or do not match the public keys in the file.
     #[error("the node keys in the file are invalid or do not match its public keys")]
     Keys,
+}
+
+/// Why a node key file could not be written or read. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeKeyFileError {
+    /// The file exists and overwriting was not asked for.
+    #[error("{} exists (use --force to overwrite)", .0.display())]
+    Exists(PathBuf),
+    /// The file could not be created, restricted, written or read.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's content could not be sealed or opened.
+    #[error("{}", path.display())]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KeyFileError,
+    },
 }
 
 /// Argon2id cost parameters.
@@ -235,6 +268,85 @@ pub fn open(text: &str, passphrase: &[u8]) -> Result<NodeKeys, KeyFileError> {
     Ok(keys)
 }
 
+/// Seals `keys` under `passphrase` into `path`, mode 0600. An existing file is replaced only
+/// if `overwrite`.
+pub fn write_file(
+    path: &Path,
+    keys: &NodeKeys,
+    passphrase: &[u8],
+    params: KdfParams,
+    overwrite: bool,
+) -> Result<(), NodeKeyFileError> {
+    let io = |action| {
+        move |source| NodeKeyFileError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    let text = Zeroizing::new(seal(keys, passphrase, params).map_err(|source| {
+        NodeKeyFileError::Content {
+            path: path.to_owned(),
+            source,
+        }
+    })?);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            NodeKeyFileError::Exists(path.to_owned())
+        } else {
+            io("create")(e)
+        }
+    })?;
+    // An existing file keeps its old mode when truncated: tighten it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io("restrict"))?;
+    }
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io("write"))
+}
+
+/// Opens the key file at `path` with `passphrase`.
+pub fn read_file(path: &Path, passphrase: &[u8]) -> Result<NodeKeys, NodeKeyFileError> {
+    let text = Zeroizing::new(read_text(path)?);
+    open(&text, passphrase).map_err(|source| NodeKeyFileError::Content {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The public keys (decrypting, verifying) recorded in the key file at `path`; no passphrase
+/// needed.
+pub fn read_public_keys(path: &Path) -> Result<([u8; 33], [u8; 33]), NodeKeyFileError> {
+    public_keys(&read_text(path)?).map_err(|source| NodeKeyFileError::Content {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_text(path: &Path) -> Result<String, NodeKeyFileError> {
+    std::fs::read_to_string(path).map_err(|source| NodeKeyFileError::Io {
+        action: "read the node key file",
+        path: path.to_owned(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +384,90 @@ mod tests {
         assert!(matches!(open("{}", b"pw"), Err(KeyFileError::Format(_))));
         let huge = text.replace("\"m_cost_kib\": 64", "\"m_cost_kib\": 4294967295");
         assert!(matches!(open(&huge, b"pw"), Err(KeyFileError::Kdf(_))));
+    }
+
+    /// A key file written by `umbrald keygen --node` (tests/fixtures/node.keys).
+    const FIXTURE: &str = include_str!("../tests/fixtures/node.keys");
+    const FIXTURE_PASSPHRASE: &[u8] = b"fixture passphrase";
+    const FIXTURE_DECRYPTING: &str =
+        "02bdb95225029611f5ecda0f1f57511c3e5475a9b4a6dac258f5eca37a76ab3e52";
+    const FIXTURE_VERIFYING: &str =
+        "0235dcc4c732c840f9c73c3f386799cc7477385c62e0f625d4afbab8e40ca0d8da";
+
+    fn fixture_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node.keys")
+    }
+
+    fn temp_path(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "umbrald-node-keyfile-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    #[test]
+    fn an_existing_file_still_opens() {
+        let path = fixture_path();
+        let keys = read_file(&path, FIXTURE_PASSPHRASE).expect("opens");
+        assert_eq!(
+            hex::encode(keys.decrypting_public_key()),
+            FIXTURE_DECRYPTING
+        );
+        assert_eq!(hex::encode(keys.verifying_public_key()), FIXTURE_VERIFYING);
+        let (decrypting, verifying) = read_public_keys(&path).expect("public keys");
+        assert_eq!(
+            (hex::encode(decrypting), hex::encode(verifying)),
+            (FIXTURE_DECRYPTING.to_owned(), FIXTURE_VERIFYING.to_owned())
+        );
+        assert!(matches!(
+            read_file(&path, b"wrong"),
+            Err(NodeKeyFileError::Content {
+                source: KeyFileError::Decrypt,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_writer_lays_out_a_file_byte_for_byte_as_before() {
+        let file = parse(FIXTURE).expect("parses");
+        let mut text = serde_json::to_string_pretty(&file).expect("serializes");
+        text.push('\n');
+        assert_eq!(text, FIXTURE);
+    }
+
+    #[test]
+    fn write_file_then_read_file_with_owner_only_mode() {
+        let path = temp_path("rt");
+        let keys = NodeKeys::random();
+        write_file(&path, &keys, b"pw", FAST, false).expect("write");
+        let back = read_file(&path, b"pw").expect("read");
+        assert_eq!(*back.secret_bytes(), *keys.secret_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(matches!(
+            write_file(&path, &keys, b"pw", FAST, false),
+            Err(NodeKeyFileError::Exists(_))
+        ));
+        let other = NodeKeys::random();
+        write_file(&path, &other, b"pw2", FAST, true).expect("overwrite");
+        assert_eq!(
+            read_public_keys(&path).expect("public keys"),
+            (
+                *other.decrypting_public_key(),
+                *other.verifying_public_key()
+            )
+        );
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(
+            read_public_keys(&path),
+            Err(NodeKeyFileError::Io { .. })
+        ));
     }
 }

@@ -6,7 +6,7 @@
 //! `ReencryptionResponse` (brand `ReRs`, version 3.0): one cfrag per capsule and its signature
 //! over all capsules and cfrags.
 //!
-//! This crate is sans-IO. It
+//! This crate is sans-IO, except that [`keyfile`] also reads and writes the key file. It
 //! - recognises and parses a request ([`ReencryptionRequest::parse`]) without copying, strictly;
 //! - decrypts and authenticates the request's kfrag with the node's keys, once per request
 //!   ([`NodeKeys::authorize`]);

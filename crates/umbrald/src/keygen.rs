@@ -1,12 +1,22 @@
-//! `umbrald keygen`: the client-side keys ([`umbrald_client::cli::keygen`]), or with `--node`
-//! the NuCypher node keys.
+//! `umbrald keygen`: the client-side secret keys, or with `--node` the sealed NuCypher node
+//! keys; and the node key passphrase, which `umbrald serve --node-keys` reads the same way.
+//!
+//! The file formats are [`umbrald_client::keyfile`]'s (one secret key per role) and
+//! [`umbrald_nucypher::keyfile`]'s (the sealed node key file).
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use umbrald_client::cli::keygen::{self, KeygenArgs};
+use umbral_pre::SecretKey;
+use umbrald_client::keyfile::{read_secret_key, secret_key_path, write_secret_key};
+use umbrald_nucypher::keyfile::{self as node_keyfile, KdfParams};
 use umbrald_nucypher::NodeKeys;
+use zeroize::Zeroizing;
 
-use crate::node_keys;
+use crate::error::CliError;
+
+/// Environment variable that may hold the node key file's passphrase.
+pub const PASSPHRASE_ENV: &str = "UMBRALD_NODE_KEYS_PASSPHRASE";
 
 /// Generate umbral-pre secret keys (secp256k1).
 ///
@@ -24,44 +34,275 @@ use crate::node_keys;
 /// Existing files are never replaced unless --force is given. With --show, nothing is
 /// generated: the public keys of existing files are printed (no passphrase needed).
 #[derive(Debug, Clone, clap::Args)]
-pub struct KeygenCmd {
-    #[command(flatten)]
-    base: KeygenArgs,
+pub struct KeygenArgs {
+    /// Directory for the key files (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".umbrald/keys")]
+    pub out_dir: PathBuf,
+
+    /// Which keys to make (comma-separated names; each becomes NAME.sk).
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_value = "alice,bob,signer"
+    )]
+    pub names: Vec<String>,
+
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the public keys of existing key files instead of generating.
+    #[arg(long)]
+    pub show: bool,
 
     /// Generate the NuCypher node keys instead of the client-side keys.
     #[arg(long)]
-    node: bool,
+    pub node: bool,
 
     /// The node key file (with --node; default DIR/node.keys).
     #[arg(long, value_name = "FILE", requires = "node")]
-    node_keys: Option<PathBuf>,
+    pub node_keys: Option<PathBuf>,
 
     /// File whose first line is the node key passphrase (with --node).
     #[arg(long, value_name = "FILE", requires = "node")]
-    node_keys_passphrase_file: Option<PathBuf>,
+    pub node_keys_passphrase_file: Option<PathBuf>,
+}
+
+/// One client-side key that was written or shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReport {
+    /// The role name.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The compressed public key, hex.
+    pub public_key_hex: String,
+}
+
+/// Why the node key passphrase could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PassphraseError {
+    /// The passphrase file could not be read.
+    #[error("cannot read the passphrase file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither a passphrase file nor the environment variable was given.
+    #[error(
+        "the node key passphrase is needed: give --node-keys-passphrase-file FILE or set \
+         {PASSPHRASE_ENV}"
+    )]
+    Missing,
+    /// The passphrase is empty.
+    #[error("the node key passphrase is empty")]
+    Empty,
 }
 
 /// Generates (or, with `--show`, reads) the key files and prints their public keys.
-pub fn run(args: KeygenCmd) -> anyhow::Result<()> {
-    if !args.node {
-        keygen::run(&args.base, &mut std::io::stdout())?;
-        return Ok(());
+pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout();
+    if args.node {
+        node_keys(&args, &mut stdout)?;
+    } else {
+        client_keys(&args, &mut stdout)?;
     }
+    Ok(())
+}
+
+/// The client-side keys: one line per key to `out`.
+pub fn client_keys(args: &KeygenArgs, out: &mut dyn Write) -> Result<Vec<KeyReport>, CliError> {
+    for name in &args.names {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(CliError::Usage(format!(
+                "key name {name:?}: use letters, digits, '-' and '_' only"
+            )));
+        }
+    }
+    if !args.show {
+        std::fs::create_dir_all(&args.out_dir)
+            .map_err(CliError::output(args.out_dir.display().to_string()))?;
+    }
+    let mut reports = Vec::new();
+    for name in &args.names {
+        let path = secret_key_path(&args.out_dir, name);
+        let key = if args.show {
+            read_secret_key(&path)?
+        } else {
+            let key = SecretKey::random();
+            write_secret_key(&path, &key, args.force)?;
+            key
+        };
+        let public_key_hex = hex::encode(key.public_key().to_compressed_bytes());
+        writeln!(
+            out,
+            "{name:<8} public key {public_key_hex}  ({})",
+            path.display()
+        )
+        .map_err(CliError::output("stdout"))?;
+        reports.push(KeyReport {
+            name: name.clone(),
+            path,
+            public_key_hex,
+        });
+    }
+    Ok(reports)
+}
+
+/// The node keys: sealed into their file (or, with `--show`, read from it), public keys to
+/// `out`.
+fn node_keys(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args
         .node_keys
         .clone()
-        .unwrap_or_else(|| args.base.out_dir.join("node.keys"));
-    let (decrypting, verifying) = if args.base.show {
-        node_keys::public_keys(&path)?
+        .unwrap_or_else(|| args.out_dir.join("node.keys"));
+    let (decrypting, verifying) = if args.show {
+        node_keyfile::read_public_keys(&path)?
     } else {
-        let passphrase = node_keys::passphrase(args.node_keys_passphrase_file.as_deref())?;
+        let passphrase = passphrase(args.node_keys_passphrase_file.as_deref())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(CliError::output(dir.display().to_string()))?;
         }
         let keys = NodeKeys::random();
-        node_keys::write(&path, &keys, &passphrase, args.base.force)?;
+        node_keyfile::write_file(&path, &keys, &passphrase, KdfParams::default(), args.force)?;
         (*keys.decrypting_public_key(), *keys.verifying_public_key())
     };
-    node_keys::print_public_keys(&mut std::io::stdout(), &path, &decrypting, &verifying)?;
-    Ok(())
+    print_node_public_keys(out, &path, &decrypting, &verifying)
+}
+
+/// Opens the node key file at `path` for `umbrald serve`, with the passphrase from
+/// `passphrase_file` or the environment, and prints its public keys to `out`.
+pub fn open_node_keys(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<NodeKeys, CliError> {
+    let passphrase = passphrase(passphrase_file)?;
+    let keys = node_keyfile::read_file(path, &passphrase)?;
+    print_node_public_keys(
+        out,
+        path,
+        keys.decrypting_public_key(),
+        keys.verifying_public_key(),
+    )?;
+    Ok(keys)
+}
+
+/// The node key passphrase: the first line of `file` when given, else
+/// `$UMBRALD_NODE_KEYS_PASSPHRASE`. Empty passphrases are refused.
+pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
+    let mut bytes = Zeroizing::new(match file {
+        Some(path) => std::fs::read(path).map_err(|source| PassphraseError::Read {
+            path: path.to_owned(),
+            source,
+        })?,
+        None => match std::env::var_os(PASSPHRASE_ENV) {
+            Some(value) => value.into_encoded_bytes(),
+            None => return Err(PassphraseError::Missing),
+        },
+    });
+    // Only the first line counts, without its line ending.
+    if let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+        bytes.truncate(end);
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(PassphraseError::Empty);
+    }
+    Ok(bytes)
+}
+
+/// Prints the node's public keys the way `keygen` and `serve` show them.
+fn print_node_public_keys(
+    out: &mut dyn Write,
+    path: &Path,
+    decrypting: &[u8; 33],
+    verifying: &[u8; 33],
+) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "node decrypting public key {}  ({})",
+        hex::encode(decrypting),
+        path.display()
+    )
+    .and_then(|()| writeln!(out, "node verifying public key  {}", hex::encode(verifying)))
+    .map_err(CliError::output("stdout"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        keygen: KeygenArgs,
+    }
+
+    fn args(list: &[&str]) -> KeygenArgs {
+        Cli::try_parse_from(std::iter::once("keygen").chain(list.iter().copied()))
+            .expect("keygen arguments parse")
+            .keygen
+    }
+
+    #[test]
+    fn generates_then_shows_the_same_public_keys() {
+        let dir = std::env::temp_dir().join(format!("umbrald-keygen-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut args = args(&["--names", "alice,bob"]);
+        args.out_dir = dir.clone();
+        let mut out = Vec::new();
+        let made = client_keys(&args, &mut out).expect("keygen");
+        assert_eq!(made.len(), 2);
+        assert!(made.iter().all(|k| k.public_key_hex.len() == 66));
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains(&made[0].public_key_hex));
+
+        // A second run refuses to overwrite.
+        assert!(matches!(
+            client_keys(&args, &mut Vec::new()),
+            Err(CliError::KeyFile(_))
+        ));
+
+        args.show = true;
+        let shown = client_keys(&args, &mut Vec::new()).expect("show");
+        assert_eq!(shown, made);
+
+        args.names = vec!["../evil".into()];
+        assert!(matches!(
+            client_keys(&args, &mut Vec::new()),
+            Err(CliError::Usage(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_passphrase_is_the_first_line_and_not_empty() {
+        let dir = std::env::temp_dir().join(format!("umbrald-passphrase-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("pass");
+        std::fs::write(&file, "s3cret\r\nsecond line\n").expect("write");
+        assert_eq!(&**passphrase(Some(&file)).expect("read"), b"s3cret");
+        std::fs::write(&file, "\nnot the first line\n").expect("write");
+        assert!(matches!(
+            passphrase(Some(&file)),
+            Err(PassphraseError::Empty)
+        ));
+        assert!(matches!(
+            passphrase(Some(&dir.join("missing"))),
+            Err(PassphraseError::Read { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -3,6 +3,7 @@
 //! data directories.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use umbrald_client::{Fingerprint, NodeSpec, Trust};
@@ -22,7 +23,10 @@ impl LocalAppliances {
             servers: Vec::new(),
             dirs: Vec::new(),
         };
-        for i in 0..count {
+        // Unique per appliance in this process, also when several sets run at once.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        for _ in 0..count {
+            let i = NEXT.fetch_add(1, Ordering::Relaxed);
             let dir =
                 std::env::temp_dir().join(format!("umbrald-local-{}-{i}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);

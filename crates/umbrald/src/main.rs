@@ -5,11 +5,13 @@
 mod bench;
 mod config_cmd;
 mod demo;
+mod duration;
+mod error;
 mod keygen;
 mod local;
 mod logging;
-mod node_keys;
 mod serve;
+mod target;
 
 use std::process::ExitCode;
 
@@ -38,9 +40,9 @@ enum Command {
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
     // The client subcommands take their help text from their argument structs' docs.
-    Demo(umbrald_client::cli::demo::DemoArgs),
-    Bench(umbrald_client::cli::bench::BenchArgs),
-    Keygen(keygen::KeygenCmd),
+    Demo(demo::DemoArgs),
+    Bench(bench::BenchArgs),
+    Keygen(keygen::KeygenArgs),
 }
 
 fn main() -> ExitCode {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use umbrald_server::{tls, Config, Overrides, Server};
 
-use crate::node_keys;
+use crate::keygen;
 
 /// Flags of `umbrald serve`.
 #[derive(Debug, clap::Args)]
@@ -32,13 +32,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(&args.overrides)?;
     crate::logging::init(&config.log.filter)?;
     if let Some(path) = &args.node_keys {
-        let passphrase = node_keys::passphrase(args.node_keys_passphrase_file.as_deref())?;
-        let keys = node_keys::load(path, &passphrase)?;
-        node_keys::print_public_keys(
-            &mut std::io::stdout(),
+        let keys = keygen::open_node_keys(
             path,
-            keys.decrypting_public_key(),
-            keys.verifying_public_key(),
+            args.node_keys_passphrase_file.as_deref(),
+            &mut std::io::stdout(),
         )?;
         config.node_keys = keys.into();
     }

@@ -168,3 +168,49 @@ fn demo_against_an_address_without_trust_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fingerprint"));
 }
+
+#[test]
+fn key_files_written_earlier_still_load() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../umbrald-client/tests/fixtures/keys");
+    let (out, _) = run(umbrald()
+        .args(["keygen", "--show", "--out-dir"])
+        .arg(&fixtures));
+    for (name, public_key) in [
+        (
+            "alice",
+            "03c6ee8d00b4f0f8cebc4f1770e10ccee197d4d3233f0c7fb434b3e7f2980302af",
+        ),
+        (
+            "bob",
+            "0302cf0f51de4652514fef1c0f32bf79f96542989b361f7bd462932be50c64a0bc",
+        ),
+        (
+            "signer",
+            "02f420815a0721db746c347b41f4639a7fe94f1fef7cfd2b70a056bbb49b4d67d8",
+        ),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(name) && l.contains(public_key)),
+            "{name}: {out}"
+        );
+    }
+    let (out, _) = run(umbrald()
+        .args([
+            "demo",
+            "-m",
+            "1",
+            "-n",
+            "1",
+            "--message",
+            "old keys",
+            "--keys",
+        ])
+        .arg(&fixtures));
+    assert!(
+        out.contains("03c6ee8d00b4f0f8"),
+        "demo used alice.sk:\n{out}"
+    );
+    assert!(out.contains(r#"Bob decrypted: "old keys""#), "{out}");
+}

@@ -98,6 +98,29 @@ fn keygen_node_seals_the_keys_and_show_needs_no_passphrase() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_node_key_file_written_earlier_still_shows_its_public_keys() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../umbrald-nucypher/tests/fixtures/node.keys");
+    let out = umbrald()
+        .args(["keygen", "--node", "--show", "--node-keys"])
+        .arg(&fixture)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        public_keys(&out.stdout),
+        (
+            "02bdb95225029611f5ecda0f1f57511c3e5475a9b4a6dac258f5eca37a76ab3e52".to_owned(),
+            "0235dcc4c732c840f9c73c3f386799cc7477385c62e0f625d4afbab8e40ca0d8da".to_owned()
+        )
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn serve_loads_node_keys_with_the_env_passphrase_and_refuses_a_wrong_one() {

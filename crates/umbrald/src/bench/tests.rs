@@ -1,12 +1,15 @@
 //! The load generator, run briefly against a real server in each mode; its JSON is parsed back
 //! and checked for sane values.
 
-mod support;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
 use serde_json::Value;
-use support::{spec_of, start_server, temp_dir};
-use umbrald_client::cli::bench::{self, BenchArgs};
+
+use super::{run_against, BenchArgs};
+use crate::error::CliError;
+use crate::local::LocalAppliances;
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -18,6 +21,19 @@ fn args(list: &[&str]) -> BenchArgs {
     Cli::try_parse_from(std::iter::once("bench").chain(list.iter().copied()))
         .expect("bench arguments parse")
         .bench
+}
+
+/// A fresh, unique temporary directory.
+fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "umbrald-bench-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 fn num(v: &Value, pointer: &str) -> f64 {
@@ -43,12 +59,11 @@ fn check_percentiles(v: &Value, which: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_and_open_loop_produce_sane_json() {
     let dir = temp_dir("bench");
-    let server = start_server(&dir).await;
-    let node = spec_of(&server);
-    let metrics = format!(
-        "http://{}/metrics",
-        server.metrics_addr().expect("metrics enabled")
-    );
+    let server = LocalAppliances::start(1, 1)
+        .await
+        .expect("appliance starts");
+    let node = server.specs().remove(0);
+    let metrics = server.metrics_url(0).expect("metrics enabled");
     let fp = node.trust.clone();
     let umbrald_client::Trust::Fingerprint(fp) = fp else {
         unreachable!()
@@ -82,7 +97,7 @@ async fn closed_and_open_loop_produce_sane_json() {
         hlog_path.to_str().expect("path"),
     ]);
     let mut out = Vec::new();
-    bench::run(&closed, &node, &mut out)
+    run_against(&closed, &node, &mut out)
         .await
         .expect("closed loop runs");
     let text = String::from_utf8(out).expect("utf8");
@@ -148,7 +163,7 @@ async fn closed_and_open_loop_produce_sane_json() {
         "-",
     ]);
     let mut out = Vec::new();
-    let result = bench::run(&open, &node, &mut out)
+    let result = run_against(&open, &node, &mut out)
         .await
         .expect("open loop runs");
     let v: Value = serde_json::from_slice(&out).expect("stdout is only JSON");
@@ -180,9 +195,10 @@ async fn closed_and_open_loop_produce_sane_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_raises_the_rate_and_finds_a_knee() {
-    let dir = temp_dir("sweep");
-    let server = start_server(&dir).await;
-    let node = spec_of(&server);
+    let server = LocalAppliances::start(1, 1)
+        .await
+        .expect("appliance starts");
+    let node = server.specs().remove(0);
     let umbrald_client::Trust::Fingerprint(fp) = node.trust.clone() else {
         unreachable!()
     };
@@ -207,7 +223,7 @@ async fn sweep_raises_the_rate_and_finds_a_knee() {
         "--no-progress",
     ]);
     let mut out = Vec::new();
-    let result = bench::run(&sweep, &node, &mut out)
+    let result = run_against(&sweep, &node, &mut out)
         .await
         .expect("sweep runs");
     let text = String::from_utf8(out).expect("utf8");
@@ -234,13 +250,10 @@ async fn nonsense_arguments_are_usage_errors() {
         &["--duration", "0s"],
         &["--sweep", "--sweep-factor", "1"],
     ] {
-        let err = bench::run(&args(bad), &node, &mut Vec::new())
+        let err = run_against(&args(bad), &node, &mut Vec::new())
             .await
             .expect_err("refused");
-        assert!(
-            matches!(err, umbrald_client::cli::CliError::Usage(_)),
-            "{bad:?}: {err}"
-        );
+        assert!(matches!(err, CliError::Usage(_)), "{bad:?}: {err}");
     }
     assert!(Cli::try_parse_from(["bench", "--rate", "5", "--concurrency", "2"]).is_err());
 }

@@ -6,11 +6,10 @@
 //! what it throws away.
 
 use umbral_pre::{Capsule, CapsuleFrag, DefaultDeserialize};
+use umbrald_client::{Alice, Bob, Client, Grant, PreparedRequest, ReencryptRequest};
 use umbrald_proto::{Item, Policy};
 
-use crate::actors::{Alice, Bob, Grant};
-use crate::cli::CliError;
-use crate::client::{Client, PreparedRequest, ReencryptRequest};
+use crate::error::CliError;
 
 /// At most this many distinct requests are prepared (unless there are more policies, see
 /// [`Workload::prepared`]).

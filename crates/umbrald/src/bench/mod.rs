@@ -1,4 +1,5 @@
-//! `umbrald bench`: the load generator.
+//! `umbrald bench`: the load generator. Without `--addr`, one appliance is started in this
+//! process (and its `/metrics` read unless `--metrics-url` says otherwise).
 
 mod hlog;
 mod load;
@@ -9,6 +10,9 @@ mod sweep;
 mod timer;
 mod workload;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,17 +22,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-pub use load::Mode;
-pub use report::{LatencyReport, Percentiles, Report, RequestCounts, Summary};
-pub use scrape::{HistogramDelta, ServerMetrics};
-pub use sweep::{Knee, SweepReport};
+use umbrald_client::{Client, ClientOptions, NodeSpec};
 
-use super::{parse_duration, CliError, TargetArgs};
-use crate::client::{Client, ClientOptions};
-use crate::threshold::NodeSpec;
-use load::{Phase, PhaseResult};
-use report::RunShape;
-use sweep::Verdict;
+use crate::duration::parse_duration;
+use crate::error::CliError;
+use crate::local::{runtime, LocalAppliances};
+use crate::target::TargetArgs;
+use load::{Mode, Phase, PhaseResult};
+use report::{Report, RunShape};
+use sweep::{SweepReport, Verdict};
 use workload::Workload;
 
 /// Load-test an appliance and report throughput and latency.
@@ -188,8 +190,39 @@ impl BenchArgs {
     }
 }
 
+/// Runs the load generator, printing the report to stdout and progress to stderr.
+pub fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    crate::logging::init("warn")?;
+    runtime()?.block_on(async move {
+        let (local, node) = match args.target.node_specs()?.as_slice() {
+            [] => {
+                eprintln!(
+                    "umbrald bench: no --addr, benchmarking an appliance started in this process \
+                     (it shares the CPU with the load generator: a smoke test, not a measurement)"
+                );
+                let workers =
+                    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+                let local = LocalAppliances::start(1, workers).await?;
+                if args.metrics_url.is_none() {
+                    args.metrics_url = local.metrics_url(0);
+                }
+                let node = local.specs().remove(0);
+                (Some(local), node)
+            }
+            [node] => (None, node.clone()),
+            _ => anyhow::bail!("bench takes a single --addr"),
+        };
+        let result = run_against(&args, &node, &mut std::io::stdout()).await;
+        if let Some(local) = local {
+            local.shutdown().await;
+        }
+        result?;
+        anyhow::Ok(())
+    })
+}
+
 /// Runs the benchmark against `node`, printing progress to stderr and the report to `out`.
-pub async fn run(
+pub async fn run_against(
     args: &BenchArgs,
     node: &NodeSpec,
     out: &mut (dyn Write + Send),

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_duration, CliError};
-use crate::client::ClientOptions;
-use crate::threshold::NodeSpec;
-use crate::trust::{ClientIdentity, Fingerprint, Trust};
+use umbrald_client::{ClientIdentity, ClientOptions, Fingerprint, NodeSpec, Trust};
+
+use crate::duration::parse_duration;
+use crate::error::CliError;
 
 /// Appliance addresses and trust settings.
 #[derive(Debug, Clone, Args)]

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
+use umbrald_client::{Client, PreparedRequest};
 
 use super::record::{Correction, Outcome, Recorded, Recorder, Sample, MIN_DELAY_THRESHOLD};
 use super::scrape::{self, ServerMetrics};
 use super::timer::PreciseTimer;
 use super::workload::Workload;
-use crate::client::{Client, PreparedRequest};
 
 /// How load is offered.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cli::CliError;
+use crate::error::CliError;
 
 const MAX_BODY: u64 = 16 << 20;
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,7 +10,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2Serializer;
 
 use super::load::PhaseResult;
-use crate::cli::CliError;
+use crate::error::CliError;
 
 /// Writes every interval of `phases` (each with its tag prefix) to `path`.
 pub(crate) fn write(path: &Path, phases: &[(String, &PhaseResult)]) -> Result<(), CliError> {

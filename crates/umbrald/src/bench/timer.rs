@@ -8,7 +8,7 @@
 //!
 //! A new deadline wakes the thread only when it is earlier than every pending one: the
 //! generators queue their next send while others are pending, so the thread wakes about once
-//! per deadline rather than twice (it was woken for every submission).
+//! per deadline rather than once per submission.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;

@@ -1,27 +1,13 @@
-//! The client-side subcommands of the `umbrald` binary: `demo`, `bench` and `keygen`.
-//!
-//! Each has a clap [`clap::Args`] struct and an async (or plain) `run` function that writes its
-//! human output to a caller-given writer. The binary owns process concerns (parsing, starting an
-//! in-process server when no `--addr` is given, exit codes).
+//! Why a client subcommand (`demo`, `bench`, `keygen`) failed.
 
-pub mod bench;
-pub mod demo;
-pub mod keygen;
-pub mod target;
+use umbrald_client::keyfile::KeyFileError;
+use umbrald_client::{ActorError, ClientError, ThresholdError};
+use umbrald_nucypher::keyfile::NodeKeyFileError;
 
-mod duration;
-
-pub use duration::parse_duration;
-pub use target::TargetArgs;
-
-use crate::actors::ActorError;
-use crate::error::ClientError;
-use crate::keyfile::KeyFileError;
-use crate::threshold::ThresholdError;
+use crate::keygen::PassphraseError;
 
 /// Why a client subcommand failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CliError {
     /// The arguments do not make sense together.
     #[error("{0}")]
@@ -35,9 +21,15 @@ pub enum CliError {
     /// An umbral-pre operation failed.
     #[error(transparent)]
     Actor(#[from] ActorError),
-    /// A key file could not be read or written.
+    /// A secret key file could not be read or written.
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
+    /// The node key file could not be read or written.
+    #[error(transparent)]
+    NodeKeyFile(#[from] NodeKeyFileError),
+    /// The node key passphrase is missing or unreadable.
+    #[error(transparent)]
+    Passphrase(#[from] PassphraseError),
     /// The appliance returned cfrags that do not verify: benchmarking it would be meaningless.
     #[error("the appliance returned bad cfrags: {0}")]
     BadCfrag(String),
@@ -61,7 +53,8 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub(crate) fn output(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+    /// Maps an I/O error while writing `what` to [`CliError::Output`].
+    pub fn output(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| Self::Output { what, source }
     }
