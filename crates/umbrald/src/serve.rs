@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use umbrald_nucypher::NodeKeys;
 use umbrald_server::{tls, Config, Overrides, Server};
 
 use crate::node_keys;
@@ -27,21 +28,15 @@ pub struct ServeArgs {
     node_keys_passphrase_file: Option<PathBuf>,
 }
 
-/// Loads the configuration, starts the server and runs it until SIGINT or SIGTERM.
+/// Loads the configuration and the node keys, starts the server and runs it until SIGINT or
+/// SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(&args.overrides)?;
-    crate::logging::init(&config.log.filter)?;
-    if let Some(path) = &args.node_keys {
-        let passphrase = node_keys::passphrase(args.node_keys_passphrase_file.as_deref())?;
-        let keys = node_keys::load(path, &passphrase)?;
-        node_keys::print_public_keys(
-            &mut std::io::stdout(),
-            path,
-            keys.decrypting_public_key(),
-            keys.verifying_public_key(),
-        )?;
-        config.node_keys = keys.into();
-    }
+    let config = Config::load(&args.overrides)?;
+    crate::logging::init_configured(&config.log.filter)?;
+    let node_keys = match &args.node_keys {
+        Some(path) => Some(load_node_keys(path, &args)?),
+        None => None,
+    };
     let io_threads = config.io_threads();
     tracing::info!(io_threads, "async runtime for QUIC and TLS");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +46,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::start(config).await?;
+        let server = Server::start(config, node_keys).await?;
         // Clients pin this fingerprint; print it where an operator sees it.
         println!(
             "umbrald listening on {} (QUIC, ALPN umbrald/1)",
@@ -71,4 +66,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Opens the node key file at `path` and prints its public keys.
+fn load_node_keys(path: &std::path::Path, args: &ServeArgs) -> anyhow::Result<NodeKeys> {
+    let passphrase = node_keys::passphrase(args.node_keys_passphrase_file.as_deref())?;
+    let keys = node_keys::load(path, &passphrase)?;
+    node_keys::print_public_keys(
+        &mut std::io::stdout(),
+        path,
+        keys.decrypting_public_key(),
+        keys.verifying_public_key(),
+    )?;
+    Ok(keys)
 }
