@@ -20,8 +20,8 @@ section! {
             env ["UMBRALD_LISTEN"], flag "listen";
         /// Directory of the generated certificate and key (`cert.pem`, `key.pem`).
         data_dir: PathBuf = PathBuf::from("./.umbrald"), env ["UMBRALD_DATA_DIR"], flag "data-dir";
-        /// Threads of the async runtime (QUIC, TLS, framing); 0 picks them by core count and
-        /// backend (see `Config::io_threads`).
+        /// Threads of the async runtime (QUIC, TLS, framing); 0: one per 8 cores (1 to 4) with
+        /// the CPU backend, three per 8 cores (1 to 8) with `gpu` or `auto`.
         io_threads: usize = 0, env ["UMBRALD_IO_THREADS"], flag "io-threads";
         /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
         shutdown_grace_ms: u64 = 30_000;
