@@ -177,8 +177,9 @@ run() {
     local server_pin=() client_pin=()
     [ -n "${E2E_SERVER_CPUS:-}" ] && server_pin=(taskset -c "$E2E_SERVER_CPUS")
     [ -n "${E2E_CLIENT_CPUS:-}" ] && client_pin=(taskset -c "$E2E_CLIENT_CPUS")
-    "${server_pin[@]}" "$dir/umbrald" serve --backend "${E2E_BACKEND:-gpu}" --listen "$quic" --metrics-listen "$http" \
-        --data-dir "$data" --max-queue-items "${E2E_MAX_QUEUE_ITEMS:-131072}" --log info >"$out/serve.log" 2>&1 &
+    UMBRALD_BATCHER_MAX_QUEUE_ITEMS="${E2E_MAX_QUEUE_ITEMS:-131072}" \
+        "${server_pin[@]}" "$dir/umbrald" serve --backend "${E2E_BACKEND:-gpu}" --listen "$quic" --metrics-listen "$http" \
+        --data-dir "$data" --log info >"$out/serve.log" 2>&1 &
     local server=$!
     local fp="" waited=0
     while [ $waited -lt 90 ] && kill -0 $server 2>/dev/null; do

@@ -193,7 +193,7 @@ async fn concurrent_requests_arrive_whole_without_fair_queuing() {
     let dir = temp_dir("fifo-streams");
     let mut config = umbrald_server::Config::ephemeral(&dir, 1);
     config.server.quic_send_fairness = false;
-    let server = umbrald_server::Server::start(config)
+    let server = umbrald_server::Server::start(config, None)
         .await
         .expect("server starts");
     let spec = spec_of(&server);
@@ -312,7 +312,7 @@ async fn reconnects_after_the_server_restarts() {
     config.server.listen = spec.addr;
     let mut attempts = 0;
     let restarted = loop {
-        match umbrald_server::Server::start(config.clone()).await {
+        match umbrald_server::Server::start(config.clone(), None).await {
             Ok(server) => break server,
             Err(e) if attempts < 50 => {
                 attempts += 1;
@@ -354,7 +354,9 @@ async fn an_oversized_request_gets_the_servers_too_large_answer() {
     let dir = temp_dir("too-large");
     let mut config = umbrald_server::Config::ephemeral(&dir, 1);
     config.limits.max_request_bytes = 64 << 10;
-    let server = umbrald_server::Server::start(config).await.expect("server");
+    let server = umbrald_server::Server::start(config, None)
+        .await
+        .expect("server");
     let spec = spec_of(&server);
     let client = Client::connect(spec.addr, spec.trust.clone())
         .await
@@ -415,7 +417,9 @@ async fn mutual_tls_needs_the_client_identity_and_works_with_it() {
     std::fs::write(&ca_path, ca).expect("write ca");
     let mut config = umbrald_server::Config::ephemeral(&dir, 1);
     config.tls.client_ca = Some(ca_path);
-    let server = umbrald_server::Server::start(config).await.expect("server");
+    let server = umbrald_server::Server::start(config, None)
+        .await
+        .expect("server");
     let spec = spec_of(&server);
     let (alice, bob) = (Alice::random(), Bob::random());
     let grant = alice.grant(&bob.public_key(), 1, 1).expect("grant");
@@ -464,9 +468,10 @@ async fn nucypher_requests_round_trip_through_the_client() {
     let dir = temp_dir("nucypher");
     let node = NodeKeys::random();
     let (node_dk, node_vk) = (*node.decrypting_public_key(), *node.verifying_public_key());
-    let mut config = umbrald_server::Config::ephemeral(&dir, 1);
-    config.node_keys = node.into();
-    let server = umbrald_server::Server::start(config).await.expect("server");
+    let config = umbrald_server::Config::ephemeral(&dir, 1);
+    let server = umbrald_server::Server::start(config, Some(node))
+        .await
+        .expect("server");
     let spec = spec_of(&server);
     let client = Client::connect(spec.addr, spec.trust.clone())
         .await

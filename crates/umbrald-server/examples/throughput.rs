@@ -195,7 +195,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.metrics.enabled = false;
     config.workers.nice = args.nice;
     config.workers.pin = !args.no_pin;
-    let server = server_rt.block_on(Server::start(config))?;
+    let server = server_rt.block_on(Server::start(config, None))?;
     client_rt.block_on(async {
         let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
 

@@ -78,12 +78,12 @@ pub fn cuda_prober(section: &GpuSection) -> GpuProber {
         disable_after_failures: 0,
         // Each pipeline has its own streams and buffers, so that the host threads' device
         // calls overlap (`Config::gpu_section` resolves 0 to one per host thread, at most 8).
-        concurrent_calls: section.pipelines.clamp(1, MAX_GPU_PIPELINES),
-        table_in_shared: section.table_in_shared,
-        overlap_calls: section.overlap_calls,
-        cfrag_parts: section.cfrag_parts,
-        one_call: section.one_call,
-        host_wait: section.host_wait.into(),
+        concurrent_calls: section.tuning.pipelines.clamp(1, MAX_GPU_PIPELINES),
+        table_in_shared: section.tuning.table_in_shared,
+        overlap_calls: false,
+        cfrag_parts: false,
+        one_call: section.tuning.one_call,
+        host_wait: section.tuning.host_wait,
         ..GpuOptions::default()
     };
     Arc::new(move || {
@@ -328,11 +328,11 @@ impl Guarded {
             faults_in_a_row: AtomicU32::new(0),
             faults: AtomicU64::new(0),
             fallback_threads: fallback_threads.max(1),
-            capsule_checks: section.capsule_checks,
-            decompress: section.decompress,
-            overlap_calls: section.overlap_calls,
-            cfrag_parts: section.cfrag_parts,
-            one_call: section.one_call,
+            capsule_checks: section.tuning.capsule_checks,
+            decompress: section.tuning.decompress,
+            overlap_calls: false,
+            cfrag_parts: false,
+            one_call: section.tuning.one_call,
         }
     }
 
@@ -846,7 +846,7 @@ impl GpuWorker {
         let reprobing = Arc::new(Mutex::new(()));
         (0..lane.max_in_flight())
             .map(|i| {
-                let host_threads = section.host_threads.max(1);
+                let host_threads = section.tuning.host_threads.max(1);
                 // Parts run on these; a batch of one part runs on the worker thread itself.
                 let host = HostThreads::start(
                     if host_threads > 1 { host_threads } else { 0 },

@@ -10,9 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use umbrald_nucypher::NodeKeys;
 
 use crate::metrics::Metrics;
-use crate::nucypher::NodeKeysSlot;
 
 #[derive(Debug, Clone)]
 struct HttpState {
@@ -41,10 +41,10 @@ struct NucypherStatus {
 
 impl Status {
     /// The status of a server on `backend` with `keys`.
-    pub(crate) fn new(backend: &'static str, keys: &NodeKeysSlot) -> Arc<Self> {
+    pub(crate) fn new(backend: &'static str, keys: Option<&NodeKeys>) -> Arc<Self> {
         Arc::new(Self {
             backend,
-            nucypher: keys.0.as_ref().map(|k| NucypherStatus {
+            nucypher: keys.map(|k| NucypherStatus {
                 decrypting_public_key: hex::encode(k.decrypting_public_key()),
                 verifying_public_key: hex::encode(k.verifying_public_key()),
             }),

@@ -6,9 +6,9 @@
 //! worker is free, and a pool of pinned worker threads runs the elliptic-curve work through
 //! [`umbrald_core::Engine`]. The async runtime never does curve math.
 //!
-//! Entry point: [`Server::start`] with a [`Config`], which returns a [`RunningServer`] handle. The
-//! `umbrald` binary wraps it with a CLI, signal handling and logging; tests and the `demo`
-//! command run it in-process on an ephemeral port.
+//! Entry point: [`Server::start`] with a [`Config`] and the node's NuCypher keys, if any, which
+//! returns a [`RunningServer`] handle. The `umbrald` binary wraps it with a CLI, signal handling
+//! and logging; tests and the `demo` command run it in-process on an ephemeral port.
 
 pub mod batcher;
 pub mod config;
@@ -31,8 +31,6 @@ mod shutdown;
 mod work;
 mod workers;
 
-pub use backend::BackendKind;
-pub use config::{Config, ConfigError, Overrides};
-pub use nucypher::NodeKeysSlot;
+pub use config::{BackendKind, Config, ConfigError, Overrides};
 pub use server::{RunningServer, Server, StartError};
 pub use shutdown::wait_for_signal;

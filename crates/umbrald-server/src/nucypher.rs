@@ -22,37 +22,6 @@ use crate::endpoint::{self, Answer, Shared};
 use crate::request::{self, Refusal};
 use crate::work::{RequestState, WorkItem};
 
-/// The node's NuCypher keys as the configuration carries them: absent unless the server was
-/// started with node keys (`umbrald serve --node-keys`). Never serialized; two slots are equal
-/// when they hold the same public keys.
-#[derive(Clone, Default)]
-pub struct NodeKeysSlot(pub Option<Arc<NodeKeys>>);
-
-impl std::fmt::Debug for NodeKeysSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // NodeKeys' Debug shows public keys only.
-        f.debug_tuple("NodeKeysSlot").field(&self.0).finish()
-    }
-}
-
-impl PartialEq for NodeKeysSlot {
-    fn eq(&self, other: &Self) -> bool {
-        let public = |s: &Self| {
-            s.0.as_ref()
-                .map(|k| (*k.decrypting_public_key(), *k.verifying_public_key()))
-        };
-        public(self) == public(other)
-    }
-}
-
-impl Eq for NodeKeysSlot {}
-
-impl From<NodeKeys> for NodeKeysSlot {
-    fn from(keys: NodeKeys) -> Self {
-        Self(Some(Arc::new(keys)))
-    }
-}
-
 /// Most authorized kfrags remembered; the memory is cleared when it is full.
 const AUTHORIZED_CACHE: usize = 4096;
 
@@ -72,13 +41,11 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// The node for `slot`'s keys, if any.
-    pub(crate) fn new(slot: &NodeKeysSlot) -> Option<Arc<Self>> {
-        slot.0.as_ref().map(|keys| {
-            Arc::new(Self {
-                keys: keys.clone(),
-                authorized: Mutex::new(HashMap::new()),
-            })
+    /// The node serving with `keys`.
+    pub(crate) fn new(keys: Arc<NodeKeys>) -> Arc<Self> {
+        Arc::new(Self {
+            keys,
+            authorized: Mutex::new(HashMap::new()),
         })
     }
 

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use umbrald_nucypher::NodeKeys;
 use umbrald_proto::app_codes;
 
 use crate::backend::{self, BackendUnavailable};
-use crate::config::{Config, ConfigError};
+use crate::batcher::BatcherConfig;
+use crate::config::{BackendKind, BatcherSection, Config, ConfigError};
 use crate::endpoint::{self, Shared};
 use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
 use crate::idle::IdleGate;
@@ -56,7 +58,7 @@ impl Server {
     /// names them (a generated certificate is not created by a check).
     pub fn check(config: &Config) -> Result<(), StartError> {
         config.validate()?;
-        if config.workers.backend == backend::BackendKind::Gpu {
+        if config.workers.backend == BackendKind::Gpu {
             backend::choose(
                 config.workers.backend,
                 &gpu::cuda_prober(&config.gpu_section()),
@@ -73,23 +75,36 @@ impl Server {
 
     /// Starts the server described by `config` on the current tokio runtime: binds the QUIC
     /// endpoint (and the metrics endpoint when enabled), loads or creates the certificate,
-    /// starts the worker pool and the scheduler, and begins accepting connections.
+    /// starts the worker pool and the scheduler, and begins accepting connections. With
+    /// `node_keys` it also serves NuCypher requests; without, it refuses them.
     ///
     /// Call it from within a tokio runtime (multi-threaded in production: the server's tasks
     /// run on it). Returns once the server is ready; stop it with [`RunningServer::shutdown`].
-    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    pub async fn start(
+        config: Config,
+        node_keys: Option<NodeKeys>,
+    ) -> Result<RunningServer, StartError> {
         let prober = gpu::cuda_prober(&config.gpu_section());
-        Self::start_with_gpu(config, prober).await
+        Self::launch(config, node_keys, prober).await
     }
 
-    /// [`Server::start`] with another way of finding a GPU: `prober` runs at start (for
-    /// `backend = gpu` or `auto`) and for every re-probe of an unhealthy GPU. Tests use it to
-    /// inject a faulty or emulated GPU backend.
+    /// [`Server::start`] without node keys and with another way of finding a GPU: `prober`
+    /// runs at start (for `backend = gpu` or `auto`) and for every re-probe of an unhealthy
+    /// GPU. Tests use it to inject a faulty or emulated GPU backend.
     pub async fn start_with_gpu(
         config: Config,
         prober: GpuProber,
     ) -> Result<RunningServer, StartError> {
+        Self::launch(config, None, prober).await
+    }
+
+    async fn launch(
+        config: Config,
+        node_keys: Option<NodeKeys>,
+        prober: GpuProber,
+    ) -> Result<RunningServer, StartError> {
         config.validate()?;
+        let node_keys = node_keys.map(Arc::new);
         let kind = config.workers.backend;
         let chooser = prober.clone();
         let backends = tokio::task::spawn_blocking(move || backend::choose(kind, &chooser))
@@ -131,8 +146,8 @@ impl Server {
         let rates = Arc::new(Rates::default());
         let (work_tx, work_rx) = crossbeam_channel::bounded(threads);
         // `auto` on idle cores only: the CPU workers scavenge what the GPU lane leaves.
-        let scavenger =
-            backends.gpu.as_ref().is_some_and(|(_, helps)| *helps) && config.gpu.auto_cpu_idle_only;
+        let scavenger = backends.gpu.as_ref().is_some_and(|(_, helps)| *helps)
+            && config.gpu.tuning.auto_cpu_idle_only;
         let spec = PoolSpec {
             threads,
             pin: config.workers.pin,
@@ -155,22 +170,22 @@ impl Server {
             Some((device, cpu_helps)) => {
                 let section = config.gpu_section();
                 let max = match config.batcher.gpu_max_batch_items {
-                    0 => device.batch_items.saturating_mul(section.host_threads),
+                    0 => device
+                        .batch_items
+                        .saturating_mul(section.tuning.host_threads),
                     n => n,
                 };
                 gpu_batch_items = Some(max);
                 // The lane's measured rate counts every batch in flight (GpuWorker), so
                 // `auto` shares the queue by it with any number of batches in flight.
-                let in_flight = config.gpu.batches_in_flight;
+                let in_flight = section.tuning.batches_in_flight;
                 tracing::info!(
                     max_batch_items = max,
                     batches_in_flight = in_flight,
-                    host_threads = section.host_threads,
-                    pipelines = section.pipelines,
-                    overlap_calls = section.overlap_calls,
-                    cfrag_parts = section.cfrag_parts,
-                    one_call = section.one_call,
-                    host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
+                    host_threads = section.tuning.host_threads,
+                    pipelines = section.tuning.pipelines,
+                    one_call = section.tuning.one_call,
+                    host_wait = section.tuning.host_wait.as_str(),
                     "GPU lane"
                 );
                 if config.batcher.max_queue_items < max {
@@ -199,7 +214,7 @@ impl Server {
                 for handle in handles {
                     pool.adopt(handle);
                 }
-                let idle_gate = (*cpu_helps && section.auto_cpu_idle_only)
+                let idle_gate = (*cpu_helps && section.tuning.auto_cpu_idle_only)
                     .then(|| IdleGate::new(std::time::Instant::now()));
                 Some(GpuDispatch {
                     lane,
@@ -211,7 +226,7 @@ impl Server {
             None => None,
         };
         let (scheduler, scheduler_task) = scheduler::spawn(
-            config.batcher_config(),
+            batcher_config(&config.batcher),
             slots,
             work_tx,
             metrics.clone(),
@@ -229,7 +244,7 @@ impl Server {
                 listener,
                 metrics.clone(),
                 ready.clone(),
-                crate::http::Status::new(backends.label, &config.node_keys),
+                crate::http::Status::new(backends.label, node_keys.as_deref()),
                 stop,
             ))
         });
@@ -239,7 +254,7 @@ impl Server {
             limits: config.limits.clone(),
             scheduler: scheduler.clone(),
             metrics: metrics.clone(),
-            nucypher: crate::nucypher::Node::new(&config.node_keys),
+            nucypher: node_keys.map(crate::nucypher::Node::new),
         });
         let accept = tokio::spawn(endpoint::accept_loop(endpoint.clone(), shared, stop_rx));
         ready.store(true, Ordering::Release);
@@ -280,6 +295,15 @@ impl Server {
             http,
             grace: Duration::from_millis(config.server.shutdown_grace_ms),
         })
+    }
+}
+
+/// The batcher's limits as the sans-IO queue takes them.
+fn batcher_config(section: &BatcherSection) -> BatcherConfig {
+    BatcherConfig {
+        max_batch_items: section.max_batch_items,
+        max_queue_delay: Duration::from_micros(section.max_queue_delay_us),
+        max_queue_items: section.max_queue_items,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Configuration precedence with the environment: defaults < file < `UMBRALD_*` < flags.
-//! Its own test binary, because it sets process-wide environment variables.
+//! Configuration precedence with the process environment: defaults < file < `UMBRALD_*` <
+//! flags. Its own test binary, because it sets process-wide environment variables.
 
 use clap::Parser;
 use umbrald_server::{Config, Overrides};
@@ -33,21 +33,20 @@ fn environment_sits_between_the_file_and_the_flags() {
     assert_eq!(c.server.listen.port(), 7000);
     assert_eq!(c.batcher.max_queue_items, 16_384, "default kept");
 
-    let flags = Cli::try_parse_from(["umbrald", "--max-batch-items", "64", "--workers", "1"])
+    let flags = Cli::try_parse_from(["umbrald", "--workers", "1", "--listen", "127.0.0.1:7001"])
         .expect("parses");
     let c = Config::load(&flags.overrides).expect("loads");
-    assert_eq!(c.batcher.max_batch_items, 64, "flag beats env");
-    assert_eq!(c.workers.threads, 1);
+    assert_eq!(c.workers.threads, 1, "flag beats env");
+    assert_eq!(c.server.listen.port(), 7001);
     assert_eq!(
-        c.server.listen.port(),
-        7000,
+        c.batcher.max_batch_items, 48,
         "env still applies where no flag"
     );
 
     std::env::set_var("UMBRALD_MAX_BATCH_ITEMS", "many");
-    assert!(
-        Cli::try_parse_from(["umbrald"]).is_err(),
-        "a bad env value is an error"
-    );
+    let parsed = Cli::try_parse_from(["umbrald"]).expect("the flags are fine");
+    let err = Config::load(&parsed.overrides).expect_err("a bad env value is an error");
+    let text = err.to_string();
+    assert!(text.contains("UMBRALD_MAX_BATCH_ITEMS"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

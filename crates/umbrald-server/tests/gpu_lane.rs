@@ -277,7 +277,7 @@ async fn large_gpu_batches_split_over_host_threads() -> TestResult {
     let prober: GpuProber =
         Arc::new(move || Ok(FakeGpu::slow(Duration::from_millis(100), seen.clone())));
     let mut config = gpu_config("gpu-split", BackendKind::Gpu, 3, 60_000);
-    config.gpu.host_threads = 3;
+    config.gpu.tuning.host_threads = 3;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = common::client(&server).await;
     for (id, done) in [(1, 3100.0), (2, 6200.0)] {
@@ -319,8 +319,8 @@ async fn several_batches_in_flight_overlap_on_the_device() -> TestResult {
             3,
             60_000,
         );
-        config.gpu.batches_in_flight = in_flight;
-        config.gpu.host_threads = 1;
+        config.gpu.tuning.batches_in_flight = in_flight;
+        config.gpu.tuning.host_threads = 1;
         let server = Server::start_with_gpu(config, prober).await?;
         let client = Arc::new(common::client(&server).await);
         // Requests sent one after another while the first batch is on the device: with room
@@ -419,9 +419,9 @@ async fn auto_with_host_kernels(
     });
     let mut config = gpu_config(tag, BackendKind::Auto, 3, 60_000);
     config.batcher.max_batch_items = 16;
-    config.gpu.auto_cpu_idle_only = idle_only;
+    config.gpu.tuning.auto_cpu_idle_only = idle_only;
     // Every offload of the GPU backend on: check products and point decompression.
-    config.gpu.decompress = true;
+    config.gpu.tuning.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     assert_eq!(server.backend(), "gpu+cpu");
     let (addr, fp) = (server.local_addr(), server.cert_fingerprint());
@@ -469,22 +469,12 @@ async fn auto_with_host_kernels(
     Ok(text)
 }
 
-/// `overlap_calls` through the lane (host-compiled kernels as the device, every offload on):
-/// the capsule check runs beside the products, which are computed for every capsule; the
-/// tampered capsules are answered `invalid_capsule` and every other cfrag verifies under
-/// umbral-pre, whole and compact.
+/// The step-by-step device calls through the lane (host-compiled kernels as the device,
+/// every offload on, `one_call` off): the tampered capsules are answered `invalid_capsule` and
+/// every other cfrag verifies under umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-overlap", true, Finish::Host).await
-}
-
-/// `cfrag_parts` through the lane, with and without `overlap_calls`: whole cfrags finished by
-/// the parts kernel (host-compiled), the tampered capsules rejected, every other cfrag
-/// verified under umbral-pre, whole and compact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-parts", false, Finish::Parts).await?;
-    tampered_capsules_through_the_lane("gpu-parts-overlap", true, Finish::Parts).await
+async fn step_by_step_calls_reject_exactly_the_tampered_capsules() -> TestResult {
+    tampered_capsules_through_the_lane("gpu-steps", Finish::Host).await
 }
 
 /// `one_call` through the lane: whole capsules re-encrypted in one call of the host-compiled
@@ -492,7 +482,7 @@ async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestRe
 /// cfrag verifies, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_call_rejects_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-one-call", false, Finish::OneCall).await
+    tampered_capsules_through_the_lane("gpu-one-call", Finish::OneCall).await
 }
 
 /// Where a lane test's cfrags are finished.
@@ -500,30 +490,20 @@ async fn one_call_rejects_exactly_the_tampered_capsules() -> TestResult {
 enum Finish {
     /// The host, from the device's products.
     Host,
-    /// The device (`cfrag_parts`).
-    Parts,
     /// The device, whole capsules in one call (`one_call`).
     OneCall,
 }
 
-async fn tampered_capsules_through_the_lane(
-    tag: &str,
-    overlap_calls: bool,
-    finish: Finish,
-) -> TestResult {
-    let (cfrag_parts, one_call) = (finish == Finish::Parts, finish == Finish::OneCall);
+async fn tampered_capsules_through_the_lane(tag: &str, finish: Finish) -> TestResult {
+    let one_call = finish == Finish::OneCall;
     let fx = Arc::new(Fixture::new(2, 2, 6));
     let prober = host_kernels(GpuOptions {
-        overlap_calls,
-        cfrag_parts,
         one_call,
         ..GpuOptions::default()
     });
     let mut config = gpu_config(tag, BackendKind::Gpu, 3, 60_000);
-    config.gpu.overlap_calls = overlap_calls;
-    config.gpu.cfrag_parts = cfrag_parts;
-    config.gpu.one_call = one_call;
-    config.gpu.decompress = true;
+    config.gpu.tuning.one_call = one_call;
+    config.gpu.tuning.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
     let client = umbrald_server::testing::TestClient::connect(
         server.local_addr(),
@@ -563,13 +543,12 @@ async fn tampered_capsules_through_the_lane(
     let text = scrape(&server).await;
     assert_eq!(metric(&text, ITEMS_OK), 62.0);
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
-    // With `cfrag_parts` every batch's cfrags came from the parts call, never the pairs.
+    // With `one_call` every batch's cfrags came from the one call, never the pairs.
     let called = |call: &str| {
         text.contains(&format!(
             "umbrald_gpu_call_seconds_count{{call=\"{call}\"}}"
         ))
     };
-    assert_eq!(called("cfrag_parts"), cfrag_parts);
     assert_eq!(called("one_call"), one_call);
     assert_eq!(called("pairs"), finish == Finish::Host);
     for reason in ["audit_mismatch", "device_error", "invalid_output"] {
@@ -620,7 +599,7 @@ async fn auto_with_the_cuda_probe_serves() -> TestResult {
     let fx = Fixture::new(2, 1, 2);
     let mut config = common::config("auto-cuda", 2);
     config.workers.backend = BackendKind::Auto;
-    let server = Server::start(config).await?;
+    let server = Server::start(config, None).await?;
     assert!(matches!(server.backend(), "cpu" | "gpu+cpu"));
     let client = common::client(&server).await;
     let req = fx.request_n(1, 3);
@@ -637,19 +616,18 @@ async fn auto_with_the_cuda_probe_serves() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a CUDA GPU"]
 async fn gpu_backend_serves_end_to_end() -> TestResult {
-    for (cfrag_parts, one_call) in [(false, false), (true, false), (false, true)] {
-        gpu_serves_end_to_end(cfrag_parts, one_call).await?;
+    for one_call in [false, true] {
+        gpu_serves_end_to_end(one_call).await?;
     }
     Ok(())
 }
 
-async fn gpu_serves_end_to_end(cfrag_parts: bool, one_call: bool) -> TestResult {
+async fn gpu_serves_end_to_end(one_call: bool) -> TestResult {
     let fx = Arc::new(Fixture::new(3, 2, 8));
     let mut config = common::config("gpu-real", 2);
     config.workers.backend = BackendKind::Gpu;
-    config.gpu.cfrag_parts = cfrag_parts;
-    config.gpu.one_call = one_call;
-    let server = Server::start(config).await?;
+    config.gpu.tuning.one_call = one_call;
+    let server = Server::start(config, None).await?;
     assert_eq!(server.backend(), "gpu");
     let client = common::client(&server).await;
     for (id, n) in [(1u64, 1usize), (2, 100), (3, 1000)] {
@@ -711,49 +689,45 @@ fn gpu_options_parse_and_validate() {
         "unknown key"
     );
     // host_threads 0 (the default): one per worker thread.
-    let c = Config::from_toml("[gpu]\nhost_threads = 0\n[workers]\nthreads = 6\n").expect("parses");
+    let c = Config::from_toml("[gpu.tuning]\nhost_threads = 0\n[workers]\nthreads = 6\n")
+        .expect("parses");
     c.validate().expect("valid");
     assert_eq!(c.gpu_host_threads(), 6);
-    let c = Config::from_toml("[gpu]\nhost_threads = 2\n").expect("parses");
+    let c = Config::from_toml("[gpu.tuning]\nhost_threads = 2\n").expect("parses");
     assert_eq!(c.gpu_host_threads(), 2);
-    assert!(Config::default().gpu.capsule_checks);
-    assert!(Config::default().gpu.decompress);
-    assert!(Config::default().gpu.table_in_shared);
-    assert!(!Config::default().gpu.overlap_calls);
-    let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
-    assert!(c.gpu_section().overlap_calls);
-    assert!(!Config::default().gpu.cfrag_parts);
-    let c = Config::from_toml("[gpu]\ncfrag_parts = true\n").expect("parses");
-    assert!(c.gpu_section().cfrag_parts);
-    assert!(Config::default().gpu.one_call);
-    let c = Config::from_toml("[gpu]\none_call = false\n").expect("parses");
-    assert!(!c.gpu_section().one_call);
-    assert_eq!(Config::default().gpu.batches_in_flight, 1);
-    let c = Config::from_toml("[gpu]\nbatches_in_flight = 3\n").expect("parses");
+    let defaults = Config::default().gpu.tuning;
+    assert!(defaults.capsule_checks);
+    assert!(defaults.decompress);
+    assert!(defaults.table_in_shared);
+    assert!(defaults.one_call);
+    let c = Config::from_toml("[gpu.tuning]\none_call = false\n").expect("parses");
+    assert!(!c.gpu_section().tuning.one_call);
+    assert_eq!(defaults.batches_in_flight, 1);
+    let c = Config::from_toml("[gpu.tuning]\nbatches_in_flight = 3\n").expect("parses");
     c.validate().expect("valid");
-    assert_eq!(c.gpu_section().batches_in_flight, 3);
+    assert_eq!(c.gpu_section().tuning.batches_in_flight, 3);
     for bad in [
-        "[gpu]\nbatches_in_flight = 0\n",
-        "[gpu]\nbatches_in_flight = 9\n",
+        "[gpu.tuning]\nbatches_in_flight = 0\n",
+        "[gpu.tuning]\nbatches_in_flight = 9\n",
     ] {
         let c = Config::from_toml(bad).expect("parses");
         assert!(c.validate().is_err(), "{bad}");
     }
     // Pipelines: one per host thread up to 8 by default, or as configured up to 128.
-    assert_eq!(Config::default().gpu.pipelines, 0);
+    assert_eq!(defaults.pipelines, 0);
     for (toml, pipelines) in [
-        ("[gpu]\nhost_threads = 3\n", 3),
-        ("[gpu]\nhost_threads = 16\n", 8),
-        ("[gpu]\nhost_threads = 16\npipelines = 16\n", 16),
-        ("[gpu]\nhost_threads = 2\npipelines = 32\n", 32),
-        ("[gpu]\nhost_threads = 16\npipelines = 128\n", 128),
+        ("[gpu.tuning]\nhost_threads = 3\n", 3),
+        ("[gpu.tuning]\nhost_threads = 16\n", 8),
+        ("[gpu.tuning]\nhost_threads = 16\npipelines = 16\n", 16),
+        ("[gpu.tuning]\nhost_threads = 2\npipelines = 32\n", 32),
+        ("[gpu.tuning]\nhost_threads = 16\npipelines = 128\n", 128),
     ] {
         let c = Config::from_toml(toml).expect("parses");
         c.validate().expect("valid");
-        assert_eq!(c.gpu_section().pipelines, pipelines, "{toml}");
+        assert_eq!(c.gpu_section().tuning.pipelines, pipelines, "{toml}");
     }
-    let c = Config::from_toml("[gpu]\npipelines = 129\n").expect("parses");
+    let c = Config::from_toml("[gpu.tuning]\npipelines = 129\n").expect("parses");
     assert!(c.validate().is_err());
-    let c = Config::from_toml("[gpu]\ncapsule_checks = false\n").expect("parses");
-    assert!(!c.gpu_section().capsule_checks);
+    let c = Config::from_toml("[gpu.tuning]\ncapsule_checks = false\n").expect("parses");
+    assert!(!c.gpu_section().tuning.capsule_checks);
 }

@@ -45,9 +45,8 @@ fn error_map(bytes: &[u8]) -> (u64, String, String) {
 async fn golden_request_gets_a_verifiable_response_beside_native_requests() {
     let node = fixture_node();
     let vk = *node.verifying_public_key();
-    let mut config = common::config("nucypher-golden", 1);
-    config.node_keys = node.into();
-    let server = common::start(config).await;
+    let config = common::config("nucypher-golden", 1);
+    let server = common::start_node(config, node).await;
     let client = common::client(&server).await;
 
     let fx = common::Fixture::new(2, 2, 4);
@@ -124,9 +123,8 @@ async fn golden_request_gets_a_verifiable_response_beside_native_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_node_and_no_node_keys_are_refused() {
-    let mut config = common::config("nucypher-other", 1);
-    config.node_keys = NodeKeys::random().into();
-    let server = common::start(config).await;
+    let config = common::config("nucypher-other", 1);
+    let server = common::start_node(config, NodeKeys::random()).await;
     let client = common::client(&server).await;
     let (id, code, message) = error_map(&client.call_raw(REQUEST).await.expect("answered"));
     assert_eq!((id, code.as_str()), (0, "invalid_kfrag"));
@@ -158,9 +156,8 @@ async fn throughput_nucypher_vs_native() {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let node = NodeKeys::random();
     let node_pk = PublicKey::try_from_compressed_bytes(node.decrypting_public_key()).expect("pk");
-    let mut config = common::config("nucypher-bench", workers);
-    config.node_keys = node.into();
-    let server = common::start(config).await;
+    let config = common::config("nucypher-bench", workers);
+    let server = common::start_node(config, node).await;
     let client = Arc::new(common::client(&server).await);
 
     let fx = common::Fixture::new(1, 1, PER_REQUEST);

@@ -40,9 +40,8 @@ async fn nucypher_core_client_gets_verifiable_cfrags_and_documented_errors() {
     let mut servers = Vec::new();
     let mut nodes = Vec::new();
     for i in 0..NODES {
-        let mut config = common::config(&format!("nucypher-py-{i}"), 1);
-        config.node_keys = NodeKeys::random().into();
-        let server = common::start(config).await;
+        let config = common::config(&format!("nucypher-py-{i}"), 1);
+        let server = common::start_node(config, NodeKeys::random()).await;
         nodes.push(serde_json::json!({
             "addr": server.local_addr().to_string(),
             "status": server.metrics_addr().expect("metrics enabled").to_string(),

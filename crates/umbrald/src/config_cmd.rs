@@ -1,5 +1,6 @@
 //! `umbrald config ...`.
 
+use umbrald_server::config::settings;
 use umbrald_server::{Config, Overrides, Server};
 
 /// Configuration subcommands.
@@ -12,6 +13,8 @@ pub enum ConfigCommand {
     },
     /// Print the embedded default configuration as TOML.
     Defaults,
+    /// List every key with the environment variables and the flag that set it.
+    Keys,
 }
 
 /// Runs a configuration subcommand.
@@ -26,6 +29,15 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Defaults => {
             print!("{}", Config::default().to_toml());
+            Ok(())
+        }
+        ConfigCommand::Keys => {
+            for setting in settings() {
+                let mut vars = setting.env_vars();
+                vars.reverse();
+                let flag = setting.flag.map(|f| format!("  --{f}")).unwrap_or_default();
+                println!("{}  {}{flag}", setting.path, vars.join(" "));
+            }
             Ok(())
         }
     }

@@ -31,7 +31,7 @@ impl LocalAppliances {
                 std::env::temp_dir().join(format!("umbrald-local-{}-{i}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             local.dirs.push(dir.clone());
-            match Server::start(Config::ephemeral(&dir, workers)).await {
+            match Server::start(Config::ephemeral(&dir, workers), None).await {
                 Ok(server) => local.servers.push(server),
                 Err(e) => {
                     local.shutdown().await;

@@ -27,18 +27,19 @@ pub struct ServeArgs {
     node_keys_passphrase_file: Option<PathBuf>,
 }
 
-/// Loads the configuration, starts the server and runs it until SIGINT or SIGTERM.
+/// Loads the configuration and the node keys, starts the server and runs it until SIGINT or
+/// SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(&args.overrides)?;
-    crate::logging::init(&config.log.filter)?;
-    if let Some(path) = &args.node_keys {
-        let keys = keygen::open_node_keys(
+    let config = Config::load(&args.overrides)?;
+    crate::logging::init_configured(&config.log.filter)?;
+    let node_keys = match &args.node_keys {
+        Some(path) => Some(keygen::open_node_keys(
             path,
             args.node_keys_passphrase_file.as_deref(),
             &mut std::io::stdout(),
-        )?;
-        config.node_keys = keys.into();
-    }
+        )?),
+        None => None,
+    };
     let io_threads = config.io_threads();
     tracing::info!(io_threads, "async runtime for QUIC and TLS");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,7 +49,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::start(config).await?;
+        let server = Server::start(config, node_keys).await?;
         // Clients pin this fingerprint; print it where an operator sees it.
         println!(
             "umbrald listening on {} (QUIC, ALPN umbrald/1)",
@@ -69,3 +70,4 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+

@@ -70,6 +70,61 @@ fn config_check_accepts_a_good_file_and_rejects_a_bad_one() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn config_check_reports_every_problem_with_its_source() {
+    let dir = temp_dir("problems");
+    let file = dir.join("problems.toml");
+    std::fs::write(
+        &file,
+        "[limits]\nmax_request_bytes = 10\n[gpu]\nhost_threads = 8\n",
+    )
+    .expect("write");
+    let out = umbrald()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .args(["--workers", "many"])
+        .env("UMBRALD_WORKERS_NICE", "40")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "limits.max_request_bytes in file",
+        "did you mean gpu.tuning.host_threads",
+        "workers.threads from flag --workers",
+        "workers.nice from environment variable UMBRALD_WORKERS_NICE",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn config_check_takes_the_log_flag_over_rust_log() {
+    let out = umbrald()
+        .args(["config", "check", "--log", "warn"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("filter = \"warn\""), "{printed}");
+}
+
+#[test]
+fn config_keys_lists_each_key_with_its_variables_and_flag() {
+    let out = umbrald().args(["config", "keys"]).output().expect("runs");
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "server.listen  UMBRALD_SERVER_LISTEN UMBRALD_LISTEN  --listen",
+        "gpu.tuning.host_threads  UMBRALD_GPU_TUNING_HOST_THREADS UMBRALD_GPU_HOST_THREADS",
+        "log.filter  UMBRALD_LOG_FILTER UMBRALD_LOG RUST_LOG  --log",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line}: {printed}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn serve_prints_its_fingerprint_and_exits_cleanly_on_sigterm() {

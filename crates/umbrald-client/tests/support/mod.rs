@@ -30,7 +30,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// A real server on an ephemeral loopback port, one worker, metrics enabled.
 pub async fn start_server(data_dir: &std::path::Path) -> RunningServer {
-    Server::start(Config::ephemeral(data_dir, 1))
+    Server::start(Config::ephemeral(data_dir, 1), None)
         .await
         .expect("server starts")
 }

@@ -180,7 +180,14 @@ pub fn config(tag: &str, workers: usize) -> Config {
 }
 
 pub async fn start(config: Config) -> RunningServer {
-    Server::start(config).await.expect("server starts")
+    Server::start(config, None).await.expect("server starts")
+}
+
+/// [`start`] with NuCypher node keys.
+pub async fn start_node(config: Config, keys: umbrald_nucypher::NodeKeys) -> RunningServer {
+    Server::start(config, Some(keys))
+        .await
+        .expect("server starts")
 }
 
 pub async fn client(server: &RunningServer) -> umbrald_server::testing::TestClient {

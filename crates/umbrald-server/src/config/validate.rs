@@ -1,0 +1,114 @@
+//! Value ranges and consistency between values.
+
+use super::Config;
+
+/// Most device pipelines `[gpu.tuning] pipelines` may ask for.
+pub const MAX_GPU_PIPELINES: usize = 128;
+
+/// A value out of range, or values inconsistent with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Violation {
+    /// The keys involved.
+    pub keys: &'static [&'static str],
+    /// What is wrong.
+    pub message: &'static str,
+}
+
+/// Every violation in `config`.
+pub(crate) fn violations(config: &Config) -> Vec<Violation> {
+    let l = &config.limits;
+    let b = &config.batcher;
+    let g = &config.gpu;
+    let checks: [(bool, &'static [&'static str], &'static str); 17] = [
+        (
+            l.max_request_bytes >= 1024,
+            &["limits.max_request_bytes"],
+            "limits.max_request_bytes must be at least 1024",
+        ),
+        (
+            l.max_request_bytes <= 1 << 30,
+            &["limits.max_request_bytes"],
+            "limits.max_request_bytes must be at most 1 GiB",
+        ),
+        (
+            l.max_items_per_request >= 1,
+            &["limits.max_items_per_request"],
+            "limits.max_items_per_request must be at least 1",
+        ),
+        (
+            l.max_policies_per_request >= 1,
+            &["limits.max_policies_per_request"],
+            "limits.max_policies_per_request must be at least 1",
+        ),
+        (
+            l.max_streams_per_connection >= 1,
+            &["limits.max_streams_per_connection"],
+            "limits.max_streams_per_connection must be at least 1",
+        ),
+        (
+            l.max_connections >= 1,
+            &["limits.max_connections"],
+            "limits.max_connections must be at least 1",
+        ),
+        (
+            l.stream_read_timeout_ms >= 1,
+            &["limits.stream_read_timeout_ms"],
+            "limits.stream_read_timeout_ms must be at least 1",
+        ),
+        (
+            l.idle_timeout_ms >= 1,
+            &["limits.idle_timeout_ms"],
+            "limits.idle_timeout_ms must be at least 1",
+        ),
+        (
+            b.max_batch_items >= 1,
+            &["batcher.max_batch_items"],
+            "batcher.max_batch_items must be at least 1",
+        ),
+        (
+            b.max_queue_items >= l.max_items_per_request,
+            &["batcher.max_queue_items", "limits.max_items_per_request"],
+            "batcher.max_queue_items must be at least limits.max_items_per_request",
+        ),
+        (
+            (0..=19).contains(&config.workers.nice),
+            &["workers.nice"],
+            "workers.nice must be within 0..=19",
+        ),
+        (
+            (1..=8).contains(&g.tuning.batches_in_flight),
+            &["gpu.tuning.batches_in_flight"],
+            "gpu.tuning.batches_in_flight must be within 1..=8",
+        ),
+        (
+            g.tuning.pipelines <= MAX_GPU_PIPELINES,
+            &["gpu.tuning.pipelines"],
+            "gpu.tuning.pipelines must be within 0..=128",
+        ),
+        (
+            config.tls.cert.is_some() == config.tls.key.is_some(),
+            &["tls.cert", "tls.key"],
+            "tls.cert and tls.key must be given together",
+        ),
+        (
+            g.audit_samples >= 1,
+            &["gpu.audit_samples"],
+            "gpu.audit_samples must be at least 1",
+        ),
+        (
+            g.unhealthy_after >= 1,
+            &["gpu.unhealthy_after"],
+            "gpu.unhealthy_after must be at least 1",
+        ),
+        (
+            g.reprobe_after_ms >= 1,
+            &["gpu.reprobe_after_ms"],
+            "gpu.reprobe_after_ms must be at least 1",
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(ok, _, _)| !ok)
+        .map(|(_, keys, message)| Violation { keys, message })
+        .collect()
+}
