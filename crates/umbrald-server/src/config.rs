@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::batcher::BatcherConfig;
+use umbrald_scheduling::BatcherConfig;
 
 /// Why a configuration could not be loaded or is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub struct Config {
     /// The node's NuCypher keys (`umbrald serve --node-keys`); never read from or written to
     /// TOML. Without them, NuCypher requests are refused.
     #[serde(skip)]
-    pub node_keys: crate::nucypher::NodeKeysSlot,
+    pub node_keys: crate::node_keys::NodeKeysSlot,
 }
 
 /// `[server]`: where to listen and where to keep state.
@@ -161,7 +161,7 @@ impl Default for LimitsSection {
     }
 }
 
-/// `[batcher]`: the dynamic batcher (see [`crate::batcher`]).
+/// `[batcher]`: the dynamic batcher (see [`umbrald_scheduling::batcher`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatcherSection {

@@ -18,40 +18,11 @@ use umbrald_core::VerifiedKeyFrag;
 use umbrald_nucypher::{NodeKeys, NucypherError, ReencryptionRequest};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
-use crate::endpoint::{self, Answer, Shared};
-use crate::request::{self, Refusal};
+use super::reply::{results_response, Answer, Refusal};
+use super::submit::run_work;
+use super::Shared;
+use crate::node_keys::NodeKeysSlot;
 use crate::work::{RequestState, WorkItem};
-
-/// The node's NuCypher keys as the configuration carries them: absent unless the server was
-/// started with node keys (`umbrald serve --node-keys`). Never serialized; two slots are equal
-/// when they hold the same public keys.
-#[derive(Clone, Default)]
-pub struct NodeKeysSlot(pub Option<Arc<NodeKeys>>);
-
-impl std::fmt::Debug for NodeKeysSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // NodeKeys' Debug shows public keys only.
-        f.debug_tuple("NodeKeysSlot").field(&self.0).finish()
-    }
-}
-
-impl PartialEq for NodeKeysSlot {
-    fn eq(&self, other: &Self) -> bool {
-        let public = |s: &Self| {
-            s.0.as_ref()
-                .map(|k| (*k.decrypting_public_key(), *k.verifying_public_key()))
-        };
-        public(self) == public(other)
-    }
-}
-
-impl Eq for NodeKeysSlot {}
-
-impl From<NodeKeys> for NodeKeysSlot {
-    fn from(keys: NodeKeys) -> Self {
-        Self(Some(Arc::new(keys)))
-    }
-}
 
 /// Most authorized kfrags remembered; the memory is cleared when it is full.
 const AUTHORIZED_CACHE: usize = 4096;
@@ -198,7 +169,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
                 )
             })
             .collect();
-        let results = match endpoint::run_work(state, rx, items, None, conn, shared).await? {
+        let results = match run_work(state, rx, items, None, conn, shared).await? {
             Ok(results) => results,
             Err(refusal) => return Some(Answer::refused(refusal, n)),
         };
@@ -216,7 +187,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
     match signed {
         Ok(bytes) => {
             let results = cfrags.into_iter().map(ItemResult::ok).collect();
-            Some(Answer::raw(request::results_response(0, results), bytes, n))
+            Some(Answer::raw(results_response(0, results), bytes, n))
         }
         Err(_) => Some(refuse(ErrorCode::Internal, "internal error", n)),
     }

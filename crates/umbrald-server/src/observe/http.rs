@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::metrics::Metrics;
-use crate::nucypher::NodeKeysSlot;
+use super::metrics::Metrics;
+use crate::node_keys::NodeKeysSlot;
 
 #[derive(Debug, Clone)]
 struct HttpState {
