@@ -1,8 +1,8 @@
 //! The QUIC side: the accept loop, one task per connection, one task per request stream.
 //!
 //! A stream task reads the whole request under a byte limit and a timeout, turns it into
-//! queued work (see [`super::native`] and [`super::nucypher`]), waits for the results, its deadline or the
-//! connection's end, writes one response and finishes the stream. Every failure stays inside
+//! queued work (see [`super::native`] and [`super::nucypher`]), waits for the results, its
+//! deadline or the connection's end, writes one response and finishes the stream. Every failure stays inside
 //! its stream: a bad request gets an error response, a stalled one a reset, and no other
 //! stream or connection notices.
 
