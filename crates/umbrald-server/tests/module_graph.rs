@@ -62,9 +62,8 @@ fn tokens(src: &str) -> Vec<Token> {
             i = skip_raw_string(&chars, i + 1);
         } else if c == 'b' && at(i + 1) == 'r' && raw_string_at(&chars, i + 1) {
             i = skip_raw_string(&chars, i + 2);
-        } else if c == 'b' && at(i + 1) == '"' {
-            i += 1;
-        } else if c == 'b' && at(i + 1) == '\'' {
+        } else if c == 'b' && (at(i + 1) == '"' || at(i + 1) == '\'') {
+            // A byte string or byte: the literal follows.
             i += 1;
         } else if c == '\'' {
             // A character literal ('x', '\n', '\u{..}') or a lifetime ('a).
