@@ -274,7 +274,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("single-capsule peak through QUIC: {single_peak:.0} req/s");
         let rate = single_peak * args.load;
         let m = server.metrics();
-        let snap = |m: &umbrald_server::metrics::Metrics| {
+        let snap = |m: &umbrald_server::Metrics| {
             [
                 (
                     m.request_seconds.get_sample_sum(),

@@ -10,16 +10,20 @@ use tokio::task::JoinHandle;
 use umbrald_nucypher::NodeKeys;
 use umbrald_proto::app_codes;
 
-use crate::backend::{self, BackendUnavailable};
-use crate::batcher::BatcherConfig;
-use crate::config::{BackendKind, BatcherSection, Config, ConfigError};
-use crate::endpoint::{self, Shared};
-use crate::gpu::{self, GpuLane, GpuProber, GpuWorker, Rates};
-use crate::idle::IdleGate;
-use crate::metrics::Metrics;
-use crate::scheduler::{self, GpuDispatch, SchedulerHandle, Slots};
+use umbrald_scheduling::{split, BatcherConfig, Rates};
+
+use crate::backend::BackendUnavailable;
+use crate::config::{BackendKind, BatcherSection, Config, ConfigError, LimitsSection};
+use crate::dispatch::idle::MachineIdle;
+use crate::dispatch::{self, GpuDispatch, SchedulerHandle};
+use crate::exec::backends;
+use crate::exec::cpu_pool::{PoolSpec, WorkerPool};
+use crate::exec::gpu::{self, GpuLane, GpuProber, GpuWorker};
+use crate::exec::Slots;
+use crate::ingress::{self, Limits, Shared};
+use crate::observe::http;
+use crate::observe::metrics::Metrics;
 use crate::tls::{self, TlsError};
-use crate::workers::{PoolSpec, WorkerPool};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +63,7 @@ impl Server {
     pub fn check(config: &Config) -> Result<(), StartError> {
         config.validate()?;
         if config.workers.backend == BackendKind::Gpu {
-            backend::choose(
+            backends::choose(
                 config.workers.backend,
                 &gpu::cuda_prober(&config.gpu_section()),
             )?;
@@ -107,7 +111,7 @@ impl Server {
         let node_keys = node_keys.map(Arc::new);
         let kind = config.workers.backend;
         let chooser = prober.clone();
-        let backends = tokio::task::spawn_blocking(move || backend::choose(kind, &chooser))
+        let backends = tokio::task::spawn_blocking(move || backends::choose(kind, &chooser))
             .await
             .map_err(|e| BackendUnavailable {
                 kind: kind.as_str(),
@@ -146,13 +150,15 @@ impl Server {
         let rates = Arc::new(Rates::default());
         let (work_tx, work_rx) = crossbeam_channel::bounded(threads);
         // `auto` on idle cores only: the CPU workers scavenge what the GPU lane leaves.
-        let scavenger = backends.gpu.as_ref().is_some_and(|(_, helps)| *helps)
-            && config.gpu.tuning.auto_cpu_idle_only;
+        let scavenger = split::scavenges(
+            backends.gpu.as_ref().is_some_and(|(_, helps)| *helps),
+            config.gpu.tuning.auto_cpu_idle_only,
+        );
         let spec = PoolSpec {
             threads,
             pin: config.workers.pin,
             cores: config.workers.cores.clone(),
-            nice: worker_nice(&config, scavenger),
+            nice: split::worker_nice(config.workers.nice, scavenger),
             idle_class: scavenger,
         };
         let pool = WorkerPool::start(
@@ -214,18 +220,17 @@ impl Server {
                 for handle in handles {
                     pool.adopt(handle);
                 }
-                let idle_gate = (*cpu_helps && section.tuning.auto_cpu_idle_only)
-                    .then(|| IdleGate::new(std::time::Instant::now()));
+                let idle_gate = split::scavenges(*cpu_helps, section.tuning.auto_cpu_idle_only)
+                    .then(|| MachineIdle::new(std::time::Instant::now()));
                 Some(GpuDispatch {
                     lane,
                     tx,
-                    cpu_workers: threads,
                     idle_gate,
                 })
             }
             None => None,
         };
-        let (scheduler, scheduler_task) = scheduler::spawn(
+        let (scheduler, scheduler_task) = dispatch::spawn(
             batcher_config(&config.batcher),
             slots,
             work_tx,
@@ -240,23 +245,23 @@ impl Server {
             let stop = async move {
                 let _ = http_stop_rx.wait_for(|s| *s).await;
             };
-            tokio::spawn(crate::http::serve(
+            tokio::spawn(http::serve(
                 listener,
                 metrics.clone(),
                 ready.clone(),
-                crate::http::Status::new(backends.label, node_keys.as_deref()),
+                http::Status::new(backends.label, node_keys.as_deref()),
                 stop,
             ))
         });
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            limits: config.limits.clone(),
-            scheduler: scheduler.clone(),
-            metrics: metrics.clone(),
-            nucypher: node_keys.map(crate::nucypher::Node::new),
-        });
-        let accept = tokio::spawn(endpoint::accept_loop(endpoint.clone(), shared, stop_rx));
+        let shared = Shared::new(
+            ingress_limits(&config.limits),
+            scheduler.clone(),
+            metrics.clone(),
+            node_keys,
+        );
+        let accept = tokio::spawn(ingress::accept_loop(endpoint.clone(), shared, stop_rx));
         ready.store(true, Ordering::Release);
         metrics.ready.set(1);
         tracing::info!(
@@ -307,19 +312,14 @@ fn batcher_config(section: &BatcherSection) -> BatcherConfig {
     }
 }
 
-/// Lowest priority (nice) on Linux: `auto`'s CPU workers with `auto_cpu_idle_only`.
-const SCAVENGER_NICE: i32 = 19;
-
-/// The CPU workers' nice value: `[workers] nice`, or the lowest priority when they scavenge
-/// for a GPU (`auto` with `auto_cpu_idle_only`; they then also run in the `SCHED_IDLE` class),
-/// so that the GPU lane's host threads and the QUIC side take a core back from them at once
-/// (a CPU worker spends ~200 µs of CPU on an item that costs the GPU lane's host ~5-9 µs; the
-/// idle gate samples every 100 ms, the kernel's scheduler acts on each wake-up).
-fn worker_nice(config: &Config, scavenger: bool) -> i32 {
-    if scavenger {
-        SCAVENGER_NICE
-    } else {
-        config.workers.nice
+/// `[limits]` as ingress applies them.
+fn ingress_limits(limits: &LimitsSection) -> Limits {
+    Limits {
+        max_request_bytes: limits.max_request_bytes,
+        max_items_per_request: limits.max_items_per_request,
+        max_policies_per_request: limits.max_policies_per_request,
+        max_connections: limits.max_connections,
+        stream_timeout: Duration::from_millis(limits.stream_read_timeout_ms),
     }
 }
 
@@ -422,20 +422,5 @@ impl RunningServer {
             }
         }
         tracing::info!("shutdown complete");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scavenging_workers_run_at_the_lowest_priority() {
-        let mut config = Config::default();
-        assert_eq!(worker_nice(&config, false), config.workers.nice);
-        assert_eq!(worker_nice(&config, true), SCAVENGER_NICE);
-        config.workers.nice = 0;
-        assert_eq!(worker_nice(&config, true), SCAVENGER_NICE);
-        assert_eq!(worker_nice(&config, false), 0);
     }
 }

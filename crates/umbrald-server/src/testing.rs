@@ -227,7 +227,8 @@ impl PreparedBatch {
                 priority: None,
                 compact_cfrags: Some(compact),
             };
-            let (_, rx, work) = crate::request::into_work(request, std::time::Instant::now());
+            let (_, rx, work) =
+                crate::ingress::native::into_work(request, std::time::Instant::now());
             items.extend(work);
             answers.push(rx);
         }
@@ -246,7 +247,7 @@ impl PreparedBatch {
 
     /// Computes the batch as a worker does; returns the items given to the engine.
     pub fn process(&self, engine: &umbrald_core::Engine) -> usize {
-        crate::workers::process(engine, self.items.iter(), std::time::Instant::now())
+        crate::exec::compute::process(engine, self.items.iter(), std::time::Instant::now())
     }
 
     /// Drops the items (what the worker does after a batch) and returns how many successful

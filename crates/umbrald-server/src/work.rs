@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use umbrald_core::{Engine, ItemError, VerifiedKeyFrag};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
-use crate::batcher::QueueEntry;
+use umbrald_scheduling::QueueEntry;
 
 /// One capsule to re-encrypt: what the batcher queues and a worker computes.
 #[derive(Debug)]

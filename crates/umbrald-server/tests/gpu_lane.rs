@@ -17,7 +17,7 @@ use umbrald_core::backend::{BackendError, CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{DeviceInfo, GpuBackend, GpuOptions};
-use umbrald_server::gpu::{no_gpu, GpuDevice, GpuProber};
+use umbrald_server::{no_gpu, GpuDevice, GpuProber};
 use umbrald_server::{BackendKind, Config, Server, StartError};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,5 +1,5 @@
-//! From request bytes to queued work, and from results to the response: everything a request
-//! stream does between reading and writing, free of QUIC.
+//! The native `umbrald/1` request: from its bytes to queued work, and from the results to the
+//! answer.
 //!
 //! Decoding and validation are cheap checks of shape and limits; no curve math happens here
 //! (capsules and kfrags are parsed and verified on the workers).
@@ -7,43 +7,45 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use quinn::Connection;
 use tokio::sync::oneshot;
-use umbrald_proto::{
-    Envelope, ErrorCode, ItemResult, Request, Response, WireError, PROTOCOL_VERSION,
-};
+use umbrald_proto::{Envelope, ErrorCode, ItemResult, Request, PROTOCOL_VERSION};
 
-use crate::config::LimitsSection;
+use super::reply::{Answer, Refusal};
+use super::submit::run_work;
+use super::{Limits, Shared};
 use crate::work::{RequestState, WorkItem};
 
-/// A request-level error, as answered on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    /// The request's id when known, else 0.
-    pub id: u64,
-    /// The code.
-    pub code: ErrorCode,
-    /// A safe, human-readable detail.
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(id: u64, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            id,
-            code,
-            message: message.into(),
-        }
+/// Decodes, validates, queues and waits. `None` when the connection closed meanwhile.
+pub(crate) async fn answer(
+    bytes: &[u8],
+    read_at: Instant,
+    conn: &Connection,
+    shared: &Shared,
+) -> Option<Answer> {
+    let req = match decode(bytes) {
+        Ok(req) => req,
+        Err(refusal) => return Some(Answer::refused(refusal, 0)),
+    };
+    let (id, n) = (req.id, req.items.len());
+    if let Err(refusal) = validate(&req, &shared.limits) {
+        return Some(Answer::refused(refusal, n));
     }
-
-    /// The response carrying this error.
-    pub fn into_response(self) -> Response {
-        Response {
-            v: PROTOCOL_VERSION,
-            id: self.id,
-            results: None,
-            error: Some(WireError::new(self.code, self.message)),
-        }
+    if n == 0 {
+        return Some(Answer::results(id, Vec::new(), 0));
     }
+    let deadline = deadline(&req, read_at);
+    if deadline.is_some_and(|d| d <= read_at) {
+        let refusal = Refusal::new(id, ErrorCode::DeadlineExceeded, "deadline of 0 ms");
+        return Some(Answer::refused(refusal, n));
+    }
+    let (state, rx, items) = into_work(req, read_at);
+    Some(
+        match run_work(state, rx, items, deadline, conn, shared).await? {
+            Ok(results) => Answer::results(id, results, n),
+            Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
+        },
+    )
 }
 
 /// Decodes request bytes. A message whose `v` is not ours is `unsupported_version` (with its
@@ -74,7 +76,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Request, Refusal> {
 }
 
 /// Checks a decoded request against the limits and its own consistency.
-pub(crate) fn validate(req: &Request, limits: &LimitsSection) -> Result<(), Refusal> {
+pub(crate) fn validate(req: &Request, limits: &Limits) -> Result<(), Refusal> {
     if req.items.len() > limits.max_items_per_request {
         return Err(Refusal::new(
             req.id,
@@ -161,16 +163,6 @@ pub(crate) fn deadline(req: &Request, read_at: Instant) -> Option<Instant> {
         .map(|ms| read_at + Duration::from_millis(u64::from(ms)))
 }
 
-/// The successful response carrying `results`.
-pub(crate) fn results_response(id: u64, results: Vec<ItemResult>) -> Response {
-    Response {
-        v: PROTOCOL_VERSION,
-        id,
-        results: Some(results),
-        error: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use umbrald_proto::{encode, Item, Policy};
@@ -247,11 +239,21 @@ mod tests {
         assert_eq!((err.id, err.code), (7, ErrorCode::Malformed));
     }
 
+    fn default_limits() -> Limits {
+        Limits {
+            max_request_bytes: 4 << 20,
+            max_items_per_request: 4096,
+            max_policies_per_request: 1024,
+            max_connections: 4096,
+            stream_timeout: Duration::from_secs(10),
+        }
+    }
+
     #[test]
     fn limits_and_indices_are_checked() {
-        let limits = LimitsSection {
+        let limits = Limits {
             max_items_per_request: 2,
-            ..LimitsSection::default()
+            ..default_limits()
         };
         validate(&request(2), &limits).expect("within limits");
         let err = validate(&request(3), &limits).expect_err("too many items");
@@ -262,9 +264,9 @@ mod tests {
             validate(&req, &limits).expect_err("bad index").code,
             ErrorCode::Malformed
         );
-        let limits = LimitsSection {
+        let limits = Limits {
             max_policies_per_request: 0,
-            ..LimitsSection::default()
+            ..default_limits()
         };
         assert_eq!(
             validate(&request(1), &limits).expect_err("policies").code,
@@ -283,7 +285,7 @@ mod tests {
             items.iter().map(|i| i.index).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
-        use crate::batcher::QueueEntry;
+        use umbrald_scheduling::QueueEntry;
         assert_eq!(items[1].priority(), 3);
         assert_eq!(items[1].deadline(), Some(t0 + Duration::from_millis(10)));
         assert!(!state.is_cancelled());

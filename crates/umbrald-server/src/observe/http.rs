@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use umbrald_nucypher::NodeKeys;
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
 #[derive(Debug, Clone)]
 struct HttpState {

@@ -1,10 +1,9 @@
 //! Long-lived threads for the parts of a GPU batch.
 //!
 //! The GPU worker splits each batch into parts, one device call each, computed at once. A
-//! fresh thread per part starts with an empty allocator cache: on two cores, two parts on
-//! fresh threads used 1.13–1.67x the CPU per item of the same parts on threads that lived
-//! across batches (seven pairs; no difference with more parts than cores; docs/PERFORMANCE.md
-//! §4, sixth session). These threads take the parts instead and keep their caches warm.
+//! fresh thread per part starts with an empty allocator cache and spends more CPU per item
+//! than a thread that lived across batches (docs/PERFORMANCE.md §4). These threads take the
+//! parts instead and keep their caches warm.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;

@@ -18,8 +18,9 @@ use umbrald_core::VerifiedKeyFrag;
 use umbrald_nucypher::{NodeKeys, NucypherError, ReencryptionRequest};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
-use crate::endpoint::{self, Answer, Shared};
-use crate::request::{self, Refusal};
+use super::reply::{results_response, Answer, Refusal};
+use super::submit::run_work;
+use super::Shared;
 use crate::work::{RequestState, WorkItem};
 
 /// Most authorized kfrags remembered; the memory is cleared when it is full.
@@ -165,7 +166,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
                 )
             })
             .collect();
-        let results = match endpoint::run_work(state, rx, items, None, conn, shared).await? {
+        let results = match run_work(state, rx, items, None, conn, shared).await? {
             Ok(results) => results,
             Err(refusal) => return Some(Answer::refused(refusal, n)),
         };
@@ -183,7 +184,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
     match signed {
         Ok(bytes) => {
             let results = cfrags.into_iter().map(ItemResult::ok).collect();
-            Some(Answer::raw(request::results_response(0, results), bytes, n))
+            Some(Answer::raw(results_response(0, results), bytes, n))
         }
         Err(_) => Some(refuse(ErrorCode::Internal, "internal error", n)),
     }

@@ -1,33 +1,24 @@
 //! The scheduler task: owns the [`Batcher`], admits requests, and hands formed batches to the
-//! worker pool whenever a worker is free.
+//! workers whenever the plan says one may take them.
 //!
-//! Admission is decided at once, without a round trip to the task: an atomic count of queued
-//! items (reserved by the stream task before it submits, released by the scheduler when items
-//! leave the queue) is checked against `max_queue_items`; a request that does not fit is
-//! answered `overloaded`. The count is never below the batcher's length, so the batcher itself
-//! never overflows.
+//! Admission is decided at once, without a round trip to the task ([`Admission`]): a request
+//! that does not fit is answered `overloaded`. Which lane takes how much of the queue is
+//! [`umbrald_scheduling::plan`]'s decision; this task only observes, asks and carries out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use umbrald_proto::ErrorCode;
+use umbrald_scheduling::{split, Admission, Batcher, BatcherConfig, CpuView, Plan, View};
 
-use crate::alarm::Alarm;
-use crate::batcher::{Batcher, BatcherConfig, Dequeued};
-use crate::gpu::{gpu_share, GpuLane};
-use crate::idle::IdleGate;
-use crate::metrics::Metrics;
+use super::alarm::Alarm;
+use super::idle::MachineIdle;
+use crate::exec::gpu::GpuLane;
+use crate::exec::{Batch, Slots};
+use crate::observe::metrics::Metrics;
 use crate::work::WorkItem;
-
-/// A batch on its way to a worker.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    /// The items, with the instants they were queued.
-    pub items: Vec<Dequeued<WorkItem>>,
-}
 
 /// Why a request could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -89,89 +80,16 @@ impl SchedulerHandle {
     }
 }
 
-/// Items queued or on their way into the queue, against the queue's capacity.
-#[derive(Debug)]
-struct Admission {
-    queued: AtomicUsize,
-    capacity: usize,
-}
-
-impl Admission {
-    fn try_reserve(&self, n: usize) -> bool {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                q.checked_add(n).filter(|total| *total <= self.capacity)
-            })
-            .is_ok()
-    }
-
-    fn release(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-/// Worker slots: how many batches the pool can take now. Workers give a slot back (and wake
-/// the scheduler) when they finish a batch.
-#[derive(Debug)]
-pub(crate) struct Slots {
-    busy: AtomicUsize,
-    capacity: usize,
-    notify: Notify,
-}
-
-impl Slots {
-    /// `capacity` slots, one per worker.
-    pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self {
-            busy: AtomicUsize::new(0),
-            capacity,
-            notify: Notify::new(),
-        })
-    }
-
-    fn free(&self) -> usize {
-        self.capacity.saturating_sub(self.busy())
-    }
-
-    fn busy(&self) -> usize {
-        self.busy.load(Ordering::Acquire)
-    }
-
-    fn take(&self) {
-        self.busy.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Called by a worker after a batch: frees its slot and wakes the scheduler.
-    pub fn release(&self) {
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        self.notify.notify_one();
-    }
-
-    /// Wakes the scheduler (the GPU worker finished a batch or became healthy again).
-    pub fn wake(&self) {
-        self.notify.notify_one();
-    }
-}
-
-/// With `auto` on idle cores only, the CPU workers stay out while their pool's measured rate
-/// is below this share of the combined rate: they could add at most that much, and on a GPU
-/// machine their work costs the GPU lane more (an H200 lane at ~1.3 M items/s against 16 CPU
-/// workers at ~2,000 each, a 2–4 % share: `auto` served 0.73–0.97x `gpu` alone while they
-/// took part, docs/PERFORMANCE.md §4).
-const MIN_CPU_SHARE: f64 = 0.05;
-
-/// The GPU worker as the scheduler feeds it: its lane state and its batch channel (capacity 1).
+/// The GPU lane as the scheduler feeds it: its lane state and its batch channel.
 #[derive(Debug)]
 pub(crate) struct GpuDispatch {
     /// Busy, healthy, batch bound and measured rates.
     pub lane: Arc<GpuLane>,
-    /// Batches for the GPU worker.
+    /// Batches for the GPU workers.
     pub tx: Sender<Batch>,
-    /// CPU worker threads (for the CPU pool's rate).
-    pub cpu_workers: usize,
     /// With `auto` and `[gpu] auto_cpu_idle_only`: the CPU workers take batches only for
     /// idle cores.
-    pub idle_gate: Option<IdleGate>,
+    pub idle_gate: Option<MachineIdle>,
 }
 
 /// Spawns the scheduler task on the current runtime.
@@ -184,11 +102,8 @@ pub(crate) fn spawn(
 ) -> std::io::Result<(SchedulerHandle, tokio::task::JoinHandle<()>)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let wake = slots.clone();
-    let alarm = Alarm::start(move || wake.notify.notify_one())?;
-    let admission = Arc::new(Admission {
-        queued: AtomicUsize::new(0),
-        capacity: config.max_queue_items,
-    });
+    let alarm = Alarm::start(move || wake.wake())?;
+    let admission = Arc::new(Admission::new(config.max_queue_items));
     metrics
         .queue_capacity
         .set(i64::try_from(config.max_queue_items).unwrap_or(i64::MAX));
@@ -223,7 +138,7 @@ impl Task {
             self.dispatch(now);
             // Wake for the next due batch only while a worker could take it; a worker that
             // frees up wakes us through the same notification.
-            let wake_at = if self.cpu_free(now) > 0 || self.gpu_free() {
+            let wake_at = if self.plan(now).takes_work() {
                 self.batcher.poll_deadline()
             } else {
                 None
@@ -231,7 +146,7 @@ impl Task {
             self.alarm.set(wake_at);
             let msg = tokio::select! {
                 msg = rx.recv() => msg,
-                () = self.slots.notify.notified() => continue,
+                () = self.slots.notified() => continue,
             };
             // Take everything already waiting before forming batches, so that a burst of
             // requests is batched together.
@@ -272,73 +187,60 @@ impl Task {
         self.metrics.set_queue_depth(self.batcher.len());
     }
 
-    /// CPU workers that may take a batch now: none while a `gpu`-only lane is healthy; with
-    /// `auto` and a healthy GPU, no more than the idle gate allows.
-    fn cpu_free(&mut self, now: Instant) -> usize {
-        let free = self.slots.free();
-        match &self.gpu {
-            Some(gpu) if !gpu.lane.cpu_takes_work() => 0,
-            _ => self.gate_room(now).map_or(free, |room| free.min(room)),
-        }
-    }
-
-    /// With `auto`'s idle gate and a healthy GPU, how many more CPU batches the gate lets in
-    /// now (none while the CPU pool's measured rate is below [`MIN_CPU_SHARE`] of the
-    /// combined rate); `None` when no gate applies.
-    fn gate_room(&mut self, now: Instant) -> Option<usize> {
-        let busy = self.slots.busy();
-        match &mut self.gpu {
-            Some(GpuDispatch {
-                lane,
-                idle_gate: Some(gate),
-                cpu_workers,
-                ..
-            }) if lane.is_healthy() => {
-                let cpu_pool = lane.rates.cpu_worker() * *cpu_workers as f64;
-                if cpu_pool < MIN_CPU_SHARE * (cpu_pool + lane.rates.gpu()) {
-                    return Some(0);
-                }
-                Some(gate.limit(now, busy).saturating_sub(busy))
-            }
-            _ => None,
-        }
-    }
-
-    fn gpu_free(&self) -> bool {
-        self.gpu.as_ref().is_some_and(|g| g.lane.available())
-    }
-
-    /// Hands the GPU worker a batch when it is free: sharing with the CPU workers (`auto`),
-    /// its share of the queue in proportion to the measured rates; alone, as much as it takes.
-    fn dispatch_gpu(&mut self, now: Instant) {
-        let Some(gpu) = &self.gpu else { return };
-        if !gpu.lane.available() || self.batcher.is_empty() {
-            return;
-        }
-        let max = gpu.lane.max_items();
-        let shares = gpu.lane.shares_with_cpu();
-        // A closed idle gate leaves the whole queue to the GPU: nothing would take the CPU
-        // pool's share.
-        let target = if shares && self.gate_room(now) != Some(0) {
-            let Some(gpu) = &self.gpu else { return };
-            let rates = &gpu.lane.rates;
-            let cpu_pool = rates.cpu_worker() * gpu.cpu_workers as f64;
-            gpu_share(self.batcher.len(), rates.gpu(), cpu_pool, max)
-        } else {
-            max
+    /// The plan for what the queue, the workers and the GPU lane look like now; the idle gate
+    /// is read only when the plan asks for it.
+    fn plan(&mut self, now: Instant) -> Plan {
+        let view = View {
+            queued: self.batcher.len(),
+            cpu: CpuView {
+                workers: self.slots.capacity(),
+                busy: self.slots.busy(),
+            },
+            lane: self.gpu.as_ref().map(|gpu| gpu.lane.view()),
+            idle_gate: self.gpu.as_ref().is_some_and(|gpu| gpu.idle_gate.is_some()),
         };
-        if target == 0 {
-            return;
+        let gate = self.gpu.as_mut().and_then(|gpu| gpu.idle_gate.as_mut());
+        split::plan(&view, || {
+            gate.map_or(usize::MAX, |gate| gate.limit(now, view.cpu.busy))
+        })
+    }
+
+    /// Carries out the plan: a GPU batch of its size when it names one, then a CPU batch for
+    /// each worker it lets in, while the queue has a due batch.
+    fn dispatch(&mut self, now: Instant) {
+        let plan = self.plan(now);
+        if plan.gpu_batch_items > 0 {
+            self.dispatch_gpu(now, plan.gpu_batch_items);
         }
+        for _ in 0..plan.cpu_batches {
+            let Some(items) = self.release_after(|b| b.next_batch(now, plan.cpu_share_among))
+            else {
+                break;
+            };
+            self.observe_queued(now, &items);
+            self.slots.take();
+            self.metrics.inflight_batches.inc();
+            if let Err(err) = self.work_tx.try_send(Batch { items }) {
+                // Unreachable: the channel holds one batch per slot. Answer, never drop.
+                self.slots.release();
+                self.metrics.inflight_batches.dec();
+                for entry in err.into_inner().items {
+                    entry
+                        .item
+                        .fail(ErrorCode::Internal, "worker pool unavailable");
+                }
+            }
+        }
+        self.answer_expired();
+    }
+
+    /// Hands the GPU workers a batch of at most `target` items, if one is due.
+    fn dispatch_gpu(&mut self, now: Instant, target: usize) {
         let Some(items) = self.release_after(|b| b.next_batch_of(now, target)) else {
             return;
         };
+        self.observe_queued(now, &items);
         let Some(gpu) = &self.gpu else { return };
-        for item in &items {
-            self.metrics
-                .queue_seconds
-                .observe(now.duration_since(item.enqueued).as_secs_f64());
-        }
         gpu.lane.take();
         self.metrics.inflight_batches.inc();
         if let Err(err) = gpu.tx.try_send(Batch { items }) {
@@ -354,40 +256,12 @@ impl Task {
         }
     }
 
-    fn dispatch(&mut self, now: Instant) {
-        self.dispatch_gpu(now);
-        loop {
-            let free = self.cpu_free(now);
-            if free == 0 {
-                break;
-            }
-            // Share the queue among the whole pool, not only the workers free now: at light
-            // load a second item waits for the next free worker (typically sooner than a
-            // doubled batch would take), and under heavy load batches still grow with the
-            // queue.
-            let share_among = self.slots.capacity.max(free);
-            let Some(items) = self.release_after(|b| b.next_batch(now, share_among)) else {
-                break;
-            };
-            for item in &items {
-                self.metrics
-                    .queue_seconds
-                    .observe(now.duration_since(item.enqueued).as_secs_f64());
-            }
-            self.slots.take();
-            self.metrics.inflight_batches.inc();
-            if let Err(err) = self.work_tx.try_send(Batch { items }) {
-                // Unreachable: the channel holds one batch per slot. Answer, never drop.
-                self.slots.release();
-                self.metrics.inflight_batches.dec();
-                for entry in err.into_inner().items {
-                    entry
-                        .item
-                        .fail(ErrorCode::Internal, "worker pool unavailable");
-                }
-            }
+    fn observe_queued(&self, now: Instant, items: &[umbrald_scheduling::Dequeued<WorkItem>]) {
+        for item in items {
+            self.metrics
+                .queue_seconds
+                .observe(now.duration_since(item.enqueued).as_secs_f64());
         }
-        self.answer_expired();
     }
 
     /// Runs `op` on the batcher and releases the admission count of every item it removed.
@@ -423,24 +297,11 @@ impl Task {
 mod tests {
     use super::*;
 
-    #[test]
-    fn admission_is_all_or_nothing_and_bounded() {
-        let a = Admission {
-            queued: AtomicUsize::new(0),
-            capacity: 10,
-        };
-        assert!(a.try_reserve(6));
-        assert!(!a.try_reserve(5));
-        assert!(a.try_reserve(4));
-        assert!(!a.try_reserve(1));
-        a.release(3);
-        assert!(a.try_reserve(3));
-        assert_eq!(a.queued.load(Ordering::Relaxed), 10);
-    }
-
-    use crate::idle::CpuTimes;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
+
+    use umbrald_scheduling::idle::SAMPLE_PERIOD;
+    use umbrald_scheduling::CpuTimes;
 
     static BUSY_TICKS: AtomicU64 = AtomicU64::new(0);
     static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
@@ -488,16 +349,12 @@ mod tests {
             slots,
             work_tx,
             metrics: Arc::new(Metrics::new()),
-            admission: Arc::new(Admission {
-                queued: AtomicUsize::new(120),
-                capacity: 1000,
-            }),
-            alarm: Alarm::start(move || wake.notify.notify_one()).expect("alarm"),
+            admission: Arc::new(Admission::with_queued(120, 1000)),
+            alarm: Alarm::start(move || wake.wake()).expect("alarm"),
             gpu: Some(GpuDispatch {
                 lane: GpuLane::new(1000, 1, true, Arc::default()),
                 tx: gpu_tx,
-                cpu_workers: 2,
-                idle_gate: Some(IdleGate::with_reader(t0, reader)),
+                idle_gate: Some(MachineIdle::with_reader(t0, reader)),
             }),
         };
         let (request, _rx) = crate::work::RequestState::new(120, 0, None, false);
@@ -519,7 +376,7 @@ mod tests {
     fn a_closed_idle_gate_leaves_the_whole_queue_to_the_gpu() {
         let t0 = Instant::now();
         let (mut task, gpu_rx, work_rx) = auto_task(saturated, t0);
-        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        task.dispatch(t0 + SAMPLE_PERIOD);
         let gpu = gpu_rx.try_recv().expect("a GPU batch");
         assert_eq!(gpu.items.len(), 120, "the whole queue");
         assert!(work_rx.try_recv().is_err(), "no CPU batch");
@@ -530,7 +387,7 @@ mod tests {
     fn an_open_idle_gate_shares_the_queue_by_rate() {
         let t0 = Instant::now();
         let (mut task, gpu_rx, work_rx) = auto_task(idle, t0);
-        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        task.dispatch(t0 + SAMPLE_PERIOD);
         let gpu = gpu_rx.try_recv().expect("a GPU batch");
         // GPU 20,000 items/s against two CPU workers at 2,000: 100 of the 120.
         assert_eq!(gpu.items.len(), 100);
@@ -551,21 +408,10 @@ mod tests {
         if let Some(gpu) = &task.gpu {
             gpu.lane.rates.record_gpu(1_000_000, Duration::from_secs(1));
         }
-        task.dispatch(t0 + crate::idle::SAMPLE_PERIOD);
+        task.dispatch(t0 + SAMPLE_PERIOD);
         let gpu = gpu_rx.try_recv().expect("a GPU batch");
         assert_eq!(gpu.items.len(), 120, "the whole queue");
         assert!(work_rx.try_recv().is_err(), "no CPU batch");
         task.stop();
-    }
-
-    #[test]
-    fn slots_count_free_workers() {
-        let s = Slots::new(2);
-        assert_eq!(s.free(), 2);
-        s.take();
-        s.take();
-        assert_eq!(s.free(), 0);
-        s.release();
-        assert_eq!(s.free(), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! The QUIC side: the accept loop, one task per connection, one task per request stream.
 //!
 //! A stream task reads the whole request under a byte limit and a timeout, turns it into
-//! queued work (see [`crate::request`]), waits for the results, its deadline or the
-//! connection's end, writes one response and finishes the stream. Every failure stays inside
+//! queued work (see [`super::native`] and [`super::nucypher`]), waits for the results, its
+//! deadline or the connection's end, writes one response and finishes the stream. Every failure stays inside
 //! its stream: a bad request gets an error response, a stalled one a reset, and no other
 //! stream or connection notices.
 
@@ -10,31 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, Incoming, ReadToEndError, RecvStream, SendStream, VarInt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use umbrald_proto::{app_codes, ErrorCode, ItemResult, Response};
+use umbrald_proto::{app_codes, ErrorCode};
 
-use crate::config::LimitsSection;
-use crate::metrics::{GaugeGuard, Metrics};
-use crate::request::{self, Refusal};
-use crate::scheduler::{Rejected, SchedulerHandle};
-use crate::work::{RequestState, WorkItem};
+use super::reply::{Answer, Refusal};
+use super::{native, nucypher, Shared};
+use crate::observe::metrics::GaugeGuard;
 
 /// Longest wait, after finishing a response, for the peer to acknowledge it.
 const ACK_WAIT: Duration = Duration::from_secs(2);
-
-/// What every connection and stream task shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// Per-request limits.
-    pub limits: LimitsSection,
-    /// Where work goes.
-    pub scheduler: SchedulerHandle,
-    /// Where counts go.
-    pub metrics: Arc<Metrics>,
-    /// The NuCypher node (keys, authorized kfrags); `None` refuses NuCypher requests.
-    pub nucypher: Option<Arc<crate::nucypher::Node>>,
-}
 
 /// Accepts connections until `stop` turns true (or the endpoint closes), then waits for every
 /// connection task to finish its in-flight requests.
@@ -146,7 +131,7 @@ async fn read_request(
     recv: &mut RecvStream,
     shared: &Shared,
 ) -> Option<Result<Vec<u8>, Refusal>> {
-    let timeout = Duration::from_millis(shared.limits.stream_read_timeout_ms);
+    let timeout = shared.limits.stream_timeout;
     let limit = shared.limits.max_request_bytes;
     let failed = match tokio::time::timeout(timeout, recv.read_to_end(limit)).await {
         Ok(Ok(bytes)) => return Some(Ok(bytes)),
@@ -194,7 +179,7 @@ async fn write_response(send: &mut SendStream, answer: &Answer, shared: &Shared)
             }
         }
     };
-    let timeout = Duration::from_millis(shared.limits.stream_read_timeout_ms);
+    let timeout = shared.limits.stream_timeout;
     let write = async {
         send.write_all(&encoded).await?;
         send.finish()?;
@@ -215,69 +200,8 @@ async fn write_response(send: &mut SendStream, answer: &Answer, shared: &Shared)
     }
 }
 
-/// A response and what to count for it.
-pub(crate) struct Answer {
-    /// The response (what is written, unless `raw` is set; always what is counted).
-    response: Response,
-    /// Bytes to write instead of `response`'s encoding (a NuCypher `ReencryptionResponse`).
-    raw: Option<Vec<u8>>,
-    /// Items the request carried (counted under the request-level error, if any).
-    items: usize,
-}
-
-impl Answer {
-    /// A request-level error.
-    pub(crate) fn refused(refusal: Refusal, items: usize) -> Self {
-        Self {
-            response: refusal.into_response(),
-            raw: None,
-            items,
-        }
-    }
-
-    /// A successful answer in a foreign format: `bytes` are written, `response` is counted.
-    pub(crate) fn raw(response: Response, bytes: Vec<u8>, items: usize) -> Self {
-        Self {
-            response,
-            raw: Some(bytes),
-            items,
-        }
-    }
-
-    /// Counts the answer; `nucypher`: it answers a NuCypher request (counted on its own too).
-    fn count(&self, metrics: &Metrics, nucypher: bool) {
-        let request_error = self
-            .response
-            .error
-            .as_ref()
-            .map(|err| ErrorCode::from_wire(&err.code).unwrap_or(ErrorCode::Internal));
-        if nucypher {
-            metrics.nucypher_request_done(request_error);
-        }
-        match (request_error, &self.response.results) {
-            (Some(code), _) => {
-                metrics.request_done(Some(code));
-                metrics.items_done(Some(code), self.items as u64);
-            }
-            (None, results) => {
-                metrics.request_done(None);
-                let mut ok = 0;
-                for result in results.iter().flatten() {
-                    match &result.error {
-                        None => ok += 1,
-                        Some(e) => {
-                            let code = ErrorCode::from_wire(&e.code).unwrap_or(ErrorCode::Internal);
-                            metrics.items_done(Some(code), 1);
-                        }
-                    }
-                }
-                metrics.items_done(None, ok);
-            }
-        }
-    }
-}
-
-/// Decodes, validates, queues and waits. `None` when the connection closed meanwhile.
+/// Answers a whole request: a NuCypher one or a native one. `None` when the connection closed
+/// meanwhile.
 async fn answer(
     bytes: &[u8],
     read_at: Instant,
@@ -285,82 +209,7 @@ async fn answer(
     shared: &Shared,
 ) -> Option<Answer> {
     if umbrald_nucypher::is_reencryption_request(bytes) {
-        return crate::nucypher::answer(bytes, conn, shared).await;
+        return nucypher::answer(bytes, conn, shared).await;
     }
-    let req = match request::decode(bytes) {
-        Ok(req) => req,
-        Err(refusal) => return Some(Answer::refused(refusal, 0)),
-    };
-    let (id, n) = (req.id, req.items.len());
-    if let Err(refusal) = request::validate(&req, &shared.limits) {
-        return Some(Answer::refused(refusal, n));
-    }
-    if n == 0 {
-        return Some(Answer {
-            response: request::results_response(id, Vec::new()),
-            raw: None,
-            items: 0,
-        });
-    }
-    let deadline = request::deadline(&req, read_at);
-    if deadline.is_some_and(|d| d <= read_at) {
-        let refusal = Refusal::new(id, ErrorCode::DeadlineExceeded, "deadline of 0 ms");
-        return Some(Answer::refused(refusal, n));
-    }
-    let (state, rx, items) = request::into_work(req, read_at);
-    Some(
-        match run_work(state, rx, items, deadline, conn, shared).await? {
-            Ok(results) => Answer {
-                response: request::results_response(id, results),
-                raw: None,
-                items: n,
-            },
-            Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
-        },
-    )
-}
-
-/// Queues a request's items (at least one) and waits for all their results, the request's
-/// deadline or the connection's end. `Err` is the request-level refusal (with id 0: callers
-/// that know the id set it); `None` means the connection closed meanwhile.
-pub(crate) async fn run_work(
-    state: Arc<RequestState>,
-    rx: oneshot::Receiver<Vec<ItemResult>>,
-    items: Vec<WorkItem>,
-    deadline: Option<Instant>,
-    conn: &Connection,
-    shared: &Shared,
-) -> Option<Result<Vec<ItemResult>, Refusal>> {
-    if let Err(rejected) = shared.scheduler.submit(items) {
-        let refusal = match rejected {
-            Rejected::Overloaded => {
-                Refusal::new(0, ErrorCode::Overloaded, "queue full; retry later")
-            }
-            Rejected::Closed => Refusal::new(0, ErrorCode::Internal, "server shutting down"),
-        };
-        state.cancel();
-        return Some(Err(refusal));
-    }
-    let deadline_passed = async {
-        match deadline {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        results = rx => Some(match results {
-            Ok(results) => Ok(results),
-            Err(_) => Err(Refusal::new(0, ErrorCode::Internal, "request lost")),
-        }),
-        () = deadline_passed => {
-            state.cancel();
-            shared.scheduler.purge();
-            Some(Err(Refusal::new(0, ErrorCode::DeadlineExceeded, "deadline passed")))
-        }
-        _ = conn.closed() => {
-            state.cancel();
-            shared.scheduler.purge();
-            None
-        }
-    }
+    native::answer(bytes, read_at, conn, shared).await
 }

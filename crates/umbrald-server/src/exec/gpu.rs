@@ -12,9 +12,10 @@
 //!   on the CPU, and on any error or mismatch recomputes the whole call on the CPU (split over
 //!   the CPU worker count), so nothing is lost and nothing wrong reaches a client. It counts
 //!   everything in [`Metrics`].
-//! - `GpuLane`, the state the scheduler reads: batches in flight against their bound
-//!   (`[gpu] batches_in_flight`), healthy, the batch size bound, and the measured rates (EWMA
-//!   of items/s) of one CPU worker and of the GPU lane, which split the queue between them.
+//! - `GpuLane`, the state the scheduler reads ([`GpuLane::view`]): batches in flight against
+//!   their bound (`[gpu] batches_in_flight`), healthy, the batch size bound, and the measured
+//!   [`Rates`] of one CPU worker and of the GPU lane, by which `umbrald_scheduling::plan`
+//!   splits the queue between them.
 //! - `GpuWorker`, one thread per batch in flight, all serving the same guarded device: with
 //!   more than one, a batch's host work (parsing, hashing, encoding) overlaps another batch's
 //!   device calls.
@@ -35,10 +36,13 @@ use umbrald_core::Engine;
 use umbrald_gpu::{GpuBackend, GpuOptions, GpuStats, GpuStatsSnapshot};
 use umbrald_proto::ErrorCode;
 
+use umbrald_scheduling::{LaneView, Rates};
+
+use super::compute::process;
+use super::host_threads::{HostThreads, Job};
+use super::{Batch, Slots};
 use crate::config::{GpuSection, MAX_GPU_PIPELINES};
-use crate::host_threads::{HostThreads, Job};
-use crate::metrics::{FallbackReason, GpuCall, Metrics, ThreadGroup};
-use crate::scheduler::{Batch, Slots};
+use crate::observe::metrics::{FallbackReason, GpuCall, Metrics, ThreadGroup};
 
 /// A GPU found by a [`GpuProber`], ready to serve.
 pub struct GpuDevice {
@@ -107,83 +111,12 @@ pub fn no_gpu(reason: &'static str) -> GpuProber {
     Arc::new(move || Err(reason.to_owned()))
 }
 
-/// Weight of the newest sample in the rate EWMAs.
-const EWMA_WEIGHT: f64 = 0.25;
-/// Rates assumed before the first measurement (items/s): one CPU worker, the GPU worker.
-const CPU_RATE_PRIOR: f64 = 2_000.0;
-const GPU_RATE_PRIOR: f64 = 20_000.0;
 /// Longest wait between re-probes.
 const MAX_REPROBE_BACKOFF: Duration = Duration::from_secs(600);
 /// Calls smaller than this recompute on the calling thread instead of splitting.
 const PARALLEL_FALLBACK_MIN: usize = 64;
 /// Smallest part of a GPU batch given to one host thread of the GPU worker.
 const MIN_PART_ITEMS: usize = 1024;
-
-/// Measured throughput of one CPU worker and of the GPU worker, as EWMAs of items/s, stored as
-/// `f64` bits so that the workers update them and the scheduler reads them without locks.
-#[derive(Debug)]
-pub(crate) struct Rates {
-    cpu_worker: AtomicU64,
-    gpu: AtomicU64,
-}
-
-impl Default for Rates {
-    fn default() -> Self {
-        Self {
-            cpu_worker: AtomicU64::new(CPU_RATE_PRIOR.to_bits()),
-            gpu: AtomicU64::new(GPU_RATE_PRIOR.to_bits()),
-        }
-    }
-}
-
-impl Rates {
-    /// One CPU worker's rate.
-    pub fn cpu_worker(&self) -> f64 {
-        f64::from_bits(self.cpu_worker.load(Ordering::Relaxed))
-    }
-
-    /// The GPU worker's rate.
-    pub fn gpu(&self) -> f64 {
-        f64::from_bits(self.gpu.load(Ordering::Relaxed))
-    }
-
-    /// Folds in one batch of a CPU worker; returns the new rate.
-    pub fn record_cpu(&self, items: usize, elapsed: Duration) -> f64 {
-        fold(&self.cpu_worker, items, elapsed)
-    }
-
-    /// Folds in one batch of the GPU worker; returns the new rate.
-    pub fn record_gpu(&self, items: usize, elapsed: Duration) -> f64 {
-        fold(&self.gpu, items, elapsed)
-    }
-}
-
-fn fold(slot: &AtomicU64, items: usize, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    let old = f64::from_bits(slot.load(Ordering::Relaxed));
-    if items == 0 || secs <= 0.0 {
-        return old;
-    }
-    let sample = items as f64 / secs;
-    let mut new = old;
-    let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-        new = f64::from_bits(bits) * (1.0 - EWMA_WEIGHT) + sample * EWMA_WEIGHT;
-        Some(new.to_bits())
-    });
-    new
-}
-
-/// How many of `queued` items the GPU should take when it shares the queue with a CPU pool:
-/// the GPU's fraction of the combined rate, rounded, at most `max`. 0 means the CPU pool is
-/// expected to finish them sooner (a light load); the GPU then waits for more.
-pub(crate) fn gpu_share(queued: usize, gpu_rate: f64, cpu_pool_rate: f64, max: usize) -> usize {
-    let total = gpu_rate + cpu_pool_rate;
-    if total.is_nan() || total <= 0.0 || !gpu_rate.is_finite() {
-        return queued.min(max);
-    }
-    let share = (queued as f64 * (gpu_rate / total)).round();
-    (share as usize).min(queued).min(max)
-}
 
 /// The GPU lane's state as the scheduler sees it.
 #[derive(Debug)]
@@ -217,11 +150,6 @@ impl GpuLane {
         })
     }
 
-    /// Whether a GPU worker can take a batch now.
-    pub fn available(&self) -> bool {
-        self.is_healthy() && self.in_flight.load(Ordering::Acquire) < self.max_in_flight
-    }
-
     /// Most batches in flight at once (one GPU worker thread each).
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
@@ -237,20 +165,22 @@ impl GpuLane {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Whether the CPU workers take batches now: always with `auto`, and with `gpu` while the
-    /// GPU is unhealthy.
-    pub fn cpu_takes_work(&self) -> bool {
-        self.cpu_helps || !self.is_healthy()
-    }
-
-    /// Whether the GPU shares the queue with the CPU workers in proportion to their rates.
-    pub fn shares_with_cpu(&self) -> bool {
-        self.cpu_helps
-    }
-
     /// Most items in one GPU batch.
     pub fn max_items(&self) -> usize {
         self.max_items.load(Ordering::Relaxed)
+    }
+
+    /// The lane as the scheduler's plan sees it now.
+    pub fn view(&self) -> LaneView {
+        LaneView {
+            healthy: self.is_healthy(),
+            in_flight: self.in_flight(),
+            max_in_flight: self.max_in_flight,
+            max_items: self.max_items(),
+            cpu_helps: self.cpu_helps,
+            gpu_rate: self.rates.gpu(),
+            cpu_worker_rate: self.rates.cpu_worker(),
+        }
     }
 
     /// The scheduler hands a GPU worker a batch.
@@ -956,7 +886,7 @@ impl GpuWorker {
                 Box::new(move || {
                     let _cpu = metrics.thread_cpu(ThreadGroup::GpuHost);
                     let items = &batch.items[from..(from + chunk).min(batch.items.len())];
-                    crate::workers::process(&engine, items.iter().map(|d| &d.item), started)
+                    process(&engine, items.iter().map(|d| &d.item), started)
                 }) as Job
             })
             .collect();
@@ -1050,21 +980,6 @@ mod tests {
     }
 
     #[test]
-    fn share_follows_the_rates() {
-        // Equal rates: half each.
-        assert_eq!(gpu_share(100, 1000.0, 1000.0, 1 << 20), 50);
-        // GPU 9x the CPU pool: 90 %.
-        assert_eq!(gpu_share(1000, 9000.0, 1000.0, 1 << 20), 900);
-        // Bounded by the GPU batch size and the queue.
-        assert_eq!(gpu_share(1000, 9000.0, 1000.0, 128), 128);
-        // A light load the CPU pool finishes sooner: the GPU waits.
-        assert_eq!(gpu_share(1, 1000.0, 8000.0, 128), 0);
-        // No CPU pool: everything.
-        assert_eq!(gpu_share(7, 1000.0, 0.0, 128), 7);
-        assert_eq!(gpu_share(7, 0.0, 0.0, 128), 7);
-    }
-
-    #[test]
     fn batches_split_into_parts_of_at_least_min_items() {
         assert_eq!(parts_for(10, 4), 1);
         assert_eq!(parts_for(MIN_PART_ITEMS * 2 - 1, 4), 1);
@@ -1072,22 +987,6 @@ mod tests {
         assert_eq!(parts_for(MIN_PART_ITEMS * 100, 4), 4);
         assert_eq!(parts_for(MIN_PART_ITEMS * 100, 1), 1);
         assert_eq!(parts_for(0, 4), 1);
-    }
-
-    #[test]
-    fn rates_move_toward_samples() {
-        let r = Rates::default();
-        let before = r.gpu();
-        let after = r.record_gpu(1_000_000, Duration::from_secs(1));
-        assert!(after > before && after < 1_000_000.0, "{before} -> {after}");
-        assert_eq!(r.gpu(), after);
-        // Empty batches and zero durations change nothing.
-        assert_eq!(r.record_gpu(0, Duration::from_secs(1)), after);
-        assert_eq!(r.record_cpu(5, Duration::ZERO), CPU_RATE_PRIOR);
-        for _ in 0..100 {
-            r.record_cpu(500, Duration::from_millis(100));
-        }
-        assert!((r.cpu_worker() - 5_000.0).abs() < 1.0, "{}", r.cpu_worker());
     }
 
     #[test]

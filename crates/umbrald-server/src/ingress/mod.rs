@@ -1,0 +1,72 @@
+//! Ingress: where requests come in and replies go out.
+//!
+//! - [`quic`]: the QUIC endpoint's accept loop, one task per connection and per request
+//!   stream; reading a request and writing its reply under the limits.
+//! - [`native`]: the `umbrald/1` request: decode, validate, turn into work items.
+//! - [`nucypher`]: a NuCypher `ReencryptionRequest` on the same endpoint.
+//! - [`submit`]: hands a request's items to the scheduler and waits for their results.
+//! - [`reply`]: the answer to a request and what is counted for it.
+//!
+//! Ingress feeds `dispatch` and never reaches past it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use umbrald_nucypher::NodeKeys;
+
+use crate::dispatch::SchedulerHandle;
+use crate::observe::metrics::Metrics;
+
+pub(crate) mod native;
+pub(crate) mod nucypher;
+pub(crate) mod quic;
+pub(crate) mod reply;
+pub(crate) mod submit;
+
+pub(crate) use quic::accept_loop;
+
+/// What one client may ask of the server, as ingress applies it (built from `[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Largest request, in bytes; beyond it the answer is `too_large`.
+    pub max_request_bytes: usize,
+    /// Most items in one request; beyond it the answer is `too_large`.
+    pub max_items_per_request: usize,
+    /// Most policies in one request; beyond it the answer is `too_large`.
+    pub max_policies_per_request: usize,
+    /// Most open connections; further handshakes are refused.
+    pub max_connections: usize,
+    /// How long a client may take to send a whole request, or to take its reply.
+    pub stream_timeout: Duration,
+}
+
+/// What every connection and stream task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Per-request limits.
+    pub limits: Limits,
+    /// Where work goes.
+    pub scheduler: SchedulerHandle,
+    /// Where counts go.
+    pub metrics: Arc<Metrics>,
+    /// The NuCypher node (keys, authorized kfrags); `None` refuses NuCypher requests.
+    pub nucypher: Option<Arc<nucypher::Node>>,
+}
+
+impl Shared {
+    /// The state of an endpoint with `limits`, feeding `scheduler`, serving NuCypher requests
+    /// when `node_keys` holds keys.
+    pub fn new(
+        limits: Limits,
+        scheduler: SchedulerHandle,
+        metrics: Arc<Metrics>,
+        node_keys: Option<Arc<NodeKeys>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            scheduler,
+            metrics,
+            nucypher: node_keys.map(nucypher::Node::new),
+        })
+    }
+}

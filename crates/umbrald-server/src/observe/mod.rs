@@ -1,0 +1,5 @@
+//! Observe: what the server counts ([`metrics`]) and the HTTP endpoint that shows it with the
+//! health checks ([`http`]). A leaf every room may use.
+
+pub(crate) mod http;
+pub mod metrics;
