@@ -262,23 +262,6 @@ pub struct GpuSection {
     /// device without that much shared memory per block runs the local build; a `ptx_file`
     /// runs the build it holds.
     pub table_in_shared: bool,
-    /// Issue a batch part's device calls at once after the decompression (the capsule check's
-    /// `h·E` and `s·G`, the products and `t·U`, the products computed for every parsed capsule
-    /// and dropped for those failing the check) instead of one after the other, each waiting
-    /// for a whole kernel. Four calls per part: raise `pipelines` with it. Off by default:
-    /// on an H200 0.96-1.00x without it (0.92x with 3 batches over 8 host threads); the
-    /// overlapped calls each ran longer, so the device, not the chain of calls, is the limit
-    /// (docs/PERFORMANCE.md §4, fifth GPU session).
-    pub overlap_calls: bool,
-    /// Finish whole cfrags on the device: the products, `t·U`, the proof's SHA-256 challenge
-    /// and `z = rk·h + t` in one call per batch part (three kernels in a row on one stream),
-    /// with only each cfrag's 197 bytes of parts copied back, so that the host neither reads
-    /// back, checks and compresses five points per capsule nor hashes the proof. The device
-    /// checks each product on the curve; the lane audits sampled capsules in full on the CPU.
-    /// A module without the kernel (an old `ptx_file`) or a failed start-up self-test leaves
-    /// the host finishing. Off by default: on an H100 1.17-1.22x the step-by-step calls end to
-    /// end, below `one_call` (docs/PERFORMANCE.md §4, sixth GPU session).
-    pub cfrag_parts: bool,
     /// Re-encrypt each batch part in one device call: the capsules' compressed points and
     /// scalars, `rk`, `t` and `U1` go up once; decompression, the capsule check with its
     /// hash, the products, the proof's hash and `z` run as six kernels in a row; 51 words per
@@ -365,8 +348,6 @@ impl Default for GpuSection {
             capsule_checks: true,
             decompress: true,
             table_in_shared: true,
-            overlap_calls: false,
-            cfrag_parts: false,
             one_call: true,
             batches_in_flight: 1,
             pipelines: 0,
@@ -477,12 +458,6 @@ pub struct Overrides {
     /// Keep the kernel's per-thread tables in shared memory (true or false).
     #[arg(long, env = "UMBRALD_GPU_TABLE_IN_SHARED", value_name = "BOOL")]
     pub gpu_table_in_shared: Option<bool>,
-    /// Issue a batch's independent device calls at once (true or false).
-    #[arg(long, env = "UMBRALD_GPU_OVERLAP_CALLS", value_name = "BOOL")]
-    pub gpu_overlap_calls: Option<bool>,
-    /// Finish whole cfrags (products, proof hash, z) on the GPU (true or false).
-    #[arg(long, env = "UMBRALD_GPU_CFRAG_PARTS", value_name = "BOOL")]
-    pub gpu_cfrag_parts: Option<bool>,
     /// Re-encrypt each batch part in one GPU call (true or false).
     #[arg(long, env = "UMBRALD_GPU_ONE_CALL", value_name = "BOOL")]
     pub gpu_one_call: Option<bool>,
@@ -559,8 +534,6 @@ impl Overrides {
         set(&mut config.gpu.capsule_checks, &self.gpu_capsule_checks);
         set(&mut config.gpu.decompress, &self.gpu_decompress);
         set(&mut config.gpu.table_in_shared, &self.gpu_table_in_shared);
-        set(&mut config.gpu.overlap_calls, &self.gpu_overlap_calls);
-        set(&mut config.gpu.cfrag_parts, &self.gpu_cfrag_parts);
         set(&mut config.gpu.one_call, &self.gpu_one_call);
         set(
             &mut config.gpu.batches_in_flight,

@@ -167,8 +167,6 @@ impl Server {
                     batches_in_flight = in_flight,
                     host_threads = section.host_threads,
                     pipelines = section.pipelines,
-                    overlap_calls = section.overlap_calls,
-                    cfrag_parts = section.cfrag_parts,
                     one_call = section.one_call,
                     host_wait = umbrald_gpu::HostWait::from(section.host_wait).as_str(),
                     "GPU lane"

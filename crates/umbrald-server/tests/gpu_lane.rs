@@ -370,8 +370,8 @@ async fn a_panicking_backend_is_a_device_error() -> TestResult {
     Ok(())
 }
 
-/// The kernels compiled for the host, behind the real `GpuBackend` (packing, unpacking, its own
-/// audit and timing): a GPU-shaped backend. With `auto` and the idle gate off, the GPU worker
+/// The kernels compiled for the host, behind the real `GpuBackend` (packing, unpacking,
+/// timing) and the lane's guard (the audit): a GPU-shaped backend. With `auto` and the idle gate off, the GPU worker
 /// and the CPU workers both take work, each its measured rate's share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_shares_work_between_gpu_and_cpu_workers() -> TestResult {
@@ -413,10 +413,7 @@ async fn auto_with_host_kernels(
     idle_only: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let fx = Arc::new(Fixture::new(4, 2, 6));
-    let prober = host_kernels(GpuOptions {
-        disable_after_failures: 0,
-        ..GpuOptions::default()
-    });
+    let prober = host_kernels(GpuOptions::default());
     let mut config = gpu_config(tag, BackendKind::Auto, 3, 60_000);
     config.batcher.max_batch_items = 16;
     config.gpu.auto_cpu_idle_only = idle_only;
@@ -469,22 +466,12 @@ async fn auto_with_host_kernels(
     Ok(text)
 }
 
-/// `overlap_calls` through the lane (host-compiled kernels as the device, every offload on):
-/// the capsule check runs beside the products, which are computed for every capsule; the
-/// tampered capsules are answered `invalid_capsule` and every other cfrag verifies under
-/// umbral-pre, whole and compact.
+/// Step by step through the lane (host-compiled kernels as the device, every offload on, the
+/// one call off): the tampered capsules are answered `invalid_capsule` and every other cfrag
+/// verifies under umbral-pre, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapped_calls_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-overlap", true, Finish::Host).await
-}
-
-/// `cfrag_parts` through the lane, with and without `overlap_calls`: whole cfrags finished by
-/// the parts kernel (host-compiled), the tampered capsules rejected, every other cfrag
-/// verified under umbral-pre, whole and compact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-parts", false, Finish::Parts).await?;
-    tampered_capsules_through_the_lane("gpu-parts-overlap", true, Finish::Parts).await
+async fn step_by_step_calls_reject_exactly_the_tampered_capsules() -> TestResult {
+    tampered_capsules_through_the_lane("gpu-steps", Finish::Host).await
 }
 
 /// `one_call` through the lane: whole capsules re-encrypted in one call of the host-compiled
@@ -492,7 +479,7 @@ async fn device_finished_cfrags_reject_exactly_the_tampered_capsules() -> TestRe
 /// cfrag verifies, whole and compact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_call_rejects_exactly_the_tampered_capsules() -> TestResult {
-    tampered_capsules_through_the_lane("gpu-one-call", false, Finish::OneCall).await
+    tampered_capsules_through_the_lane("gpu-one-call", Finish::OneCall).await
 }
 
 /// Where a lane test's cfrags are finished.
@@ -500,28 +487,18 @@ async fn one_call_rejects_exactly_the_tampered_capsules() -> TestResult {
 enum Finish {
     /// The host, from the device's products.
     Host,
-    /// The device (`cfrag_parts`).
-    Parts,
     /// The device, whole capsules in one call (`one_call`).
     OneCall,
 }
 
-async fn tampered_capsules_through_the_lane(
-    tag: &str,
-    overlap_calls: bool,
-    finish: Finish,
-) -> TestResult {
-    let (cfrag_parts, one_call) = (finish == Finish::Parts, finish == Finish::OneCall);
+async fn tampered_capsules_through_the_lane(tag: &str, finish: Finish) -> TestResult {
+    let one_call = finish == Finish::OneCall;
     let fx = Arc::new(Fixture::new(2, 2, 6));
     let prober = host_kernels(GpuOptions {
-        overlap_calls,
-        cfrag_parts,
         one_call,
         ..GpuOptions::default()
     });
     let mut config = gpu_config(tag, BackendKind::Gpu, 3, 60_000);
-    config.gpu.overlap_calls = overlap_calls;
-    config.gpu.cfrag_parts = cfrag_parts;
     config.gpu.one_call = one_call;
     config.gpu.decompress = true;
     let server = Server::start_with_gpu(config, prober).await?;
@@ -563,13 +540,12 @@ async fn tampered_capsules_through_the_lane(
     let text = scrape(&server).await;
     assert_eq!(metric(&text, ITEMS_OK), 62.0);
     assert!(metric(&text, "umbrald_gpu_kernel_seconds_total") > 0.0);
-    // With `cfrag_parts` every batch's cfrags came from the parts call, never the pairs.
+    // With `one_call` every batch's cfrags came from the one call, never the pairs.
     let called = |call: &str| {
         text.contains(&format!(
             "umbrald_gpu_call_seconds_count{{call=\"{call}\"}}"
         ))
     };
-    assert_eq!(called("cfrag_parts"), cfrag_parts);
     assert_eq!(called("one_call"), one_call);
     assert_eq!(called("pairs"), finish == Finish::Host);
     for reason in ["audit_mismatch", "device_error", "invalid_output"] {
@@ -637,17 +613,16 @@ async fn auto_with_the_cuda_probe_serves() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a CUDA GPU"]
 async fn gpu_backend_serves_end_to_end() -> TestResult {
-    for (cfrag_parts, one_call) in [(false, false), (true, false), (false, true)] {
-        gpu_serves_end_to_end(cfrag_parts, one_call).await?;
+    for one_call in [false, true] {
+        gpu_serves_end_to_end(one_call).await?;
     }
     Ok(())
 }
 
-async fn gpu_serves_end_to_end(cfrag_parts: bool, one_call: bool) -> TestResult {
+async fn gpu_serves_end_to_end(one_call: bool) -> TestResult {
     let fx = Arc::new(Fixture::new(3, 2, 8));
     let mut config = common::config("gpu-real", 2);
     config.workers.backend = BackendKind::Gpu;
-    config.gpu.cfrag_parts = cfrag_parts;
     config.gpu.one_call = one_call;
     let server = Server::start(config).await?;
     assert_eq!(server.backend(), "gpu");
@@ -719,12 +694,13 @@ fn gpu_options_parse_and_validate() {
     assert!(Config::default().gpu.capsule_checks);
     assert!(Config::default().gpu.decompress);
     assert!(Config::default().gpu.table_in_shared);
-    assert!(!Config::default().gpu.overlap_calls);
-    let c = Config::from_toml("[gpu]\noverlap_calls = true\n").expect("parses");
-    assert!(c.gpu_section().overlap_calls);
-    assert!(!Config::default().gpu.cfrag_parts);
-    let c = Config::from_toml("[gpu]\ncfrag_parts = true\n").expect("parses");
-    assert!(c.gpu_section().cfrag_parts);
+    // The options measured and kept off are gone.
+    for gone in [
+        "[gpu]\noverlap_calls = true\n",
+        "[gpu]\ncfrag_parts = true\n",
+    ] {
+        assert!(Config::from_toml(gone).is_err(), "{gone}");
+    }
     assert!(Config::default().gpu.one_call);
     let c = Config::from_toml("[gpu]\none_call = false\n").expect("parses");
     assert!(!c.gpu_section().one_call);
