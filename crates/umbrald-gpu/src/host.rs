@@ -1,4 +1,5 @@
-//! The kernel sources compiled as host C++ (`kernels/host_harness.cpp`, built by `build.rs`).
+//! The kernel sources compiled as host C++ (`kernels/host_harness.cpp`, built by `build.rs`
+//! with the `host-harness` feature, which only tests, examples and benches enable).
 //!
 //! These functions run exactly the field, point and scalar code the GPU runs, with the PTX carry
 //! instructions replaced by their portable emulation (`kernels/carry.cuh`). They exist for

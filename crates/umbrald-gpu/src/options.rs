@@ -136,7 +136,16 @@ impl Default for GpuOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::HostWait;
+    use super::{GpuOptions, HostWait};
+
+    /// The library's defaults are the measured best, the ones the server serves with.
+    #[test]
+    fn defaults_take_every_measured_gain() {
+        let opts = GpuOptions::default();
+        assert!(opts.one_call && opts.capsule_checks && opts.decompress && opts.table_in_shared);
+        assert_eq!((opts.audit_samples, opts.unhealthy_after), (2, 3));
+        assert_eq!(opts.host_wait, HostWait::Block);
+    }
 
     #[test]
     fn host_wait_spellings_round_trip() {
