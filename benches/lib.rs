@@ -3,7 +3,7 @@
 use k256::{ProjectivePoint, Scalar};
 use umbral_pre::DefaultSerialize;
 use umbrald_core::backend::{
-    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, EcBackend, CFRAG_PARTS_LEN,
+    BackendError, CapsuleInput, CapsuleOutcome, EcBackend, CFRAG_PARTS_LEN,
 };
 use umbrald_core::curve::{Affine, CompressedPoint};
 
@@ -57,8 +57,6 @@ pub struct InstantBackend {
     check: Option<Vec<(Affine, [Option<Affine>; 2])>>,
     /// `E` and `V` of every offered capsule, compressed and decompressed, in workload order.
     points: Option<Vec<(CompressedPoint, Affine)>>,
-    /// Offer `cfrag_parts` (answered with constant bytes, as the products are).
-    parts: bool,
     /// Offer `reencrypt_capsules` (every capsule answered with constant parts).
     one_call: bool,
 }
@@ -89,31 +87,22 @@ impl EcBackend for InstantBackend {
         es: &[Affine],
         _: &[Scalar],
         _: &[Scalar],
-    ) -> Option<Vec<[Option<Affine>; 2]>> {
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         // Answered by position, as a device returns them (a hash lookup per item would cost
-        // more than the engine's own work around it); a batch in another order gets `None`.
-        let check = self.check.as_ref()?;
+        // more than the engine's own work around it); a batch in another order is declined.
+        let declined = BackendError::NotOffered("not this workload's capsules");
+        let check = self
+            .check
+            .as_ref()
+            .ok_or(BackendError::NotOffered("checks"))?;
         if es.len() > check.len() {
-            return None;
+            return Err(declined);
         }
         es.iter()
             .zip(check)
             .map(|(e, (offered, products))| e.eq_vartime(offered).then_some(*products))
-            .collect()
-    }
-
-    fn offers_cfrag_parts(&self) -> bool {
-        self.parts
-    }
-
-    fn cfrag_parts(
-        &self,
-        _: &[Affine],
-        _: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Option<Vec<CfragParts>> {
-        self.parts
-            .then(|| vec![[2u8; CFRAG_PARTS_LEN]; commitments.len()])
+            .collect::<Option<Vec<_>>>()
+            .ok_or(declined)
     }
 
     fn offers_reencrypt_capsules(&self) -> bool {
@@ -124,9 +113,10 @@ impl EcBackend for InstantBackend {
         &self,
         capsules: &[CapsuleInput],
         _: &[[Scalar; 2]],
-    ) -> Option<Vec<CapsuleOutcome>> {
+    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
         self.one_call
             .then(|| vec![CapsuleOutcome::Parts([2u8; CFRAG_PARTS_LEN]); capsules.len()])
+            .ok_or(BackendError::NotOffered("one call"))
     }
 
     /// True, as for the GPU backend: every point it returns is a curve point.
@@ -134,20 +124,24 @@ impl EcBackend for InstantBackend {
         true
     }
 
-    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
-        let known = self.points.as_ref()?;
+    fn decompress_points(
+        &self,
+        points: &[CompressedPoint],
+    ) -> Result<Vec<Option<Affine>>, BackendError> {
+        let known = self
+            .points
+            .as_ref()
+            .ok_or(BackendError::NotOffered("points"))?;
         if points.len() > known.len() {
-            return None;
+            return Err(BackendError::NotOffered("not this workload's points"));
         }
-        Some(
-            points
-                .iter()
-                .zip(known)
-                .map(|(p, (offered, point))| {
-                    (p.odd == offered.odd && p.x.eq_vartime(&offered.x)).then_some(*point)
-                })
-                .collect(),
-        )
+        Ok(points
+            .iter()
+            .zip(known)
+            .map(|(p, (offered, point))| {
+                (p.odd == offered.odd && p.x.eq_vartime(&offered.x)).then_some(*point)
+            })
+            .collect())
     }
 }
 
@@ -155,13 +149,6 @@ impl InstantBackend {
     /// Also offers `[h·E, s·G]` for these capsules (`EcBackend::capsule_check_products`).
     pub fn offering_checks(mut self, capsules: &[Vec<u8>]) -> Self {
         self.check = Some(check_products(capsules));
-        self
-    }
-
-    /// Also offers whole cfrags' parts (`EcBackend::cfrag_parts`, constant bytes), as the GPU
-    /// backend with `cfrag_parts` does: the engine then neither compresses nor hashes.
-    pub fn offering_parts(mut self) -> Self {
-        self.parts = true;
         self
     }
 

@@ -4,7 +4,8 @@
 // outputs, so that the host reads back bytes instead of points: SEC1 compression, the curve
 // check of every product, SHA-256, the challenge h = H(E, E1, E2, V, V1, V2, U, U1, U2) reduced
 // as umbral-pre 0.11 does it (digest mod (n - 1) + 1), and the proof's response
-// z = rk * h + t mod n. One thread per capsule, no barrier (umb_cfrag_parts in scalar_mul.cu).
+// z = rk * h + t mod n. One thread per capsule, no barrier (the last step of umb_reenc_finish in
+// reenc.cuh).
 //
 // Layout (column layout as in scalar_mul.cuh: word w of item i at [w * n + i]), c capsules:
 //   pair_in    the umb_mul_pairs input for n = 2c items: item 2j = E_j, item 2j + 1 = V_j,
@@ -311,9 +312,9 @@ UMB_NOINLINE umb_u32 umb_put_product(umb_u8 out[33], const umb_u32 *slot, umb_u3
 #define UMB_MSG_U1 (UMB_MSG_E + 231)
 #define UMB_MSG_U2 (UMB_MSG_E + 264)
 
-// One thread of umb_cfrag_parts: capsule i of c (layout at the top of this file). status_in:
-// bits the caller ORs into the status word (0 for umb_cfrag_parts; umb_reenc_finish in
-// reenc.cuh passes its capsule check's and decompression's bits).
+// Capsule i of c (layout at the top of this file). status_in: bits the caller ORs into the
+// status word (umb_reenc_finish in reenc.cuh passes its capsule check's and decompression's
+// bits; the host harness's umbh_finish_parts 0).
 UMB_NOINLINE void umb_cfrag_parts_item(const umb_u32 *pair_in, const umb_u32 *pair_out,
                                        const umb_u32 *fixed_out, const umb_u32 *u1_in,
                                        umb_u32 *out, umb_u32 c, umb_u32 i, umb_u32 status_in) {

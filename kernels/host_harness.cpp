@@ -315,10 +315,10 @@ void umbh_hash_to_scalar(const umb_u8 *digest, umb_u8 *out) {
     umb_words_to_be(out, h);
 }
 
-// Same arguments and layouts as the umb_cfrag_parts kernel.
-void umbh_launch_cfrag_parts(const umb_u32 *pair_in, const umb_u32 *pair_out,
-                             const umb_u32 *fixed_out, const umb_u32 *u1_in, umb_u32 *out,
-                             umb_u32 c) {
+// umb_cfrag_parts_item for c capsules (layouts: finish.cuh), the last step of
+// umb_reenc_finish on its own.
+void umbh_finish_parts(const umb_u32 *pair_in, const umb_u32 *pair_out, const umb_u32 *fixed_out,
+                       const umb_u32 *u1_in, umb_u32 *out, umb_u32 c) {
     for (umb_u32 i = 0; i < c; i++)
         umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i, 0);
 }

@@ -26,7 +26,7 @@
 //   prep       1 row, n = c: umb_reenc_prep's status bits for capsule j (8 or 0)
 //   pair_out   34 rows, n = 2c; firsts_out 34 rows, n = c (slot 0: h E); g_out (s G) and
 //              u_out (t U) 17 rows, n = c
-//   out        51 rows, n = c: as umb_cfrag_parts writes them (finish.cuh), the status in row
+//   out        51 rows, n = c: as umb_cfrag_parts_item writes them (finish.cuh), the status in row
 //              50 with two more bits: 4 the capsule's equation s G = V + h E does not hold,
 //              8 E or V does not decompress (x >= p, or no point with that x)
 //
@@ -163,7 +163,7 @@ UMB_NOINLINE umb_u32 umb_capsule_check(const umb_u32 *pair_in, const umb_u32 *fi
     return (~same & 1u) * UMB_STATUS_CAPSULE;
 }
 
-// One thread of umb_reenc_finish: capsule i of c. The cfrag parts exactly as umb_cfrag_parts
+// One thread of umb_reenc_finish: capsule i of c. The cfrag parts as umb_cfrag_parts_item
 // computes them from the same buffers (U1 from rows 42..50 of `in`, which have its u1_in
 // layout), the status with prep's and the check's bits.
 UMB_DEVICE void umb_reenc_finish_item(const umb_u32 *in, const umb_u32 *pair_in,

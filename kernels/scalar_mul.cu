@@ -12,18 +12,14 @@
 //                                           (Umbral's U or the generator G)
 //   umb_decompress(in, out, n):             out[i] = y of the compressed point in[i] (x and
 //                                           parity), with an on-curve flag; no barrier
-//   umb_cfrag_parts(pair_in, pair_out, fixed_out, u1_in, out, c):
-//                                           out[j] = capsule j's cfrag parts E1, V1, E2, V2,
-//                                           U2 (compressed) and z = rk h + t, from the pair
-//                                           and fixed-base kernels' inputs and outputs, with
-//                                           a status word; no barrier (layout: finish.cuh)
 //   umb_reenc_prep(in, pair_in, firsts_in, prep, c):
 //                                           from capsule j's compressed E, V, s, rk, t, U1
 //                                           (in): the pair kernel's input (E, V, [rk, t]), the
 //                                           first kernel's (E, h = H(E, V)), a status word; no
 //                                           barrier (layout: reenc.cuh)
 //   umb_reenc_finish(in, pair_in, pair_out, firsts_out, g_out, u_out, prep, out, c):
-//                                           out[j] = umb_cfrag_parts's output for capsule j,
+//                                           out[j] = capsule j's cfrag parts E1, V1, E2, V2,
+//                                           U2 (compressed) and z = rk h + t (finish.cuh),
 //                                           the status with the check s G = V + h E; no
 //                                           barrier. Between the two: umb_mul_pairs twice and
 //                                           umb_mul_fixed twice (G: s, U: t), see reenc.cuh
@@ -116,15 +112,6 @@ UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
 umb_decompress(const umb_u32 *UMB_RESTRICT in, umb_u32 *UMB_RESTRICT out, umb_u32 n) {
     umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
     if (i < n) umb_decompress_item(in, out, n, i);  // index: public
-}
-
-UMB_KERNEL void __launch_bounds__(UMB_BLOCK)
-umb_cfrag_parts(const umb_u32 *UMB_RESTRICT pair_in, const umb_u32 *UMB_RESTRICT pair_out,
-                const umb_u32 *UMB_RESTRICT fixed_out, const umb_u32 *UMB_RESTRICT u1_in,
-                umb_u32 *UMB_RESTRICT out, umb_u32 c) {
-    umb_u32 i = blockIdx.x * UMB_BLOCK + threadIdx.x;
-    if (i < c)  // index: public
-        umb_cfrag_parts_item(pair_in, pair_out, fixed_out, u1_in, out, c, i, 0);
 }
 
 UMB_KERNEL void __launch_bounds__(UMB_BLOCK)

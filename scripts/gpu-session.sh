@@ -22,7 +22,7 @@
 #      open, with whole cfrags instead of compact ones (--whole-cfrags) and with `auto`
 #      (about 15 s each; run from the repository root); "sweep;A;B" adds the
 #      entries A and B after them (e.g. "E2E_BACKEND=cpu" for the CPU backend).
-#   5. with LATENCY=1 only (measured in the fifth session: p99 1.0-1.2 ms): issue 3's
+#   5. with LATENCY=1 only (docs/PERFORMANCE.md): issue 3's
 #      single-capsule latency with the CPU backend on cores 0-7 and the load generator on
 #      cores 8-15 (scripts/latency-split-cores.sh, about 40 s): latency/
 # summary.txt collects one line per step. SKIP_TESTS=1, SKIP_AB=1, SKIP_E2E=1 leave steps out.
@@ -84,7 +84,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
             "$out/$label/e2e-metrics.txt" 2>/dev/null | grep -v "^[^:]*:# " | head -n 20 | tee -a "$out/summary.txt"
         grep -E "busiest|server on CPUs|generator on CPUs" "$out/$label/summary.txt" 2>/dev/null | tee -a "$out/summary.txt"
         # The lane's settings as the server read them, and any device path its self-test
-        # turned off (cfrag_parts, one_call).
+        # turned off (one_call).
         grep -hoE "GPU lane .*|[a-z -]*failed the self-test[^\"]*" "$out/$label/serve.log" 2>/dev/null \
             | sed 's/^/  /' | head -n 3 | tee -a "$out/summary.txt"
         # Mean wall time of each kind of device call, from umbrald_gpu_call_seconds.
@@ -107,7 +107,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     configs_text="${E2E_CONFIGS:--}"
     if [ "${configs_text%%;*}" = sweep ]; then
         # The load over 4 connections (one connection's packets are decrypted in order by one
-        # task: it held every option to 0.6-0.7 M items/s on an H200); defaults first, then
+        # task, which bounds a single connection; docs/PERFORMANCE.md §4); defaults first, then
         # deploy/umbrald-gpu.toml (run from the repository root) as a whole and with each of
         # its settings undone in turn, then the options still open on top of it.
         # Entries after "sweep;" run after these.
@@ -117,8 +117,6 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
         configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=1"
         configs_text+=";$profile UMBRALD_GPU_PIPELINES=0"
         configs_text+=";$profile UMBRALD_IO_THREADS=0"
-        configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true"
-        configs_text+=";$profile UMBRALD_GPU_OVERLAP_CALLS=true UMBRALD_GPU_PIPELINES=96"
         configs_text+=";$profile UMBRALD_GPU_BATCHES_IN_FLIGHT=3"
         configs_text+=";$profile UMBRALD_GPU_HOST_THREADS=8"
         configs_text+=";$profile E2E_CONNECTIONS=8 E2E_CONCURRENCY=384 E2E_MAX_QUEUE_ITEMS=262144"

@@ -1,15 +1,14 @@
 //! Runs the engine on a batch repeatedly; for profilers (`valgrind --tool=callgrind`, `perf`).
 //!
-//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress] [--parts] [--one-call]]`
+//! `cargo run --release -p umbrald-benches --example profile_batch -- 64 3 [--host-only [--offload] [--decompress] [--one-call]]`
 //!
 //! With `--host-only` the curve backend answers every product at once with the generator (the
 //! cfrags are then wrong): what remains is the engine's work around the curve arithmetic, the
 //! per-item cost a GPU backend leaves on the host. `--offload` also offers the capsule-check
 //! products (`EcBackend::capsule_check_products`, computed before the clock starts), as the GPU
 //! backend does, instead of leaving the combined check to the host; `--decompress` offers the
-//! capsules' points decompressed (`EcBackend::decompress_points`) likewise; `--parts` offers
-//! whole cfrags' parts (`EcBackend::cfrag_parts`), as the GPU backend with `cfrag_parts` does;
-//! `--one-call` whole capsules in one call (`EcBackend::reencrypt_capsules`, `one_call`).
+//! capsules' points decompressed (`EcBackend::decompress_points`) likewise;
+//! `--one-call` offers whole capsules in one call (`EcBackend::reencrypt_capsules`, `one_call`).
 
 use std::sync::Arc;
 
@@ -30,7 +29,6 @@ fn main() {
     let host_only = flags.iter().any(|a| a == "--host-only");
     let offload = flags.iter().any(|a| a == "--offload");
     let decompress = flags.iter().any(|a| a == "--decompress");
-    let parts = flags.iter().any(|a| a == "--parts");
     let one_call = flags.iter().any(|a| a == "--one-call");
     let engine = if host_only {
         let mut backend = InstantBackend::default();
@@ -39,9 +37,6 @@ fn main() {
         }
         if decompress {
             backend = backend.offering_points(&w.capsules);
-        }
-        if parts {
-            backend = backend.offering_parts();
         }
         if one_call {
             backend = backend.offering_one_call();

@@ -1,10 +1,16 @@
-//! Builds the kernel headers as host C++ (kernels/host_harness.cpp) into a static library, so
-//! that tests run the kernel arithmetic on machines without CUDA. Needs only a C++14 compiler.
-
-use std::path::PathBuf;
+//! With the `host-harness` feature, builds the kernel headers as host C++
+//! (kernels/host_harness.cpp) into a static library, so that tests run the kernel arithmetic on
+//! machines without CUDA. Needs only a C++14 compiler. Without the feature it does nothing.
 
 fn main() {
-    let kernels = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels");
+    println!("cargo:rerun-if-changed=build.rs");
+    #[cfg(feature = "host-harness")]
+    build_host_harness();
+}
+
+#[cfg(feature = "host-harness")]
+fn build_host_harness() {
+    let kernels = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels");
     for file in [
         "umb_types.cuh",
         "carry.cuh",
@@ -19,7 +25,6 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", kernels.join(file).display());
     }
-    println!("cargo:rerun-if-changed=build.rs");
     cc::Build::new()
         .cpp(true)
         .std("c++14")

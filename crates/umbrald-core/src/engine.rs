@@ -15,11 +15,9 @@
 //!    items (one table per base, shared by both scalars), and `t·U` for all items;
 //! 5. hash each proof transcript and emit `z = rk·h + t`.
 //!
-//! A backend may take more of it: with `EcBackend::cfrag_parts` it returns step 4's products
-//! already hashed and finished (each cfrag's capsule-specific parts), and with
-//! `EcBackend::reencrypt_capsules` it takes each parsed capsule as it is and does steps 1 (the
-//! square roots) to 5 in one call; the engine then re-checks, step by step, every capsule the
-//! backend rejects.
+//! A backend may take all of it: with `EcBackend::reencrypt_capsules` it takes each parsed
+//! capsule as it is and does steps 1 (the square roots) to 5 in one call; the engine then
+//! re-checks, step by step, every capsule the backend rejects.
 //!
 //! Batches of fewer than four capsules on the CPU engine take a shorter road: the tables of odd
 //! multiples of every `E` and `V` are built once (one shared inversion) and serve both the
@@ -191,6 +189,7 @@ impl Engine {
         let outcomes = self
             .backend
             .reencrypt_capsules(&inputs, &scalars)
+            .ok()
             .filter(|outcomes| outcomes.len() == good.len())?;
         // Every parsed capsule's slot is written below.
         let mut results: Vec<Result<CapsuleFrag, ItemError>> = parsed
@@ -234,7 +233,8 @@ impl Engine {
         let SecretWork {
             good,
             nonces,
-            finished,
+            products,
+            u2s,
         } = if self.host_only && good.len() < COMBINED_CHECK_MIN {
             self.small_batch_on_cpu(items, good, &mut rng)
         } else {
@@ -247,26 +247,16 @@ impl Engine {
             Err(e) => Err(e.clone()),
             Ok(_) => Err(ItemError::CapsuleCheckFailed),
         }));
-        match finished {
-            Finished::Products { products, u2s } => {
-                for (j, (i, capsule)) in good.iter().enumerate() {
-                    let kfrag = items[*i].kfrag.kfrag();
-                    results[*i] = finish_cfrag(
-                        capsule,
-                        kfrag,
-                        &nonces[j],
-                        &products[2 * j],
-                        &products[2 * j + 1],
-                        &u2s[j],
-                    );
-                }
-            }
-            Finished::Parts(parts) => {
-                for ((i, _), parts) in good.iter().zip(&parts) {
-                    results[*i] = CapsuleFrag::from_parts(parts, items[*i].kfrag.kfrag())
-                        .map_err(|_| ItemError::Internal("backend returned short cfrag parts"));
-                }
-            }
+        for (j, (i, capsule)) in good.iter().enumerate() {
+            let kfrag = items[*i].kfrag.kfrag();
+            results[*i] = finish_cfrag(
+                capsule,
+                kfrag,
+                &nonces[j],
+                &products[2 * j],
+                &products[2 * j + 1],
+                &u2s[j],
+            );
         }
         results
     }
@@ -312,28 +302,22 @@ impl Engine {
         SecretWork {
             good: checked,
             nonces,
-            finished: Finished::Products { products, u2s },
+            products,
+            u2s,
         }
     }
 
     /// Steps 2–4 on the engine's backend: the batch check, then one `mul_pairs` and one
-    /// `mul_u` call for the whole batch. When the backend [`EcBackend::overlaps_calls`], all
-    /// three are issued at once from three threads: the products are computed for every parsed
-    /// capsule while the check runs, and those of the capsules that fail it are dropped
-    /// unused (a batch then waits for its longest device call instead of the check's and the
-    /// products' in a row).
+    /// `mul_u` call for the capsules that passed it.
     fn batch_on_backend<'c>(
         &self,
         items: &[ReencryptItem<'_>],
         mut good: Vec<(usize, &'c Capsule)>,
         rng: &mut ChaCha20Rng,
     ) -> SecretWork<'c> {
-        let overlap = self.backend.overlaps_calls() && !good.is_empty();
-        if !overlap {
-            let failed_check = self.check_capsules(&good);
-            // Rejected indices come in batch order: a binary search finds each.
-            good.retain(|(i, _)| failed_check.binary_search(i).is_err());
-        }
+        let failed_check = self.check_capsules(&good);
+        // Rejected indices come in batch order: a binary search finds each.
+        good.retain(|(i, _)| failed_check.binary_search(i).is_err());
         let nonces = draw_nonces(rng, good.len());
         let mut bases = Vec::with_capacity(2 * good.len());
         let mut scalars: Zeroizing<Vec<[Scalar; 2]>> =
@@ -345,72 +329,12 @@ impl Engine {
             scalars.push([rk, *t]);
             scalars.push([rk, *t]);
         }
-        // The kfrags' commitments, for a backend that finishes the cfrags itself.
-        let commitments: Vec<[u8; 33]> = if self.backend.offers_cfrag_parts() {
-            good.iter()
-                .map(|(i, _)| items[*i].kfrag.kfrag().commitment_bytes)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if !overlap {
-            return SecretWork {
-                finished: self.finish_on_backend(&bases, &scalars, &commitments, &nonces),
-                good,
-                nonces,
-            };
-        }
-        let (failed_check, finished) = std::thread::scope(|s| {
-            let check = s.spawn(|| self.check_capsules(&good));
-            let finished = self.finish_on_backend(&bases, &scalars, &commitments, &nonces);
-            let failed = check.join().unwrap_or_else(|_| check_capsules(&good));
-            (failed, finished)
-        });
-        let work = SecretWork {
+        SecretWork {
+            products: self.mul_pairs(&bases, &scalars),
+            u2s: self.mul_u(&nonces),
             good,
             nonces,
-            finished,
-        };
-        if failed_check.is_empty() {
-            work
-        } else {
-            work.without(&failed_check)
         }
-    }
-
-    /// Step 4 on the backend: the cfrags' parts when it offers them (`commitments` non-empty),
-    /// else (or when that call fails) `mul_pairs` and `mul_u`, at once when the backend
-    /// [`EcBackend::overlaps_calls`].
-    fn finish_on_backend(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-        nonces: &[Scalar],
-    ) -> Finished {
-        if !commitments.is_empty() {
-            let parts = self
-                .backend
-                .cfrag_parts(bases, scalars, commitments)
-                .filter(|parts| parts.len() == commitments.len());
-            if let Some(parts) = parts {
-                return Finished::Parts(parts);
-            }
-        }
-        if !self.backend.overlaps_calls() || nonces.is_empty() {
-            return Finished::Products {
-                products: self.mul_pairs(bases, scalars),
-                u2s: self.mul_u(nonces),
-            };
-        }
-        std::thread::scope(|s| {
-            let u2s = s.spawn(|| self.mul_u(nonces));
-            let products = self.mul_pairs(bases, scalars);
-            let u2s = u2s
-                .join()
-                .unwrap_or_else(|_| self.cpu.mul_u(nonces).unwrap_or_default());
-            Finished::Products { products, u2s }
-        })
     }
 
     /// Step 1: every capsule parsed; the points decompressed on the backend when it offers it
@@ -428,6 +352,7 @@ impl Engine {
         let offered = if points.len() >= 2 * COMBINED_CHECK_MIN {
             self.backend
                 .decompress_points(&points)
+                .ok()
                 .filter(|d| d.len() == points.len())
         } else {
             None
@@ -468,7 +393,7 @@ impl Engine {
         let es: Vec<Affine> = capsules.iter().map(|(_, c)| c.e).collect();
         let hs: Vec<Scalar> = capsules.iter().map(|(_, c)| c.challenge()).collect();
         let ss: Vec<Scalar> = capsules.iter().map(|(_, c)| c.s).collect();
-        let products = self.backend.capsule_check_products(&es, &hs, &ss)?;
+        let products = self.backend.capsule_check_products(&es, &hs, &ss).ok()?;
         if products.len() != capsules.len() {
             return None;
         }
@@ -506,58 +431,13 @@ fn varmul_cpu(
 }
 
 /// What steps 2–4 of a batch produce: the capsules that passed their check (with their
-/// index in the batch), one nonce for each, and their products or finished parts.
+/// index in the batch), one nonce for each, `[rk·E, t·E]` and `[rk·V, t·V]` for each (in that
+/// order), and `t·U` for each.
 struct SecretWork<'c> {
     good: Vec<(usize, &'c Capsule)>,
     nonces: Zeroizing<Vec<Scalar>>,
-    finished: Finished,
-}
-
-/// The secret-scalar work of step 4 for every capsule of a [`SecretWork`], in its order.
-enum Finished {
-    /// `[rk·E, t·E]` and `[rk·V, t·V]` for each capsule (in that order), and `t·U` for each:
-    /// the engine hashes the proofs and writes the cfrags.
-    Products {
-        products: Vec<[Option<Affine>; 2]>,
-        u2s: Vec<Option<Affine>>,
-    },
-    /// Each cfrag's capsule-specific parts, finished by the backend
-    /// ([`EcBackend::cfrag_parts`]).
-    Parts(Vec<CfragParts>),
-}
-
-impl<'c> SecretWork<'c> {
-    /// The same work without the capsules at the batch indices `failed`, in ascending order
-    /// (their nonces and products are dropped; the nonces are zeroized with the old vector).
-    fn without(self, failed: &[usize]) -> Self {
-        let n = self.good.len();
-        let keep: Vec<bool> = self
-            .good
-            .iter()
-            .map(|(i, _)| failed.binary_search(i).is_err())
-            .collect();
-        let kept = |j: &usize| keep[*j];
-        // Room for every nonce up front: a reallocation would free a copy unwiped.
-        let mut nonces = Zeroizing::new(Vec::with_capacity(n));
-        nonces.extend((0..n).filter(kept).map(|j| self.nonces[j]));
-        let finished = match self.finished {
-            Finished::Products { products, u2s } => Finished::Products {
-                products: (0..n)
-                    .filter(kept)
-                    .flat_map(|j| [products[2 * j], products[2 * j + 1]])
-                    .collect(),
-                u2s: (0..n).filter(kept).map(|j| u2s[j]).collect(),
-            },
-            Finished::Parts(parts) => {
-                Finished::Parts((0..n).filter(kept).map(|j| parts[j]).collect())
-            }
-        };
-        Self {
-            good: (0..n).filter(kept).map(|j| self.good[j]).collect(),
-            nonces,
-            finished,
-        }
-    }
+    products: Vec<[Option<Affine>; 2]>,
+    u2s: Vec<Option<Affine>>,
 }
 
 /// A CSPRNG for one batch's nonces, seeded from the operating system.
@@ -719,9 +599,10 @@ impl Proof {
     }
 }
 
-/// One cfrag's capsule-specific parts computed on the CPU from the inputs of
-/// [`EcBackend::cfrag_parts`] for one capsule (`E`, `V`, `[rk, t]` and the kfrag's compressed
-/// commitment): the reference a device's answers are audited against. `None` when a product
+/// One cfrag's capsule-specific parts computed on the CPU from the capsule's points `E` and
+/// `V`, the scalars `[rk, t]` (the kfrag's key and the proof's nonce) and the kfrag's
+/// compressed commitment: the products, `t·U`, the proof's hash and `z = rk·h + t`. The
+/// reference a device's answers are audited against. `None` when a product
 /// is the identity (a zero scalar).
 pub fn cfrag_parts_on_cpu(
     e: &Affine,

@@ -35,8 +35,6 @@ struct Offering {
     /// What `checks_outputs` claims (the engine then skips its own on-curve check of the
     /// decompressed points, not the comparison of `x` and the parity).
     checks_outputs: bool,
-    /// What `overlaps_calls` asks for (the check then runs beside the products).
-    overlap: bool,
 }
 
 impl EcBackend for Offering {
@@ -61,7 +59,7 @@ impl EcBackend for Offering {
         es: &[Affine],
         hs: &[Scalar],
         ss: &[Scalar],
-    ) -> Option<Vec<[Option<Affine>; 2]>> {
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut out = check_products_k256(es, hs, ss);
         if self.offer == Offer::Wrong {
@@ -71,11 +69,16 @@ impl EcBackend for Offering {
         if self.offer == Offer::Short {
             out.pop();
         }
-        Some(out)
+        Ok(out)
     }
 
-    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
-        let offer = self.decompress?;
+    fn decompress_points(
+        &self,
+        points: &[CompressedPoint],
+    ) -> Result<Vec<Option<Affine>>, BackendError> {
+        let offer = self
+            .decompress
+            .ok_or(BackendError::NotOffered("decompression"))?;
         self.decompress_calls.fetch_add(1, Ordering::Relaxed);
         let mut out: Vec<Option<Affine>> = points
             .iter()
@@ -93,15 +96,11 @@ impl EcBackend for Offering {
         if offer == Offer::Short {
             out.pop();
         }
-        Some(out)
+        Ok(out)
     }
 
     fn checks_outputs(&self) -> bool {
         self.checks_outputs
-    }
-
-    fn overlaps_calls(&self) -> bool {
-        self.overlap
     }
 }
 
@@ -122,7 +121,6 @@ fn offering(offer: Offer, decompress: Option<Offer>, checks_outputs: bool) -> Ar
         calls: AtomicUsize::new(0),
         decompress_calls: AtomicUsize::new(0),
         checks_outputs,
-        overlap: false,
     })
 }
 
@@ -157,28 +155,6 @@ fn offered_products_check_every_capsule() {
     assert_eq!(run(Offer::Correct, 9, &[]), 1);
     assert_eq!(run(Offer::Correct, 9, &[0, 4, 8]), 1);
     assert_eq!(run(Offer::Correct, 5, &[0, 1, 2, 3, 4]), 1);
-}
-
-/// With overlapping calls the products are computed for every capsule while the check runs:
-/// those of the capsules that fail it must be dropped, and the rest stay with their capsules
-/// (a misaligned product or nonce fails umbral-pre's verification).
-#[test]
-fn overlapped_checks_drop_exactly_the_failed_capsules() {
-    for offer in [Offer::Correct, Offer::Wrong, Offer::Short] {
-        for bad in [
-            &[][..],
-            &[0],
-            &[3, 4],
-            &[0, 2, 5, 8],
-            &[0, 1, 2, 3, 4, 5, 6, 7, 8],
-        ] {
-            let backend = Arc::new(Offering {
-                overlap: true,
-                ..Arc::into_inner(offering(offer, Some(Offer::Correct), false)).expect("sole owner")
-            });
-            assert_eq!(run_on(backend, 9, bad), (1, 1), "{bad:?}");
-        }
-    }
 }
 
 #[test]

@@ -1,8 +1,7 @@
-//! A backend that finishes whole cfrags (`EcBackend::cfrag_parts`, as the GPU backend can):
-//! the engine passes each capsule's products' inputs and kfrag commitment, takes the parts
-//! back in order, and runs the separate products when the backend declines. And one that
-//! re-encrypts whole capsules in one call (`EcBackend::reencrypt_capsules`): the engine
-//! re-checks every capsule it rejects, so a wrong rejection costs time, never a cfrag.
+//! A backend that re-encrypts whole capsules in one call (`EcBackend::reencrypt_capsules`, as
+//! the GPU backend does): the engine re-checks every capsule it rejects, so a wrong rejection
+//! costs time, never a cfrag, and takes the step-by-step calls when it declines. And the CPU
+//! reference of a cfrag's parts that such answers are audited against.
 
 mod common;
 
@@ -10,153 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{capsule_bytes, items_for, Policy};
 use k256::Scalar;
-use umbrald_core::backend::{
-    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend,
-};
+use umbrald_core::backend::{BackendError, CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend};
 use umbrald_core::curve::Affine;
 use umbrald_core::{cfrag_parts_on_cpu, reencrypt_capsule_on_cpu, Engine, ItemError};
 
-/// The CPU backend, plus `cfrag_parts` answered with `cfrag_parts_on_cpu`, or declined.
-struct Finishing {
-    cpu: CpuBackend,
-    /// Answer `cfrag_parts` (else decline it: the engine must fall back to the products).
-    answer: bool,
-    overlap: bool,
-    parts_calls: AtomicUsize,
-    pair_calls: AtomicUsize,
-}
-
-impl Finishing {
-    fn new(answer: bool, overlap: bool) -> Self {
-        Self {
-            cpu: CpuBackend::new(),
-            answer,
-            overlap,
-            parts_calls: AtomicUsize::new(0),
-            pair_calls: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl EcBackend for Finishing {
-    fn name(&self) -> &'static str {
-        "finishing"
-    }
-
-    fn mul_pairs(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
-        self.pair_calls.fetch_add(1, Ordering::Relaxed);
-        self.cpu.mul_pairs(bases, scalars)
-    }
-
-    fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
-        self.cpu.mul_u(scalars)
-    }
-
-    fn offers_cfrag_parts(&self) -> bool {
-        true
-    }
-
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Option<Vec<CfragParts>> {
-        self.parts_calls.fetch_add(1, Ordering::Relaxed);
-        assert_eq!(bases.len(), 2 * commitments.len());
-        assert_eq!(scalars.len(), bases.len());
-        if !self.answer {
-            return None;
-        }
-        (0..commitments.len())
-            .map(|j| {
-                assert_eq!(
-                    scalars[2 * j],
-                    scalars[2 * j + 1],
-                    "one [rk, t] per capsule"
-                );
-                cfrag_parts_on_cpu(
-                    &bases[2 * j],
-                    &bases[2 * j + 1],
-                    &scalars[2 * j],
-                    &commitments[j],
-                )
-            })
-            .collect()
-    }
-
-    fn overlaps_calls(&self) -> bool {
-        self.overlap
-    }
-}
-
-/// Runs a batch of `size` with the capsules `bad` tampered; every other cfrag must verify
-/// under umbral-pre with its own capsule.
-fn run(backend: Finishing, size: usize, bad: &[usize]) {
-    let engine = Engine::new(std::sync::Arc::new(backend));
-    let policy = Policy::new(2, 3);
-    let kfrag = policy.verified(&engine, 1);
-    let encrypted: Vec<_> = (0..size).map(|i| policy.encrypt(&[i as u8; 7])).collect();
-    let mut capsules: Vec<Vec<u8>> = encrypted.iter().map(|(c, _)| capsule_bytes(c)).collect();
-    for &i in bad {
-        capsules[i][104] ^= 1;
-    }
-    let results = engine.reencrypt_batch(&items_for(&capsules, &kfrag));
-    for (i, result) in results.iter().enumerate() {
-        if bad.contains(&i) {
-            assert_eq!(result, &Err(ItemError::CapsuleCheckFailed), "item {i}");
-        } else {
-            let cfrag = result.as_ref().expect("good item");
-            policy.check_cfrag(&encrypted[i].0, &cfrag.to_bytes());
-        }
-    }
-}
-
-#[test]
-fn device_finished_cfrags_verify_and_stay_with_their_capsules() {
-    for overlap in [false, true] {
-        for bad in [&[][..], &[0], &[2, 5], &[0, 1, 2, 3, 4, 5, 6]] {
-            run(Finishing::new(true, overlap), 7, bad);
-        }
-    }
-}
-
-#[test]
-fn declined_parts_fall_back_to_the_products() {
-    for overlap in [false, true] {
-        run(Finishing::new(false, overlap), 6, &[3]);
-    }
-}
-
-#[test]
-fn the_engine_asks_for_parts_once_per_batch_and_no_products() {
-    let backend = std::sync::Arc::new(Finishing::new(true, false));
-    let engine = Engine::new(backend.clone());
-    let policy = Policy::new(2, 3);
-    let kfrag = policy.verified(&engine, 0);
-    let capsules: Vec<Vec<u8>> = (0..8)
-        .map(|i| capsule_bytes(&policy.encrypt(&[i; 5]).0))
-        .collect();
-    let results = engine.reencrypt_batch(&items_for(&capsules, &kfrag));
-    assert!(results.iter().all(Result::is_ok));
-    assert_eq!(backend.parts_calls.load(Ordering::Relaxed), 1);
-    assert_eq!(backend.pair_calls.load(Ordering::Relaxed), 0);
-
-    let declining = std::sync::Arc::new(Finishing::new(false, false));
-    let engine = Engine::new(declining.clone());
-    let kfrag = policy.verified(&engine, 0);
-    let results = engine.reencrypt_batch(&items_for(&capsules, &kfrag));
-    assert!(results.iter().all(Result::is_ok));
-    assert_eq!(declining.parts_calls.load(Ordering::Relaxed), 1);
-    assert_eq!(declining.pair_calls.load(Ordering::Relaxed), 1);
-}
-
-/// The CPU reference equals the parts of the cfrag the CPU engine makes with the same nonce:
-/// checked through umbral-pre above; here its shape: the identity (a zero scalar) gives none.
+/// The CPU reference equals the parts of the cfrag the CPU engine makes with the same nonce
+/// (checked through umbral-pre by the one-call tests below); here its shape: the identity (a zero scalar) gives none.
 #[test]
 fn cpu_parts_refuse_a_zero_scalar() {
     let g = Affine::from_k256(&k256::ProjectivePoint::GENERATOR).expect("G");
@@ -210,31 +68,27 @@ impl EcBackend for OneCallBackend {
         &self,
         capsules: &[CapsuleInput],
         scalars: &[[Scalar; 2]],
-    ) -> Option<Vec<CapsuleOutcome>> {
+    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.capsules_seen
             .fetch_add(capsules.len(), Ordering::Relaxed);
         assert_eq!(capsules.len(), scalars.len());
         match self.answer {
-            OneCall::Declines => None,
-            OneCall::Right => Some(
-                capsules
-                    .iter()
-                    .zip(scalars)
-                    .map(|(c, k)| reencrypt_capsule_on_cpu(c, k))
-                    .collect(),
-            ),
-            OneCall::RejectsGoodOnes => Some(
-                capsules
-                    .iter()
-                    .zip(scalars)
-                    .enumerate()
-                    .map(|(j, (c, k))| match j % 2 {
-                        0 => CapsuleOutcome::Rejected,
-                        _ => reencrypt_capsule_on_cpu(c, k),
-                    })
-                    .collect(),
-            ),
+            OneCall::Declines => Err(BackendError::NotOffered("declined")),
+            OneCall::Right => Ok(capsules
+                .iter()
+                .zip(scalars)
+                .map(|(c, k)| reencrypt_capsule_on_cpu(c, k))
+                .collect()),
+            OneCall::RejectsGoodOnes => Ok(capsules
+                .iter()
+                .zip(scalars)
+                .enumerate()
+                .map(|(j, (c, k))| match j % 2 {
+                    0 => CapsuleOutcome::Rejected,
+                    _ => reencrypt_capsule_on_cpu(c, k),
+                })
+                .collect()),
         }
     }
 }

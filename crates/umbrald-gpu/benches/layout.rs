@@ -8,12 +8,12 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_gpu::layout::{
     self, DECOMPRESS_IN_WORDS, DECOMPRESS_OUT_WORDS, FIRSTS_IN_WORDS, FIRSTS_OUT_WORDS,
-    FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS, PARTS_IN_WORDS,
-    PARTS_OUT_WORDS, REENC_IN_WORDS,
+    FIXED_IN_WORDS, FIXED_OUT_WORDS, PAIR_IN_WORDS, PAIR_OUT_WORDS, PARTS_OUT_WORDS,
+    REENC_IN_WORDS,
 };
 
 /// Items per call: one GPU host thread's part of a batch, packed by one thread.
@@ -151,10 +151,10 @@ fn layout_bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// A capsule's secret-scalar call as the host sees it, `N / 2` capsules (the `N` pair items of
-/// the calls above): before `cfrag_parts`, the pairs `[rk, t]` of `E` and `V` and `t·U`
-/// packed and every product read back and checked; with it, one input packed and 197 bytes
-/// per capsule read back.
+/// A capsule's device calls as the host sees them, `N / 2` capsules (the `N` pair items of the
+/// calls above): step by step, the pairs `[rk, t]` of `E` and `V` and `t·U` packed and every
+/// product read back and checked (with the decompression and the check's products before
+/// them); in one call, one input packed and 197 bytes per capsule read back.
 fn capsule_bench(c: &mut Criterion) {
     let capsules = N / 2;
     let mut rng = rand::thread_rng();
@@ -192,17 +192,8 @@ fn capsule_bench(c: &mut Criterion) {
             (products, u2s)
         })
     });
-    let mut parts_in = vec![0u32; PARTS_IN_WORDS * capsules];
-    group.bench_function("parts", |b| {
-        b.iter(|| {
-            layout::pack_parts(&bases, &scalars, &commitments, &mut parts_in).expect("pack");
-            let mut parts = vec![[0u8; CFRAG_PARTS_LEN]; capsules];
-            layout::unpack_parts_into(&parts_out, &mut parts).expect("status 0");
-            parts
-        })
-    });
-    // A whole capsule's device calls: with `cfrag_parts`, the decompression of E and V, the
-    // check's h·E and s·G, and the parts; with `one_call`, one input and the parts.
+    // A whole capsule's device calls: step by step, the decompression of E and V, the
+    // check's h·E and s·G, and the products; with `one_call`, one input and the parts.
     let es: Vec<Affine> = bases.iter().step_by(2).copied().collect();
     let (compressed, decompress_out) = decompression(&bases);
     let hs: Vec<Scalar> = nonces
@@ -228,10 +219,13 @@ fn capsule_bench(c: &mut Criterion) {
             .expect("valid output");
             let mut sg = Vec::with_capacity(capsules);
             layout::unpack_fixed(&fixed_out, &nonces, &mut sg).expect("valid output");
-            layout::pack_parts(&bases, &scalars, &commitments, &mut parts_in).expect("pack");
-            let mut parts = vec![[0u8; CFRAG_PARTS_LEN]; capsules];
-            layout::unpack_parts_into(&parts_out, &mut parts).expect("status 0");
-            (points, checks, sg, parts)
+            layout::pack_pairs(&bases, &scalars, &mut pair_in).expect("pack");
+            layout::pack_fixed(&nonces, &mut fixed_in).expect("pack");
+            let mut products = Vec::with_capacity(N);
+            layout::unpack_pairs(&pair_out, &scalars, &mut products).expect("valid output");
+            let mut u2s = Vec::with_capacity(capsules);
+            layout::unpack_fixed(&fixed_out, &nonces, &mut u2s).expect("valid output");
+            (points, checks, sg, products, u2s)
         })
     });
     let inputs: Vec<CapsuleInput> = (0..capsules)

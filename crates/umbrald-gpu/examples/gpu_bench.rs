@@ -1,6 +1,6 @@
 //! Variable-base (and fixed-base) multiplications per second against batch size, through
-//! `GpuBackend` (packing, launches, copies, unpacking and its audit included), as a Markdown
-//! table on stdout.
+//! `GpuBackend` behind `Guarded` (packing, launches, copies, unpacking and the audit
+//! included), as a Markdown table on stdout.
 //!
 //! ```text
 //! cargo run --release -p umbrald-gpu --example gpu_bench -- [--sizes 1024,65536,...]
@@ -19,13 +19,13 @@
 //! does itself for every item), measured with a backend that answers instantly and offers the
 //! capsule-check products and decompressed points as the GPU backend does.
 //!
-//! A second table gives whole capsules per second through the device by the three ways the
+//! A second table gives whole capsules per second through the device by the two ways the
 //! engine can use it (`--capsule-sizes 1024,4096,...`): step by step (decompression, the
-//! check's `h·E` and `s·G`, the products, `t·U`: four calls), with `cfrag_parts`
-//! (decompression, check, parts: three calls) and with `one_call` (one call), each call
-//! audited as in the server.
+//! check's `h·E` and `s·G`, the products, `t·U`: four calls) and with `one_call` (one call),
+//! each call audited as in the server.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k256::elliptic_curve::Field;
@@ -36,7 +36,7 @@ use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend}
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::{Engine, ReencryptItem};
 use umbrald_gpu::host::HostExecutor;
-use umbrald_gpu::{DeviceInfo, GpuBackend, GpuOptions};
+use umbrald_gpu::{DeviceInfo, GpuBackend, GpuOptions, Guarded, NoEvents};
 
 struct Args {
     sizes: Vec<usize>,
@@ -56,10 +56,8 @@ fn parse() -> Result<Args, String> {
         reps: 3,
         opts: GpuOptions {
             audit_samples: 1,
-            disable_after_failures: 0,
-            // Both whole-capsule paths loaded, for the capsule table.
-            cfrag_parts: true,
-            one_call: true,
+            // Every fault shows in the final count; none turns the device off mid-run.
+            unhealthy_after: u32::MAX,
             ..GpuOptions::default()
         },
         host: false,
@@ -177,13 +175,9 @@ fn capsule_inputs(n: usize, rng: &mut rand::rngs::StdRng) -> CapsuleBatch {
     }
 }
 
-/// One batch of capsules through the device by each of the engine's three ways; the wall
-/// time of each, or the first failure.
-fn capsule_walls(
-    gpu: &GpuBackend,
-    batch: &CapsuleBatch,
-    n: usize,
-) -> Result<[Duration; 3], String> {
+/// One batch of capsules through the device by each of the engine's two ways; the wall time
+/// of each, or the first failure.
+fn capsule_walls(gpu: &Guarded, batch: &CapsuleBatch, n: usize) -> Result<[Duration; 2], String> {
     let (capsules, scalars, hs) = (
         &batch.inputs[..n],
         &batch.scalars[..n],
@@ -194,41 +188,30 @@ fn capsule_walls(
     let ss: Vec<Scalar> = capsules.iter().map(|c| c.s).collect();
     let pairs: Vec<[Scalar; 2]> = scalars.iter().flat_map(|k| [*k, *k]).collect();
     let nonces: Vec<Scalar> = scalars.iter().map(|k| k[1]).collect();
-    let commitments: Vec<[u8; 33]> = capsules.iter().map(|c| c.commitment).collect();
-    // The first two calls of both step-by-step ways: decompression and the check's products.
-    let front = || -> Result<Vec<Affine>, String> {
-        let points = gpu
-            .decompress_points(&points)
-            .ok_or_else(|| fail("decompression"))?;
-        let points: Vec<Affine> = points
-            .into_iter()
-            .map(|p| p.ok_or_else(|| fail("a point")))
-            .collect::<Result<_, _>>()?;
-        let es: Vec<Affine> = points.iter().step_by(2).copied().collect();
-        gpu.capsule_check_products(&es, hs, &ss)
-            .ok_or_else(|| fail("the check"))?;
-        Ok(points)
-    };
     let t = Instant::now();
-    let bases = front()?;
+    let points = gpu
+        .decompress_points(&points)
+        .map_err(|_| fail("decompression"))?;
+    let bases: Vec<Affine> = points
+        .into_iter()
+        .map(|p| p.ok_or_else(|| fail("a point")))
+        .collect::<Result<_, _>>()?;
+    let es: Vec<Affine> = bases.iter().step_by(2).copied().collect();
+    gpu.capsule_check_products(&es, hs, &ss)
+        .map_err(|_| fail("the check"))?;
     gpu.mul_pairs(&bases, &pairs)
         .map_err(|_| fail("products"))?;
     gpu.mul_u(&nonces).map_err(|_| fail("t·U"))?;
     let steps = t.elapsed();
     let t = Instant::now();
-    let bases = front()?;
-    gpu.cfrag_parts_checked(&bases, &pairs, &commitments)
-        .map_err(|_| fail("parts"))?;
-    let parts = t.elapsed();
-    let t = Instant::now();
     let outcomes = gpu
-        .reencrypt_capsules_checked(capsules, scalars)
+        .reencrypt_capsules(capsules, scalars)
         .map_err(|_| fail("one call"))?;
     let one_call = t.elapsed();
     if outcomes.contains(&CapsuleOutcome::Rejected) {
         return Err(fail("a valid capsule's one call"));
     }
-    Ok([steps, parts, one_call])
+    Ok([steps, one_call])
 }
 
 fn main() -> ExitCode {
@@ -240,7 +223,7 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let gpu = if args.host {
+    let device = if args.host {
         GpuBackend::with_executor(
             Box::new(HostExecutor::new()),
             DeviceInfo::emulated(),
@@ -255,7 +238,15 @@ fn main() -> ExitCode {
             }
         }
     };
-    println!("device: {}", gpu.info());
+    println!("device: {}", device.info());
+    let device = Arc::new(device);
+    let gpu = Guarded::new(
+        device.clone(),
+        Some(device.stats()),
+        &args.opts,
+        1,
+        Arc::new(NoEvents),
+    );
     println!(
         "variable-base tables in {} memory",
         if args.opts.table_in_shared {
@@ -322,7 +313,7 @@ fn main() -> ExitCode {
     }
     for &n in &args.sizes {
         let mut walls = Vec::with_capacity(args.reps);
-        let before = gpu.stats().snapshot();
+        let (before, audit_before) = (device.stats().snapshot(), gpu.snapshot().audit_time);
         for _ in 0..args.reps {
             let t = Instant::now();
             if let Err(e) = gpu.mul_pairs(&bases[..n], &scalars[..n]) {
@@ -331,7 +322,7 @@ fn main() -> ExitCode {
             }
             walls.push(t.elapsed());
         }
-        let after = gpu.stats().snapshot();
+        let (after, audit_after) = (device.stats().snapshot(), gpu.snapshot().audit_time);
         let rate = |call: &dyn Fn() -> bool| {
             let t = Instant::now();
             let ok = call();
@@ -344,7 +335,7 @@ fn main() -> ExitCode {
         };
         let fixed = rate(&|| gpu.mul_u(&singles[..n]).is_ok());
         let he_pairs = rate(&|| gpu.mul_pairs(&bases[..n], &zero_seconds[..n]).is_ok());
-        let he_firsts = rate(&|| gpu.mul_firsts(&bases[..n], &singles[..n]).is_ok());
+        let he_firsts = rate(&|| device.mul_firsts(&bases[..n], &singles[..n]).is_ok());
         walls.sort_unstable();
         let best = walls[0];
         let median = walls[walls.len() / 2];
@@ -358,7 +349,7 @@ fn main() -> ExitCode {
             per_rep(after.kernel_time.saturating_sub(before.kernel_time)),
             per_rep(after.copy_time.saturating_sub(before.copy_time)),
             per_rep(after.layout_time.saturating_sub(before.layout_time)),
-            per_rep(after.audit_time.saturating_sub(before.audit_time)),
+            per_rep(audit_after.saturating_sub(audit_before)),
         );
     }
     println!();
@@ -367,12 +358,12 @@ fn main() -> ExitCode {
         args.reps
     );
     println!();
-    println!("| capsules | step by step, 4 calls (ms) | capsules/s | cfrag_parts, 3 calls (ms) | capsules/s | one_call (ms) | capsules/s | one_call / step by step |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| capsules | step by step, 4 calls (ms) | capsules/s | one_call (ms) | capsules/s | one_call / step by step |");
+    println!("|---:|---:|---:|---:|---:|---:|");
     let max_capsules = args.capsule_sizes.iter().copied().max().unwrap_or(0);
     let batch = capsule_inputs(max_capsules, &mut rng);
     for &n in &args.capsule_sizes {
-        let mut best = [Duration::MAX; 3];
+        let mut best = [Duration::MAX; 2];
         for _ in 0..args.reps {
             match capsule_walls(&gpu, &batch, n) {
                 Ok(walls) => {
@@ -386,25 +377,25 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let [steps, parts, one] = best.map(|d| d.as_secs_f64());
+        let [steps, one] = best.map(|d| d.as_secs_f64());
         println!(
-            "| {n} | {:.3} | {:.0} | {:.3} | {:.0} | {:.3} | {:.0} | {:.2} |",
+            "| {n} | {:.3} | {:.0} | {:.3} | {:.0} | {:.2} |",
             steps * 1e3,
             n as f64 / steps,
-            parts * 1e3,
-            n as f64 / parts,
             one * 1e3,
             n as f64 / one,
             steps / one,
         );
     }
-    let stats = gpu.stats().snapshot();
+    let stats = gpu.snapshot();
     println!();
     println!(
         "fallbacks {}, audit failures {}, audited outputs {}",
-        stats.fallbacks, stats.audit_failures, stats.audited
+        stats.fallbacks(),
+        stats.faults_of(umbrald_gpu::Fault::AuditMismatch),
+        stats.audited
     );
-    if stats.fallbacks > 0 {
+    if stats.fallbacks() > 0 {
         eprintln!("gpu_bench: the device failed some calls (see the log above)");
         return ExitCode::FAILURE;
     }

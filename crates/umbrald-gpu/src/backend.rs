@@ -1,14 +1,12 @@
-//! [`GpuBackend`]: the [`EcBackend`] that runs batches on a CUDA device, audits them on the CPU,
-//! counts what happened, and reports every failure as a [`BackendError`] so that the engine
-//! recomputes that batch on the CPU.
+//! [`GpuBackend`]: the [`EcBackend`] that runs batches on a CUDA device, validates every
+//! output it copies back, counts what the device did, and reports every failure as a
+//! [`BackendError`]. [`crate::Guarded`] audits its answers, counts its faults and decides its
+//! health.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use k256::{ProjectivePoint, Scalar};
-use umbrald_core::backend::{
-    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend,
-};
+use umbrald_core::backend::{BackendError, CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::audit;
@@ -19,20 +17,16 @@ use crate::options::GpuOptions;
 use crate::stats::GpuStats;
 use crate::table::FixedBase;
 
-/// The GPU backend. Create it once at start-up with [`GpuBackend::probe`]; when that fails,
-/// log the error once and serve with [`CpuBackend`].
+/// The GPU backend. Create it once at start-up with [`GpuBackend::probe`] and serve through
+/// [`crate::Guarded`]; when the probe fails, log the error once and serve with [`CpuBackend`].
 ///
-/// Calls from several threads are serialized on the device (one pipeline per device).
+/// Calls from several threads run on the device at once up to
+/// [`GpuOptions::concurrent_calls`]; the others wait for a free pipeline.
 pub struct GpuBackend {
     exec: Box<dyn KernelExecutor>,
     cpu: CpuBackend,
     stats: Arc<GpuStats>,
-    audit_samples: usize,
-    disable_after: u32,
-    failures_in_a_row: AtomicU32,
     info: DeviceInfo,
-    overlap_calls: bool,
-    cfrag_parts: bool,
     one_call: bool,
 }
 
@@ -40,7 +34,7 @@ impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuBackend")
             .field("info", &self.info)
-            .field("audit_samples", &self.audit_samples)
+            .field("one_call", &self.one_call)
             .finish_non_exhaustive()
     }
 }
@@ -50,22 +44,16 @@ impl GpuBackend {
     /// streams and buffers, and runs a known-answer self-test.
     ///
     /// Returns [`GpuUnavailable`] — never panics — when there is no driver, no such device, no
-    /// NVRTC, or anything fails. Expect several seconds when it succeeds: NVRTC takes about 4 s,
-    /// and the driver JIT-compiles the PTX the first time (cached by the driver afterwards).
+    /// NVRTC, or anything fails. Expect several seconds when it succeeds: NVRTC compiles the
+    /// kernels, and the driver JIT-compiles the PTX the first time (cached by the driver
+    /// afterwards).
     pub fn probe(opts: &GpuOptions) -> Result<Self, GpuUnavailable> {
         let (exec, info) = device::probe(opts)?;
         let mut backend = Self::with_executor(Box::new(exec), info, opts);
         backend.self_test().map_err(GpuUnavailable::SelfTest)?;
-        if backend.cfrag_parts {
-            if let Err(e) = backend.self_test_parts() {
-                // The products still serve; only the host finishes the cfrags.
-                tracing::warn!(error = %e, "cfrag parts failed the self-test; host finishes");
-                backend.cfrag_parts = false;
-            }
-        }
         if backend.one_call {
             if let Err(e) = backend.self_test_one_call() {
-                // The separate calls still serve.
+                // The step-by-step calls still serve.
                 tracing::warn!(error = %e, "one-call re-encryption failed the self-test; off");
                 backend.one_call = false;
             }
@@ -73,8 +61,8 @@ impl GpuBackend {
         Ok(backend)
     }
 
-    /// A backend on any executor: [`crate::host::HostExecutor`] to run the kernel code on the
-    /// CPU, or a test double. Uses `opts.audit_samples` and `opts.disable_after_failures`.
+    /// A backend on any executor: the host harness's (feature `host-harness`) to run the
+    /// kernel code on the CPU, or a test double. Of `opts` it uses `one_call`.
     pub fn with_executor(
         exec: Box<dyn KernelExecutor>,
         info: DeviceInfo,
@@ -84,12 +72,7 @@ impl GpuBackend {
             exec,
             cpu: CpuBackend::new(),
             stats: Arc::new(GpuStats::default()),
-            audit_samples: opts.audit_samples.max(1),
-            disable_after: opts.disable_after_failures,
-            failures_in_a_row: AtomicU32::new(0),
             info,
-            overlap_calls: opts.overlap_calls,
-            cfrag_parts: opts.cfrag_parts,
             one_call: opts.one_call,
         }
     }
@@ -104,8 +87,8 @@ impl GpuBackend {
         Arc::clone(&self.stats)
     }
 
-    /// `k[i]·G` for every scalar, on the fixed-base path with the generator's table. Audited
-    /// and counted like the trait methods.
+    /// `k[i]·G` for every scalar, on the fixed-base path with the generator's table. Counted
+    /// like the trait methods.
     pub fn mul_g(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
         self.mul_fixed(FixedBase::G, scalars)
     }
@@ -159,70 +142,18 @@ impl GpuBackend {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<Vec<Option<Affine>>, BackendError> {
-        self.call(
-            scalars.len(),
-            1,
-            || self.exec.mul_fixed(base, scalars),
-            |out, idx| audit::check_fixed(&self.cpu, base, scalars, out, idx),
-        )
+        self.call(scalars.len(), 1, || self.exec.mul_fixed(base, scalars))
     }
 
     /// `[k·P, None]` for every base `P` and public scalar `k`: the pair kernel without its
-    /// second products (one ladder per item instead of two), audited as the pairs `[k, 0]` it
-    /// stands for. The capsule check's `h·E`.
+    /// second products (one ladder per item instead of two). The capsule check's `h·E`.
     pub fn mul_firsts(
         &self,
         bases: &[Affine],
         scalars: &[Scalar],
     ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         same_length(bases.len(), scalars.len())?;
-        self.call(
-            bases.len(),
-            1,
-            || self.exec.mul_firsts(bases, scalars),
-            |out, idx| audit::check_firsts(&self.cpu, bases, scalars, out, idx),
-        )
-    }
-
-    /// Whole cfrags' parts on the device ([`EcBackend::cfrag_parts`]), audited: sampled
-    /// capsules are recomputed on the CPU in full (products, hash and `z`). Counted as five
-    /// products per capsule.
-    pub fn cfrag_parts_checked(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Result<Vec<CfragParts>, BackendError> {
-        same_length(bases.len(), scalars.len())?;
-        if bases.len() != 2 * commitments.len() {
-            return Err(BackendError::Shape("not two bases per capsule"));
-        }
-        self.optional_call(
-            commitments.len(),
-            5,
-            || self.exec.cfrag_parts(bases, scalars, commitments),
-            |out, idx| audit::check_parts(bases, scalars, commitments, out, idx),
-        )
-    }
-
-    /// Whole capsules re-encrypted in one device call ([`EcBackend::reencrypt_capsules`]),
-    /// audited: sampled capsules re-encrypted in full on the CPU, the same parts or both
-    /// rejecting. Counted as seven products per capsule (the five of the parts, `h·E` and
-    /// `s·G`).
-    pub fn reencrypt_capsules_checked(
-        &self,
-        capsules: &[CapsuleInput],
-        scalars: &[[Scalar; 2]],
-    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
-        if capsules.len() != scalars.len() {
-            return Err(BackendError::Shape("not one [rk, t] per capsule"));
-        }
-        self.optional_call(
-            capsules.len(),
-            7,
-            || self.exec.reencrypt_capsules(capsules, scalars),
-            |out, idx| audit::check_reenc(capsules, scalars, out, idx),
-        )
+        self.call(bases.len(), 1, || self.exec.mul_firsts(bases, scalars))
     }
 
     /// Runs the one-call path on valid capsules, one with a wrong `s`, one whose `E` and one
@@ -291,141 +222,57 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Runs the cfrag-parts path on a few random capsules (and `rk = 1`, `t = n − 1`) and
-    /// compares every byte with the CPU. Not counted in the statistics.
-    pub fn self_test_parts(&self) -> Result<(), String> {
-        let mut rng = rand::thread_rng();
-        let point = |k: Scalar| {
-            Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).ok_or("identity".to_owned())
-        };
-        let mut bases = Vec::new();
-        let mut scalars = Vec::new();
-        let mut commitments = Vec::new();
-        for j in 0..5u64 {
-            let (rk, t) = match j {
-                0 => (Scalar::ONE, -Scalar::ONE),
-                _ => (
-                    Scalar::generate_vartime(&mut rng),
-                    Scalar::generate_vartime(&mut rng),
-                ),
-            };
-            bases.push(point(Scalar::generate_vartime(&mut rng))?);
-            bases.push(point(Scalar::generate_vartime(&mut rng))?);
-            scalars.extend([[rk, t]; 2]);
-            commitments.push(point(Scalar::generate_vartime(&mut rng))?.to_compressed());
-        }
-        let all: Vec<usize> = (0..commitments.len()).collect();
-        let (out, _) = self
-            .exec
-            .cfrag_parts(&bases, &scalars, &commitments)
-            .map_err(|e| e.to_string())?;
-        if out.len() != commitments.len() {
-            return Err("self-test: wrong number of cfrag parts".to_owned());
-        }
-        audit::check_parts(&bases, &scalars, &commitments, &out, &all)
-    }
-
-    /// One device call of `items` items: nothing to do for none, refused once the device was
-    /// given up, else `run`'s result through [`Self::accept`].
+    /// One device call of `items` items: nothing to do for none, else `run`'s result through
+    /// [`Self::accept`].
     fn call<T>(
         &self,
         items: usize,
         products_per_item: u64,
         run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
-        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
     ) -> Result<Vec<T>, BackendError> {
-        if let Some(answer) = self.answer_without_call(items) {
-            return answer;
-        }
-        self.accept(run(), items, products_per_item, audit)
-    }
-
-    /// The answer of a call that needs no device: empty for no items, refused once the device
-    /// was given up; `None` when the device must be called.
-    fn answer_without_call<T>(&self, items: usize) -> Option<Result<Vec<T>, BackendError>> {
         if items == 0 {
-            return Some(Ok(Vec::new()));
+            return Ok(Vec::new());
         }
-        self.stats.is_disabled().then(|| Err(self.disabled()))
+        self.accept(run(), items, products_per_item)
     }
 
     /// [`Self::call`] for a path whose kernels a module may lack (PTX built before them): the
-    /// executor's `Unsupported` is then a refusal, not a fault.
+    /// executor's `Unsupported` is then [`BackendError::NotOffered`], not a device failure.
     fn optional_call<T>(
         &self,
         items: usize,
         products_per_item: u64,
         run: impl FnOnce() -> Result<(Vec<T>, Timing), ExecError>,
-        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
     ) -> Result<Vec<T>, BackendError> {
-        if let Some(answer) = self.answer_without_call(items) {
-            return answer;
+        if items == 0 {
+            return Ok(Vec::new());
         }
         match run() {
-            Err(ExecError::Unsupported(why)) => Err(BackendError::Shape(why)),
-            result => self.accept(result, items, products_per_item, audit),
+            Err(ExecError::Unsupported(why)) => Err(BackendError::NotOffered(why)),
+            result => self.accept(result, items, products_per_item),
         }
     }
 
-    /// Length check, audit and statistics for one call's executor result.
+    /// Length check and statistics for one call's executor result: a driver error, an invalid
+    /// output or a wrong count is a [`BackendError::Device`].
     fn accept<T>(
         &self,
         result: Result<(Vec<T>, Timing), ExecError>,
         items: usize,
         products_per_item: u64,
-        audit: impl Fn(&[T], &[usize]) -> Result<(), String>,
     ) -> Result<Vec<T>, BackendError> {
-        let (out, timing) = match result {
-            Ok(done) if done.0.len() == items => done,
-            Ok(done) => {
-                return Err(self.fallback(BackendError::Device(format!(
-                    "device returned {} results for {items} items",
-                    done.0.len()
-                ))))
+        match result {
+            Ok((out, timing)) if out.len() == items => {
+                self.stats
+                    .record_success(items as u64 * products_per_item, timing);
+                Ok(out)
             }
-            Err(e) => return Err(self.fallback(BackendError::Device(e.to_string()))),
-        };
-        let indices = audit::sample_indices(items, self.audit_samples);
-        self.stats.record_audited(indices.len() as u64);
-        let auditing = cpu_time::ThreadTime::now();
-        let verdict = audit(&out, &indices);
-        self.stats.record_audit_time(auditing.elapsed());
-        if let Err(message) = verdict {
-            self.stats.record_audit_failure();
-            return Err(self.fallback(BackendError::AuditMismatch(message)));
+            Ok((out, _)) => Err(BackendError::Device(format!(
+                "device returned {} results for {items} items",
+                out.len()
+            ))),
+            Err(e) => Err(BackendError::Device(e.to_string())),
         }
-        self.stats
-            .record_success(items as u64 * products_per_item, timing);
-        self.failures_in_a_row.store(0, Ordering::Relaxed);
-        Ok(out)
-    }
-
-    fn fallback(&self, error: BackendError) -> BackendError {
-        self.stats.record_fallback();
-        tracing::warn!(
-            device = %self.info.name,
-            error = %error,
-            "GPU batch failed; the CPU recomputes it"
-        );
-        let in_a_row = self
-            .failures_in_a_row
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        if self.disable_after > 0 && in_a_row >= self.disable_after && self.stats.record_disabled()
-        {
-            tracing::error!(
-                device = %self.info.name,
-                failures = in_a_row,
-                "GPU backend disabled after repeated failures; the CPU serves from now on"
-            );
-        }
-        error
-    }
-
-    /// The answer of every call once the device was given up.
-    fn disabled(&self) -> BackendError {
-        self.stats.record_fallback();
-        BackendError::Device("GPU backend disabled after repeated failures".to_owned())
     }
 }
 
@@ -449,12 +296,7 @@ impl EcBackend for GpuBackend {
         scalars: &[[Scalar; 2]],
     ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         same_length(bases.len(), scalars.len())?;
-        self.call(
-            bases.len(),
-            2,
-            || self.exec.mul_pairs(bases, scalars),
-            |out, idx| audit::check_pairs(&self.cpu, bases, scalars, out, idx),
-        )
+        self.call(bases.len(), 2, || self.exec.mul_pairs(bases, scalars))
     }
 
     fn mul_u(&self, scalars: &[Scalar]) -> Result<Vec<Option<Affine>>, BackendError> {
@@ -462,72 +304,39 @@ impl EcBackend for GpuBackend {
     }
 
     /// `h·E` on the pair kernel without its second ladder ([`KernelExecutor::mul_firsts`]) and
-    /// `s·G` on the fixed-base kernel. Both calls are audited like any other; on any failure
-    /// the engine checks on the CPU.
+    /// `s·G` on the fixed-base kernel, one call after the other.
     fn capsule_check_products(
         &self,
         es: &[Affine],
         hs: &[Scalar],
         ss: &[Scalar],
-    ) -> Option<Vec<[Option<Affine>; 2]>> {
-        if es.len() != hs.len() || es.len() != ss.len() {
-            return None;
-        }
-        let (he, sg) = if self.overlap_calls {
-            // Two device calls at once (each on its own pipeline) instead of one after the other.
-            std::thread::scope(|s| {
-                let sg = s.spawn(|| self.mul_g(ss));
-                let he = self.mul_firsts(es, hs);
-                (
-                    he,
-                    sg.join()
-                        .unwrap_or_else(|_| Err(BackendError::Device("panic".into()))),
-                )
-            })
-        } else {
-            (self.mul_firsts(es, hs), self.mul_g(ss))
-        };
-        let (he, sg) = (he.ok()?, sg.ok()?);
-        Some(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
-    }
-
-    fn overlaps_calls(&self) -> bool {
-        self.overlap_calls
-    }
-
-    fn offers_cfrag_parts(&self) -> bool {
-        self.cfrag_parts
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
+        same_length(es.len(), ss.len())?;
+        let he = self.mul_firsts(es, hs)?;
+        let sg = self.mul_g(ss)?;
+        Ok(he.into_iter().zip(sg).map(|([h, _], s)| [h, s]).collect())
     }
 
     fn offers_reencrypt_capsules(&self) -> bool {
         self.one_call
     }
 
-    /// [`GpuBackend::reencrypt_capsules_checked`] when `one_call` is on; `None` (the engine
-    /// then takes the separate calls) when it is off or the call failed.
+    /// The one-call kernels, when `one_call` is on and passed the start-up self-test. Counted
+    /// as seven products per capsule (the five of the parts, `h·E` and `s·G`).
     fn reencrypt_capsules(
         &self,
         capsules: &[CapsuleInput],
         scalars: &[[Scalar; 2]],
-    ) -> Option<Vec<CapsuleOutcome>> {
+    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
         if !self.one_call {
-            return None;
+            return Err(BackendError::NotOffered("one_call is off"));
         }
-        self.reencrypt_capsules_checked(capsules, scalars).ok()
-    }
-
-    /// [`GpuBackend::cfrag_parts_checked`] when `cfrag_parts` is on; `None` (the engine then
-    /// runs the products and finishes on the host) when it is off or the call failed.
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Option<Vec<CfragParts>> {
-        if !self.cfrag_parts {
-            return None;
+        if capsules.len() != scalars.len() {
+            return Err(BackendError::Shape("not one [rk, t] per capsule"));
         }
-        self.cfrag_parts_checked(bases, scalars, commitments).ok()
+        self.optional_call(capsules.len(), 7, || {
+            self.exec.reencrypt_capsules(capsules, scalars)
+        })
     }
 
     /// True: unpacking a kernel's output rejects any point off the curve and any identity flag
@@ -537,26 +346,12 @@ impl EcBackend for GpuBackend {
         true
     }
 
-    /// The decompression kernel (one square root per point). No audit: the engine checks every
-    /// answer against the compressed point and decompresses on the host what it rejects.
-    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
-        if points.is_empty() || self.stats.is_disabled() {
-            return None;
-        }
-        match self.exec.decompress(points) {
-            Ok((out, timing)) if out.len() == points.len() => {
-                self.stats.record_success(0, timing);
-                Some(out)
-            }
-            Ok(_) => {
-                self.fallback(BackendError::Device("short decompression result".into()));
-                None
-            }
-            Err(ExecError::Unsupported(_)) => None,
-            Err(e) => {
-                self.fallback(BackendError::Device(e.to_string()));
-                None
-            }
-        }
+    /// The decompression kernel (one square root per point). The engine checks every answer
+    /// against the compressed point and decompresses on the host what it rejects.
+    fn decompress_points(
+        &self,
+        points: &[CompressedPoint],
+    ) -> Result<Vec<Option<Affine>>, BackendError> {
+        self.optional_call(points.len(), 0, || self.exec.decompress(points))
     }
 }

@@ -21,23 +21,22 @@ use std::time::Duration;
 use cpu_time::ThreadTime;
 
 use cudarc::driver::{
-    result as cu, sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr,
-    DevicePtrMut, DriverError, LaunchConfig, PinnedHostSlice, PushKernelArg,
+    sys, CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DriverError, PinnedHostSlice,
 };
 use cudarc::nvrtc::Ptx;
 use k256::Scalar;
-use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts, CFRAG_PARTS_LEN};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use zeroize::Zeroize;
 
 use crate::error::GpuUnavailable;
 use crate::exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
+use crate::ffi::cuda::{self, describe};
 use crate::layout::{self, LayoutError};
 use crate::nvrtc::{self, panic_message};
 use crate::options::{GpuOptions, HostWait};
 use crate::source::{
-    BLOCK_THREADS, FN_CFRAG_PARTS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS, FN_REENC_FINISH,
-    FN_REENC_PREP,
+    BLOCK_THREADS, FN_DECOMPRESS, FN_MUL_FIXED, FN_MUL_PAIRS, FN_REENC_FINISH, FN_REENC_PREP,
 };
 use crate::table::{FixedBase, FixedBaseTable};
 
@@ -51,7 +50,7 @@ const PAIRS_TREE_SMEM_BYTES: u32 = 8 * 2 * BLOCK_THREADS * 4;
 pub struct DeviceInfo {
     /// CUDA device ordinal.
     pub ordinal: usize,
-    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    /// The device's name, as the driver reports it.
     pub name: String,
     /// Compute capability (major, minor).
     pub compute_capability: (i32, i32),
@@ -160,16 +159,9 @@ fn driver(stage: &'static str) -> impl Fn(DriverError) -> GpuUnavailable {
     }
 }
 
-fn describe(e: &DriverError) -> String {
-    match e.error_string() {
-        Ok(text) => format!("{:?}: {}", e.0, text.to_string_lossy()),
-        Err(_) => format!("{:?}", e.0),
-    }
-}
-
 fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnavailable> {
-    // SAFETY: only tries to dlopen the driver library; `CudaContext::new` would panic without it.
-    if !unsafe { sys::is_culib_present() } {
+    // `CudaContext::new` would panic without the driver library.
+    if !cuda::driver_present() {
         return Err(GpuUnavailable::NoDriver);
     }
     let count = CudaContext::device_count().map_err(driver("cuInit/cuDeviceGetCount"))?;
@@ -192,9 +184,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         .compute_capability()
         .map_err(driver("device attributes"))?;
     let total_memory = ctx.total_mem().map_err(driver("device memory"))?;
-    let mut driver_version = 0;
-    // SAFETY: a valid out-pointer; the driver library is loaded.
-    let _ = unsafe { sys::cuDriverGetVersion(&mut driver_version) };
+    let driver_version = cuda::driver_version();
 
     // The shared-table build needs its tables and its inversion tree in one block's shared
     // memory; a device that cannot give a block that much runs the local-memory build.
@@ -220,14 +210,8 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let decompress_fn = module
         .load_function(FN_DECOMPRESS)
         .map_err(driver("kernel lookup"))?;
-    // Only with `cfrag_parts` (its lanes need larger buffers), and optional: PTX built before
-    // the parts kernel existed lacks it, and the engine then finishes the cfrags on the host.
-    let parts_fn = if opts.cfrag_parts {
-        module.load_function(FN_CFRAG_PARTS).ok()
-    } else {
-        None
-    };
-    // Likewise the one-call kernels, with `one_call`.
+    // Only with `one_call` (its lanes need larger buffers), and optional: PTX built before the
+    // one-call kernels existed lacks them, and the engine then takes the step-by-step calls.
     let reenc_fns = if opts.one_call {
         module
             .load_function(FN_REENC_PREP)
@@ -269,7 +253,7 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
     let chunk = whole_waves(opts.chunk_items, wave).clamp(1, u32::MAX as usize);
     let pipelines = (0..opts.concurrent_calls.max(1))
         .map(|_| {
-            let sizes = LaneSizes::new(chunk, parts_fn.is_some(), reenc_fns.is_some());
+            let sizes = LaneSizes::new(chunk, reenc_fns.is_some());
             Ok(Mutex::new([
                 Lane::new(&ctx, sizes)?,
                 Lane::new(&ctx, sizes)?,
@@ -292,7 +276,6 @@ fn probe_inner(opts: &GpuOptions) -> Result<(CudaExecutor, DeviceInfo), GpuUnava
         pairs_fn,
         fixed_fn,
         decompress_fn,
-        parts_fn,
         reenc_fns,
         table_u,
         table_g,
@@ -372,9 +355,6 @@ pub(crate) struct CudaExecutor {
     pairs_fn: CudaFunction,
     fixed_fn: CudaFunction,
     decompress_fn: CudaFunction,
-    /// `umb_cfrag_parts`, when `cfrag_parts` is on and the module has it (the lanes' buffers
-    /// are then sized for parts calls).
-    parts_fn: Option<CudaFunction>,
     /// `umb_reenc_prep` and `umb_reenc_finish`, when `one_call` is on and the module has them.
     reenc_fns: Option<(CudaFunction, CudaFunction)>,
     table_u: CudaSlice<u32>,
@@ -433,13 +413,6 @@ enum Job<'a> {
         scalars: &'a [[Scalar; 2]],
         out: Vec<CapsuleOutcome>,
     },
-    /// Whole cfrags' parts: per capsule `j`, the pair items `2j` (`E`) and `2j + 1` (`V`).
-    Parts {
-        bases: &'a [Affine],
-        scalars: &'a [[Scalar; 2]],
-        commitments: &'a [[u8; 33]],
-        out: Vec<CfragParts>,
-    },
 }
 
 /// The scalars of a `umb_mul_pairs` call.
@@ -467,16 +440,15 @@ impl Job<'_> {
             Job::Pairs { scalars, .. } => scalars.len(),
             Job::Fixed { scalars, .. } => scalars.len(),
             Job::Decompress { points, .. } => points.len(),
-            Job::Parts { commitments, .. } => commitments.len(),
             Job::Reenc { capsules, .. } => capsules.len(),
         }
     }
 
     /// Items per launch for a pipeline whose lanes hold `chunk` pair items: half as many
-    /// capsules for a parts call (two pair items each).
+    /// capsules for a one-call launch (two pair items each).
     fn chunk(&self, chunk: usize) -> usize {
         match self {
-            Job::Parts { .. } | Job::Reenc { .. } => (chunk / 2).max(1),
+            Job::Reenc { .. } => (chunk / 2).max(1),
             _ => chunk,
         }
     }
@@ -493,16 +465,14 @@ impl Job<'_> {
             } => (layout::FIRSTS_IN_WORDS, layout::FIRSTS_OUT_WORDS),
             Job::Fixed { .. } => (layout::FIXED_IN_WORDS, layout::FIXED_OUT_WORDS),
             Job::Decompress { .. } => (layout::DECOMPRESS_IN_WORDS, layout::DECOMPRESS_OUT_WORDS),
-            Job::Parts { .. } => (layout::PARTS_IN_WORDS, layout::PARTS_OUT_WORDS),
             Job::Reenc { .. } => (layout::REENC_IN_WORDS, layout::PARTS_OUT_WORDS),
         }
     }
 
     /// Where in the device output buffer a launch of `n` items leaves what is copied back:
-    /// after the pair and fixed-base outputs for a parts call, else at the start.
+    /// after the products for a one-call launch, else at the start.
     fn output_offset(&self, n: usize) -> usize {
         match self {
-            Job::Parts { .. } => (2 * layout::PAIR_OUT_WORDS + layout::FIXED_OUT_WORDS) * n,
             Job::Reenc { .. } => (layout::REENC_DEVICE_OUT_WORDS - layout::PARTS_OUT_WORDS) * n,
             _ => 0,
         }
@@ -527,20 +497,6 @@ impl Job<'_> {
             },
             Job::Fixed { scalars, .. } => layout::pack_fixed(&scalars[items], dst),
             Job::Decompress { points, .. } => layout::pack_decompress(&points[items], dst),
-            Job::Parts {
-                bases,
-                scalars,
-                commitments,
-                ..
-            } => {
-                let pairs = 2 * items.start..2 * items.end;
-                layout::pack_parts(
-                    &bases[pairs.clone()],
-                    &scalars[pairs],
-                    &commitments[items],
-                    dst,
-                )
-            }
             Job::Reenc {
                 capsules, scalars, ..
             } => layout::pack_reenc(&capsules[items.clone()], &scalars[items], dst),
@@ -563,7 +519,6 @@ impl Job<'_> {
             Job::Decompress { points, out } => {
                 layout::unpack_decompress_into(src, &points[items.clone()], &mut out[items])?;
             }
-            Job::Parts { out, .. } => layout::unpack_parts_into(src, &mut out[items])?,
             Job::Reenc { out, .. } => layout::unpack_reenc_into(src, &mut out[items])?,
         }
         Ok(())
@@ -584,17 +539,13 @@ struct LaneSizes {
 }
 
 impl LaneSizes {
-    /// For launches of `chunk` pair items, and (`parts`, `reenc`) for cfrag-parts and one-call
-    /// launches of half as many capsules (`Job::chunk`): 27 % more pinned input for parts, and
-    /// device buffers several times larger for either.
-    fn new(chunk: usize, parts: bool, reenc: bool) -> Self {
+    /// For launches of `chunk` pair items, and (`reenc`) for one-call launches of half as many
+    /// capsules (`Job::chunk`): device buffers several times larger.
+    fn new(chunk: usize, reenc: bool) -> Self {
         let capsules = (chunk / 2).max(1);
         let when = |on: bool, words: usize| if on { capsules * words } else { 0 };
-        let in_cap = (chunk * layout::PAIR_IN_WORDS)
-            .max(when(parts, layout::PARTS_IN_WORDS))
-            .max(when(reenc, layout::REENC_IN_WORDS));
-        let out_cap =
-            (chunk * layout::PAIR_OUT_WORDS).max(when(parts || reenc, layout::PARTS_OUT_WORDS));
+        let in_cap = (chunk * layout::PAIR_IN_WORDS).max(when(reenc, layout::REENC_IN_WORDS));
+        let out_cap = (chunk * layout::PAIR_OUT_WORDS).max(when(reenc, layout::PARTS_OUT_WORDS));
         Self {
             in_cap,
             dev_in_cap: in_cap.max(when(
@@ -602,24 +553,13 @@ impl LaneSizes {
                 layout::REENC_IN_WORDS + layout::REENC_SCRATCH_IN_WORDS,
             )),
             out_cap,
-            dev_out_cap: out_cap
-                .max(when(parts, layout::PARTS_DEVICE_OUT_WORDS))
-                .max(when(reenc, layout::REENC_DEVICE_OUT_WORDS)),
+            dev_out_cap: out_cap.max(when(reenc, layout::REENC_DEVICE_OUT_WORDS)),
         }
     }
 }
 
-/// A launch of `n` threads in blocks of `UMB_BLOCK`, without dynamic shared memory.
-fn blocks(n: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (n.div_ceil(BLOCK_THREADS), 1, 1),
-        block_dim: (BLOCK_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
 fn exec_err(e: DriverError) -> ExecError {
-    ExecError::Driver(describe(&e))
+    cuda::driver(e)
 }
 
 impl Lane {
@@ -632,14 +572,8 @@ impl Lane {
             dev_out_cap,
         } = sizes;
         let stream = ctx.new_stream().map_err(driver("stream creation"))?;
-        // Flags 0: ordinary cached pinned memory. Write-combined memory (cudarc's default) is
-        // slow for the CPU to read, and the packers write with strides.
-        // SAFETY: u32 has no invalid bit patterns; the buffers are fully written before use.
-        let host_in = unsafe { ctx.alloc_pinned_with_flags::<u32>(in_cap, 0) }
-            .map_err(driver("pinned allocation"))?;
-        // SAFETY: as above.
-        let host_out = unsafe { ctx.alloc_pinned_with_flags::<u32>(out_cap, 0) }
-            .map_err(driver("pinned allocation"))?;
+        let host_in = cuda::alloc_pinned(ctx, in_cap).map_err(driver("pinned allocation"))?;
+        let host_out = cuda::alloc_pinned(ctx, out_cap).map_err(driver("pinned allocation"))?;
         let dev_in = stream
             .alloc_zeros::<u32>(dev_in_cap)
             .map_err(driver("device allocation"))?;
@@ -686,34 +620,24 @@ impl Lane {
         pending.packed_in = packing.elapsed();
 
         self.marks[0].record(&self.stream).map_err(exec_err)?;
-        {
-            let mut dst = self.dev_in.slice_mut(0..pending.in_words);
-            let (ptr, _record) = dst.device_ptr_mut(&self.stream);
-            // SAFETY: `ptr` addresses `in_words` words of device memory; the pinned source stays
-            // allocated and untouched until `collect` has synchronized this stream.
-            unsafe {
-                cu::memcpy_htod_async(ptr, &host[..pending.in_words], self.stream.cu_stream())
-            }
-            .map_err(exec_err)?;
-        }
+        // The pinned source stays untouched until `collect` has synchronized this stream.
+        cuda::copy_to_device_async(
+            &self.stream,
+            &host[..pending.in_words],
+            &mut self.dev_in.slice_mut(0..pending.in_words),
+        )?;
         self.marks[1].record(&self.stream).map_err(exec_err)?;
         self.launch(exec, job, n)?;
         self.marks[2].record(&self.stream).map_err(exec_err)?;
         {
+            // The pinned destination is not read before `collect` synchronizes this stream.
             let host_out = self.host_out.as_mut_slice().map_err(exec_err)?;
             let at = job.output_offset(n);
-            let src = self.dev_out.slice(at..at + pending.out_words);
-            let (ptr, _record) = src.device_ptr(&self.stream);
-            // SAFETY: `ptr` addresses `out_words` words written by the kernel queued before on
-            // this stream; the pinned destination is not read before `collect` synchronizes.
-            unsafe {
-                cu::memcpy_dtoh_async(
-                    &mut host_out[..pending.out_words],
-                    ptr,
-                    self.stream.cu_stream(),
-                )
-            }
-            .map_err(exec_err)?;
+            cuda::copy_from_device_async(
+                &self.stream,
+                &self.dev_out.slice(at..at + pending.out_words),
+                &mut host_out[..pending.out_words],
+            )?;
         }
         self.marks[3].record(&self.stream).map_err(exec_err)?;
         self.stream
@@ -746,16 +670,15 @@ impl Lane {
                 };
                 self.launch_fixed(exec, table, 0..8 * n, 0..layout::FIXED_OUT_WORDS * n, n32)?;
             }
-            Job::Parts { .. } => self.launch_parts(exec, n32)?,
             Job::Reenc { .. } => self.launch_reenc(exec, n32)?,
             Job::Decompress { .. } => {
-                let input = self.dev_in.slice(0..layout::DECOMPRESS_IN_WORDS * n);
-                let mut out = self.dev_out.slice_mut(0..layout::DECOMPRESS_OUT_WORDS * n);
-                let mut launch = self.stream.launch_builder(&exec.decompress_fn);
-                launch.arg(&input).arg(&mut out).arg(&n32);
-                // SAFETY: the arguments match umb_decompress(const u32*, u32*, u32) and both
-                // buffers hold 9n words; blockDim is UMB_BLOCK.
-                unsafe { launch.launch(blocks(n32)) }.map_err(exec_err)?;
+                cuda::launch_decompress(
+                    &self.stream,
+                    &exec.decompress_fn,
+                    &self.dev_in.slice(0..layout::DECOMPRESS_IN_WORDS * n),
+                    &mut self.dev_out.slice_mut(0..layout::DECOMPRESS_OUT_WORDS * n),
+                    n32,
+                )?;
             }
         }
         Ok(())
@@ -773,26 +696,16 @@ impl Lane {
         second: u32,
     ) -> Result<(), ExecError> {
         let split = input.start + layout::PAIR_BASE_WORDS * n as usize;
-        let bases = self.dev_in.slice(input.start..split);
-        let scalars = self.dev_in.slice(split..input.end);
-        let mut out = self.dev_out.slice_mut(out);
-        let mut launch = self.stream.launch_builder(&exec.pairs_fn);
-        launch
-            .arg(&bases)
-            .arg(&scalars)
-            .arg(&mut out)
-            .arg(&n)
-            .arg(&second);
-        let cfg = LaunchConfig {
-            shared_mem_bytes: exec.pairs_smem,
-            ..blocks(n)
-        };
-        // SAFETY: the arguments match umb_mul_pairs(const u32*, const u32*, u32*, u32, u32)
-        // and the callers' ranges hold 16n, 16n (8n with second = 0, when the kernel reads
-        // only the first scalars) and 34n words; blockDim is UMB_BLOCK; the dynamic shared
-        // memory is what the UMB_TABLE_SHARED build (if any) reads.
-        unsafe { launch.launch(cfg) }.map_err(exec_err)?;
-        Ok(())
+        cuda::launch_mul_pairs(
+            &self.stream,
+            &exec.pairs_fn,
+            &self.dev_in.slice(input.start..split),
+            &self.dev_in.slice(split..input.end),
+            &mut self.dev_out.slice_mut(out),
+            n,
+            second,
+            exec.pairs_smem,
+        )
     }
 
     /// One `umb_mul_fixed` launch of `n` items with `table`: 8n words of scalars at `scalars`
@@ -805,64 +718,14 @@ impl Lane {
         out: Range<usize>,
         n: u32,
     ) -> Result<(), ExecError> {
-        let scalars = self.dev_in.slice(scalars);
-        let mut out = self.dev_out.slice_mut(out);
-        let mut launch = self.stream.launch_builder(&exec.fixed_fn);
-        launch.arg(table).arg(&scalars).arg(&mut out).arg(&n);
-        // SAFETY: the arguments match umb_mul_fixed(const u32*, const u32*, u32*, u32); the
-        // table has 65 * 8 * 16 words and the callers' ranges 8n and 17n; blockDim is
-        // UMB_BLOCK.
-        unsafe { launch.launch(blocks(n)) }.map_err(exec_err)?;
-        Ok(())
-    }
-
-    /// The three launches of a parts call of `c` capsules, in a row on the lane's stream: the
-    /// pair kernel on the `2c` items of `E` and `V`, `t·U` on the fixed-base kernel, and the
-    /// parts kernel over both outputs (device memory: pair output, fixed output, parts).
-    fn launch_parts(&mut self, exec: &CudaExecutor, c: u32) -> Result<(), ExecError> {
-        let Some(parts_fn) = exec.parts_fn.as_ref() else {
-            return Err(ExecError::Unsupported(
-                "no cfrag parts kernel in the module",
-            ));
-        };
-        let capsules = c as usize;
-        let items = 2 * capsules;
-        let n_items =
-            u32::try_from(items).map_err(|_| ExecError::Unsupported("launch too large"))?;
-        let pair_in_end = layout::PAIR_IN_WORDS * items;
-        let nonces_end = pair_in_end + layout::FIXED_IN_WORDS * capsules;
-        let u1_end = nonces_end + layout::PARTS_U1_WORDS * capsules;
-        let pair_out_end = layout::PAIR_OUT_WORDS * items;
-        let fixed_out_end = pair_out_end + layout::FIXED_OUT_WORDS * capsules;
-        let parts_end = fixed_out_end + layout::PARTS_OUT_WORDS * capsules;
-        self.launch_pairs(exec, 0..pair_in_end, 0..pair_out_end, n_items, 1)?;
-        self.launch_fixed(
-            exec,
-            &exec.table_u,
-            pair_in_end..nonces_end,
-            pair_out_end..fixed_out_end,
-            c,
-        )?;
-        let pair_in = self.dev_in.slice(0..pair_in_end);
-        let u1s = self.dev_in.slice(nonces_end..u1_end);
-        let (products, mut parts) = self.dev_out.split_at_mut(fixed_out_end);
-        let pair_out = products.slice(0..pair_out_end);
-        let fixed_out = products.slice(pair_out_end..fixed_out_end);
-        let mut parts = parts.slice_mut(0..parts_end - fixed_out_end);
-        let mut launch = self.stream.launch_builder(parts_fn);
-        launch
-            .arg(&pair_in)
-            .arg(&pair_out)
-            .arg(&fixed_out)
-            .arg(&u1s)
-            .arg(&mut parts)
-            .arg(&c);
-        // SAFETY: umb_cfrag_parts(const u32*, const u32*, const u32*, const u32*, u32*, u32)
-        // with 32 · 2c words of pair input, 34 · 2c of pair output, 17c of fixed output, 9c
-        // of commitments and 51c of parts, the last disjoint from the rest; blockDim is
-        // UMB_BLOCK.
-        unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
-        Ok(())
+        cuda::launch_mul_fixed(
+            &self.stream,
+            &exec.fixed_fn,
+            table,
+            &self.dev_in.slice(scalars),
+            &mut self.dev_out.slice_mut(out),
+            n,
+        )
     }
 
     /// The six launches of a one-call re-encryption of `c` capsules, in a row on the lane's
@@ -895,17 +758,15 @@ impl Lane {
             let (mut pair_dst, mut rest) = scratch.split_at_mut(pair_in.len());
             let (mut firsts_dst, mut prep_rest) = rest.split_at_mut(firsts_in.len());
             let mut prep_dst = prep_rest.slice_mut(0..prep.len());
-            let mut launch = self.stream.launch_builder(prep_fn);
-            launch
-                .arg(&upload)
-                .arg(&mut pair_dst)
-                .arg(&mut firsts_dst)
-                .arg(&mut prep_dst)
-                .arg(&c);
-            // SAFETY: umb_reenc_prep(const u32*, u32*, u32*, u32*, u32) with 51c words of
-            // input, 64c of pair input, 32c of h·E input and c of status, disjoint; blockDim
-            // is UMB_BLOCK.
-            unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
+            cuda::launch_reenc_prep(
+                &self.stream,
+                prep_fn,
+                &upload,
+                &mut pair_dst,
+                &mut firsts_dst,
+                &mut prep_dst,
+                c,
+            )?;
         }
         // 2, 3. The products [rk·P, t·P] of E and V, then h·E.
         self.launch_pairs(exec, pair_in.clone(), pair_out.clone(), items, 1)?;
@@ -918,26 +779,22 @@ impl Lane {
         let pair_in_view = self.dev_in.slice(pair_in);
         let prep_view = self.dev_in.slice(prep);
         let (products, mut tail) = self.dev_out.split_at_mut(parts.start);
-        let pair_out_view = products.slice(pair_out);
-        let firsts_out_view = products.slice(firsts_out);
-        let g_out_view = products.slice(g_out);
-        let u_out_view = products.slice(u_out);
-        let mut parts_view = tail.slice_mut(0..parts.len());
-        let mut launch = self.stream.launch_builder(finish_fn);
-        launch
-            .arg(&input_view)
-            .arg(&pair_in_view)
-            .arg(&pair_out_view)
-            .arg(&firsts_out_view)
-            .arg(&g_out_view)
-            .arg(&u_out_view)
-            .arg(&prep_view)
-            .arg(&mut parts_view)
-            .arg(&c);
-        // SAFETY: umb_reenc_finish(const u32* x 7, u32*, u32) with 51c, 64c, 68c, 34c, 17c,
-        // 17c and c words in, 51c out (disjoint from the inputs); blockDim is UMB_BLOCK.
-        unsafe { launch.launch(blocks(c)) }.map_err(exec_err)?;
-        Ok(())
+        let inputs = cuda::ReencFinishInputs {
+            upload: &input_view,
+            pair_in: &pair_in_view,
+            pair_out: &products.slice(pair_out),
+            firsts_out: &products.slice(firsts_out),
+            g_out: &products.slice(g_out),
+            u_out: &products.slice(u_out),
+            prep: &prep_view,
+        };
+        cuda::launch_reenc_finish(
+            &self.stream,
+            finish_fn,
+            &inputs,
+            &mut tail.slice_mut(0..parts.len()),
+            c,
+        )
     }
 
     /// Waits for the lane's launch, wipes its input and unpacks its results into `job`.
@@ -1069,36 +926,6 @@ impl KernelExecutor for CudaExecutor {
         }
     }
 
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
-        if self.parts_fn.is_none() {
-            return Err(ExecError::Unsupported(
-                "no cfrag parts kernel in the module",
-            ));
-        }
-        let c = commitments.len();
-        if bases.len() != 2 * c || scalars.len() != 2 * c {
-            return Err(ExecError::Unsupported(
-                "not two bases and scalars per capsule",
-            ));
-        }
-        let mut job = Job::Parts {
-            bases,
-            scalars,
-            commitments,
-            out: vec![[0u8; CFRAG_PARTS_LEN]; c],
-        };
-        let timing = self.run(&mut job)?;
-        match job {
-            Job::Parts { out, .. } => Ok((out, timing)),
-            _ => unreachable!("the job keeps its kind"),
-        }
-    }
-
     fn mul_pairs(
         &self,
         bases: &[Affine],
@@ -1151,7 +978,7 @@ mod tests {
 
     #[test]
     fn launches_are_rounded_to_whole_waves() {
-        // An H200 with 3 resident blocks of 128 threads per SM: 50,688 items per wave.
+        // 132 SMs with 3 resident blocks of 128 threads each: 50,688 items per wave.
         let wave = 132 * 3 * 128;
         assert_eq!(whole_waves(65_536, wave), wave);
         assert_eq!(whole_waves(1, wave), wave);

@@ -1,13 +1,14 @@
-//! The device abstraction under [`crate::GpuBackend`]: something that runs the two batch kernels.
+//! The device abstraction under [`crate::GpuBackend`]: something that runs the batch kernels.
 //!
-//! The CUDA implementation lives in `device`; [`crate::host::HostExecutor`] runs the same kernel
-//! code compiled for the CPU, so the backend's packing, audit, statistics and fault handling are
-//! tested on machines without a GPU, and tests can inject faults with their own executor.
+//! The CUDA implementation lives in `device`; the host harness (`host::HostExecutor`, feature
+//! `host-harness`) runs the same kernel code compiled for the CPU, so the backend's packing,
+//! statistics and, behind [`crate::Guarded`], its audit and fault handling are tested on
+//! machines without a GPU, and tests can inject faults with their own executor.
 
 use std::time::Duration;
 
 use k256::Scalar;
-use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CfragParts};
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome};
 use umbrald_core::curve::{Affine, CompressedPoint};
 
 use crate::layout::LayoutError;
@@ -85,22 +86,6 @@ pub trait KernelExecutor: Send + Sync {
         base: FixedBase,
         scalars: &[Scalar],
     ) -> Result<(Products, Timing), ExecError>;
-
-    /// For every capsule `j`: its cfrag's capsule-specific parts (`E1, V1, E2, V2, U2`
-    /// compressed, then `z`), from `bases[2j] = E`, `bases[2j + 1] = V`, both with the scalars
-    /// `[rk, t]`, and the kfrag's compressed commitment `commitments[j]`
-    /// ([`umbrald_core::backend::EcBackend::cfrag_parts`]): the pair kernel, `t·U` on the
-    /// fixed-base kernel and the parts kernel in a row, only the parts copied back. Executors
-    /// without the parts kernel (test doubles) refuse.
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
-        let _ = (bases, scalars, commitments);
-        Err(ExecError::Unsupported("no cfrag parts kernel"))
-    }
 
     /// For every capsule: its whole re-encryption in one call
     /// ([`umbrald_core::backend::EcBackend::reencrypt_capsules`]): decompression, the

@@ -32,19 +32,13 @@ pub const DECOMPRESS_IN_WORDS: usize = 9;
 /// Words per item of `umb_decompress` output: y and an on-curve flag.
 pub const DECOMPRESS_OUT_WORDS: usize = 9;
 
-/// Words per capsule of a `umb_cfrag_parts` call's extra input: the kfrag's compressed
-/// commitment `U1`, 33 bytes packed little-endian into 9 words.
+/// Words per capsule of a kfrag's compressed commitment `U1` in a one-call input: 33 bytes
+/// packed little-endian into 9 words.
 pub const PARTS_U1_WORDS: usize = 9;
-/// Words per capsule uploaded for a cfrag-parts call: the `umb_mul_pairs` input of its two
-/// items (`E` and `V`, both with `[rk, t]`), the `umb_mul_fixed` input (`t`) and `U1`.
-pub const PARTS_IN_WORDS: usize = 2 * PAIR_IN_WORDS + FIXED_IN_WORDS + PARTS_U1_WORDS;
-/// Words per capsule of the `umb_cfrag_parts` output, all that comes back: the parts' 197
-/// bytes packed little-endian into 50 words, then a status word (0: all five products are
-/// points on the curve).
+/// Words per capsule of a one-call re-encryption's output (`umb_reenc_finish`), all that
+/// comes back: the parts' 197 bytes packed little-endian into 50 words, then a status word
+/// (0: a valid capsule whose five products are points on the curve).
 pub const PARTS_OUT_WORDS: usize = 51;
-/// Words per capsule of device memory a cfrag-parts call writes: the pair and fixed-base
-/// outputs the parts kernel reads, then its own output.
-pub const PARTS_DEVICE_OUT_WORDS: usize = 2 * PAIR_OUT_WORDS + FIXED_OUT_WORDS + PARTS_OUT_WORDS;
 
 /// Words per capsule of a one-call re-encryption's input (`umb_reenc_prep`): `E`'s x and
 /// parity (rows 0..9), `V`'s (9..18), `s` (18..26), `rk` (26..34), `t` (34..42) and `U1`'s 33
@@ -59,7 +53,7 @@ pub const REENC_T_ROW: usize = 34;
 /// one item) and a status word.
 pub const REENC_SCRATCH_IN_WORDS: usize = 2 * PAIR_IN_WORDS + PAIR_IN_WORDS + 1;
 /// Words per capsule of device output a one-call re-encryption writes: the pair outputs of
-/// `E` and `V`, of `h·E`, `s·G`, `t·U`, then the parts as `umb_cfrag_parts` writes them.
+/// `E` and `V`, of `h·E`, `s·G`, `t·U`, then the parts ([`PARTS_OUT_WORDS`]).
 pub const REENC_DEVICE_OUT_WORDS: usize =
     2 * PAIR_OUT_WORDS + PAIR_OUT_WORDS + 2 * FIXED_OUT_WORDS + PARTS_OUT_WORDS;
 /// Status bit of a one-call parts word: the capsule's equation `s·G = V + h·E` fails.
@@ -464,44 +458,6 @@ pub fn unpack_fixed_into(
     read_columns::<FIXED_OUT_WORDS, _>(src, out, |i, words| read_slot(words, 0, i, &scalars[i]))
 }
 
-/// Writes a cfrag-parts call's input for `c = commitments.len()` capsules (`dst` must hold
-/// exactly `PARTS_IN_WORDS * c` words): the `umb_mul_pairs` input of `bases` and `scalars`
-/// (`2c` items: `E`, `V` of each capsule with its `[rk, t]`), then `t` of every capsule as a
-/// `umb_mul_fixed` input, then every `U1` ([`PARTS_U1_WORDS`]).
-pub fn pack_parts(
-    bases: &[Affine],
-    scalars: &[[Scalar; 2]],
-    commitments: &[[u8; 33]],
-    dst: &mut [u32],
-) -> Result<(), LayoutError> {
-    let c = commitments.len();
-    check_len(bases.len(), 2 * c)?;
-    check_len(dst.len(), PARTS_IN_WORDS * c)?;
-    let (pairs, rest) = dst.split_at_mut(2 * PAIR_IN_WORDS * c);
-    let (nonces, u1s) = rest.split_at_mut(FIXED_IN_WORDS * c);
-    pack_pairs(bases, scalars, pairs)?;
-    fill_columns::<FIXED_IN_WORDS>(nonces, c, |j| scalar_limbs(&scalars[2 * j][1]));
-    fill_columns::<PARTS_U1_WORDS>(u1s, c, |j| {
-        zeroize::Zeroizing::new(u1_words(&commitments[j]))
-    });
-    Ok(())
-}
-
-/// Reads a `umb_cfrag_parts` output of `out.len()` capsules into `out` (partly written on
-/// error): the first 197 bytes of each capsule's 50 words, after its status word says that
-/// every product was a point on the curve.
-pub fn unpack_parts_into(src: &[u32], out: &mut [CfragParts]) -> Result<(), LayoutError> {
-    let c = out.len();
-    check_len(src.len(), PARTS_OUT_WORDS * c)?;
-    read_columns::<PARTS_OUT_WORDS, _>(src, out, |index, words| {
-        let status = words[PARTS_OUT_WORDS - 1];
-        if status != 0 {
-            return Err(LayoutError::PartsStatus { index, status });
-        }
-        Ok(parts_of(words))
-    })
-}
-
 /// Writes a one-call re-encryption's input (`dst` must hold exactly `REENC_IN_WORDS * c`
 /// words for `c = capsules.len()`), with `scalars[j] = [rk, t]`.
 pub fn pack_reenc(
@@ -539,7 +495,7 @@ fn u1_words(point: &[u8; 33]) -> [u32; PARTS_U1_WORDS] {
     words
 }
 
-/// Reads a one-call re-encryption's output (as `umb_cfrag_parts` writes it) into `out`
+/// Reads a one-call re-encryption's output into `out`
 /// (partly written on error): the parts of a capsule with status 0; `Rejected` for one whose
 /// status has only [`STATUS_CHECK_FAILED`] or [`STATUS_NOT_ON_CURVE`]; any other status (an
 /// identity or off-curve product: a device fault) fails the call.
@@ -580,7 +536,7 @@ mod tests {
     }
 
     /// Parts come back as bytes packed little-endian into words, column by column, and a
-    /// non-zero status word rejects the call naming the capsule.
+    /// status word other than a rejection's rejects the call naming the capsule.
     #[test]
     fn parts_are_read_from_words_and_a_bad_status_is_refused() {
         let c = 3;
@@ -591,22 +547,25 @@ mod tests {
                 src[(k / 4) * c + j] |= byte << (8 * (k % 4));
             }
         }
-        let mut out = vec![[0u8; CFRAG_PARTS_LEN]; c];
-        unpack_parts_into(&src, &mut out).expect("status 0");
-        for (j, parts) in out.iter().enumerate() {
+        let mut out = vec![CapsuleOutcome::Rejected; c];
+        unpack_reenc_into(&src, &mut out).expect("status 0");
+        for (j, outcome) in out.iter().enumerate() {
+            let CapsuleOutcome::Parts(parts) = outcome else {
+                panic!("capsule {j} rejected");
+            };
             for (k, byte) in parts.iter().enumerate() {
                 assert_eq!(u32::from(*byte), (k as u32 * 7 + j as u32) & 0xff);
             }
         }
         src[(PARTS_OUT_WORDS - 1) * c + 2] = 2;
         assert_eq!(
-            unpack_parts_into(&src, &mut out),
+            unpack_reenc_into(&src, &mut out),
             Err(LayoutError::PartsStatus {
                 index: 2,
                 status: 2
             })
         );
-        assert!(unpack_parts_into(&src[1..], &mut out).is_err());
+        assert!(unpack_reenc_into(&src[1..], &mut out).is_err());
     }
 
     #[test]

@@ -7,15 +7,22 @@
 //! self-test; any failure is a [`GpuUnavailable`] for the caller to log once before it serves
 //! with the CPU backend.
 //!
+//! Serve through [`Guarded`], the one owner of the GPU's health: it checks every answer,
+//! recomputes a few random outputs per call on the CPU, recomputes a faulty call on the CPU,
+//! and after repeated faults marks the GPU unhealthy ([`GpuHealth`]) until a re-probed device
+//! replaces it.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use umbrald_core::backend::{CpuBackend, EcBackend};
-//! use umbrald_gpu::{GpuBackend, GpuOptions};
+//! use umbrald_gpu::{GpuBackend, GpuOptions, Guarded, NoEvents};
 //!
-//! let backend: Arc<dyn EcBackend> = match GpuBackend::probe(&GpuOptions::default()) {
+//! let opts = GpuOptions::default();
+//! let backend: Arc<dyn EcBackend> = match GpuBackend::probe(&opts) {
 //!     Ok(gpu) => {
 //!         println!("GPU backend: {}", gpu.info());
-//!         Arc::new(gpu)
+//!         let stats = Some(gpu.stats());
+//!         Arc::new(Guarded::new(Arc::new(gpu), stats, &opts, 4, Arc::new(NoEvents)))
 //!     }
 //!     Err(why) => {
 //!         println!("no GPU backend ({why}); using the CPU");
@@ -25,21 +32,21 @@
 //! # let _ = backend;
 //! ```
 //!
-//! Every batch's results are checked: all outputs must be curve points (and the identity
-//! exactly for zero scalars), and a few random outputs per call are recomputed on the CPU. A
-//! driver error or an invalid output makes the call return
-//! [`umbrald_core::backend::BackendError::Device`], an audit mismatch
-//! [`umbrald_core::backend::BackendError::AuditMismatch`], and the engine recomputes that batch
-//! on the CPU; [`GpuStats`] counts all of it.
-//!
-//! [`host`] runs the same kernel code compiled as host C++, which is how the arithmetic is
-//! tested on machines without a GPU.
+//! The `host-harness` feature adds `host`: the same kernel code compiled as host C++, which
+//! is how the arithmetic is tested on machines without a GPU (a test-only dependency: release
+//! builds compile no C++).
+
+#![deny(unsafe_code)]
 
 mod audit;
 mod backend;
 mod device;
 mod error;
 mod exec;
+#[allow(unsafe_code)]
+mod ffi;
+mod guard;
+#[cfg(feature = "host-harness")]
 pub mod host;
 pub mod layout;
 pub mod nvrtc;
@@ -52,6 +59,7 @@ pub use backend::GpuBackend;
 pub use device::{DeviceInfo, KernelOrigin};
 pub use error::GpuUnavailable;
 pub use exec::{ExecError, KernelExecutor, PairProducts, Products, Timing};
+pub use guard::{Fault, GpuCall, GpuHealth, GuardEvents, GuardSnapshot, Guarded, NoEvents};
 pub use layout::LayoutError;
 pub use options::{GpuOptions, HostWait};
 pub use stats::{GpuStats, GpuStatsSnapshot};

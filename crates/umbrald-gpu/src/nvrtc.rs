@@ -1,10 +1,9 @@
 //! Compiling the embedded kernels with NVRTC (loaded at run time; no CUDA toolkit at build time).
 
-use std::ffi::{c_char, CString};
+use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use cudarc::nvrtc::{result, sys};
-
+use crate::ffi::nvrtc::{self as sys, Step};
 use crate::source::{expand_unit, SourceError, KERNEL_UNITS};
 
 /// One translation unit compiled by NVRTC.
@@ -48,8 +47,7 @@ pub enum NvrtcError {
 
 /// Whether a `libnvrtc` can be loaded (searched by the sonames of cudarc's CUDA version feature).
 pub fn nvrtc_available() -> bool {
-    // SAFETY: only tries to dlopen candidate library names; no symbol is called.
-    unsafe { sys::is_culib_present() }
+    sys::library_present()
 }
 
 /// The loaded NVRTC's version as (major, minor), if it can be loaded.
@@ -57,15 +55,7 @@ pub fn nvrtc_version() -> Option<(i32, i32)> {
     if !nvrtc_available() {
         return None;
     }
-    let (mut major, mut minor) = (0, 0);
-    // SAFETY: two valid out-pointers; the library is loadable (checked above).
-    let call = catch_unwind(AssertUnwindSafe(|| unsafe {
-        sys::nvrtcVersion(&mut major, &mut minor)
-    }));
-    match call {
-        Ok(sys::nvrtcResult::NVRTC_SUCCESS) => Some((major, minor)),
-        _ => None,
-    }
+    catch_unwind(sys::version).ok().flatten()
 }
 
 /// Compiles every unit of [`KERNEL_UNITS`] for `arch` (an NVRTC `--gpu-architecture` value such
@@ -105,42 +95,20 @@ fn compile_source(
 ) -> Result<CompiledUnit, NvrtcError> {
     let src = CString::new(source).map_err(|_| NvrtcError::Api("NUL in kernel source".into()))?;
     let name = CString::new(unit).map_err(|_| NvrtcError::Api("NUL in unit name".into()))?;
-    let prog = result::create_program(&src, Some(&name))
-        .map_err(|e| NvrtcError::Api(format!("nvrtcCreateProgram: {e:?}")))?;
-    // SAFETY: `prog` was just created and is destroyed exactly once below; `src` and `name`
-    // outlive it.
-    let compiled = unsafe { result::compile_program(prog, options) };
-    // SAFETY: as above.
-    let log = unsafe { result::get_program_log(prog) }
-        .map(c_chars_to_string)
-        .unwrap_or_default();
-    let ptx = match compiled {
-        // SAFETY: as above; compilation succeeded.
-        Ok(()) => unsafe { result::get_ptx(prog) }
-            .map(c_chars_to_string)
-            .map_err(|e| NvrtcError::Api(format!("nvrtcGetPTX: {e:?}"))),
-        Err(e) => Err(NvrtcError::Failed {
+    let compiled = sys::compile(&src, &name, options).map_err(NvrtcError::Api)?;
+    let ptx = compiled.ptx.map_err(|step| match step {
+        Step::Compile(code) => NvrtcError::Failed {
             unit,
-            code: format!("{e:?}"),
-            log: log.clone(),
-        }),
-    };
-    // SAFETY: `prog` is valid and not used after this.
-    let _ = unsafe { result::destroy_program(prog) };
+            code,
+            log: compiled.log.clone(),
+        },
+        Step::GetPtx(code) => NvrtcError::Api(format!("nvrtcGetPTX: {code}")),
+    })?;
     Ok(CompiledUnit {
         unit,
-        ptx: ptx?,
-        log,
+        ptx,
+        log: compiled.log,
     })
-}
-
-fn c_chars_to_string(chars: Vec<c_char>) -> String {
-    let bytes: Vec<u8> = chars
-        .into_iter()
-        .map(|c| c as u8)
-        .take_while(|b| *b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// A panic payload as text.

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Options for [`crate::GpuBackend::probe`].
+/// Options for [`crate::GpuBackend::probe`] and [`crate::Guarded`]. The defaults are the
+/// measured best (docs/PERFORMANCE.md §4); the server takes its `[gpu]` defaults from here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuOptions {
     /// CUDA device ordinal.
@@ -11,15 +12,17 @@ pub struct GpuOptions {
     /// (`DeviceInfo::launch_items`). A batch larger than this is split into launches that
     /// alternate between two streams, so copies of one overlap the kernel of the other. Pinned
     /// host and device buffers for two launches of this size are allocated at start-up: about
-    /// 530 bytes of pinned host memory and as much device memory per item; with `cfrag_parts`
-    /// about 600 and 870 (its launches take half as many capsules).
+    /// 530 bytes of pinned host memory and as much device memory per item; the device buffers
+    /// grow several times with `one_call`.
     pub chunk_items: usize,
-    /// Outputs per call recomputed on the CPU and compared (at least one is always checked).
+    /// Outputs per call recomputed on the CPU and compared by [`crate::Guarded`] (at least one
+    /// is always checked).
     pub audit_samples: usize,
-    /// After this many failed calls in a row the backend stops using the device and fails
-    /// every call at once, so the CPU serves without the cost of packing and launching (a
-    /// CUDA context that hit a fault stays broken). 0 never gives up.
-    pub disable_after_failures: u32,
+    /// Faulty calls in a row (device error, invalid output, audit mismatch) after which
+    /// [`crate::Guarded`] marks the GPU unhealthy: it then sends no call to the device until
+    /// [`crate::Guarded::replace`] hands it a freshly probed one (a CUDA context that hit a
+    /// fault stays broken). At least 1.
+    pub unhealthy_after: u32,
     /// Load this PTX file instead of compiling the embedded sources with NVRTC (for hosts
     /// without NVRTC; the PTX must be built for this device's architecture or an older one).
     pub ptx_file: Option<PathBuf>,
@@ -34,31 +37,27 @@ pub struct GpuOptions {
     /// measuring kernel variants (`gpu_bench --nvrtc-opt`); empty in production.
     pub nvrtc_options: Vec<String>,
     /// Keep each thread's variable-base table in shared memory (`UMB_TABLE_SHARED`: 64 KiB of
-    /// dynamic shared memory per block, 3 blocks per SM, no register spills) instead of local
-    /// memory (6 blocks per SM, spills). On by default: on an H200 1.22x the kernel's rate
-    /// (20.1 M products/s), 1.18-1.25x through the backend and 1.05-1.10x end to end
-    /// (docs/PERFORMANCE.md §4). A device that cannot give a block that much shared memory
-    /// runs the local build; a `ptx_file` runs the build it holds ([`crate::DeviceInfo`] says
-    /// which).
+    /// dynamic shared memory per block, fewer blocks per SM, no register spills) instead of
+    /// local memory (more blocks per SM, spills). On by default (docs/PERFORMANCE.md §4). A
+    /// device that cannot give a block that much shared memory runs the local build; a
+    /// `ptx_file` runs the build it holds ([`crate::DeviceInfo`] says which).
     pub table_in_shared: bool,
-    /// Issue the device calls of one engine batch at once (`h·E` with `s·G` here; the engine
-    /// runs the capsule check beside the products and `t·U`:
-    /// [`umbrald_core::backend::EcBackend::overlaps_calls`]) instead of one after the other.
-    /// Off by default: on an H200 0.92-1.00x without it (docs/PERFORMANCE.md §4).
-    pub overlap_calls: bool,
-    /// Finish whole cfrags on the device ([`umbrald_core::backend::EcBackend::cfrag_parts`]):
-    /// the products, `t·U`, the proof's hash and `z` in one call, with only each cfrag's 197
-    /// bytes of parts copied back, so the host neither reads back, checks and compresses the
-    /// five products nor hashes the proof. Each pipeline's buffers grow (see `chunk_items`).
-    /// Off by default until a device measures it.
-    pub cfrag_parts: bool,
+    /// Offer the capsule checks' products (`h·E`, `s·G`) from the device to the engine
+    /// ([`umbrald_core::backend::EcBackend::capsule_check_products`]) instead of its combined
+    /// check on the host. On by default (docs/PERFORMANCE.md §4).
+    pub capsule_checks: bool,
+    /// Offer the capsules' points decompressed on the device to the engine
+    /// ([`umbrald_core::backend::EcBackend::decompress_points`]). On by default
+    /// (docs/PERFORMANCE.md §4).
+    pub decompress: bool,
     /// Re-encrypt a batch's capsules in one device call
     /// ([`umbrald_core::backend::EcBackend::reencrypt_capsules`]): the capsules' compressed
     /// points, scalars, `rk`, `t` and `U1` go up once; decompression, the capsule check
     /// (including its hash), the products, the proof's hash and `z` run as six kernels in a
     /// row; only 51 words per capsule (the parts and a status) come back. Replaces three calls
     /// (decompression, check products, products) and most of their host work. Each pipeline's
-    /// device buffers grow several times. Off by default until a device measures it.
+    /// device buffers grow several times. On by default: the fastest path measured
+    /// (docs/PERFORMANCE.md §4).
     pub one_call: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
@@ -68,8 +67,8 @@ pub struct GpuOptions {
 ///
 /// CUDA's own default (`CU_CTX_SCHED_AUTO`) spins whenever the process has fewer contexts than
 /// the machine has cores, so every thread waiting for a kernel (milliseconds each) keeps a core
-/// busy. On an H200 with 16 cores the server's CPU per item rose from 10.7 to 13.5 to 20 µs as
-/// 8, 16 and 16-with-more-pipelines host threads waited on the device (docs/PERFORMANCE.md §4).
+/// busy, and the server's CPU per item grows with the host threads waiting on the device
+/// (docs/PERFORMANCE.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HostWait {
     /// Sleep until the device signals completion (`CU_CTX_SCHED_BLOCKING_SYNC`): no CPU while
@@ -121,15 +120,15 @@ impl Default for GpuOptions {
             device: 0,
             chunk_items: 1 << 16,
             audit_samples: 2,
-            disable_after_failures: 16,
+            unhealthy_after: 3,
             ptx_file: None,
             arch: None,
             concurrent_calls: 1,
             nvrtc_options: Vec::new(),
             table_in_shared: true,
-            overlap_calls: false,
-            cfrag_parts: false,
-            one_call: false,
+            capsule_checks: true,
+            decompress: true,
+            one_call: true,
             host_wait: HostWait::default(),
         }
     }
@@ -137,7 +136,16 @@ impl Default for GpuOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::HostWait;
+    use super::{GpuOptions, HostWait};
+
+    /// The library's defaults are the measured best, the ones the server serves with.
+    #[test]
+    fn defaults_take_every_measured_gain() {
+        let opts = GpuOptions::default();
+        assert!(opts.one_call && opts.capsule_checks && opts.decompress && opts.table_in_shared);
+        assert_eq!((opts.audit_samples, opts.unhealthy_after), (2, 3));
+        assert_eq!(opts.host_wait, HostWait::Block);
+    }
 
     #[test]
     fn host_wait_spellings_round_trip() {

@@ -38,14 +38,6 @@ pub const FN_MUL_PAIRS: &str = "umb_mul_pairs";
 pub const FN_MUL_FIXED: &str = "umb_mul_fixed";
 /// Kernel entry point: `umb_decompress(in, out, n)`.
 pub const FN_DECOMPRESS: &str = "umb_decompress";
-/// Kernel entry point: `umb_cfrag_parts(pair_in, pair_out, fixed_out, u1_in, out, c)`, one
-/// thread per capsule, no barrier: from a `umb_mul_pairs` launch's input and output over
-/// `2c` items (`E_j`, `V_j` with the scalars `[rk_j, t_j]`), a `umb_mul_fixed` output with U's
-/// table for the `t_j` and `U1_j` (9 rows of packed compressed bytes), writes 51 rows per
-/// capsule: `E1 || V1 || E2 || V2 || U2 || z` (197 bytes, packed little-endian into 50 words)
-/// and a status word (bit 0: an identity product, bit 1: a product off the curve). Layout:
-/// `kernels/finish.cuh`.
-pub const FN_CFRAG_PARTS: &str = "umb_cfrag_parts";
 /// Kernel entry point: `umb_reenc_prep(in, pair_in, firsts_in, prep, c)`, one thread per
 /// capsule, no barrier, the first launch of a re-encryption call: from `in` (51 rows per
 /// capsule: `E`'s and `V`'s x and parity, `s`, `rk`, `t`, `U1`'s packed bytes) decompresses `E`
@@ -57,9 +49,11 @@ pub const FN_REENC_PREP: &str = "umb_reenc_prep";
 /// Kernel entry point: `umb_reenc_finish(in, pair_in, pair_out, firsts_out, g_out, u_out,
 /// prep, out, c)`, one thread per capsule, no barrier, the last launch of a re-encryption call
 /// (after `umb_mul_pairs` on `pair_in` and `firsts_in`, `umb_mul_fixed` with G's table on `s`
-/// and with U's on `t`): checks `s·G = V + h·E` and writes the 51 rows of
-/// [`FN_CFRAG_PARTS`]'s output, the status word with two more bits (4: the capsule's equation
-/// fails, 8: from `prep`, `E` or `V` does not decompress). Layout: `kernels/reenc.cuh`.
+/// and with U's on `t`): checks `s·G = V + h·E` and writes 51 rows per capsule:
+/// `E1 || V1 || E2 || V2 || U2 || z` (197 bytes, packed little-endian into 50 words) and a
+/// status word (bit 0: an identity product, bit 1: a product off the curve, 4: the capsule's
+/// equation fails, 8: from `prep`, `E` or `V` does not decompress). Layout:
+/// `kernels/finish.cuh` and `kernels/reenc.cuh`.
 pub const FN_REENC_FINISH: &str = "umb_reenc_finish";
 
 /// Threads per block; must equal `UMB_BLOCK` in `umb_types.cuh` (a test checks it against the
@@ -155,7 +149,6 @@ mod tests {
                 src.contains(FN_MUL_PAIRS)
                     && src.contains(FN_MUL_FIXED)
                     && src.contains(FN_DECOMPRESS)
-                    && src.contains(FN_CFRAG_PARTS)
                     && src.contains(FN_REENC_PREP)
                     && src.contains(FN_REENC_FINISH)
             );

@@ -1,11 +1,12 @@
-//! Counters of the GPU backend, as plain atomics; the server exports them to Prometheus.
+//! Counters of the device backend, as plain atomics.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::exec::Timing;
 
-/// Live counters of one [`crate::GpuBackend`]. All counters only grow.
+/// Live counters of one [`crate::GpuBackend`]: what the device answered and the time it took.
+/// All counters only grow. The audit and the faults are [`crate::Guarded`]'s to count.
 #[derive(Debug, Default)]
 pub struct GpuStats {
     batches: AtomicU64,
@@ -13,17 +14,12 @@ pub struct GpuStats {
     kernel_ns: AtomicU64,
     copy_ns: AtomicU64,
     layout_ns: AtomicU64,
-    audit_ns: AtomicU64,
-    fallbacks: AtomicU64,
-    audit_failures: AtomicU64,
-    audited: AtomicU64,
-    disabled: AtomicBool,
 }
 
 /// A copy of [`GpuStats`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpuStatsSnapshot {
-    /// Backend calls whose results came from the device and passed the audit.
+    /// Backend calls the device answered with well-formed outputs.
     pub batches: u64,
     /// Scalar multiplications in those calls (a pair counts as two).
     pub items: u64,
@@ -34,18 +30,19 @@ pub struct GpuStatsSnapshot {
     /// Host CPU time packing inputs and reading results back (point checks included), summed
     /// over the calling threads.
     pub layout_time: Duration,
-    /// Host CPU time recomputing sampled outputs on the CPU (the audit), summed over the calling
-    /// threads; failed calls included.
-    pub audit_time: Duration,
-    /// Calls handed back to the CPU: a driver error, an invalid output or a failed audit.
-    pub fallbacks: u64,
-    /// Calls whose audited outputs differed from the CPU's (each is also a fallback).
-    pub audit_failures: u64,
-    /// Outputs recomputed on the CPU by the audit.
-    pub audited: u64,
-    /// The backend gave up on the device after repeated failures (see
-    /// [`crate::GpuOptions::disable_after_failures`]); every call now falls back.
-    pub disabled: bool,
+}
+
+impl GpuStatsSnapshot {
+    /// What was added between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &GpuStatsSnapshot) -> GpuStatsSnapshot {
+        GpuStatsSnapshot {
+            batches: self.batches.saturating_sub(earlier.batches),
+            items: self.items.saturating_sub(earlier.items),
+            kernel_time: self.kernel_time.saturating_sub(earlier.kernel_time),
+            copy_time: self.copy_time.saturating_sub(earlier.copy_time),
+            layout_time: self.layout_time.saturating_sub(earlier.layout_time),
+        }
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -61,11 +58,6 @@ impl GpuStats {
             kernel_time: Duration::from_nanos(self.kernel_ns.load(Ordering::Relaxed)),
             copy_time: Duration::from_nanos(self.copy_ns.load(Ordering::Relaxed)),
             layout_time: Duration::from_nanos(self.layout_ns.load(Ordering::Relaxed)),
-            audit_time: Duration::from_nanos(self.audit_ns.load(Ordering::Relaxed)),
-            fallbacks: self.fallbacks.load(Ordering::Relaxed),
-            audit_failures: self.audit_failures.load(Ordering::Relaxed),
-            audited: self.audited.load(Ordering::Relaxed),
-            disabled: self.disabled.load(Ordering::Relaxed),
         }
     }
 
@@ -78,30 +70,5 @@ impl GpuStats {
             .fetch_add(nanos(timing.copy), Ordering::Relaxed);
         self.layout_ns
             .fetch_add(nanos(timing.layout), Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_audit_time(&self, spent: Duration) {
-        self.audit_ns.fetch_add(nanos(spent), Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_fallback(&self) {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_audit_failure(&self) {
-        self.audit_failures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Marks the device as given up; true only for the call that changed it.
-    pub(crate) fn record_disabled(&self) -> bool {
-        !self.disabled.swap(true, Ordering::Relaxed)
-    }
-
-    pub(crate) fn is_disabled(&self) -> bool {
-        self.disabled.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn record_audited(&self, outputs: u64) {
-        self.audited.fetch_add(outputs, Ordering::Relaxed);
     }
 }

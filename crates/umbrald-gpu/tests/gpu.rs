@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use umbrald_core::backend::{CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend};
 use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::Engine;
-use umbrald_gpu::{GpuBackend, GpuOptions};
+use umbrald_gpu::{GpuBackend, GpuOptions, Guarded, NoEvents};
 
 /// The backend under test; `UMBRALD_GPU_TEST_TABLE_SHARED=0` or `1` picks where the
 /// variable-base kernel keeps its tables (default: `GpuOptions::default()`'s choice).
@@ -40,6 +40,19 @@ fn gpu_with(mut opts: GpuOptions) -> GpuBackend {
         }
         Err(why) => panic!("this test needs a usable CUDA GPU: {why}"),
     }
+}
+
+/// `gpu` behind a guard with the default options, as the server serves it.
+fn guarded(gpu: GpuBackend) -> Arc<Guarded> {
+    let stats = Some(gpu.stats());
+    let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+    Arc::new(Guarded::new(
+        Arc::new(gpu),
+        stats,
+        &GpuOptions::default(),
+        threads,
+        Arc::new(NoEvents),
+    ))
 }
 
 /// Runs `f` over `items` split across all CPU cores, concatenating the results in order.
@@ -121,15 +134,15 @@ fn gpu_matches_cpu() {
             .collect()
     });
     assert_eq!(got_g, want_g);
-    assert_eq!(gpu.stats().snapshot().fallbacks, 0);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_cfrags_verify_under_umbral_pre() {
-    let gpu = Arc::new(gpu());
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
+    let device = gpu();
+    let stats = device.stats();
+    let gpu = guarded(device);
+    let engine = Engine::new(gpu.clone());
     for (threshold, shares) in [(1, 1), (3, 5), (10, 20)] {
         let policy = Policy::new(threshold, shares);
         assert_eq!(policy.round_trip(&engine, b"from the GPU"), b"from the GPU");
@@ -137,130 +150,25 @@ fn gpu_cfrags_verify_under_umbral_pre() {
     let stats = stats.snapshot();
     // The cfrags came from the device, not from the CPU fallback.
     assert!(stats.batches >= 6, "{stats:?}");
-    assert_eq!(stats.fallbacks, 0, "{stats:?}");
+    assert_eq!(gpu.snapshot().fallbacks(), 0, "{:?}", gpu.snapshot());
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_capsule_checks_reject_exactly_the_tampered_capsules() {
-    let gpu = Arc::new(gpu());
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
+    let device = gpu_with(GpuOptions {
+        one_call: false,
+        ..GpuOptions::default()
+    });
+    let stats = device.stats();
+    let gpu = guarded(device);
+    let engine = Engine::new(gpu.clone());
     let policy = Policy::new(2, 3);
     assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
     let stats = stats.snapshot();
     // Check products (pairs and s·G) and the re-encryption itself ran on the device.
     assert!(stats.batches >= 4, "{stats:?}");
-    assert_eq!(stats.fallbacks, 0, "{stats:?}");
-}
-
-/// `overlap_calls`: the capsule check beside the products. Products equal the CPU's;
-/// exactly the tampered capsules are rejected and the other cfrags verify.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_overlapped_calls_match_the_cpu() {
-    let gpu = Arc::new(gpu_with(GpuOptions {
-        overlap_calls: true,
-        ..GpuOptions::default()
-    }));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5b1f);
-    let bases: Vec<Affine> = (0..20_000)
-        .map(|_| Affine::from_k256(&(ProjectivePoint::GENERATOR * Scalar::random(&mut rng))))
-        .map(|p| p.expect("finite"))
-        .collect();
-    let scalars: Vec<[Scalar; 2]> = (0..bases.len())
-        .map(|i| match i % 1000 {
-            0 => [Scalar::ZERO, Scalar::ONE],
-            1 => [-Scalar::ONE, Scalar::ZERO],
-            _ => [Scalar::random(&mut rng), Scalar::random(&mut rng)],
-        })
-        .collect();
-    let got = gpu.mul_pairs(&bases, &scalars).expect("GPU batch");
-    let want = parallel(&(0..bases.len()).collect::<Vec<_>>(), |chunk| {
-        let (lo, hi) = (chunk[0], chunk[chunk.len() - 1] + 1);
-        CpuBackend::new()
-            .mul_pairs(&bases[lo..hi], &scalars[lo..hi])
-            .expect("CPU")
-    });
-    assert!(got == want, "overlapped pairs differ from the CPU");
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
-    let policy = Policy::new(2, 3);
-    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
-    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
-}
-
-/// `cfrag_parts`: whole cfrags' parts (products, `t·U`, the proof's hash and `z`) on the
-/// device equal the CPU's byte for byte; through the engine they verify under umbral-pre and
-/// exactly the tampered capsules are rejected.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gpu_cfrag_parts_match_the_cpu() {
-    let gpu = Arc::new(gpu_with(GpuOptions {
-        cfrag_parts: true,
-        ..GpuOptions::default()
-    }));
-    assert!(
-        gpu.offers_cfrag_parts(),
-        "the parts kernel failed its self-test"
-    );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0xcf7a);
-    let capsules = 20_000;
-    let point = |k: Scalar| Affine::from_k256(&(ProjectivePoint::GENERATOR * k)).expect("finite");
-    let mut bases = Vec::with_capacity(2 * capsules);
-    let mut scalars = Vec::with_capacity(2 * capsules);
-    let mut commitments = Vec::with_capacity(capsules);
-    for j in 0..capsules {
-        let (rk, t) = match j % 5000 {
-            0 => (Scalar::ONE, -Scalar::ONE),
-            1 => (-Scalar::ONE, Scalar::ONE),
-            _ => (Scalar::random(&mut rng), Scalar::random(&mut rng)),
-        };
-        bases.push(point(Scalar::random(&mut rng)));
-        bases.push(point(Scalar::random(&mut rng)));
-        scalars.extend([[rk, t]; 2]);
-        commitments.push(point(Scalar::random(&mut rng)).to_compressed());
-    }
-    let start = Instant::now();
-    let got = gpu
-        .cfrag_parts_checked(&bases, &scalars, &commitments)
-        .expect("GPU parts");
-    eprintln!(
-        "{capsules} cfrag parts: {:.3} s",
-        start.elapsed().as_secs_f64()
-    );
-    let indices: Vec<usize> = (0..capsules).collect();
-    let want = parallel(&indices, |chunk| {
-        chunk
-            .iter()
-            .map(|&j| {
-                umbrald_core::cfrag_parts_on_cpu(
-                    &bases[2 * j],
-                    &bases[2 * j + 1],
-                    &scalars[2 * j],
-                    &commitments[j],
-                )
-                .expect("non-zero scalars")
-            })
-            .collect()
-    });
-    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
-    assert_eq!(
-        wrong, 0,
-        "{wrong} of {capsules} capsules' parts differ from the CPU"
-    );
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
-    for (threshold, shares) in [(1, 1), (3, 5)] {
-        let policy = Policy::new(threshold, shares);
-        assert_eq!(
-            policy.round_trip(&engine, b"parts from the GPU"),
-            b"parts from the GPU"
-        );
-    }
-    let policy = Policy::new(2, 3);
-    assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
-    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+    assert_eq!(gpu.snapshot().fallbacks(), 0, "{:?}", gpu.snapshot());
 }
 
 /// `one_call`: whole capsules re-encrypted in one device call equal the CPU's, bad capsules
@@ -269,10 +177,7 @@ fn gpu_cfrag_parts_match_the_cpu() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gpu_one_call_matches_the_cpu() {
-    let gpu = Arc::new(gpu_with(GpuOptions {
-        one_call: true,
-        ..GpuOptions::default()
-    }));
+    let gpu = gpu();
     assert!(
         gpu.offers_reencrypt_capsules(),
         "the one-call kernels failed their self-test"
@@ -311,7 +216,7 @@ fn gpu_one_call_matches_the_cpu() {
     }
     let start = Instant::now();
     let got = gpu
-        .reencrypt_capsules_checked(&inputs, &scalars)
+        .reencrypt_capsules(&inputs, &scalars)
         .expect("GPU one call");
     eprintln!(
         "{capsules} capsules in one call: {:.3} s",
@@ -334,15 +239,15 @@ fn gpu_one_call_matches_the_cpu() {
         .filter(|o| **o == CapsuleOutcome::Rejected)
         .count();
     assert_eq!(rejected, 3 * capsules / 1000);
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
+    let gpu = guarded(gpu);
+    let engine = Engine::new(gpu.clone());
     for (threshold, shares) in [(3, 5), (10, 20)] {
         let policy = Policy::new(threshold, shares);
         assert_eq!(policy.round_trip(&engine, b"one GPU call"), b"one GPU call");
     }
     let policy = Policy::new(2, 3);
     assert!(policy.rejects_tampered_capsules(&engine, 300, &[0, 129, 299]));
-    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+    assert_eq!(gpu.snapshot().fallbacks(), 0, "{:?}", gpu.snapshot());
 }
 
 #[test]

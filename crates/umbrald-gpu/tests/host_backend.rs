@@ -1,6 +1,6 @@
 //! GpuBackend end to end without a GPU: the host-compiled kernels stand in for the device
-//! (same code, layouts and per-block batch inversion), and fault-injecting executors check the
-//! audit, the statistics and the CPU fallback.
+//! (same code, layouts and per-block batch inversion), and fault-injecting executors behind
+//! `Guarded` check the audit, the fault counts, the health and the CPU fallback.
 
 mod common;
 
@@ -13,14 +13,14 @@ use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand::SeedableRng;
 use umbrald_core::backend::{
-    BackendError, CapsuleInput, CapsuleOutcome, CfragParts, CpuBackend, EcBackend, CFRAG_PARTS_LEN,
+    BackendError, CapsuleInput, CapsuleOutcome, CpuBackend, EcBackend, CFRAG_PARTS_LEN,
 };
 use umbrald_core::curve::{Affine, CompressedPoint};
-use umbrald_core::{cfrag_parts_on_cpu, reencrypt_capsule_on_cpu, Engine};
+use umbrald_core::{reencrypt_capsule_on_cpu, Engine};
 use umbrald_gpu::host::HostExecutor;
 use umbrald_gpu::{
-    DeviceInfo, ExecError, FixedBase, GpuBackend, GpuOptions, KernelExecutor, PairProducts,
-    Products, Timing,
+    DeviceInfo, ExecError, Fault as Reason, FixedBase, GpuBackend, GpuOptions, Guarded,
+    KernelExecutor, NoEvents, PairProducts, Products, Timing,
 };
 
 fn opts(audit_samples: usize) -> GpuOptions {
@@ -39,9 +39,22 @@ fn host_backend_with(opts: &GpuOptions) -> GpuBackend {
     GpuBackend::with_executor(Box::new(HostExecutor::new()), DeviceInfo::emulated(), opts)
 }
 
+/// `device` behind a guard with these options (one fallback thread, no events).
+fn guard(device: GpuBackend, opts: &GpuOptions) -> Guarded {
+    let stats = Some(device.stats());
+    Guarded::new(Arc::new(device), stats, opts, 1, Arc::new(NoEvents))
+}
+
+/// The host-compiled kernels behind a guard auditing `audit_samples` outputs per call.
+fn guarded_host(audit_samples: usize) -> (Guarded, Arc<umbrald_gpu::GpuStats>) {
+    let device = host_backend(audit_samples);
+    let stats = device.stats();
+    (guard(device, &opts(audit_samples)), stats)
+}
+
 /// `gpu`'s pairs for these inputs, checked equal to the CPU backend's.
 fn pairs_checked(
-    gpu: &GpuBackend,
+    gpu: &dyn EcBackend,
     bases: &[Affine],
     scalars: &[[Scalar; 2]],
 ) -> Vec<[Option<Affine>; 2]> {
@@ -70,13 +83,15 @@ fn batch(n: usize, seed: u64) -> (Vec<Affine>, Vec<[Scalar; 2]>) {
 fn pairs_match_the_cpu_across_blocks() {
     // 300 items: two full blocks of 128 and a partial one.
     let (bases, scalars) = batch(300, 1);
-    let gpu = host_backend(4);
+    let (gpu, stats) = guarded_host(4);
     let got = pairs_checked(&gpu, &bases, &scalars);
     assert!(got[0][0].is_none() && got[0][1].is_some());
-    let stats = gpu.stats().snapshot();
-    assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 600, 0));
-    assert_eq!(stats.audited, 4);
+    let stats = stats.snapshot();
+    assert_eq!((stats.batches, stats.items), (1, 600));
     assert!(stats.kernel_time > std::time::Duration::ZERO);
+    let guarded = gpu.snapshot();
+    assert_eq!((guarded.fallbacks(), guarded.audited), (0, 4));
+    assert!(guarded.healthy);
 }
 
 #[test]
@@ -119,7 +134,7 @@ fn self_test_passes_and_empty_or_mismatched_batches_are_handled() {
 
 #[test]
 fn cfrags_from_the_host_kernels_verify_under_umbral_pre() {
-    let engine = Engine::new(Arc::new(host_backend(2)));
+    let engine = Engine::new(Arc::new(guarded_host(2).0));
     assert_eq!(engine.backend_name(), "gpu");
     let policy = Policy::new(3, 5);
     assert_eq!(
@@ -130,18 +145,19 @@ fn cfrags_from_the_host_kernels_verify_under_umbral_pre() {
 
 #[test]
 fn capsule_check_products_match_k256() {
-    for overlap_calls in [false, true] {
-        let gpu = host_backend_with(&GpuOptions {
-            overlap_calls,
-            ..opts(1)
-        });
-        assert_eq!(gpu.overlaps_calls(), overlap_calls);
-        check_products_of(&gpu);
-    }
+    check_products_of(&host_backend(1));
+    let (gpu, _) = guarded_host(1);
+    check_products_of(&gpu);
+    let snapshot = gpu.snapshot();
+    assert_eq!(
+        (snapshot.fallbacks(), snapshot.audited),
+        (0, 1),
+        "{snapshot:?}"
+    );
 }
 
 /// `h·E` and `s·G` from `gpu` equal k256's, `s = 0` included; mismatched lengths are refused.
-fn check_products_of(gpu: &GpuBackend) {
+fn check_products_of(gpu: &dyn EcBackend) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let es: Vec<Affine> = (0..5).map(|_| point(&Scalar::random(&mut rng))).collect();
     let hs: Vec<Scalar> = (0..5).map(|_| Scalar::random(&mut rng)).collect();
@@ -160,7 +176,7 @@ fn check_products_of(gpu: &GpuBackend) {
             "s·G {i}"
         );
     }
-    assert!(gpu.capsule_check_products(&es, &hs[..4], &ss).is_none());
+    assert!(gpu.capsule_check_products(&es, &hs[..4], &ss).is_err());
 }
 
 #[test]
@@ -188,7 +204,7 @@ fn decompression_through_the_backend_matches_the_cpu() {
 
 #[test]
 fn tampered_capsules_are_rejected_through_the_kernel_check() {
-    let engine = Engine::new(Arc::new(host_backend(1)));
+    let engine = Engine::new(Arc::new(guarded_host(1).0));
     let policy = Policy::new(2, 3);
     assert!(policy.rejects_tampered_capsules(&engine, 6, &[1, 4]));
 }
@@ -217,17 +233,21 @@ struct Faulty {
 }
 
 impl Faulty {
-    fn backend(fault: Fault, audit_samples: usize) -> GpuBackend {
+    /// A guarded device with this fault, auditing `audit_samples` outputs per call.
+    fn backend(fault: Fault, audit_samples: usize) -> Guarded {
         Self::backend_with(fault, &opts(audit_samples))
     }
 
-    fn backend_with(fault: Fault, opts: &GpuOptions) -> GpuBackend {
+    fn backend_with(fault: Fault, opts: &GpuOptions) -> Guarded {
         let exec = Faulty {
             inner: HostExecutor::new(),
             fault,
             calls: AtomicUsize::new(0),
         };
-        GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), opts)
+        guard(
+            GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), opts),
+            opts,
+        )
     }
 }
 
@@ -299,77 +319,6 @@ impl KernelExecutor for Faulty {
         }
         Ok((out, timing))
     }
-
-    /// The parts of capsule `i` wrong for `SwapPair(i)` (a byte of `z`) and `NegateFixed(i)`
-    /// (the parity of `U2`).
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
-        let call = self.calls.fetch_add(1, Ordering::Relaxed);
-        let (mut out, timing) = self.inner.cfrag_parts(bases, scalars, commitments)?;
-        match self.fault {
-            Fault::EveryOther if call % 2 == 0 => {
-                return Err(ExecError::Driver("CUDA_ERROR_LAUNCH_TIMEOUT".into()))
-            }
-            Fault::SwapPair(i) => out[i][CFRAG_PARTS_LEN - 1] ^= 1,
-            Fault::NegateFixed(i) => out[i][4 * 33] ^= 1,
-            Fault::Driver => return Err(ExecError::Driver("CUDA_ERROR_ILLEGAL_ADDRESS".into())),
-            Fault::Short => {
-                out.pop();
-            }
-            Fault::EveryOther => {}
-        }
-        Ok((out, timing))
-    }
-}
-
-/// `capsules` random capsules' inputs to `cfrag_parts`: bases `E`, `V`, scalars `[rk, t]`
-/// twice, commitments.
-fn parts_inputs(capsules: usize, seed: u64) -> (Vec<Affine>, Vec<[Scalar; 2]>, Vec<[u8; 33]>) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut bases = Vec::new();
-    let mut scalars = Vec::new();
-    let mut commitments = Vec::new();
-    for j in 0..capsules {
-        let (rk, t) = match j {
-            0 => (Scalar::ONE, -Scalar::ONE),
-            _ => (Scalar::random(&mut rng), Scalar::random(&mut rng)),
-        };
-        bases.push(point(&Scalar::random(&mut rng)));
-        bases.push(point(&Scalar::random(&mut rng)));
-        scalars.extend([[rk, t]; 2]);
-        commitments.push(point(&Scalar::random(&mut rng)).to_compressed());
-    }
-    (bases, scalars, commitments)
-}
-
-#[test]
-fn cfrag_parts_match_the_cpu_across_blocks() {
-    // 130 capsules: 260 pair items over three blocks, 130 parts over two.
-    let (bases, scalars, commitments) = parts_inputs(130, 11);
-    let gpu = host_backend(3);
-    let got = gpu
-        .cfrag_parts_checked(&bases, &scalars, &commitments)
-        .expect("host kernels succeed");
-    for (j, parts) in got.iter().enumerate() {
-        let want = cfrag_parts_on_cpu(
-            &bases[2 * j],
-            &bases[2 * j + 1],
-            &scalars[2 * j],
-            &commitments[j],
-        );
-        assert_eq!(Some(*parts), want, "capsule {j}");
-    }
-    let stats = gpu.stats().snapshot();
-    assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 650, 0));
-    assert_eq!(stats.audited, 3);
-    gpu.self_test_parts().expect("parts self-test");
-    // Off by default: the trait method declines, and the engine finishes on the host.
-    assert!(!gpu.offers_cfrag_parts());
-    assert!(gpu.cfrag_parts(&bases, &scalars, &commitments).is_none());
 }
 
 /// The host kernels, counting the calls of each kind (the counters shared with the test).
@@ -377,7 +326,6 @@ fn cfrag_parts_match_the_cpu_across_blocks() {
 struct Counting {
     inner: HostExecutor,
     pairs: Arc<AtomicUsize>,
-    parts: Arc<AtomicUsize>,
     one_call: Arc<AtomicUsize>,
     others: Arc<AtomicUsize>,
 }
@@ -424,101 +372,34 @@ impl KernelExecutor for Counting {
         self.others.fetch_add(1, Ordering::Relaxed);
         self.inner.mul_fixed(base, scalars)
     }
-
-    fn cfrag_parts(
-        &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Result<(Vec<CfragParts>, Timing), ExecError> {
-        self.parts.fetch_add(1, Ordering::Relaxed);
-        self.inner.cfrag_parts(bases, scalars, commitments)
-    }
 }
 
+/// An executor without the one-call kernels (the default method): the guard declines without
+/// counting a fault, so an old PTX file cannot make the device unhealthy.
 #[test]
-fn cfrags_finished_by_the_host_kernels_verify_under_umbral_pre() {
-    for overlap_calls in [false, true] {
-        let exec = Counting::default();
-        let (pairs, parts) = (exec.pairs.clone(), exec.parts.clone());
-        let gpu = Arc::new(GpuBackend::with_executor(
-            Box::new(exec),
-            DeviceInfo::emulated(),
-            &GpuOptions {
-                cfrag_parts: true,
-                overlap_calls,
-                ..opts(2)
-            },
-        ));
-        assert!(gpu.offers_cfrag_parts());
-        let stats = gpu.stats();
-        let engine = Engine::new(gpu);
-        let policy = Policy::new(3, 5);
-        assert_eq!(
-            policy.round_trip(&engine, b"finished on the device"),
-            b"finished on the device"
-        );
-        assert!(policy.rejects_tampered_capsules(&engine, 7, &[0, 3]));
-        let stats = stats.snapshot();
-        assert_eq!(stats.fallbacks, 0, "{stats:?}");
-        // Every cfrag was finished by the parts kernels; the pair kernel ran only inside them.
-        // One batch for the round trip, one for the tampered capsules.
-        assert_eq!(parts.load(Ordering::Relaxed), 2);
-        assert_eq!(pairs.load(Ordering::Relaxed), 0);
-    }
-}
-
-#[test]
-fn wrong_cfrag_parts_are_caught_and_the_engine_loses_nothing() {
-    let (bases, scalars, commitments) = parts_inputs(6, 12);
-    each_fault_fails_the_call_once(
-        &[
-            (Fault::SwapPair(4), 1),
-            (Fault::NegateFixed(1), 1),
-            (Fault::Driver, 0),
-            (Fault::Short, 0),
-        ],
-        |gpu| {
-            gpu.cfrag_parts_checked(&bases, &scalars, &commitments)
-                .is_err()
-        },
-    );
-    for fault in [Fault::SwapPair(0), Fault::NegateFixed(0), Fault::Driver] {
-        let gpu = Faulty::backend_with(
-            fault,
-            &GpuOptions {
-                cfrag_parts: true,
-                ..opts(64)
-            },
-        );
-        round_trips_despite_the_device(gpu, Policy::new(2, 3));
-    }
-}
-
-/// An executor without the parts kernel (the default method): the backend declines without
-/// counting a fault, so an old PTX file cannot disable the device.
-#[test]
-fn an_executor_without_the_parts_kernel_is_not_a_fault() {
+fn an_executor_without_the_one_call_kernels_is_not_a_fault() {
     let exec = Shared(Arc::new(Faulty {
         inner: HostExecutor::new(),
         fault: Fault::EveryOther,
         calls: AtomicUsize::new(0),
     }));
-    let gpu = GpuBackend::with_executor(
-        Box::new(exec),
-        DeviceInfo::emulated(),
-        &GpuOptions {
-            cfrag_parts: true,
-            disable_after_failures: 1,
-            ..opts(1)
-        },
+    let opts = GpuOptions {
+        unhealthy_after: 1,
+        ..opts(1)
+    };
+    let gpu = guard(
+        GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), &opts),
+        &opts,
     );
-    let (bases, scalars, commitments) = parts_inputs(2, 13);
+    let (capsules, scalars) = one_call_inputs(4, 13, &[]);
     for _ in 0..3 {
-        assert!(gpu.cfrag_parts(&bases, &scalars, &commitments).is_none());
+        assert!(matches!(
+            gpu.reencrypt_capsules(&capsules, &scalars),
+            Err(BackendError::NotOffered(_))
+        ));
     }
-    let stats = gpu.stats().snapshot();
-    assert_eq!((stats.fallbacks, stats.disabled), (0, false));
+    let snapshot = gpu.snapshot();
+    assert_eq!((snapshot.fallbacks(), snapshot.healthy), (0, true));
 }
 
 /// `c` capsules' one-call inputs, every one valid except `bad`: (index, what) with what 0 = a
@@ -561,9 +442,12 @@ fn one_call_inputs(
 fn one_call_matches_the_cpu_with_bad_capsules_among_good_ones() {
     let bad = [(0, 0), (5, 1), (129, 2), (77, 0)];
     let (capsules, scalars) = one_call_inputs(130, 21, &bad);
-    let gpu = host_backend(2);
+    let device = host_backend(2);
+    device.self_test_one_call().expect("one-call self-test");
+    assert!(device.offers_reencrypt_capsules(), "on by default");
+    let (gpu, stats) = guarded_host(2);
     let got = gpu
-        .reencrypt_capsules_checked(&capsules, &scalars)
+        .reencrypt_capsules(&capsules, &scalars)
         .expect("host kernels succeed");
     for (j, outcome) in got.iter().enumerate() {
         assert_eq!(
@@ -578,10 +462,19 @@ fn one_call_matches_the_cpu_with_bad_capsules_among_good_ones() {
             "capsule {j}"
         );
     }
-    let stats = gpu.stats().snapshot();
-    assert_eq!((stats.batches, stats.items, stats.fallbacks), (1, 910, 0));
-    gpu.self_test_one_call().expect("one-call self-test");
-    assert!(!gpu.offers_reencrypt_capsules(), "off by default");
+    let stats = stats.snapshot();
+    assert_eq!((stats.batches, stats.items), (1, 910));
+    let snapshot = gpu.snapshot();
+    assert_eq!((snapshot.fallbacks(), snapshot.audited), (0, 2));
+    let off = host_backend_with(&GpuOptions {
+        one_call: false,
+        ..opts(2)
+    });
+    assert!(!off.offers_reencrypt_capsules());
+    assert!(matches!(
+        off.reencrypt_capsules(&capsules, &scalars),
+        Err(BackendError::NotOffered(_))
+    ));
 }
 
 #[test]
@@ -592,17 +485,12 @@ fn cfrags_from_one_host_call_verify_and_tampered_capsules_are_rejected() {
         exec.others.clone(),
         exec.pairs.clone(),
     );
-    let gpu = Arc::new(GpuBackend::with_executor(
-        Box::new(exec),
-        DeviceInfo::emulated(),
-        &GpuOptions {
-            one_call: true,
-            ..opts(2)
-        },
+    let gpu = Arc::new(guard(
+        GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), &opts(2)),
+        &opts(2),
     ));
     assert!(gpu.offers_reencrypt_capsules());
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
+    let engine = Engine::new(gpu.clone());
     let policy = Policy::new(3, 5);
     // Five capsules of a round trip in one batch: the one call serves it alone.
     assert_eq!(policy.round_trip(&engine, b"one call"), b"one call");
@@ -613,7 +501,7 @@ fn cfrags_from_one_host_call_verify_and_tampered_capsules_are_rejected() {
     );
     // Tampered capsules: rejected by the device, checked again on the host, refused.
     assert!(policy.rejects_tampered_capsules(&engine, 7, &[0, 3]));
-    assert_eq!(stats.snapshot().fallbacks, 0, "{:?}", stats.snapshot());
+    assert_eq!(gpu.snapshot().fallbacks(), 0, "{:?}", gpu.snapshot());
 }
 
 #[test]
@@ -627,72 +515,91 @@ fn wrong_one_call_outcomes_are_caught_and_the_engine_loses_nothing() {
             (Fault::Driver, 0),
             (Fault::Short, 0),
         ],
-        |gpu| gpu.reencrypt_capsules_checked(&capsules, &scalars).is_err(),
+        |gpu| gpu.reencrypt_capsules(&capsules, &scalars).is_err(),
     );
     for fault in [Fault::SwapPair(0), Fault::NegateFixed(1), Fault::Driver] {
-        let gpu = Faulty::backend_with(
-            fault,
-            &GpuOptions {
-                one_call: true,
-                ..opts(64)
-            },
-        );
-        round_trips_despite_the_device(gpu, Policy::new(4, 6));
+        round_trips_despite_the_device(Faulty::backend(fault, 64), Policy::new(4, 6));
     }
 }
 
 #[test]
 fn audit_catches_wrong_products() {
     let (bases, scalars) = batch(20, 4);
-    // Auditing every item makes detection certain.
+    // Auditing every item makes detection certain; the CPU's products are returned instead.
     let gpu = Faulty::backend(Fault::SwapPair(9), 20);
-    let err = gpu
-        .mul_pairs(&bases, &scalars)
-        .expect_err("audit must fail");
-    assert!(
-        matches!(err, BackendError::AuditMismatch(ref m) if m.contains("pair 9")),
-        "{err}"
-    );
-    let stats = gpu.stats().snapshot();
+    let got = gpu.mul_pairs(&bases, &scalars).expect("the CPU answers");
     assert_eq!(
-        (stats.batches, stats.fallbacks, stats.audit_failures),
-        (0, 1, 1)
+        got,
+        CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu")
+    );
+    let snapshot = gpu.snapshot();
+    assert_eq!(
+        (
+            snapshot.fallbacks(),
+            snapshot.faults_of(Reason::AuditMismatch)
+        ),
+        (1, 1)
     );
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let ks: Vec<Scalar> = (0..10).map(|_| Scalar::random(&mut rng)).collect();
     let gpu = Faulty::backend(Fault::NegateFixed(3), 10);
-    assert!(gpu.mul_u(&ks).is_err());
-    assert_eq!(gpu.stats().snapshot().audit_failures, 1);
+    let got = gpu.mul_u(&ks).expect("the CPU answers");
+    assert_eq!(got, CpuBackend::new().mul_u(&ks).expect("cpu"));
+    assert_eq!(gpu.snapshot().faults_of(Reason::AuditMismatch), 1);
 }
 
 #[test]
 fn sampled_audit_catches_a_persistent_fault_within_a_few_calls() {
     // One bad item in 8 and 2 samples per call: escapes a call with probability 49/64, so 60
-    // calls all passing has probability about 1e-7.
+    // calls all passing has probability about 1e-7. Every answer is right either way.
     let (bases, scalars) = batch(8, 6);
+    let right = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
     let gpu = Faulty::backend(Fault::SwapPair(2), 2);
-    let caught = (0..60).any(|_| gpu.mul_pairs(&bases, &scalars).is_err());
+    let caught = (0..60).any(|_| {
+        assert_eq!(gpu.mul_pairs(&bases, &scalars).expect("answered"), right);
+        gpu.snapshot().faults_of(Reason::AuditMismatch) > 0
+    });
     assert!(caught);
-    assert!(gpu.stats().snapshot().audit_failures >= 1);
 }
 
 #[test]
 fn driver_errors_and_short_results_fall_back() {
     let (bases, scalars) = batch(4, 7);
+    let cpu = CpuBackend::new();
     for fault in [Fault::Driver, Fault::Short] {
-        let gpu = Faulty::backend(fault, 2);
+        let exec = Faulty {
+            inner: HostExecutor::new(),
+            fault,
+            calls: AtomicUsize::new(0),
+        };
+        let device = GpuBackend::with_executor(Box::new(exec), DeviceInfo::emulated(), &opts(2));
+        // The device itself reports both as device errors.
         assert!(matches!(
-            gpu.mul_pairs(&bases, &scalars),
+            device.mul_pairs(&bases, &scalars),
             Err(BackendError::Device(_))
         ));
         assert!(matches!(
-            gpu.mul_u(&[Scalar::ONE]),
+            device.mul_u(&[Scalar::ONE]),
             Err(BackendError::Device(_))
         ));
-        let stats = gpu.stats().snapshot();
+        let stats = device.stats();
+        let gpu = guard(device, &opts(2));
         assert_eq!(
-            (stats.fallbacks, stats.audit_failures, stats.batches),
+            gpu.mul_pairs(&bases, &scalars).expect("the CPU answers"),
+            cpu.mul_pairs(&bases, &scalars).expect("cpu")
+        );
+        assert_eq!(
+            gpu.mul_u(&[Scalar::ONE]).expect("the CPU answers"),
+            cpu.mul_u(&[Scalar::ONE]).expect("cpu")
+        );
+        let snapshot = gpu.snapshot();
+        assert_eq!(
+            (
+                snapshot.faults_of(Reason::DeviceError),
+                snapshot.faults_of(Reason::AuditMismatch),
+                stats.snapshot().batches
+            ),
             (2, 0, 0)
         );
     }
@@ -701,79 +608,104 @@ fn driver_errors_and_short_results_fall_back() {
 #[test]
 fn engine_loses_nothing_when_the_device_is_wrong() {
     // Every device result is rejected (the audit sees the swapped pair or the driver error);
-    // the engine recomputes on the CPU and the cfrags still verify and decrypt.
+    // the guard recomputes on the CPU and the cfrags still verify and decrypt.
     for fault in [Fault::SwapPair(0), Fault::Driver] {
         round_trips_despite_the_device(Faulty::backend(fault, 64), Policy::new(2, 3));
     }
 }
 
-/// For every fault and the audit failures it must count: `fails` (a call on a backend
+/// For every fault and the audit failures it must count: `fails` (a call on a guarded device
 /// auditing every one of six capsules) is refused, as one fallback.
-fn each_fault_fails_the_call_once(faults: &[(Fault, u64)], fails: impl Fn(&GpuBackend) -> bool) {
+fn each_fault_fails_the_call_once(faults: &[(Fault, u64)], fails: impl Fn(&Guarded) -> bool) {
     for &(fault, audit_failures) in faults {
         let gpu = Faulty::backend(fault, 6);
         assert!(fails(&gpu));
-        let stats = gpu.stats().snapshot();
-        assert_eq!((stats.fallbacks, stats.audit_failures), (1, audit_failures));
+        let snapshot = gpu.snapshot();
+        assert_eq!(
+            (
+                snapshot.fallbacks(),
+                snapshot.faults_of(Reason::AuditMismatch)
+            ),
+            (1, audit_failures)
+        );
     }
 }
 
 /// An engine on `gpu`, whose device is wrong: a message still decrypts through `policy`'s
-/// cfrags, and the backend fell back at least once.
-fn round_trips_despite_the_device(gpu: GpuBackend, policy: Policy) {
+/// cfrags, and the guard fell back at least once.
+fn round_trips_despite_the_device(gpu: Guarded, policy: Policy) {
     let gpu = Arc::new(gpu);
-    let stats = gpu.stats();
-    let engine = Engine::new(gpu);
+    let engine = Engine::new(gpu.clone());
     assert_eq!(policy.round_trip(&engine, b"fallback"), b"fallback");
-    assert!(stats.snapshot().fallbacks >= 1);
+    assert!(gpu.snapshot().fallbacks() >= 1);
 }
 
 #[test]
-fn repeated_failures_disable_the_device_and_success_resets_the_count() {
+fn repeated_faults_make_the_gpu_unhealthy_and_success_resets_the_count() {
     let (bases, scalars) = batch(2, 8);
-    let exec = Faulty {
+    let right = CpuBackend::new().mul_pairs(&bases, &scalars).expect("cpu");
+    let exec = Arc::new(Faulty {
         inner: HostExecutor::new(),
         fault: Fault::Driver,
         calls: AtomicUsize::new(0),
-    };
-    let exec = Arc::new(exec);
+    });
     let opts = GpuOptions {
-        disable_after_failures: 3,
+        unhealthy_after: 3,
         ..GpuOptions::default()
     };
-    let gpu = GpuBackend::with_executor(
+    let device = GpuBackend::with_executor(
         Box::new(Shared(exec.clone())),
         DeviceInfo::emulated(),
         &opts,
     );
+    let gpu = guard(device, &opts);
+    let health = gpu.health();
     for _ in 0..5 {
-        assert!(gpu.mul_pairs(&bases, &scalars).is_err());
+        assert_eq!(
+            gpu.mul_pairs(&bases, &scalars).expect("the CPU answers"),
+            right
+        );
     }
-    let stats = gpu.stats().snapshot();
-    assert!(stats.disabled);
-    assert_eq!(stats.fallbacks, 5);
+    let snapshot = gpu.snapshot();
+    assert!(!snapshot.healthy && !health.is_healthy());
+    assert_eq!(snapshot.faults_of(Reason::DeviceError), 3);
+    assert_eq!(snapshot.faults_of(Reason::Unhealthy), 2);
+    assert_eq!(snapshot.fallbacks(), 5);
     assert_eq!(
         exec.calls.load(Ordering::Relaxed),
         3,
-        "no device calls once disabled"
+        "no device calls once unhealthy"
     );
+    // A replacement device makes it healthy again.
+    gpu.replace(Arc::new(host_backend(1)), None);
+    assert!(health.is_healthy());
+    assert_eq!(gpu.mul_pairs(&bases, &scalars).expect("answered"), right);
+    assert_eq!(gpu.snapshot().fallbacks(), 5, "the new device served");
 
-    // Failures that are not consecutive do not disable it: every other call fails, 4 in all.
+    // Faults that are not consecutive do not make it unhealthy: every other call fails, 4 in
+    // all.
     let flaky = Faulty {
         inner: HostExecutor::new(),
         fault: Fault::EveryOther,
         calls: AtomicUsize::new(0),
     };
-    let gpu = GpuBackend::with_executor(Box::new(flaky), DeviceInfo::emulated(), &opts);
-    let results: Vec<bool> = (0..8)
-        .map(|_| gpu.mul_pairs(&bases, &scalars).is_ok())
+    let gpu = guard(
+        GpuBackend::with_executor(Box::new(flaky), DeviceInfo::emulated(), &opts),
+        &opts,
+    );
+    let faulted: Vec<bool> = (0..8)
+        .map(|_| {
+            let before = gpu.faults();
+            assert_eq!(gpu.mul_pairs(&bases, &scalars).expect("answered"), right);
+            gpu.faults() > before
+        })
         .collect();
     assert_eq!(
-        results,
-        [false, true, false, true, false, true, false, true]
+        faulted,
+        [true, false, true, false, true, false, true, false]
     );
-    assert_eq!(gpu.stats().snapshot().fallbacks, 4);
-    assert!(!gpu.stats().snapshot().disabled);
+    assert_eq!(gpu.snapshot().fallbacks(), 4);
+    assert!(gpu.is_healthy());
 }
 
 /// Shares one executor between a test and a backend, to count its calls.

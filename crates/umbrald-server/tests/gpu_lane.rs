@@ -370,8 +370,8 @@ async fn a_panicking_backend_is_a_device_error() -> TestResult {
     Ok(())
 }
 
-/// The kernels compiled for the host, behind the real `GpuBackend` (packing, unpacking, its own
-/// audit and timing): a GPU-shaped backend. With `auto` and the idle gate off, the GPU worker
+/// The kernels compiled for the host, behind the real `GpuBackend` (packing, unpacking,
+/// timing) and the lane's guard (the audit): a GPU-shaped backend. With `auto` and the idle gate off, the GPU worker
 /// and the CPU workers both take work, each its measured rate's share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_shares_work_between_gpu_and_cpu_workers() -> TestResult {
@@ -413,10 +413,7 @@ async fn auto_with_host_kernels(
     idle_only: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let fx = Arc::new(Fixture::new(4, 2, 6));
-    let prober = host_kernels(GpuOptions {
-        disable_after_failures: 0,
-        ..GpuOptions::default()
-    });
+    let prober = host_kernels(GpuOptions::default());
     let mut config = gpu_config(tag, BackendKind::Auto, 3, 60_000);
     config.batcher.max_batch_items = 16;
     config.gpu.tuning.auto_cpu_idle_only = idle_only;
@@ -700,6 +697,15 @@ fn gpu_options_parse_and_validate() {
     assert!(defaults.decompress);
     assert!(defaults.table_in_shared);
     assert!(defaults.one_call);
+    // The options measured and kept off are gone.
+    for gone in [
+        "[gpu.tuning]\noverlap_calls = true\n",
+        "[gpu.tuning]\ncfrag_parts = true\n",
+        "[gpu]\noverlap_calls = true\n",
+        "[gpu]\ncfrag_parts = true\n",
+    ] {
+        assert!(Config::from_toml(gone).is_err(), "{gone}");
+    }
     let c = Config::from_toml("[gpu.tuning]\none_call = false\n").expect("parses");
     assert!(!c.gpu_section().tuning.one_call);
     assert_eq!(defaults.batches_in_flight, 1);

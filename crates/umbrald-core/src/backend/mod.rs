@@ -17,9 +17,9 @@ use crate::curve::{Affine, CompressedPoint};
 /// ([`crate::CapsuleFrag::to_parts`]).
 pub const CFRAG_PARTS_LEN: usize = 5 * 33 + 32;
 
-/// One cfrag's capsule-specific parts, as [`EcBackend::cfrag_parts`] returns them.
+/// One cfrag's capsule-specific parts (`E1, V1, E2, V2, U2` compressed, then `z`), as
+/// [`CapsuleOutcome::Parts`] carries them.
 pub type CfragParts = [u8; CFRAG_PARTS_LEN];
-
 /// A parsed capsule as [`EcBackend::reencrypt_capsules`] takes it: its points still
 /// compressed, its scalar, and the compressed commitment `U1` of the kfrag it is re-encrypted
 /// with. All public.
@@ -45,10 +45,15 @@ pub enum CapsuleOutcome {
     Rejected,
 }
 
-/// Why a backend could not finish a batch. The engine falls back to the CPU on any of these.
+/// Why a backend did not answer a call. The engine computes that call's results itself (or
+/// takes the step-by-step calls instead of an offered one) on any of these.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
+    /// The backend does not offer this call (the default of every optional method), or not
+    /// for this input: not a fault.
+    #[error("not offered: {0}")]
+    NotOffered(&'static str),
     /// Inputs of one call have different lengths.
     #[error("batch shape mismatch: {0}")]
     Shape(&'static str),
@@ -65,6 +70,11 @@ pub enum BackendError {
 /// Every method is one call per batch, never per point, so that a device backend can launch
 /// one kernel for the whole batch. Scalars are secrets: implementations must not branch on or
 /// index memory by their bits. Outputs are affine and normalized.
+///
+/// Two paths use it. The step path ([`crate::Engine`] by default): the points' decompression
+/// and the capsule check's products (both optional), then [`Self::mul_pairs`] and
+/// [`Self::mul_u`]. The one-call path, when a backend offers it: [`Self::reencrypt_capsules`],
+/// a whole batch part in one call.
 pub trait EcBackend: Send + Sync {
     /// A short name for logs and metrics, e.g. `"cpu"` or `"gpu"`.
     fn name(&self) -> &'static str;
@@ -88,85 +98,54 @@ pub trait EcBackend: Send + Sync {
     /// `[h[i]·E[i], s[i]·G]` (`None` for the identity), so that the engine only has to compare
     /// each with `V[i]`. All inputs are public (variable time is fine).
     ///
-    /// `None` means "not offered": the engine then checks the capsules itself with one
-    /// combined multi-scalar multiplication on the CPU. That is the default, and the right
-    /// choice for the CPU; a device backend offers it when the check would otherwise be the
-    /// largest share of its host's work.
+    /// Not offered by default ([`BackendError::NotOffered`]): the engine then checks the
+    /// capsules itself with one combined multi-scalar multiplication on the CPU, the right
+    /// choice for the CPU. On any error the engine does the same.
     fn capsule_check_products(
         &self,
         es: &[Affine],
         hs: &[Scalar],
         ss: &[Scalar],
-    ) -> Option<Vec<[Option<Affine>; 2]>> {
+    ) -> Result<Vec<[Option<Affine>; 2]>, BackendError> {
         let _ = (es, hs, ss);
-        None
+        Err(BackendError::NotOffered("capsule check products"))
     }
 
     /// Decompresses every point (`None` for an `x` with no point on the curve); public data.
     ///
-    /// `None` for the whole call means "not offered" (the default): the engine takes the square
-    /// roots on the host. The engine accepts a returned point only after checking it against
-    /// its compressed form ([`crate::curve::CompressedPoint::accepts`]; only `x` and the
-    /// parity when [`Self::checks_outputs`]) and decompresses on the host whatever it does not
-    /// accept, so a wrong answer costs time, never correctness.
-    fn decompress_points(&self, points: &[CompressedPoint]) -> Option<Vec<Option<Affine>>> {
-        let _ = points;
-        None
-    }
-
-    /// Whether [`Self::cfrag_parts`] is offered, so that the engine gathers its inputs. The
-    /// default, false: the engine then finishes every cfrag on the host.
-    fn offers_cfrag_parts(&self) -> bool {
-        false
-    }
-
-    /// The capsule-specific parts of whole cfrags (`E1, V1, E2, V2, U2` compressed and
-    /// `z = rk·h + t`, [`CFRAG_PARTS_LEN`] bytes each), from the inputs of [`Self::mul_pairs`]
-    /// for capsule `j`: `bases[2j] = E`, `bases[2j + 1] = V`, both with the scalars
-    /// `[rk, t]` (the kfrag's key and the proof's nonce), and `commitments[j]`, the kfrag's
-    /// compressed `U1`. The products, `t·U`, the proof's challenge `h` and `z` are computed
-    /// together, so nothing but the parts comes back to the host.
-    ///
-    /// `None` means not offered (the default) or failed: the engine then runs
-    /// [`Self::mul_pairs`] and [`Self::mul_u`] and finishes the cfrags itself.
-    fn cfrag_parts(
+    /// Not offered by default: the engine takes the square roots on the host. The engine
+    /// accepts a returned point only after checking it against its compressed form
+    /// ([`crate::curve::CompressedPoint::accepts`]; only `x` and the parity when
+    /// [`Self::checks_outputs`]) and decompresses on the host whatever it does not accept, so
+    /// a wrong answer costs time, never correctness.
+    fn decompress_points(
         &self,
-        bases: &[Affine],
-        scalars: &[[Scalar; 2]],
-        commitments: &[[u8; 33]],
-    ) -> Option<Vec<CfragParts>> {
-        let _ = (bases, scalars, commitments);
-        None
+        points: &[CompressedPoint],
+    ) -> Result<Vec<Option<Affine>>, BackendError> {
+        let _ = points;
+        Err(BackendError::NotOffered("point decompression"))
     }
 
-    /// Whether [`Self::reencrypt_capsules`] is offered. The default, false.
+    /// Whether [`Self::reencrypt_capsules`] is offered, so that the engine prepares its
+    /// inputs. The default, false.
     fn offers_reencrypt_capsules(&self) -> bool {
         false
     }
 
     /// A whole re-encryption per capsule in one call: decompress `E` and `V`, check
     /// `s·G = V + h·E`, and for the valid capsules the cfrag's parts as
-    /// [`Self::cfrag_parts`] computes them, with `scalars[j] = [rk, t]` (secrets). For
-    /// batches of at least four capsules; the engine re-checks every rejected capsule itself.
+    /// [`crate::cfrag_parts_on_cpu`] computes them, with `scalars[j] = [rk, t]` (secrets).
+    /// For batches of at least four capsules; the engine re-checks every rejected capsule
+    /// itself.
     ///
-    /// `None` means not offered (the default) or failed: the engine then takes the separate
-    /// calls.
+    /// Not offered by default. On any error the engine takes the step-by-step calls.
     fn reencrypt_capsules(
         &self,
         capsules: &[CapsuleInput],
         scalars: &[[Scalar; 2]],
-    ) -> Option<Vec<CapsuleOutcome>> {
+    ) -> Result<Vec<CapsuleOutcome>, BackendError> {
         let _ = (capsules, scalars);
-        None
-    }
-
-    /// Whether the engine should issue a batch's calls after the decompression (the capsule
-    /// check, `mul_pairs` and `mul_u`) at once, from three threads, instead of one after the
-    /// other, computing the products for every parsed capsule and dropping those of capsules
-    /// that fail the check: worth it for a device whose every call waits for a whole kernel,
-    /// not for the CPU (the default, false), whose calls already use the core they run on.
-    fn overlaps_calls(&self) -> bool {
-        false
+        Err(BackendError::NotOffered("one-call re-encryption"))
     }
 
     /// Whether this backend has itself checked every point it returns to lie on the curve

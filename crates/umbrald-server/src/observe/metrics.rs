@@ -58,8 +58,6 @@ pub enum GpuCall {
     Pairs,
     /// The fixed-base products with `U`.
     Fixed,
-    /// Whole cfrags' parts (products, `t·U`, the proof's hash and `z`; `[gpu] cfrag_parts`).
-    CfragParts,
     /// Whole capsules re-encrypted in one call (`[gpu] one_call`).
     OneCall,
 }
@@ -72,7 +70,6 @@ impl GpuCall {
             Self::CapsuleChecks => "capsule_checks",
             Self::Pairs => "pairs",
             Self::Fixed => "fixed",
-            Self::CfragParts => "cfrag_parts",
             Self::OneCall => "one_call",
         }
     }
