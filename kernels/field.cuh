@@ -196,7 +196,8 @@ UMB_UNROLL
 
 // Qualifier of the multiplication core. Called, not inlined, by default: a point formula holds
 // a dozen multiplications, and inlined copies of the ~250-instruction body overflow the SM's
-// instruction cache (the kernels then stall on instruction fetch; docs/PERFORMANCE.md §4). A
+// instruction cache (the kernels then stall on instruction fetch;
+// docs/PERFORMANCE.md#gpu-kernel-alone). A
 // build may define it as UMB_DEVICE (`GpuOptions::nvrtc_options`) to compare.
 #ifndef UMB_FIELD_FN
 #define UMB_FIELD_FN UMB_NOINLINE

@@ -107,7 +107,7 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
     configs_text="${E2E_CONFIGS:--}"
     if [ "${configs_text%%;*}" = sweep ]; then
         # The load over 4 connections (one connection's packets are decrypted in order by one
-        # task, which bounds a single connection; docs/PERFORMANCE.md §4); defaults first, then
+        # task, which bounds a single connection; docs/PERFORMANCE.md#gpu-end-to-end); defaults first, then
         # deploy/umbrald-gpu.toml (run from the repository root) as a whole and with each of
         # its settings undone in turn, then the options still open on top of it.
         # Entries after "sweep;" run after these.

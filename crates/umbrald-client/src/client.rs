@@ -674,7 +674,7 @@ impl Drop for Inner {
 /// Reads `recv` to its end, at most `limit` bytes, appending its chunks in order to one
 /// buffer. quinn's own `read_to_end` zero-fills a buffer of the final size and copies the
 /// chunks into it; for responses of hundreds of KiB that fill costs a load generator much of its
-/// CPU in page faults (docs/PERFORMANCE.md §2).
+/// CPU in page faults (docs/measurements/2026-11-performance-log.md).
 async fn read_to_end(
     recv: &mut quinn::RecvStream,
     limit: usize,

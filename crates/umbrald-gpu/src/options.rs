@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 /// Options for [`crate::GpuBackend::probe`] and [`crate::Guarded`]. The defaults are the
-/// measured best (docs/PERFORMANCE.md §4); the server takes its `[gpu]` defaults from here.
+/// measured best (docs/PERFORMANCE.md#gpu-end-to-end); the server takes its `[gpu]` defaults from
+/// here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuOptions {
     /// CUDA device ordinal.
@@ -38,17 +39,18 @@ pub struct GpuOptions {
     pub nvrtc_options: Vec<String>,
     /// Keep each thread's variable-base table in shared memory (`UMB_TABLE_SHARED`: 64 KiB of
     /// dynamic shared memory per block, fewer blocks per SM, no register spills) instead of
-    /// local memory (more blocks per SM, spills). On by default (docs/PERFORMANCE.md §4). A
-    /// device that cannot give a block that much shared memory runs the local build; a
-    /// `ptx_file` runs the build it holds ([`crate::DeviceInfo`] says which).
+    /// local memory (more blocks per SM, spills). On by default
+    /// (docs/PERFORMANCE.md#gpu-kernel-alone). A device that cannot give a block that much
+    /// shared memory runs the local build; a `ptx_file` runs the build it holds
+    /// ([`crate::DeviceInfo`] says which).
     pub table_in_shared: bool,
     /// Offer the capsule checks' products (`h·E`, `s·G`) from the device to the engine
     /// ([`umbrald_core::backend::EcBackend::capsule_check_products`]) instead of its combined
-    /// check on the host. On by default (docs/PERFORMANCE.md §4).
+    /// check on the host. On by default (docs/PERFORMANCE.md#gpu-end-to-end).
     pub capsule_checks: bool,
     /// Offer the capsules' points decompressed on the device to the engine
     /// ([`umbrald_core::backend::EcBackend::decompress_points`]). On by default
-    /// (docs/PERFORMANCE.md §4).
+    /// (docs/PERFORMANCE.md#gpu-end-to-end).
     pub decompress: bool,
     /// Re-encrypt a batch's capsules in one device call
     /// ([`umbrald_core::backend::EcBackend::reencrypt_capsules`]): the capsules' compressed
@@ -57,7 +59,7 @@ pub struct GpuOptions {
     /// row; only 51 words per capsule (the parts and a status) come back. Replaces three calls
     /// (decompression, check products, products) and most of their host work. Each pipeline's
     /// device buffers grow several times. On by default: the fastest path measured
-    /// (docs/PERFORMANCE.md §4).
+    /// (docs/PERFORMANCE.md#gpu-end-to-end).
     pub one_call: bool,
     /// How a host thread waits for its device call (the CUDA context's scheduling policy).
     pub host_wait: HostWait,
@@ -68,7 +70,7 @@ pub struct GpuOptions {
 /// CUDA's own default (`CU_CTX_SCHED_AUTO`) spins whenever the process has fewer contexts than
 /// the machine has cores, so every thread waiting for a kernel (milliseconds each) keeps a core
 /// busy, and the server's CPU per item grows with the host threads waiting on the device
-/// (docs/PERFORMANCE.md §4).
+/// (docs/PERFORMANCE.md#gpu-end-to-end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HostWait {
     /// Sleep until the device signals completion (`CU_CTX_SCHED_BLOCKING_SYNC`): no CPU while

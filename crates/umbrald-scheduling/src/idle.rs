@@ -2,7 +2,8 @@
 //! use only the cores the GPU lane and the QUIC side leave.
 //!
 //! A CPU worker spends far more CPU on an item than the GPU lane's host threads do for the
-//! same item (docs/PERFORMANCE.md §4): while the GPU lane is bound by the host's cores, every
+//! same item (docs/PERFORMANCE.md#gpu-end-to-end): while the GPU lane is bound by the host's
+//! cores, every
 //! core a CPU worker takes serves many fewer items than the lane would have. So with `auto`
 //! the CPU workers take new batches only while whole cores were idle over the last sampling
 //! period; when the GPU lane waits on the device, cores idle and the CPU workers help.

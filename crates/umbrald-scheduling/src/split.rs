@@ -17,7 +17,7 @@
 
 /// With `auto` on idle cores only, the CPU workers stay out while their pool's measured rate
 /// is below this share of the combined rate: they could add at most that much, and on a GPU
-/// machine their work costs the GPU lane more than it adds (docs/PERFORMANCE.md §4).
+/// machine their work costs the GPU lane more than it adds (docs/PERFORMANCE.md#gpu-end-to-end).
 pub const MIN_CPU_SHARE: f64 = 0.05;
 
 /// Lowest priority (nice) on Linux: `auto`'s CPU workers with `auto_cpu_idle_only`.

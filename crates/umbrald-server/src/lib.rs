@@ -38,4 +38,4 @@ pub use config::{BackendKind, Config, ConfigError, Overrides};
 pub use exec::gpu::{cuda_prober, no_gpu, GpuDevice, GpuProber};
 pub use observe::metrics::Metrics;
 pub use server::{RunningServer, Server, StartError};
-pub use shutdown::wait_for_signal;
+pub use shutdown::StopSignals;

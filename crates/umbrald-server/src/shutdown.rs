@@ -1,21 +1,51 @@
 //! Waiting for the operator's stop signal.
 
-/// Completes on the first SIGINT (Ctrl-C) or SIGTERM. Call it once, from the binary; the
-/// server itself never installs signal handlers.
-pub async fn wait_for_signal() -> std::io::Result<&'static str> {
+/// The operator's stop signals (SIGINT and SIGTERM), caught from the moment [`install`] returns.
+/// Install them before the server announces itself, so that a stop sent as soon as the
+/// announcement is read is not lost to the default action. The server itself never installs
+/// signal handlers; the binary does, once.
+///
+/// [`install`]: StopSignals::install
+#[derive(Debug)]
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Catches SIGINT and SIGTERM from now on. Call it inside the Tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+
+    /// Completes on the first SIGINT (Ctrl-C) or SIGTERM caught since [`StopSignals::install`],
+    /// naming it.
+    pub async fn wait(mut self) -> std::io::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Ok("SIGTERM"),
+                _ = self.int.recv() => Ok("SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            tokio::signal::ctrl_c().await?;
+            Ok("Ctrl-C")
+        }
     }
 }

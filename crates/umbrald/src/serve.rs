@@ -49,6 +49,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let signals = umbrald_server::StopSignals::install().context("cannot catch signals")?;
         let server = Server::start(config, node_keys).await?;
         // Clients pin this fingerprint; print it where an operator sees it.
         println!(
@@ -62,12 +63,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(addr) = server.metrics_addr() {
             println!("metrics on http://{addr}/metrics");
         }
-        let signal = umbrald_server::wait_for_signal()
-            .await
-            .context("cannot wait for signals")?;
+        let signal = signals.wait().await.context("cannot wait for signals")?;
         tracing::info!(signal, "stop requested");
         server.shutdown().await;
         anyhow::Ok(())
     })
 }
-

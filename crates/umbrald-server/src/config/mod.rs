@@ -225,7 +225,8 @@ impl Config {
 
     /// Threads of the async runtime: `server.io_threads`, or for 0 with the CPU backend one
     /// per 8 available cores, 1 to 4 (every extra one costs the workers CPU), and with `gpu` or
-    /// `auto` three per 8 cores, 1 to 8 (the QUIC side binds there; docs/PERFORMANCE.md §2, §4).
+    /// `auto` three per 8 cores, 1 to 8 (the QUIC side binds there;
+    /// docs/PERFORMANCE.md#settings-measured).
     pub fn io_threads(&self) -> usize {
         match self.server.io_threads {
             0 => auto_io_threads(

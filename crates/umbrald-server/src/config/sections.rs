@@ -130,7 +130,7 @@ section! {
 
 section! {
     /// `[gpu.tuning]`: how the GPU lane splits and issues its work. The measured effect of
-    /// each key is in docs/PERFORMANCE.md §4; `[gpu] profile` sets several at once.
+    /// each key is in docs/PERFORMANCE.md#gpu-end-to-end; `[gpu] profile` sets several at once.
     GpuTuning at "gpu.tuning" {
         /// Threads of the GPU worker for a batch's host work (parsing, hashing, encoding): a
         /// batch is split into this many parts of at least 1024 items, one device call each.

@@ -42,7 +42,8 @@ pub enum GpuProfile {
     /// The built-in defaults.
     #[default]
     Default,
-    /// The settings of the fastest measured GPU runs (docs/PERFORMANCE.md §4): three batches in
+    /// The settings of the fastest measured GPU runs (docs/PERFORMANCE.md#gpu-end-to-end): three
+    /// batches in
     /// flight over 8 host threads and 32 pipelines, 6 I/O threads, and a queue of 262,144 items.
     Throughput,
 }

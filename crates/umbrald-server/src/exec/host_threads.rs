@@ -2,7 +2,8 @@
 //!
 //! The GPU worker splits each batch into parts, one device call each, computed at once. A
 //! fresh thread per part starts with an empty allocator cache and spends more CPU per item
-//! than a thread that lived across batches (docs/PERFORMANCE.md §4). These threads take the
+//! than a thread that lived across batches (docs/PERFORMANCE.md#gpu-end-to-end). These threads
+//! take the
 //! parts instead and keep their caches warm.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
