@@ -3,6 +3,7 @@
 use umbrald_client::keyfile::KeyFileError;
 use umbrald_client::{ActorError, ClientError, ThresholdError};
 use umbrald_nucypher::keyfile::NodeKeyFileError;
+use umbrald_nucypher::keystore::KeystoreError;
 
 use crate::keygen::PassphraseError;
 
@@ -27,6 +28,24 @@ pub enum CliError {
     /// The node key file could not be read or written.
     #[error(transparent)]
     NodeKeyFile(#[from] NodeKeyFileError),
+    /// A nucypher keystore could not be read or unlocked.
+    #[error("nucypher keystore {}: {source}", path.display())]
+    Keystore {
+        /// The keystore file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: KeystoreError,
+    },
+    /// An input file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Input {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The node key passphrase is missing or unreadable.
     #[error(transparent)]
     Passphrase(#[from] PassphraseError),
@@ -53,6 +72,14 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Maps an I/O error while reading `path` to [`CliError::Input`].
+    pub fn input(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Input {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     /// Maps an I/O error while writing `what` to [`CliError::Output`].
     pub fn output(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();

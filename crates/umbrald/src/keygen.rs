@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use umbral_pre::SecretKey;
 use umbrald_client::keyfile::{read_secret_key, secret_key_path, write_secret_key};
 use umbrald_nucypher::keyfile::{self as node_keyfile, KdfParams};
+use umbrald_nucypher::keystore::{read_nucypher_keystore, MAX_KEYSTORE_LEN};
 use umbrald_nucypher::NodeKeys;
 use zeroize::Zeroizing;
 
@@ -17,6 +18,10 @@ use crate::error::CliError;
 
 /// Environment variable that may hold the node key file's passphrase.
 pub const PASSPHRASE_ENV: &str = "UMBRALD_NODE_KEYS_PASSPHRASE";
+
+/// Environment variable that may hold a nucypher keystore's password: the one nucypher itself
+/// reads.
+pub const KEYSTORE_PASSWORD_ENV: &str = "NUCYPHER_KEYSTORE_PASSWORD";
 
 /// Generate umbral-pre secret keys (secp256k1).
 ///
@@ -67,6 +72,17 @@ pub struct KeygenArgs {
     /// File whose first line is the node key passphrase (with --node).
     #[arg(long, value_name = "FILE", requires = "node")]
     pub node_keys_passphrase_file: Option<PathBuf>,
+
+    /// Take the node keys from an Ursula's nucypher keystore file (nucypher 7.x, the
+    /// `keystore/*.priv` of its config root) instead of generating them, so that umbrald holds
+    /// the node's own decrypting and signing keys (with --node).
+    #[arg(long, value_name = "FILE", requires = "node", conflicts_with = "show")]
+    pub from_nucypher_keystore: Option<PathBuf>,
+
+    /// File whose first line is the nucypher keystore's password; else
+    /// $NUCYPHER_KEYSTORE_PASSWORD (with --from-nucypher-keystore).
+    #[arg(long, value_name = "FILE", requires = "from_nucypher_keystore")]
+    pub nucypher_keystore_password_file: Option<PathBuf>,
 }
 
 /// One client-side key that was written or shown.
@@ -80,34 +96,61 @@ pub struct KeyReport {
     pub public_key_hex: String,
 }
 
-/// Why the node key passphrase could not be had.
+/// Where a secret line may come from: a file named by a flag, else an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretSource {
+    /// What the secret is, for messages.
+    pub what: &'static str,
+    /// The flag that names its file.
+    pub flag: &'static str,
+    /// The environment variable that may hold it.
+    pub env: &'static str,
+}
+
+/// The node key file's passphrase.
+pub const NODE_KEYS_PASSPHRASE: SecretSource = SecretSource {
+    what: "node key passphrase",
+    flag: "--node-keys-passphrase-file",
+    env: PASSPHRASE_ENV,
+};
+
+/// A nucypher keystore's password.
+pub const KEYSTORE_PASSWORD: SecretSource = SecretSource {
+    what: "nucypher keystore password",
+    flag: "--nucypher-keystore-password-file",
+    env: KEYSTORE_PASSWORD_ENV,
+};
+
+/// Why a passphrase or password could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PassphraseError {
-    /// The passphrase file could not be read.
-    #[error("cannot read the passphrase file {}", path.display())]
+    /// The file could not be read.
+    #[error("cannot read the {what} file {}", path.display())]
     Read {
+        /// What the secret is.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
     },
-    /// Neither a passphrase file nor the environment variable was given.
-    #[error(
-        "the node key passphrase is needed: give --node-keys-passphrase-file FILE or set \
-         {PASSPHRASE_ENV}"
-    )]
-    Missing,
-    /// The passphrase is empty.
-    #[error("the node key passphrase is empty")]
-    Empty,
+    /// Neither a file nor the environment variable was given.
+    #[error("the {} is needed: give {} FILE or set {}", .0.what, .0.flag, .0.env)]
+    Missing(SecretSource),
+    /// The secret is empty.
+    #[error("the {what} is empty")]
+    Empty {
+        /// What the secret is.
+        what: &'static str,
+    },
 }
 
 /// Generates (or, with `--show`, reads) the key files and prints their public keys.
 pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     if args.node {
-        node_keys(&args, &mut stdout)?;
+        node_command(&args, &mut stdout)?;
     } else {
         client_keys(&args, &mut stdout)?;
     }
@@ -159,7 +202,7 @@ pub fn client_keys(args: &KeygenArgs, out: &mut dyn Write) -> Result<Vec<KeyRepo
 
 /// The node keys: sealed into their file (or, with `--show`, read from it), public keys to
 /// `out`.
-fn node_keys(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliError> {
+fn node_command(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let path = args
         .node_keys
         .clone()
@@ -171,7 +214,16 @@ fn node_keys(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(CliError::output(dir.display().to_string()))?;
         }
-        let keys = NodeKeys::random();
+        let keys = match &args.from_nucypher_keystore {
+            Some(keystore) => {
+                let password = first_line(
+                    args.nucypher_keystore_password_file.as_deref(),
+                    KEYSTORE_PASSWORD,
+                )?;
+                node_keys_from_keystore(keystore, &password)?
+            }
+            None => NodeKeys::random(),
+        };
         node_keyfile::write_file(&path, &keys, &passphrase, KdfParams::default(), args.force)?;
         (*keys.decrypting_public_key(), *keys.verifying_public_key())
     };
@@ -196,17 +248,45 @@ pub fn open_node_keys(
     Ok(keys)
 }
 
+/// Reads an Ursula's nucypher keystore and derives the node's keys from it.
+fn node_keys_from_keystore(path: &Path, password: &[u8]) -> Result<NodeKeys, CliError> {
+    let keystore_error = |source| CliError::Keystore {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(CliError::input(path))?;
+    let mut json = Zeroizing::new(Vec::new());
+    // One byte more than a keystore may hold, so that a larger file is refused as such.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_KEYSTORE_LEN as u64 + 1),
+        &mut json,
+    )
+    .map_err(CliError::input(path))?;
+    read_nucypher_keystore(&json, password).map_err(keystore_error)
+}
+
 /// The node key passphrase: the first line of `file` when given, else
 /// `$UMBRALD_NODE_KEYS_PASSPHRASE`. Empty passphrases are refused.
 pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
+    first_line(file, NODE_KEYS_PASSPHRASE)
+}
+
+/// A secret given as the first line of `file` when given, else as `source`'s environment
+/// variable, without its line ending. Empty secrets are refused.
+fn first_line(
+    file: Option<&Path>,
+    source: SecretSource,
+) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
+    let what = source.what;
     let mut bytes = Zeroizing::new(match file {
         Some(path) => std::fs::read(path).map_err(|source| PassphraseError::Read {
+            what,
             path: path.to_owned(),
             source,
         })?,
-        None => match std::env::var_os(PASSPHRASE_ENV) {
+        None => match std::env::var_os(source.env) {
             Some(value) => value.into_encoded_bytes(),
-            None => return Err(PassphraseError::Missing),
+            None => return Err(PassphraseError::Missing(source)),
         },
     });
     // Only the first line counts, without its line ending.
@@ -217,7 +297,7 @@ pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, PassphraseE
         bytes.pop();
     }
     if bytes.is_empty() {
-        return Err(PassphraseError::Empty);
+        return Err(PassphraseError::Empty { what });
     }
     Ok(bytes)
 }
@@ -297,12 +377,70 @@ mod tests {
         std::fs::write(&file, "\nnot the first line\n").expect("write");
         assert!(matches!(
             passphrase(Some(&file)),
-            Err(PassphraseError::Empty)
+            Err(PassphraseError::Empty { .. })
         ));
         assert!(matches!(
             passphrase(Some(&dir.join("missing"))),
             Err(PassphraseError::Read { .. })
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A keystore written by nucypher 7.6.1's own `Keystore.generate` (umbrald-nucypher's test
+    /// fixture), imported: the sealed node key file holds the keys nucypher derives for the
+    /// node, and a wrong password is refused before anything is written.
+    #[test]
+    fn node_keys_come_from_a_nucypher_keystore() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../umbrald-nucypher/tests/fixtures/keystore");
+        let expected: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixtures.join("keystore-1.expected.json")).expect("expected keys"),
+        )
+        .expect("expected keys parse");
+        let text = |key: &str| expected[key].as_str().expect("a string").to_owned();
+        let dir = std::env::temp_dir().join(format!("umbrald-keystore-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (passphrase_file, password_file) = (dir.join("pass"), dir.join("password"));
+        std::fs::write(&passphrase_file, "node key passphrase\n").expect("write");
+        let keystore = fixtures.join("keystore-1.priv");
+        let node_keys = dir.join("node.keys");
+        let run = |password: &str| {
+            std::fs::write(&password_file, format!("{password}\n")).expect("write");
+            let args = args(&[
+                "--node",
+                "--node-keys",
+                node_keys.to_str().expect("utf-8"),
+                "--node-keys-passphrase-file",
+                passphrase_file.to_str().expect("utf-8"),
+                "--from-nucypher-keystore",
+                keystore.to_str().expect("utf-8"),
+                "--nucypher-keystore-password-file",
+                password_file.to_str().expect("utf-8"),
+            ]);
+            let mut out = Vec::new();
+            node_command(&args, &mut out).map(|()| String::from_utf8(out).expect("utf-8"))
+        };
+        assert!(matches!(
+            run("not the password"),
+            Err(CliError::Keystore { .. })
+        ));
+        assert!(!node_keys.exists(), "nothing written on a wrong password");
+        let printed = run(&text("password")).expect("imported");
+        assert!(
+            printed.contains(&text("decrypting_public_key")),
+            "{printed}"
+        );
+        assert!(printed.contains(&text("verifying_public_key")), "{printed}");
+        let passphrase = passphrase(Some(&passphrase_file)).expect("passphrase");
+        let sealed = node_keyfile::read_file(&node_keys, &passphrase).expect("sealed keys");
+        assert_eq!(
+            hex::encode(sealed.decrypting_public_key()),
+            text("decrypting_public_key")
+        );
+        assert_eq!(
+            hex::encode(sealed.verifying_public_key()),
+            text("verifying_public_key")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
