@@ -234,6 +234,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn harness_block_size_matches_the_kernels() {
+        assert_eq!(block_size(), crate::source::BLOCK_THREADS);
+    }
+
+    #[test]
     fn shared_memory_table_layout_gives_the_same_products() {
         // The UMB_TABLE_SHARED build reads the affine tables from one block-wide array with a
         // column per thread; its replay must agree word for word with the in-place tables, and

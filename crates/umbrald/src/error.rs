@@ -1,11 +1,11 @@
-//! Why a client subcommand (`demo`, `bench`, `keygen`) failed.
+//! Why a client subcommand (`demo`, `bench`, `keygen`) failed, and where its secrets come from.
+
+use std::path::PathBuf;
 
 use umbrald_client::keyfile::KeyFileError;
 use umbrald_client::{ActorError, ClientError, ThresholdError};
 use umbrald_nucypher::keyfile::NodeKeyFileError;
 use umbrald_nucypher::keystore::KeystoreError;
-
-use crate::keygen::PassphraseError;
 
 /// Why a client subcommand failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum CliError {
     #[error("nucypher keystore {}: {source}", path.display())]
     Keystore {
         /// The keystore file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Why.
         #[source]
         source: KeystoreError,
@@ -41,7 +41,7 @@ pub enum CliError {
     #[error("cannot read {}: {source}", path.display())]
     Input {
         /// The file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -85,4 +85,40 @@ impl CliError {
         let what = what.into();
         move |source| Self::Output { what, source }
     }
+}
+
+/// Where a secret line may come from: a file named by a flag, else an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretSource {
+    /// What the secret is, for messages.
+    pub what: &'static str,
+    /// The flag that names its file.
+    pub flag: &'static str,
+    /// The environment variable that may hold it.
+    pub env: &'static str,
+}
+
+/// Why a passphrase or password could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PassphraseError {
+    /// The file could not be read.
+    #[error("cannot read the {what} file {}", path.display())]
+    Read {
+        /// What the secret is.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither a file nor the environment variable was given.
+    #[error("the {} is needed: give {} FILE or set {}", .0.what, .0.flag, .0.env)]
+    Missing(SecretSource),
+    /// The secret is empty.
+    #[error("the {what} is empty")]
+    Empty {
+        /// What the secret is.
+        what: &'static str,
+    },
 }

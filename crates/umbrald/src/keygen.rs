@@ -14,7 +14,7 @@ use umbrald_nucypher::keystore::{read_nucypher_keystore, MAX_KEYSTORE_LEN};
 use umbrald_nucypher::NodeKeys;
 use zeroize::Zeroizing;
 
-use crate::error::CliError;
+use crate::error::{CliError, PassphraseError, SecretSource};
 
 /// Environment variable that may hold the node key file's passphrase.
 pub const PASSPHRASE_ENV: &str = "UMBRALD_NODE_KEYS_PASSPHRASE";
@@ -96,17 +96,6 @@ pub struct KeyReport {
     pub public_key_hex: String,
 }
 
-/// Where a secret line may come from: a file named by a flag, else an environment variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SecretSource {
-    /// What the secret is, for messages.
-    pub what: &'static str,
-    /// The flag that names its file.
-    pub flag: &'static str,
-    /// The environment variable that may hold it.
-    pub env: &'static str,
-}
-
 /// The node key file's passphrase.
 pub const NODE_KEYS_PASSPHRASE: SecretSource = SecretSource {
     what: "node key passphrase",
@@ -120,31 +109,6 @@ pub const KEYSTORE_PASSWORD: SecretSource = SecretSource {
     flag: "--nucypher-keystore-password-file",
     env: KEYSTORE_PASSWORD_ENV,
 };
-
-/// Why a passphrase or password could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum PassphraseError {
-    /// The file could not be read.
-    #[error("cannot read the {what} file {}", path.display())]
-    Read {
-        /// What the secret is.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Neither a file nor the environment variable was given.
-    #[error("the {} is needed: give {} FILE or set {}", .0.what, .0.flag, .0.env)]
-    Missing(SecretSource),
-    /// The secret is empty.
-    #[error("the {what} is empty")]
-    Empty {
-        /// What the secret is.
-        what: &'static str,
-    },
-}
 
 /// Generates (or, with `--show`, reads) the key files and prints their public keys.
 pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
