@@ -43,19 +43,7 @@ pub fn write_secret_key(path: &Path, key: &SecretKey, overwrite: bool) -> Result
         path: path.to_owned(),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if overwrite {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| {
+    let mut file = umbrald_nucypher::keyfile::create_owner_only(path, overwrite).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyFileError::Exists(path.to_owned())
         } else {

@@ -290,19 +290,7 @@ pub fn write_file(
             source,
         }
     })?);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if overwrite {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| {
+    let mut file = create_owner_only(path, overwrite).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             NodeKeyFileError::Exists(path.to_owned())
         } else {
@@ -345,6 +333,25 @@ fn read_text(path: &Path) -> Result<String, NodeKeyFileError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Creates `path` for writing with owner-only permissions (0600 on Unix): truncated when
+/// `overwrite`, else only if it does not exist (`AlreadyExists` otherwise). Every key file,
+/// the node's and the client's, is created this way.
+pub fn create_owner_only(path: &Path, overwrite: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use super::compute::process;
 use super::host_threads::{HostThreads, Job};
 use super::{Batch, Slots};
 use crate::config::{GpuSection, MAX_GPU_PIPELINES};
-use crate::observe::metrics::{FallbackReason, GpuCall, Metrics, ThreadGroup};
+use crate::observe::metrics::{Metrics, ThreadGroup};
 
 /// A GPU found by a [`GpuProber`], ready to serve.
 pub struct GpuDevice {
@@ -208,13 +208,6 @@ struct LaneEvents {
 
 impl GuardEvents for LaneEvents {
     fn call(&self, call: umbrald_gpu::GpuCall, wall: Duration) {
-        let call = match call {
-            umbrald_gpu::GpuCall::Decompress => GpuCall::Decompress,
-            umbrald_gpu::GpuCall::CapsuleChecks => GpuCall::CapsuleChecks,
-            umbrald_gpu::GpuCall::Pairs => GpuCall::Pairs,
-            umbrald_gpu::GpuCall::Fixed => GpuCall::Fixed,
-            umbrald_gpu::GpuCall::OneCall => GpuCall::OneCall,
-        };
         self.metrics.gpu_call(call, wall.as_secs_f64());
     }
 
@@ -224,12 +217,7 @@ impl GuardEvents for LaneEvents {
     }
 
     fn fault(&self, fault: Fault) {
-        self.metrics.gpu_fallback(match fault {
-            Fault::DeviceError => FallbackReason::DeviceError,
-            Fault::InvalidOutput => FallbackReason::InvalidOutput,
-            Fault::AuditMismatch => FallbackReason::AuditMismatch,
-            Fault::Unhealthy => FallbackReason::Unhealthy,
-        });
+        self.metrics.gpu_fallback(fault);
         if fault == Fault::AuditMismatch {
             self.metrics.gpu_audit_failures.inc();
         }

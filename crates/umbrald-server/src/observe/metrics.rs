@@ -7,73 +7,11 @@ use prometheus::{
     Counter, CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use umbrald_gpu::{Fault, GpuCall};
 use umbrald_proto::ErrorCode;
 
 /// Label value of the `code` label for successful requests and items.
 pub const CODE_NONE: &str = "none";
-
-/// Why a GPU batch was recomputed on the CPU (the `reason` label of
-/// `umbrald_gpu_fallbacks_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FallbackReason {
-    /// The backend returned an error (launch, copy, driver or device fault).
-    DeviceError,
-    /// The output had the wrong length, a point off the curve, or the identity where it cannot
-    /// be.
-    InvalidOutput,
-    /// A sampled output differed from the CPU's result.
-    AuditMismatch,
-    /// The GPU was already marked unhealthy when the batch reached it.
-    Unhealthy,
-}
-
-impl FallbackReason {
-    /// Every reason, for registering the series up front.
-    pub const ALL: [FallbackReason; 4] = [
-        Self::DeviceError,
-        Self::InvalidOutput,
-        Self::AuditMismatch,
-        Self::Unhealthy,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DeviceError => "device_error",
-            Self::InvalidOutput => "invalid_output",
-            Self::AuditMismatch => "audit_mismatch",
-            Self::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// The GPU lane's device calls, each timed from the host thread's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuCall {
-    /// Point decompression of the capsules' E and V.
-    Decompress,
-    /// The capsule checks' products (`h·E`, `s·G`).
-    CapsuleChecks,
-    /// The variable-base products (`rk·E`, `rk·V` and the proof's).
-    Pairs,
-    /// The fixed-base products with `U`.
-    Fixed,
-    /// Whole capsules re-encrypted in one call (`[gpu] one_call`).
-    OneCall,
-}
-
-impl GpuCall {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Decompress => "decompress",
-            Self::CapsuleChecks => "capsule_checks",
-            Self::Pairs => "pairs",
-            Self::Fixed => "fixed",
-            Self::OneCall => "one_call",
-        }
-    }
-}
 
 /// Seconds buckets from 50 µs to 10 s.
 const SECONDS_BUCKETS: [f64; 18] = [
@@ -415,7 +353,7 @@ impl Metrics {
         )) {
             tracing::warn!(error = %e, "process metrics unavailable");
         }
-        for reason in FallbackReason::ALL {
+        for reason in Fault::ALL {
             m.gpu_fallbacks.with_label_values(&[reason.as_str()]);
         }
         for result in ["ok", "failed"] {
@@ -444,7 +382,7 @@ impl Metrics {
     }
 
     /// Counts one GPU backend call recomputed on the CPU.
-    pub fn gpu_fallback(&self, reason: FallbackReason) {
+    pub fn gpu_fallback(&self, reason: Fault) {
         self.gpu_fallbacks
             .with_label_values(&[reason.as_str()])
             .inc();
