@@ -134,6 +134,15 @@ impl ClientIdentity {
 pub struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
+    /// A rustls verifier that accepts exactly the certificate with this fingerprint, for
+    /// callers building their own TLS configuration (another protocol version, ALPN).
+    pub fn verifier(self) -> Arc<dyn ServerCertVerifier> {
+        Arc::new(PinnedVerifier::new(
+            self,
+            &rustls::crypto::ring::default_provider(),
+        ))
+    }
+
     /// The fingerprint of a DER-encoded certificate.
     pub fn of_der(der: &[u8]) -> Self {
         Self(Sha256::digest(der).into())

@@ -36,6 +36,7 @@ mod work;
 pub use backend::BackendUnavailable;
 pub use config::{BackendKind, Config, ConfigError, Overrides};
 pub use exec::gpu::{cuda_prober, no_gpu, GpuDevice, GpuProber};
+pub use ingress::upstream::UpstreamError;
 pub use observe::metrics::Metrics;
 pub use server::{RunningServer, Server, StartError};
 pub use shutdown::StopSignals;

@@ -13,6 +13,7 @@ use umbrald_proto::app_codes;
 use umbrald_scheduling::{split, BatcherConfig, Rates};
 
 use crate::backend::BackendUnavailable;
+use crate::config::PolicyCheck;
 use crate::config::{BackendKind, BatcherSection, Config, ConfigError, LimitsSection};
 use crate::dispatch::idle::MachineIdle;
 use crate::dispatch::{self, GpuDispatch, SchedulerHandle};
@@ -20,6 +21,8 @@ use crate::exec::backends;
 use crate::exec::cpu_pool::{PoolSpec, WorkerPool};
 use crate::exec::gpu::{self, GpuLane, GpuProber, GpuWorker};
 use crate::exec::Slots;
+use crate::ingress::https::{self, Https};
+use crate::ingress::upstream::{Upstream, UpstreamError};
 use crate::ingress::{self, Limits, Shared};
 use crate::observe::http;
 use crate::observe::metrics::Metrics;
@@ -49,6 +52,15 @@ pub enum StartError {
     /// Worker threads could not be spawned.
     #[error("cannot start worker threads: {0}")]
     Workers(std::io::Error),
+    /// `[nucypher] https_listen` is set but the server has no node keys to serve with.
+    #[error(
+        "nucypher.https_listen needs the node's keys: start with --node-keys FILE \
+         (umbrald keygen --node)"
+    )]
+    HttpsWithoutNodeKeys,
+    /// `[nucypher] upstream` cannot be used.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 /// The server's entry point.
@@ -140,6 +152,33 @@ impl Server {
         };
         let metrics_addr = match &http_listener {
             Some(l) => Some(l.local_addr().map_err(bind_err(config.metrics.listen))?),
+            None => None,
+        };
+        let nucypher = &config.nucypher;
+        let https_listener = match nucypher.https_listen {
+            Some(_) if node_keys.is_none() => return Err(StartError::HttpsWithoutNodeKeys),
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err(addr))?,
+            ),
+            None => None,
+        };
+        let https_addr = match (&https_listener, nucypher.https_listen) {
+            (Some(l), Some(addr)) => Some(l.local_addr().map_err(bind_err(addr))?),
+            _ => None,
+        };
+        let upstream = match &nucypher.upstream {
+            Some(url) => Some(Upstream::new(
+                url,
+                nucypher.upstream_cert_sha256.as_deref(),
+                nucypher.policy_check == PolicyCheck::Upstream,
+                Duration::from_secs(nucypher.policy_check_ttl_s),
+            )?),
+            None => None,
+        };
+        let https_crypto = match https_listener {
+            Some(_) => Some(Arc::new(tls::https_server_crypto(&material)?)),
             None => None,
         };
 
@@ -249,7 +288,14 @@ impl Server {
                 listener,
                 metrics.clone(),
                 ready.clone(),
-                http::Status::new(backends.label, node_keys.as_deref()),
+                http::Status::new(
+                    backends.label,
+                    node_keys.as_deref(),
+                    https_addr,
+                    upstream
+                        .as_ref()
+                        .map(|u| (u.base().to_string(), nucypher.policy_check)),
+                ),
                 stop,
             ))
         });
@@ -261,6 +307,25 @@ impl Server {
             metrics.clone(),
             node_keys,
         );
+        let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+        let https_task = match (https_listener, https_crypto) {
+            (Some(listener), Some(crypto)) => {
+                let https = Arc::new(Https {
+                    shared: shared.clone(),
+                    upstream,
+                    idle_timeout: Duration::from_millis(config.limits.idle_timeout_ms),
+                    max_streams_per_connection: config.limits.max_streams_per_connection,
+                });
+                Some(tokio::spawn(https::serve(
+                    listener,
+                    crypto,
+                    https,
+                    stop_rx.clone(),
+                    grace,
+                )))
+            }
+            _ => None,
+        };
         let accept = tokio::spawn(ingress::accept_loop(endpoint.clone(), shared, stop_rx));
         ready.store(true, Ordering::Release);
         metrics.ready.set(1);
@@ -278,12 +343,17 @@ impl Server {
             max_queue_items = config.batcher.max_queue_items,
             mutual_tls = config.tls.client_ca.is_some(),
             quic_send_fairness = config.server.quic_send_fairness,
+            https = ?https_addr,
+            upstream = ?config.nucypher.upstream,
+            policy_check = config.nucypher.policy_check.as_str(),
             cert_sha256 = %tls::fingerprint_hex(&fingerprint),
             "umbrald serving"
         );
         Ok(RunningServer {
             local_addr,
             metrics_addr,
+            https_addr,
+            https: https_task,
             fingerprint,
             backend: backends.label,
             workers: threads,
@@ -298,7 +368,7 @@ impl Server {
             scheduler_task,
             pool,
             http,
-            grace: Duration::from_millis(config.server.shutdown_grace_ms),
+            grace,
         })
     }
 }
@@ -329,6 +399,8 @@ fn ingress_limits(limits: &LimitsSection) -> Limits {
 pub struct RunningServer {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
+    https: Option<JoinHandle<()>>,
     fingerprint: [u8; 32],
     backend: &'static str,
     workers: usize,
@@ -355,6 +427,11 @@ impl RunningServer {
     /// The metrics endpoint's bound address, if metrics are enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The HTTPS endpoint's bound address, if `[nucypher] https_listen` is set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// SHA-256 of the server certificate (DER), for clients to pin.
@@ -405,6 +482,10 @@ impl RunningServer {
                 "grace period over; closing anyway"
             );
             accept.abort();
+        }
+        if let Some(https) = self.https {
+            // Bounded by the grace period inside.
+            let _ = https.await;
         }
         self.endpoint
             .close(app_codes::SHUTTING_DOWN.into(), b"server shutting down");

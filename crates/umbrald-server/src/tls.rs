@@ -141,6 +141,17 @@ pub fn server_crypto(
     Ok(crypto)
 }
 
+/// The rustls configuration of the HTTPS endpoint: TLS 1.3 and 1.2 (NuCypher's Python
+/// clients), ALPN `h2` and `http/1.1`, no client certificates (NuCypher clients present none).
+pub fn https_server_crypto(material: &TlsMaterial) -> Result<rustls::ServerConfig, TlsError> {
+    let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(material.certs.clone(), material.key.clone_key())?;
+    crypto.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(crypto)
+}
+
 /// The QUIC server configuration: the TLS configuration plus transport limits from
 /// `[limits]` (stream credit per connection, idle timeout, stream receive window) and how a
 /// connection's answers share its packets (`send_fairness`, `[server] quic_send_fairness`).

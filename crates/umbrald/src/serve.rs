@@ -60,6 +60,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "certificate SHA-256 fingerprint: {}",
             tls::fingerprint_hex(&server.cert_fingerprint())
         );
+        if let Some(addr) = server.https_addr() {
+            println!("umbrald serving NuCypher /reencrypt on https://{addr}");
+        }
         if let Some(addr) = server.metrics_addr() {
             println!("metrics on http://{addr}/metrics");
         }

@@ -30,11 +30,11 @@ pub use error::{ConfigError, Origin, Problem, Problems};
 pub use flags::Overrides;
 pub use sections::{
     BatcherSection, GpuSection, GpuTuning, LimitsSection, LogSection, MetricsSection,
-    ServerSection, TlsSection, WorkersSection,
+    NucypherSection, ServerSection, TlsSection, WorkersSection,
 };
 pub use setting::{Section, Setting};
 pub use validate::MAX_GPU_PIPELINES;
-pub use values::{BackendKind, GpuProfile, SettingValue, Syntax};
+pub use values::{BackendKind, GpuProfile, PolicyCheck, SettingValue, Syntax};
 
 use layers::{Inputs, Layers, Toml};
 
@@ -47,6 +47,7 @@ pub(crate) const SECTIONS: &[(&str, &[Setting])] = &[
     (WorkersSection::PATH, WorkersSection::SETTINGS),
     (GpuSection::PATH, GpuSection::SETTINGS),
     (GpuTuning::PATH, GpuTuning::SETTINGS),
+    (NucypherSection::PATH, NucypherSection::SETTINGS),
     (MetricsSection::PATH, MetricsSection::SETTINGS),
     (LogSection::PATH, LogSection::SETTINGS),
 ];
@@ -74,6 +75,8 @@ pub struct Config {
     pub workers: WorkersSection,
     /// The GPU backend (used when `workers.backend` is `gpu` or `auto`).
     pub gpu: GpuSection,
+    /// The NuCypher HTTPS endpoint and the node it fronts.
+    pub nucypher: NucypherSection,
     /// The metrics and health HTTP endpoint.
     pub metrics: MetricsSection,
     /// Logging.
@@ -148,6 +151,7 @@ impl Config {
             batcher: Section::extract(&layers, &mut problems),
             workers: Section::extract(&layers, &mut problems),
             gpu: Section::extract(&layers, &mut problems),
+            nucypher: Section::extract(&layers, &mut problems),
             metrics: Section::extract(&layers, &mut problems),
             log: Section::extract(&layers, &mut problems),
         };

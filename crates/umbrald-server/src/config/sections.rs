@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use umbrald_gpu::{GpuOptions, HostWait};
 
 use super::setting::section;
-use super::values::{by_display, BackendKind, GpuProfile};
+use super::values::{by_display, BackendKind, GpuProfile, PolicyCheck};
 
 section! {
     /// `[server]`: where to listen and where to keep state.
@@ -161,6 +161,27 @@ section! {
         /// With `auto`, CPU workers take batches only for cores idle over the last 100 ms, at
         /// the lowest priority; `false` gives them their measured share at `workers.nice`.
         auto_cpu_idle_only: bool = true, env ["UMBRALD_GPU_AUTO_CPU_IDLE_ONLY"];
+    }
+}
+
+section! {
+    /// `[nucypher]`: serving the NuCypher network's clients as a node does (docs/NUCYPHER.md).
+    NucypherSection at "nucypher" {
+        /// TCP address of the HTTPS endpoint that answers `POST /reencrypt` as an Ursula does
+        /// (TLS 1.3 and 1.2, HTTP/1.1 and HTTP/2); unset: no HTTPS endpoint. Needs node keys.
+        https_listen: Option<SocketAddr> = None, env ["UMBRALD_HTTPS_LISTEN"], flag "https-listen";
+        /// The operator's Ursula, e.g. `https://127.0.0.1:9151`: every HTTPS request other than
+        /// `POST /reencrypt` is forwarded to it, and so is a `/reencrypt` carrying conditions.
+        upstream: Option<String> = None;
+        /// SHA-256 fingerprint of the upstream's certificate (hex, colons allowed); an
+        /// `https://` upstream is reached only when it presents exactly this certificate.
+        upstream_cert_sha256: Option<String> = None;
+        /// `none`: serve every policy whose kfrag authenticates; `upstream`: serve a policy
+        /// (HRAC) only after the upstream answered one of its requests with 200, so an unpaid
+        /// policy gets the upstream's 402.
+        policy_check: PolicyCheck = PolicyCheck::None;
+        /// How long an upstream's acceptance of a policy is trusted, in seconds.
+        policy_check_ttl_s: u64 = 300;
     }
 }
 

@@ -282,6 +282,7 @@ fn every_setting_has_an_environment_variable_that_sets_it() {
                 server: Section::extract(&layers, &mut problems),
                 tls: Section::extract(&layers, &mut problems),
                 limits: Section::extract(&layers, &mut problems),
+                nucypher: Section::extract(&layers, &mut problems),
                 batcher: Section::extract(&layers, &mut problems),
                 workers: Section::extract(&layers, &mut problems),
                 gpu: Section::extract(&layers, &mut problems),

@@ -1,6 +1,6 @@
 //! Value ranges and consistency between values.
 
-use super::Config;
+use super::{Config, PolicyCheck};
 
 /// Most device pipelines `[gpu.tuning] pipelines` may ask for.
 pub const MAX_GPU_PIPELINES: usize = 128;
@@ -19,7 +19,9 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
     let l = &config.limits;
     let b = &config.batcher;
     let g = &config.gpu;
-    let checks: [(bool, &'static [&'static str], &'static str); 17] = [
+    let n = &config.nucypher;
+    let upstream = n.upstream.as_deref().map(str::trim);
+    let checks: [(bool, &'static [&'static str], &'static str); 21] = [
         (
             l.max_request_bytes >= 1024,
             &["limits.max_request_bytes"],
@@ -104,6 +106,32 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
             g.reprobe_after_ms >= 1,
             &["gpu.reprobe_after_ms"],
             "gpu.reprobe_after_ms must be at least 1",
+        ),
+        (
+            upstream.is_none() || n.https_listen.is_some(),
+            &["nucypher.upstream", "nucypher.https_listen"],
+            "nucypher.upstream needs nucypher.https_listen (it is reached through the HTTPS \
+             endpoint)",
+        ),
+        (
+            match upstream {
+                None => true,
+                Some(u) => u.starts_with("https://") || u.starts_with("http://"),
+            },
+            &["nucypher.upstream"],
+            "nucypher.upstream must be an http:// or https:// URL",
+        ),
+        (
+            !upstream.is_some_and(|u| u.starts_with("https://"))
+                || n.upstream_cert_sha256.is_some(),
+            &["nucypher.upstream", "nucypher.upstream_cert_sha256"],
+            "an https:// nucypher.upstream needs nucypher.upstream_cert_sha256 (the SHA-256 \
+             fingerprint of the certificate it presents)",
+        ),
+        (
+            n.policy_check == PolicyCheck::None || upstream.is_some(),
+            &["nucypher.policy_check", "nucypher.upstream"],
+            "nucypher.policy_check = \"upstream\" needs nucypher.upstream",
         ),
     ];
     checks

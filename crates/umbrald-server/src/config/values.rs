@@ -72,6 +72,27 @@ impl GpuProfile {
     }
 }
 
+/// `[nucypher] policy_check`: whether a policy must be known paid before it is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyCheck {
+    /// Serve every policy whose kfrag authenticates.
+    #[default]
+    None,
+    /// Serve a policy only after the upstream node served one of its requests.
+    Upstream,
+}
+
+impl PolicyCheck {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
 /// How a setting's text from an environment variable or a flag is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Syntax {
@@ -131,9 +152,12 @@ setting_values! {
     String => text("TEXT", &[]);
     PathBuf => text("PATH", &[]);
     Option<PathBuf> => text("PATH", &[]);
+    Option<String> => text("TEXT", &[]);
     SocketAddr => text("ADDR", &[]);
+    Option<SocketAddr> => text("ADDR", &[]);
     BackendKind => text("KIND", &["cpu", "gpu", "auto"]);
     GpuProfile => text("PROFILE", &["default", "throughput"]);
+    PolicyCheck => text("CHECK", &["none", "upstream"]);
 }
 
 impl SettingValue for HostWait {

@@ -3,7 +3,9 @@
 //! - [`quic`]: the QUIC endpoint's accept loop, one task per connection and per request
 //!   stream; reading a request and writing its reply under the limits.
 //! - [`native`]: the `umbrald/1` request: decode, validate, turn into work items.
-//! - [`nucypher`]: a NuCypher `ReencryptionRequest` on the same endpoint.
+//! - [`nucypher`]: a NuCypher `ReencryptionRequest`, from QUIC or HTTPS.
+//! - [`https`]: the HTTPS endpoint NuCypher's clients speak (`POST /reencrypt`).
+//! - [`upstream`]: the node umbrald fronts, which answers what umbrald does not.
 //! - [`submit`]: hands a request's items to the scheduler and waits for their results.
 //! - [`reply`]: the answer to a request and what is counted for it.
 //!
@@ -17,11 +19,13 @@ use umbrald_nucypher::NodeKeys;
 use crate::dispatch::SchedulerHandle;
 use crate::observe::metrics::Metrics;
 
+pub(crate) mod https;
 pub(crate) mod native;
 pub(crate) mod nucypher;
 pub(crate) mod quic;
 pub(crate) mod reply;
 pub(crate) mod submit;
+pub(crate) mod upstream;
 
 pub(crate) use quic::accept_loop;
 

@@ -11,6 +11,7 @@ use quinn::Connection;
 use tokio::sync::oneshot;
 use umbrald_proto::{Envelope, ErrorCode, ItemResult, Request, PROTOCOL_VERSION};
 
+use super::quic::closed;
 use super::reply::{Answer, Refusal};
 use super::submit::run_work;
 use super::{Limits, Shared};
@@ -41,7 +42,7 @@ pub(crate) async fn answer(
     }
     let (state, rx, items) = into_work(req, read_at);
     Some(
-        match run_work(state, rx, items, deadline, conn, shared).await? {
+        match run_work(state, rx, items, deadline, closed(conn), shared).await? {
             Ok(results) => Answer::results(id, results, n),
             Err(refusal) => Answer::refused(Refusal { id, ..refusal }, n),
         },

@@ -1,18 +1,19 @@
-//! NuCypher requests (nucypher-core 0.16 `ReencryptionRequest`) on the `umbrald/1` endpoint.
+//! NuCypher requests (nucypher-core 0.16 `ReencryptionRequest`), from either transport: a QUIC
+//! request stream whose bytes begin with the `ReRq` brand, or an HTTPS `POST /reencrypt`.
 //!
-//! A request stream whose bytes begin with the `ReRq` brand is answered here instead of as a
-//! native request. The per-request fixed cost (parsing, decrypting the kfrag with the node's
+//! The per-request fixed cost (parsing, decrypting the kfrag with the node's
 //! decrypting key, checking the publisher's signature) runs at most once per request, on tokio's
 //! blocking pool, and not again for a request whose encrypted kfrag, HRAC and keys were
 //! authorized before (Bob sends the same ones for every retrieval under a policy); the
 //! capsules then become ordinary queue items of one pre-verified policy, so they share batches,
 //! workers and backends with native requests. The answer is a signed `ReencryptionResponse`, or
-//! on any failure the `umbrald/1` request-level error map.
+//! on any failure a request-level error: the `umbrald/1` error map on QUIC, the matching status
+//! on HTTPS.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use quinn::Connection;
 use sha2::{Digest, Sha256};
 use umbrald_core::VerifiedKeyFrag;
 use umbrald_nucypher::{NodeKeys, NucypherError, ReencryptionRequest};
@@ -81,16 +82,43 @@ fn authorization_key(req: &ReencryptionRequest<'_>) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>, items: usize) -> Answer {
-    Answer::refused(Refusal::new(0, code, message), items)
+/// The answer to a NuCypher request, and why it was refused when the request itself was at
+/// fault in a NuCypher-specific way (HTTPS maps some of those causes to their own statuses).
+pub(crate) struct Answered {
+    /// What is answered and counted.
+    pub answer: Answer,
+    /// The request's fault, when it was refused for one.
+    pub cause: Option<NucypherError>,
 }
 
-fn refuse_error(e: &NucypherError, items: usize) -> Answer {
-    refuse(e.code(), e.to_string(), items)
+impl From<Answer> for Answered {
+    fn from(answer: Answer) -> Self {
+        Self {
+            answer,
+            cause: None,
+        }
+    }
 }
 
-/// Answers one NuCypher request. `None` when the connection closed meanwhile.
-pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> Option<Answer> {
+fn refuse(code: ErrorCode, message: impl Into<String>, items: usize) -> Answered {
+    Answer::refused(Refusal::new(0, code, message), items).into()
+}
+
+fn refuse_error(e: NucypherError, items: usize) -> Answered {
+    let answer = Answer::refused(Refusal::new(0, e.code(), e.to_string()), items);
+    Answered {
+        answer,
+        cause: Some(e),
+    }
+}
+
+/// Answers one NuCypher request. `None` when the client went away (`closed` completed)
+/// meanwhile.
+pub(crate) async fn answer(
+    bytes: &[u8],
+    closed: impl Future<Output = ()>,
+    shared: &Shared,
+) -> Option<Answered> {
     let Some(node) = shared.nucypher.clone() else {
         return Some(refuse(
             ErrorCode::UnsupportedVersion,
@@ -105,7 +133,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
             req.check_no_conditions(),
             authorization_key(&req),
         ),
-        Err(e) => return Some(refuse_error(&e, 0)),
+        Err(e) => return Some(refuse_error(e, 0)),
     };
     let n = capsules.len();
     if n > shared.limits.max_items_per_request {
@@ -116,7 +144,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
         return Some(refuse(ErrorCode::TooLarge, message, n));
     }
     if let Err(e) = conditions {
-        return Some(refuse_error(&e, n));
+        return Some(refuse_error(e, n));
     }
 
     // The fixed cost, at most once per request, off the async runtime.
@@ -136,7 +164,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
                     node.remember(cache_key, kfrag.clone());
                     kfrag
                 }
-                Ok(Err(e)) => return Some(refuse_error(&e, n)),
+                Ok(Err(e)) => return Some(refuse_error(e, n)),
                 Err(_) => return Some(refuse(ErrorCode::Internal, "internal error", n)),
             }
         }
@@ -166,13 +194,13 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
                 )
             })
             .collect();
-        let results = match run_work(state, rx, items, None, conn, shared).await? {
+        let results = match run_work(state, rx, items, None, closed, shared).await? {
             Ok(results) => results,
-            Err(refusal) => return Some(Answer::refused(refusal, n)),
+            Err(refusal) => return Some(Answer::refused(refusal, n).into()),
         };
         match collect_cfrags(results) {
             Ok(cfrags) => cfrags,
-            Err(answer) => return Some(answer),
+            Err(answer) => return Some(answer.into()),
         }
     };
 
@@ -184,7 +212,7 @@ pub(crate) async fn answer(bytes: &[u8], conn: &Connection, shared: &Shared) -> 
     match signed {
         Ok(bytes) => {
             let results = cfrags.into_iter().map(ItemResult::ok).collect();
-            Some(Answer::raw(results_response(0, results), bytes, n))
+            Some(Answer::raw(results_response(0, results), bytes, n).into())
         }
         Err(_) => Some(refuse(ErrorCode::Internal, "internal error", n)),
     }
@@ -200,9 +228,13 @@ fn collect_cfrags(results: Vec<ItemResult>) -> Result<Vec<Vec<u8>>, Answer> {
             (Some(cfrag), None) => cfrags.push(cfrag),
             (_, Some(e)) => {
                 let code = ErrorCode::from_wire(&e.code).unwrap_or(ErrorCode::Internal);
-                return Err(refuse(code, format!("capsule {i}: {}", e.message), n));
+                let refusal = Refusal::new(0, code, format!("capsule {i}: {}", e.message));
+                return Err(Answer::refused(refusal, n));
             }
-            (None, None) => return Err(refuse(ErrorCode::Internal, "internal error", n)),
+            (None, None) => {
+                let refusal = Refusal::new(0, ErrorCode::Internal, "internal error");
+                return Err(Answer::refused(refusal, n));
+            }
         }
     }
     Ok(cfrags)

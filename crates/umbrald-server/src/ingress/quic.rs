@@ -209,7 +209,14 @@ async fn answer(
     shared: &Shared,
 ) -> Option<Answer> {
     if umbrald_nucypher::is_reencryption_request(bytes) {
-        return nucypher::answer(bytes, conn, shared).await;
+        return nucypher::answer(bytes, closed(conn), shared)
+            .await
+            .map(|answered| answered.answer);
     }
     native::answer(bytes, read_at, conn, shared).await
+}
+
+/// Completes when `conn` is closed.
+pub(super) async fn closed(conn: &Connection) {
+    conn.closed().await;
 }

@@ -2,6 +2,7 @@
 //! (backend and NuCypher node public keys, JSON).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use axum::Router;
 use umbrald_nucypher::NodeKeys;
 
 use super::metrics::Metrics;
+use crate::config::PolicyCheck;
 
 #[derive(Debug, Clone)]
 struct HttpState {
@@ -28,6 +30,19 @@ pub(crate) struct Status {
     backend: &'static str,
     /// The node's NuCypher public keys, when it has node keys.
     nucypher: Option<NucypherStatus>,
+    /// The HTTPS endpoint, when one is configured.
+    https: Option<HttpsStatus>,
+}
+
+/// The HTTPS endpoint and the node it fronts.
+#[derive(Debug, Clone, serde::Serialize)]
+struct HttpsStatus {
+    /// Its bound address.
+    listen: String,
+    /// The upstream node's scheme and authority, when one is configured.
+    upstream: Option<String>,
+    /// `[nucypher] policy_check`.
+    policy_check: &'static str,
 }
 
 /// The node's NuCypher public keys, hex of the 33-byte compressed points.
@@ -40,9 +55,23 @@ struct NucypherStatus {
 }
 
 impl Status {
-    /// The status of a server on `backend` with `keys`.
-    pub(crate) fn new(backend: &'static str, keys: Option<&NodeKeys>) -> Arc<Self> {
+    /// The status of a server on `backend` with `keys`, serving HTTPS on `https` in front of
+    /// `upstream` (its URL and the policy check).
+    pub(crate) fn new(
+        backend: &'static str,
+        keys: Option<&NodeKeys>,
+        https: Option<SocketAddr>,
+        upstream: Option<(String, PolicyCheck)>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            https: https.map(|listen| HttpsStatus {
+                listen: listen.to_string(),
+                policy_check: upstream
+                    .as_ref()
+                    .map_or(PolicyCheck::None, |(_, check)| *check)
+                    .as_str(),
+                upstream: upstream.map(|(url, _)| url),
+            }),
             backend,
             nucypher: keys.map(|k| NucypherStatus {
                 decrypting_public_key: hex::encode(k.decrypting_public_key()),

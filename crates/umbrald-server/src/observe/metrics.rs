@@ -94,6 +94,38 @@ pub struct Metrics {
     gpu_call_seconds: HistogramVec,
     lane_rate: GaugeVec,
     thread_cpu_seconds: CounterVec,
+    https_requests: IntCounterVec,
+    https_seconds: HistogramVec,
+    /// Open HTTPS connections.
+    pub https_open_connections: IntGauge,
+    /// HTTPS connections refused (limit reached) or whose TLS handshake failed.
+    pub https_connections_refused: IntCounter,
+}
+
+/// What answered an HTTPS request: umbrald (`reencrypt`), or the upstream node it forwarded
+/// the request to (`forwarded`), or neither (`other`: unknown path without an upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpsRoute {
+    /// `POST /reencrypt`, answered here.
+    Reencrypt,
+    /// Forwarded to the upstream node.
+    Forwarded,
+    /// Answered here without serving anything (404, 405).
+    Other,
+}
+
+impl HttpsRoute {
+    /// Every route, for pre-registration.
+    pub const ALL: [HttpsRoute; 3] = [Self::Reencrypt, Self::Forwarded, Self::Other];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reencrypt => "reencrypt",
+            Self::Forwarded => "forwarded",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// Threads whose CPU time `umbrald_thread_cpu_seconds_total` counts separately.
@@ -342,6 +374,32 @@ impl Metrics {
                  side, the scheduler and this endpoint",
                 &["group"],
             ),
+            https_requests: counter_vec(
+                &registry,
+                "umbrald_https_requests_total",
+                "HTTPS requests answered, by route (reencrypt: served here; forwarded: answered \
+                 by the upstream node; other) and HTTP status",
+                &["route", "status"],
+            ),
+            https_seconds: histogram_vec(
+                &registry,
+                "umbrald_https_request_duration_seconds",
+                "HTTPS request time, from the request head read to the response head written, \
+                 by route",
+                &["route"],
+                &SECONDS_BUCKETS,
+            ),
+            https_open_connections: gauge(
+                &registry,
+                "umbrald_https_open_connections",
+                "Open HTTPS connections",
+            ),
+            https_connections_refused: counter(
+                &registry,
+                "umbrald_https_connections_refused_total",
+                "HTTPS connections refused (limit reached) or whose TLS handshake failed or \
+                 timed out",
+            ),
             registry,
         };
         // The standard `process_*` metrics (CPU seconds, resident memory, open descriptors):
@@ -358,6 +416,15 @@ impl Metrics {
         }
         for result in ["ok", "failed"] {
             m.gpu_reprobes.with_label_values(&[result]);
+        }
+        for route in HttpsRoute::ALL {
+            m.https_seconds.with_label_values(&[route.as_str()]);
+        }
+        for status in [
+            "200", "400", "401", "403", "408", "413", "500", "503", "504",
+        ] {
+            m.https_requests
+                .with_label_values(&[HttpsRoute::Reencrypt.as_str(), status]);
         }
         for code in ErrorCode::ALL {
             m.requests.with_label_values(&["error", code.as_str()]);
@@ -432,6 +499,16 @@ impl Metrics {
             None => counter.with_label_values(&["ok", CODE_NONE]).inc(),
             Some(code) => counter.with_label_values(&["error", code.as_str()]).inc(),
         }
+    }
+
+    /// Counts an HTTPS request answered on `route` with `status` after `seconds`.
+    pub fn https_request_done(&self, route: HttpsRoute, status: u16, seconds: f64) {
+        self.https_requests
+            .with_label_values(&[route.as_str(), &status.to_string()])
+            .inc();
+        self.https_seconds
+            .with_label_values(&[route.as_str()])
+            .observe(seconds);
     }
 
     /// Counts `n` items answered with `error` (`None`: a cfrag).
