@@ -674,3 +674,94 @@ async fn https_needs_node_keys() {
         .expect_err("refused");
     assert!(err.to_string().contains("--node-keys"), "{err}");
 }
+
+/// Capsules per request in the throughput measurement.
+const PER_REQUEST: usize = 64;
+
+/// HTTPS `/reencrypt` against the QUIC NuCypher path, same server, same requests (64 capsules,
+/// one policy), alternating rounds; the client runs in this process on the same cores.
+/// Run: `cargo test --release -p umbrald-server --test https -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check; run it explicitly"]
+async fn throughput_https_vs_quic() {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let node = NodeKeys::random();
+    let node_pk = PublicKey::try_from_compressed_bytes(node.decrypting_public_key()).expect("pk");
+    let mut config = common::config("https-bench", workers);
+    config.nucypher.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = common::start_node(config, node).await;
+    let quic = Arc::new(common::client(&server).await);
+    let https = hyper_client(&server, false);
+    let fx = common::Fixture::new(1, 1, PER_REQUEST);
+    let request = Bytes::from(fx.nucypher_request(&node_pk));
+    let addr = server.https_addr().expect("https");
+
+    let in_flight = 4 * workers;
+    let round = Duration::from_secs(2);
+    let rounds: usize = std::env::var("UMBRALD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(8);
+    // (capsules, wall time, CPU time of this process) per transport.
+    let mut totals = [(0usize, Duration::ZERO, Duration::ZERO); 2];
+    for r in 0..rounds {
+        let which = r % 2;
+        let cpu_before = common::process_cpu();
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..in_flight {
+            let (quic, https, request) = (quic.clone(), https.clone(), request.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0usize;
+                while started.elapsed() < round {
+                    let answer = if which == 0 {
+                        Bytes::from(quic.call_raw(&request).await.expect("answered"))
+                    } else {
+                        let post = Request::post(format!("https://{addr}/reencrypt"))
+                            .body(Full::new(request.clone()))
+                            .expect("request");
+                        let response = https.request(post).await.expect("answered");
+                        assert_eq!(response.status(), StatusCode::OK);
+                        response
+                            .into_body()
+                            .collect()
+                            .await
+                            .expect("body")
+                            .to_bytes()
+                    };
+                    assert!(answer.starts_with(b"ReRs") && answer.len() > PER_REQUEST * 381);
+                    done += PER_REQUEST;
+                }
+                done
+            }));
+        }
+        let mut capsules = 0;
+        for t in tasks {
+            capsules += t.await.expect("task");
+        }
+        let elapsed = started.elapsed();
+        let cpu = common::process_cpu().saturating_sub(cpu_before);
+        totals[which].0 += capsules;
+        totals[which].1 += elapsed;
+        totals[which].2 += cpu;
+        println!(
+            "round {r}: {:<5} {:>8.0} capsules/s, {:>6.1} µs CPU per capsule",
+            if which == 0 { "quic" } else { "https" },
+            capsules as f64 / elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / capsules as f64
+        );
+    }
+    let rate = |(n, t, _): (usize, Duration, Duration)| n as f64 / t.as_secs_f64();
+    let cpu = |(n, _, c): (usize, Duration, Duration)| c.as_secs_f64() * 1e6 / n as f64;
+    let (quic_rate, https_rate) = (rate(totals[0]), rate(totals[1]));
+    println!(
+        "workers {workers}, {in_flight} requests in flight, {PER_REQUEST} capsules each: \
+         QUIC {quic_rate:.0}/s ({:.1} µs CPU each), HTTPS {https_rate:.0}/s ({:.1} µs CPU \
+         each); HTTPS ÷ QUIC throughput {:.3}; per core {:.0} capsules/s over HTTPS",
+        cpu(totals[0]),
+        cpu(totals[1]),
+        https_rate / quic_rate,
+        https_rate / workers as f64,
+    );
+    server.shutdown().await;
+}

@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use umbral_pre::{DefaultDeserialize, PublicKey, SecretKey, Signer};
-use umbrald_nucypher::{build, NodeKeys, ReencryptionRequest, ReencryptionResponse};
+use umbral_pre::{DefaultDeserialize, PublicKey};
+use umbrald_nucypher::{NodeKeys, ReencryptionRequest, ReencryptionResponse};
 use umbrald_proto::Response;
 
 const REQUEST: &[u8] =
@@ -162,22 +162,7 @@ async fn throughput_nucypher_vs_native() {
 
     let fx = common::Fixture::new(1, 1, PER_REQUEST);
     let native = Arc::new(umbrald_proto::encode(&fx.request_n(1, PER_REQUEST)).expect("encode"));
-    let publisher = Signer::new(SecretKey::random());
-    let hrac = [9u8; 16];
-    let ekfrag =
-        build::encrypt_kfrag(&publisher, &node_pk, &hrac, &fx.policies[0].kfrag).expect("ekfrag");
-    let publisher_vk: [u8; 33] = publisher.verifying_key().to_compressed_bytes()[..]
-        .try_into()
-        .expect("33");
-    let mut bob_vk = [0u8; 33];
-    bob_vk.copy_from_slice(&fx.bob_pk.to_compressed_bytes());
-    let nucypher = Arc::new(build::encode_request(
-        &fx.capsule_bytes,
-        &hrac,
-        &ekfrag,
-        &publisher_vk,
-        &bob_vk,
-    ));
+    let nucypher = Arc::new(fx.nucypher_request(&node_pk));
     // Both work before measuring.
     let r = client.call_raw(&nucypher).await.expect("answered");
     assert!(r.starts_with(b"ReRs"), "{:?}", String::from_utf8_lossy(&r));
@@ -197,7 +182,7 @@ async fn throughput_nucypher_vs_native() {
         } else {
             nucypher.clone()
         };
-        let cpu_before = process_cpu();
+        let cpu_before = common::process_cpu();
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..in_flight {
@@ -218,7 +203,7 @@ async fn throughput_nucypher_vs_native() {
             capsules += t.await.expect("task");
         }
         let elapsed = started.elapsed();
-        let cpu = process_cpu().saturating_sub(cpu_before);
+        let cpu = common::process_cpu().saturating_sub(cpu_before);
         totals[which].0 += capsules;
         totals[which].1 += elapsed;
         totals[which].2 += cpu;
@@ -242,24 +227,4 @@ async fn throughput_nucypher_vs_native() {
         cpu(totals[1]) / cpu(totals[0]),
     );
     server.shutdown().await;
-}
-
-/// CPU time (user + system) this process has used so far (Linux; zero elsewhere).
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // The kernel's USER_HZ is 100 on every Linux this runs on.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use umbral_pre::{
@@ -94,6 +95,32 @@ impl Fixture {
     }
 
     /// A request of `n` items cycling over capsules and policies.
+    /// A NuCypher `ReencryptionRequest` for all capsules under the first policy, its kfrag
+    /// encrypted to the node whose decrypting key is `node_pk`.
+    pub fn nucypher_request(&self, node_pk: &PublicKey) -> Vec<u8> {
+        let publisher = Signer::new(SecretKey::random());
+        let hrac = [9u8; 16];
+        let ekfrag = umbrald_nucypher::build::encrypt_kfrag(
+            &publisher,
+            node_pk,
+            &hrac,
+            &self.policies[0].kfrag,
+        )
+        .expect("ekfrag");
+        let publisher_vk: [u8; 33] = publisher.verifying_key().to_compressed_bytes()[..]
+            .try_into()
+            .expect("33");
+        let mut bob_vk = [0u8; 33];
+        bob_vk.copy_from_slice(&self.bob_pk.to_compressed_bytes());
+        umbrald_nucypher::build::encode_request(
+            &self.capsule_bytes,
+            &hrac,
+            &ekfrag,
+            &publisher_vk,
+            &bob_vk,
+        )
+    }
+
     pub fn request_n(&self, id: u64, n: usize) -> Request {
         let pairs: Vec<(usize, usize)> = (0..n)
             .map(|i| (i % self.capsules.len(), i % self.policies.len()))
@@ -255,4 +282,24 @@ pub async fn settles(server: &RunningServer, series: &str, want: f64) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// CPU time (user + system) this process has used so far (Linux; zero elsewhere).
+pub fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
