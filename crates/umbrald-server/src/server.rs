@@ -171,7 +171,7 @@ impl Server {
         let upstream = match &nucypher.upstream {
             Some(url) => Some(Upstream::new(
                 url,
-                nucypher.upstream_cert_sha256.as_deref(),
+                nucypher.upstream_public_key_sha256.as_deref(),
                 nucypher.policy_check == PolicyCheck::Upstream,
                 Duration::from_secs(nucypher.policy_check_ttl_s),
             )?),

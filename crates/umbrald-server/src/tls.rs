@@ -102,6 +102,15 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
+/// SHA-256 of the public key (DER SubjectPublicKeyInfo) that the certificate `cert_der` holds;
+/// `None` when it does not parse as an X.509 certificate.
+pub fn public_key_fingerprint(cert_der: &[u8]) -> Option<[u8; 32]> {
+    let der = CertificateDer::from(cert_der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    let spki = cert.subject_public_key_info();
+    Some(Sha256::digest(spki.as_ref()).into())
+}
+
 /// Loads the configured certificate and key, or the generated pair in the data directory,
 /// generating it on first start.
 pub fn load_or_create(config: &Config) -> Result<TlsMaterial, TlsError> {

@@ -1,7 +1,7 @@
 //! The HTTPS endpoint (`[nucypher] https_listen`) in Rust: the golden nucypher-core request over
 //! HTTP/1.1 (TLS 1.3 and 1.2) and HTTP/2, Ursula's status for each fault, hostile bodies
 //! (slow, cut short, oversized, mis-sized), forwarding to an upstream node with a pinned
-//! certificate, and the upstream policy check. The nucypher 7.6.1 client test is
+//! public key, and the upstream policy check. The nucypher 7.6.1 client test is
 //! `crates/umbrald/tests/nucypher_https.rs`.
 
 mod common;
@@ -474,7 +474,7 @@ async fn stand_in_ursula() -> StandInUrsula {
         .self_signed(&key)
         .expect("cert");
     let der = cert.der().to_vec();
-    let fingerprint = umbrald_server::tls::fingerprint(&der);
+    let fingerprint = umbrald_server::tls::public_key_fingerprint(&der).expect("parses");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -550,7 +550,7 @@ async fn drop_in_forwards_other_paths_and_conditions_to_the_pinned_upstream() {
     let pin = hex::encode(ursula.fingerprint);
     let server = https_node("https-dropin", node, |c| {
         c.nucypher.upstream = Some(upstream.clone());
-        c.nucypher.upstream_cert_sha256 = Some(pin.clone());
+        c.nucypher.upstream_public_key_sha256 = Some(pin.clone());
     })
     .await;
     let client = hyper_client(&server, false);
@@ -615,10 +615,10 @@ async fn drop_in_forwards_other_paths_and_conditions_to_the_pinned_upstream() {
     );
     server.shutdown().await;
 
-    // A certificate other than the pinned one: the upstream is not reached (502).
+    // A certificate with another key than the pinned one: the upstream is not reached (502).
     let server = https_node("https-dropin-pin", fixture_node(), |c| {
         c.nucypher.upstream = Some(upstream.clone());
-        c.nucypher.upstream_cert_sha256 = Some("00".repeat(32));
+        c.nucypher.upstream_public_key_sha256 = Some("00".repeat(32));
     })
     .await;
     let client = hyper_client(&server, false);
@@ -639,7 +639,7 @@ async fn policy_check_serves_a_policy_only_once_the_upstream_served_it() {
     let vk = *node.verifying_public_key();
     let server = https_node("https-policy", node, |c| {
         c.nucypher.upstream = Some(format!("https://{}", ursula.addr));
-        c.nucypher.upstream_cert_sha256 = Some(hex::encode(ursula.fingerprint));
+        c.nucypher.upstream_public_key_sha256 = Some(hex::encode(ursula.fingerprint));
         c.nucypher.policy_check = PolicyCheck::Upstream;
     })
     .await;

@@ -173,9 +173,11 @@ section! {
         /// The operator's Ursula, e.g. `https://127.0.0.1:9151`: every HTTPS request other than
         /// `POST /reencrypt` is forwarded to it, and so is a `/reencrypt` carrying conditions.
         upstream: Option<String> = None;
-        /// SHA-256 fingerprint of the upstream's certificate (hex, colons allowed); an
-        /// `https://` upstream is reached only when it presents exactly this certificate.
-        upstream_cert_sha256: Option<String> = None;
+        /// SHA-256 of the public key (DER SubjectPublicKeyInfo) in the upstream's certificate,
+        /// hex; an `https://` upstream is reached only when its certificate holds this key. An
+        /// Ursula's key is derived from its keystore and survives restarts; its certificate
+        /// does not.
+        upstream_public_key_sha256: Option<String> = None;
         /// `none`: serve every policy whose kfrag authenticates; `upstream`: serve a policy
         /// (HRAC) only after the upstream answered one of its requests with 200, so an unpaid
         /// policy gets the upstream's 402.

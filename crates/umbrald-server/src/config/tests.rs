@@ -262,7 +262,11 @@ fn every_setting_has_an_environment_variable_that_sets_it() {
             .split('.')
             .try_fold(&defaults, |v, key| v.get(key))
             .map_or_else(
-                || "sample".to_owned(),
+                // A setting without a default value: a value of its syntax.
+                || match setting.syntax.placeholder {
+                    "ADDR" => "127.0.0.1:1".to_owned(),
+                    _ => "sample".to_owned(),
+                },
                 |v| match v {
                     toml::Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -443,6 +447,7 @@ fn only_operational_settings_have_flags() {
         "gpu-ptx-file",
         "metrics-listen",
         "metrics-enabled",
+        "https-listen",
         "log",
     ]);
     assert_eq!(flagged, operational);

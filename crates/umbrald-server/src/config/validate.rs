@@ -123,10 +123,11 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
         ),
         (
             !upstream.is_some_and(|u| u.starts_with("https://"))
-                || n.upstream_cert_sha256.is_some(),
-            &["nucypher.upstream", "nucypher.upstream_cert_sha256"],
-            "an https:// nucypher.upstream needs nucypher.upstream_cert_sha256 (the SHA-256 \
-             fingerprint of the certificate it presents)",
+                || n.upstream_public_key_sha256.is_some(),
+            &["nucypher.upstream", "nucypher.upstream_public_key_sha256"],
+            "an https:// nucypher.upstream needs nucypher.upstream_public_key_sha256 (the \
+             SHA-256 of the public key its certificate holds; docs/NUCYPHER.md shows how to \
+             read it)",
         ),
         (
             n.policy_check == PolicyCheck::None || upstream.is_some(),

@@ -2,8 +2,9 @@
 //! umbrald does not answer itself are forwarded to it, and with `policy_check = "upstream"` it
 //! decides which policies umbrald may serve.
 //!
-//! An `https://` upstream is reached only when it presents the certificate whose SHA-256
-//! fingerprint is configured (an Ursula's certificate is self-signed). The forwarded request
+//! An `https://` upstream is reached only when its certificate holds the public key whose
+//! SHA-256 is configured: an Ursula's certificate is self-signed and made anew at every start,
+//! from a key derived from its keystore, so the key is what stays the same. The forwarded request
 //! keeps its method, path, query, headers (less the hop-by-hop ones) and body; the answer is
 //! relayed as the upstream gave it.
 
@@ -22,7 +23,12 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use umbrald_client::{Fingerprint, Trust, TrustError};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+use crate::tls;
 
 /// Body of the requests and responses that pass through.
 pub(crate) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -50,12 +56,12 @@ pub enum UpstreamError {
     /// `[nucypher] upstream` is not an `http://` or `https://` URL with a host.
     #[error("nucypher.upstream {0:?} is not an http:// or https:// URL with a host")]
     BadUrl(String),
-    /// `[nucypher] upstream_cert_sha256` is not a SHA-256 fingerprint.
-    #[error("nucypher.upstream_cert_sha256: {0}")]
-    BadFingerprint(#[source] TrustError),
+    /// `[nucypher] upstream_public_key_sha256` is not a SHA-256 in hex.
+    #[error("nucypher.upstream_public_key_sha256 {0:?} is not 64 hex digits (colons allowed)")]
+    BadFingerprint(String),
     /// The TLS client configuration could not be built.
     #[error("TLS configuration for the upstream: {0}")]
-    Tls(#[source] TrustError),
+    Tls(#[source] rustls::Error),
     /// The upstream did not answer: refused connection, TLS failure (an unexpected
     /// certificate), broken connection.
     #[error("the upstream node did not answer: {0}")]
@@ -88,11 +94,11 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// The upstream at `url`, whose certificate (for `https://`) has the SHA-256 fingerprint
-    /// `cert_sha256`.
+    /// The upstream at `url`, whose certificate (for `https://`) holds the public key with the
+    /// SHA-256 `key_sha256`.
     pub(crate) fn new(
         url: &str,
-        cert_sha256: Option<&str>,
+        key_sha256: Option<&str>,
         checks_policies: bool,
         policy_ttl: Duration,
     ) -> Result<Self, UpstreamError> {
@@ -110,23 +116,25 @@ impl Upstream {
             .path_and_query("/")
             .build()
             .map_err(|_| bad_url())?;
-        let tls = match cert_sha256 {
-            Some(text) => {
-                let fingerprint: Fingerprint =
-                    text.parse().map_err(UpstreamError::BadFingerprint)?;
-                Trust::Fingerprint(fingerprint)
-                    .client_config()
-                    .map_err(UpstreamError::Tls)?
-            }
-            // Only an http:// upstream has no fingerprint (the configuration is checked
-            // before): this configuration is never used, and any certificate would fail.
-            None => Trust::Fingerprint(Fingerprint([0; 32]))
-                .client_config()
-                .map_err(UpstreamError::Tls)?,
+        let pin = match key_sha256 {
+            Some(text) => tls::parse_fingerprint(text)
+                .ok_or_else(|| UpstreamError::BadFingerprint(text.to_owned()))?,
+            // Only an http:// upstream has no pin (the configuration is checked before): no
+            // certificate holds a key with this hash, so TLS is never accepted.
+            None => [0; 32],
         };
-        let mut tls = tls;
+        let provider = tls::provider();
+        let verifier = PinnedKey {
+            sha256: pin,
+            algorithms: provider.signature_verification_algorithms,
+        };
         // The connector sets ALPN itself (HTTP/1.1: what an Ursula speaks).
-        tls.alpn_protocols.clear();
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(UpstreamError::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -207,6 +215,66 @@ impl Upstream {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, incoming_body(body)))
+    }
+}
+
+/// Accepts exactly the certificates that hold one public key (by the SHA-256 of its DER
+/// SubjectPublicKeyInfo); the handshake signatures are checked as usual.
+#[derive(Debug)]
+struct PinnedKey {
+    sha256: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedKey {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The key is public: a plain comparison is fine.
+        match tls::public_key_fingerprint(end_entity.as_ref()) {
+            Some(found) if found == self.sha256 => Ok(ServerCertVerified::assertion()),
+            Some(found) => {
+                tracing::warn!(
+                    presented = %hex::encode(found),
+                    expected = %hex::encode(self.sha256),
+                    "the upstream's certificate holds another public key than \
+                     nucypher.upstream_public_key_sha256"
+                );
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
