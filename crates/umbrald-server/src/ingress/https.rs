@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -39,6 +39,8 @@ use crate::observe::metrics::HttpsRoute;
 pub(crate) const REENCRYPT_PATH: &str = "/reencrypt";
 /// What a client waiting on a full queue is told to wait before retrying, in seconds.
 const RETRY_AFTER_S: &str = "1";
+/// Most bytes of an oversized body read through (and discarded) before its 413 is answered.
+const DRAIN_LIMIT: usize = 64 << 20;
 /// Longest HTTP/2 keep-alive ping wait before the connection is dropped.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -217,16 +219,16 @@ async fn reencrypt(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_request_bytes as u64) {
+    if declared.is_some_and(|len| len > DRAIN_LIMIT as u64) {
+        // Too large even to read through: answered at once, the connection closes.
         return (HttpsRoute::Reencrypt, too_large(limits.max_request_bytes));
     }
-    let read = Limited::new(body, limits.max_request_bytes).collect();
-    let bytes = match tokio::time::timeout(limits.stream_timeout, read).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let bytes = match read_body(body, limits.max_request_bytes, limits.stream_timeout).await {
+        BodyRead::Whole(bytes) => bytes,
+        BodyRead::TooLarge => {
             return (HttpsRoute::Reencrypt, too_large(limits.max_request_bytes));
         }
-        Ok(Err(_)) => {
+        BodyRead::CutShort => {
             let response = text(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::Malformed.as_str(),
@@ -234,7 +236,7 @@ async fn reencrypt(
             );
             return (HttpsRoute::Reencrypt, response);
         }
-        Err(_) => {
+        BodyRead::TimedOut => {
             let reason = format!(
                 "the request body did not arrive within {} ms",
                 limits.stream_timeout.as_millis()
@@ -275,6 +277,49 @@ async fn reencrypt(
     };
     answered.answer.count(&shared.metrics, true);
     (HttpsRoute::Reencrypt, response_of(answered))
+}
+
+/// How reading a request body ended.
+enum BodyRead {
+    /// The whole body, within the limit.
+    Whole(Bytes),
+    /// Over the limit (read through and discarded, up to [`DRAIN_LIMIT`]).
+    TooLarge,
+    /// The client stopped sending mid-body.
+    CutShort,
+    /// The body did not arrive in time.
+    TimedOut,
+}
+
+/// Reads `body`, keeping at most `max` bytes, within `timeout`. An oversized body is read on
+/// and discarded (up to [`DRAIN_LIMIT`] bytes, within the same time) so that the client, which
+/// sends the whole body before it reads (Python's `requests`), sees the 413 instead of a reset.
+async fn read_body(mut body: Incoming, max: usize, timeout: Duration) -> BodyRead {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut kept = BytesMut::new();
+    let mut seen = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) if seen > max => return BodyRead::TooLarge,
+            Ok(None) => return BodyRead::Whole(kept.freeze()),
+            Ok(Some(Err(_))) => return BodyRead::CutShort,
+            Err(_) if seen > max => return BodyRead::TooLarge,
+            Err(_) => return BodyRead::TimedOut,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT {
+            return BodyRead::TooLarge;
+        }
+        if seen <= max {
+            kept.extend_from_slice(&data);
+        } else if !kept.is_empty() {
+            kept = BytesMut::new();
+        }
+    }
 }
 
 /// The upstream's answer to `request`, or 502/504 when it gives none.
