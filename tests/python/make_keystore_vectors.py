@@ -9,6 +9,8 @@ Writes into OUT_DIR (default crates/umbrald-nucypher/tests/fixtures/keystore):
   the 24 words nucypher shows for it) and the public keys nucypher derives from it:
   ``DecryptingPower`` and ``SigningPower`` public keys, compressed SEC1 hex as umbral-pre
   serialises them, taken from ``Keystore.derive_crypto_power`` after ``Keystore.unlock``;
+  and the SHA-256 of the DER SubjectPublicKeyInfo of its ``TLSHostingPower`` certificate's key
+  (the key an Ursula made from this keystore presents, whatever its host);
 - ``short-seed.priv`` / ``short-seed.expected.json``: a well-formed keystore whose sealed
   secret is 31 bytes instead of 32, sealed with nucypher's own ``secret_box_encrypt``
   (unlocking succeeds, deriving keys must fail).
@@ -33,7 +35,9 @@ from mnemonic import Mnemonic
 from nucypher.crypto import keystore as nucypher_keystore
 from nucypher.crypto.keystore import Keystore
 from nucypher.crypto.passwords import derive_key_material_from_password, secret_box_encrypt
-from nucypher.crypto.powers import DecryptingPower, SigningPower
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hashlib import sha256
+from nucypher.crypto.powers import DecryptingPower, SigningPower, TLSHostingPower
 
 DEFAULT_OUT_DIR = Path("crates/umbrald-nucypher/tests/fixtures/keystore")
 
@@ -51,9 +55,12 @@ def public_keys(keystore: Keystore) -> dict:
     """The node's public keys as nucypher derives them."""
     decrypting = keystore.derive_crypto_power(DecryptingPower).public_key()
     signing = keystore.derive_crypto_power(SigningPower).public_key()
+    tls = keystore.derive_crypto_power(TLSHostingPower, host="127.0.0.1").keypair.certificate
+    spki = tls.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return {
         "decrypting_public_key": bytes(decrypting.to_compressed_bytes()).hex(),
         "verifying_public_key": bytes(signing.to_compressed_bytes()).hex(),
+        "tls_public_key_sha256": sha256(spki).hexdigest(),
     }
 
 

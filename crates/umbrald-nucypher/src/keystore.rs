@@ -23,6 +23,11 @@
 //! (`SigningPower`); nucypher-core 0.15, which nucypher 7.6.1 pins, uses umbral-pre 0.11's
 //! `SecretKeyFactory`, the one this crate uses.
 //!
+//! The Ursula's TLS key is `make_secret(TLS_LABEL)`'s first 48 bytes as a big-endian P-384
+//! scalar (`_derive_hosting_power`, `generate_self_signed_certificate`); its certificate is made
+//! anew at every start, its key is not. [`UrsulaIdentity::tls_public_key_sha256`] is what
+//! `[nucypher] upstream_public_key_sha256` pins when umbrald fronts that Ursula.
+//!
 //! The file carries no KDF parameters: the scrypt cost is fixed here, so a crafted file cannot
 //! make the reader allocate more than scrypt's fixed [`SCRYPT_MEMORY_BYTES`]. A file with any
 //! field besides the five above is refused before the KDF runs.
@@ -53,6 +58,11 @@ pub const SCRYPT_MEMORY_BYTES: usize = (128 * SCRYPT_R as usize) << SCRYPT_LOG_N
 pub const DECRYPTING_LABEL: &[u8] = b"NuCypher/decrypting";
 /// The label of the node's signing key (nucypher's `SigningPower`).
 pub const SIGNING_LABEL: &[u8] = b"NuCypher/signing";
+
+/// The label of the node's TLS key (nucypher's `TLSHostingPower`).
+pub const TLS_LABEL: &[u8] = b"NuCypher/tls";
+/// Bytes of the derived secret taken as the TLS key's P-384 scalar.
+const TLS_SCALAR_LEN: usize = 48;
 
 /// HKDF info of the wrapping key (`__WRAPPING_KEY_INFO`).
 const WRAPPING_KEY_INFO: &[u8] = b"NuCypher-KeyWrap";
@@ -145,16 +155,56 @@ pub fn read_nucypher_keystore(json: &[u8], password: &[u8]) -> Result<NodeKeys, 
     NucypherKeystore::parse(json)?.unlock(password)
 }
 
-/// The node's keys from its 32-byte seed, as nucypher's `Keystore.derive_crypto_power` derives
-/// `DecryptingPower` and `SigningPower`.
-pub fn node_keys_from_seed(seed: &[u8]) -> Result<NodeKeys, KeystoreError> {
-    let factory = SecretKeyFactory::from_secure_randomness(seed).map_err(|_| {
+/// What an Ursula's keystore gives umbrald: the node's keys, and the hash of the public key
+/// the Ursula's TLS certificate holds.
+#[derive(Debug, Clone)]
+pub struct UrsulaIdentity {
+    /// The node's decrypting and signing keys.
+    pub keys: NodeKeys,
+    /// SHA-256 of the DER SubjectPublicKeyInfo of the Ursula's TLS key.
+    pub tls_public_key_sha256: [u8; 32],
+}
+
+/// [`read_nucypher_keystore`] with the Ursula's TLS key hash as well.
+pub fn read_ursula_identity(json: &[u8], password: &[u8]) -> Result<UrsulaIdentity, KeystoreError> {
+    NucypherKeystore::parse(json)?.unlock_identity(password)
+}
+
+fn factory(seed: &[u8]) -> Result<SecretKeyFactory, KeystoreError> {
+    SecretKeyFactory::from_secure_randomness(seed).map_err(|_| {
         KeystoreError::BadKeyMaterial(format!(
             "the seed is {} bytes; a NuCypher seed is {}",
             seed.len(),
             SecretKeyFactory::seed_size()
         ))
+    })
+}
+
+/// The SHA-256 of the DER SubjectPublicKeyInfo of the TLS key nucypher derives from `seed`
+/// (`TLSHostingPower`).
+pub fn tls_public_key_sha256_from_seed(seed: &[u8]) -> Result<[u8; 32], KeystoreError> {
+    use p384::pkcs8::EncodePublicKey;
+    use sha2::{Digest, Sha256};
+
+    let secret = factory(seed)?.make_secret(TLS_LABEL);
+    let scalar = secret
+        .as_secret()
+        .get(..TLS_SCALAR_LEN)
+        .ok_or(KeystoreError::Kdf("the TLS secret is too short"))?;
+    let key = p384::SecretKey::from_slice(scalar).map_err(|_| {
+        KeystoreError::BadKeyMaterial("the TLS secret is not a valid P-384 scalar".to_owned())
     })?;
+    let spki = key
+        .public_key()
+        .to_public_key_der()
+        .map_err(|_| KeystoreError::Kdf("the TLS public key does not encode"))?;
+    Ok(Sha256::digest(spki.as_bytes()).into())
+}
+
+/// The node's keys from its 32-byte seed, as nucypher's `Keystore.derive_crypto_power` derives
+/// `DecryptingPower` and `SigningPower`.
+pub fn node_keys_from_seed(seed: &[u8]) -> Result<NodeKeys, KeystoreError> {
+    let factory = factory(seed)?;
     let mut decrypting = Zeroizing::new([0u8; 32]);
     decrypting.copy_from_slice(factory.make_key(DECRYPTING_LABEL).to_be_bytes().as_secret());
     let mut signing = Zeroizing::new([0u8; 32]);
@@ -221,6 +271,15 @@ impl NucypherKeystore {
     pub fn unlock(&self, password: &[u8]) -> Result<NodeKeys, KeystoreError> {
         let seed = self.open(password)?;
         node_keys_from_seed(&seed)
+    }
+
+    /// [`NucypherKeystore::unlock`] with the Ursula's TLS key hash as well.
+    pub fn unlock_identity(&self, password: &[u8]) -> Result<UrsulaIdentity, KeystoreError> {
+        let seed = self.open(password)?;
+        Ok(UrsulaIdentity {
+            keys: node_keys_from_seed(&seed)?,
+            tls_public_key_sha256: tls_public_key_sha256_from_seed(&seed)?,
+        })
     }
 
     /// The sealed seed, opened with the key derived from `password`.

@@ -1,6 +1,7 @@
 //! Reading nucypher 7.6.1 keystores (`tests/fixtures/keystore`, made by nucypher's own
 //! `Keystore.generate`): the derived keys equal nucypher's `DecryptingPower` and `SigningPower`,
-//! and every kind of bad file or password gets its typed error.
+//! the TLS key's hash equals that of nucypher's `TLSHostingPower` certificate key, and every kind
+//! of bad file or password gets its typed error.
 //!
 //! Unlocking runs scrypt with N = 2^20 (1 GiB); those tests take a lock so that one runs at a
 //! time, and each unlocks a keystore once.
@@ -9,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 use umbrald_nucypher::keystore::{
-    node_keys_from_seed, read_nucypher_keystore, KeystoreError, NucypherKeystore, MAX_KEYSTORE_LEN,
+    node_keys_from_seed, read_nucypher_keystore, read_ursula_identity,
+    tls_public_key_sha256_from_seed, KeystoreError, NucypherKeystore, MAX_KEYSTORE_LEN,
 };
 use umbrald_nucypher::NodeKeys;
 
@@ -83,12 +85,16 @@ fn parse(fields: serde_json::Map<String, Value>) -> Result<NucypherKeystore, Key
 fn every_fixture_unlocks_to_nucypher_s_keys() {
     for (keystore, expected_json) in FIXTURES {
         let expected = expected(expected_json);
-        let keys = {
+        let identity = {
             let _one = one_scrypt_at_a_time();
-            read_nucypher_keystore(keystore.as_bytes(), text(&expected, "password").as_bytes())
+            read_ursula_identity(keystore.as_bytes(), text(&expected, "password").as_bytes())
                 .expect("unlocks")
         };
-        assert_keys(&keys, &expected);
+        assert_keys(&identity.keys, &expected);
+        assert_eq!(
+            hex::encode(identity.tls_public_key_sha256),
+            text(&expected, "tls_public_key_sha256")
+        );
         // nucypher names the keystore after its verifying key.
         assert!(text(&expected, "verifying_public_key").starts_with(text(&expected, "keystore_id")));
     }
@@ -100,6 +106,10 @@ fn every_fixture_seed_derives_nucypher_s_keys() {
         let expected = expected(expected_json);
         let seed = hex::decode(text(&expected, "seed")).expect("hex seed");
         assert_keys(&node_keys_from_seed(&seed).expect("keys"), &expected);
+        assert_eq!(
+            hex::encode(tls_public_key_sha256_from_seed(&seed).expect("tls key")),
+            text(&expected, "tls_public_key_sha256")
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use umbral_pre::SecretKey;
 use umbrald_client::keyfile::{read_secret_key, secret_key_path, write_secret_key};
 use umbrald_nucypher::keyfile::{self as node_keyfile, KdfParams};
-use umbrald_nucypher::keystore::{read_nucypher_keystore, MAX_KEYSTORE_LEN};
+use umbrald_nucypher::keystore::{read_ursula_identity, UrsulaIdentity, MAX_KEYSTORE_LEN};
 use umbrald_nucypher::NodeKeys;
 use zeroize::Zeroizing;
 
@@ -178,17 +178,27 @@ fn node_command(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliError> 
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(CliError::output(dir.display().to_string()))?;
         }
-        let keys = match &args.from_nucypher_keystore {
+        let (keys, tls_pin) = match &args.from_nucypher_keystore {
             Some(keystore) => {
                 let password = first_line(
                     args.nucypher_keystore_password_file.as_deref(),
                     KEYSTORE_PASSWORD,
                 )?;
-                node_keys_from_keystore(keystore, &password)?
+                let identity = ursula_identity(keystore, &password)?;
+                (identity.keys, Some(identity.tls_public_key_sha256))
             }
-            None => NodeKeys::random(),
+            None => (NodeKeys::random(), None),
         };
         node_keyfile::write_file(&path, &keys, &passphrase, KdfParams::default(), args.force)?;
+        if let Some(pin) = tls_pin {
+            // What `[nucypher] upstream_public_key_sha256` needs to front this Ursula.
+            writeln!(
+                out,
+                "Ursula TLS public key sha256 {}  ([nucypher] upstream_public_key_sha256)",
+                hex::encode(pin)
+            )
+            .map_err(CliError::output("stdout"))?;
+        }
         (*keys.decrypting_public_key(), *keys.verifying_public_key())
     };
     print_node_public_keys(out, &path, &decrypting, &verifying)
@@ -212,8 +222,8 @@ pub fn open_node_keys(
     Ok(keys)
 }
 
-/// Reads an Ursula's nucypher keystore and derives the node's keys from it.
-fn node_keys_from_keystore(path: &Path, password: &[u8]) -> Result<NodeKeys, CliError> {
+/// Reads an Ursula's nucypher keystore and derives the node's keys and its TLS key's hash.
+fn ursula_identity(path: &Path, password: &[u8]) -> Result<UrsulaIdentity, CliError> {
     let keystore_error = |source| CliError::Keystore {
         path: path.to_owned(),
         source,
@@ -226,7 +236,7 @@ fn node_keys_from_keystore(path: &Path, password: &[u8]) -> Result<NodeKeys, Cli
         &mut json,
     )
     .map_err(CliError::input(path))?;
-    read_nucypher_keystore(&json, password).map_err(keystore_error)
+    read_ursula_identity(&json, password).map_err(keystore_error)
 }
 
 /// The node key passphrase: the first line of `file` when given, else

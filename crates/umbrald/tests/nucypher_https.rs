@@ -199,7 +199,8 @@ struct NodeFiles {
 }
 
 /// Reads what `keystores` wrote for node `index` and imports its keystore with `umbrald keygen
-/// --node --from-nucypher-keystore`; the keys umbrald prints must be nucypher's.
+/// --node --from-nucypher-keystore`; the keys umbrald prints, and the hash of the Ursula's TLS
+/// key, must be nucypher's.
 fn import_keystore(work: &Path, index: usize) -> NodeFiles {
     let dir = work.join(format!("node-{index}"));
     std::fs::create_dir_all(&dir).expect("node dir");
@@ -241,6 +242,17 @@ fn import_keystore(work: &Path, index: usize) -> NodeFiles {
         printed_public_keys(&keygen.stdout).as_ref(),
         Some(&nucypher_keys),
         "node {index}: umbrald keygen must print the keys nucypher derives from the keystore\n{}",
+        keygen.stdout
+    );
+    let printed_pin = keygen
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Ursula TLS public key sha256 "))
+        .and_then(|rest| rest.split_whitespace().next());
+    assert_eq!(
+        printed_pin,
+        Some(key("tls_public_key_sha256").as_str()),
+        "node {index}: umbrald keygen must print the hash of the TLS key nucypher derives\n{}",
         keygen.stdout
     );
     NodeFiles {
