@@ -16,7 +16,7 @@
 //!
 //! Entry point: [`Server::start`] with a [`Config`] and the node's NuCypher keys, if any, which
 //! returns a [`RunningServer`] handle. The `umbrald` binary wraps it with a CLI, signal handling
-//! and logging; tests and the `demo` command run it in-process on an ephemeral port. With the
+//! ([`Signals`]: stop, and reload the certificate) and logging; tests and the `demo` command run it in-process on an ephemeral port. With the
 //! `test-support` feature, `umbrald_server::testing` offers an in-process test client.
 
 pub mod config;
@@ -38,5 +38,5 @@ pub use config::{BackendKind, Config, ConfigError, Overrides};
 pub use exec::gpu::{cuda_prober, no_gpu, GpuDevice, GpuProber};
 pub use ingress::upstream::UpstreamError;
 pub use observe::metrics::Metrics;
-pub use server::{RunningServer, Server, StartError};
-pub use shutdown::StopSignals;
+pub use server::{RunningServer, Server, StartError, TlsReloader};
+pub use shutdown::{Signal, Signals};

@@ -1,8 +1,9 @@
 //! Starting and stopping the whole server.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -132,13 +133,13 @@ impl Server {
         let engine = backends.cpu_engine.clone();
         let material = tls::load_or_create(&config)?;
         let fingerprint = material.fingerprint();
-        let crypto = tls::server_crypto(&material, config.tls.client_ca.as_deref())?;
-        let server_config =
-            tls::quic_server_config(crypto, &config.limits, config.server.quic_send_fairness)?;
+        let tls_configs =
+            tls::server_configs(&config, &material, config.nucypher.https_listen.is_some())?;
 
         let listen = config.server.listen;
         let bind_err = |addr| move |source| StartError::Bind { addr, source };
-        let endpoint = quinn::Endpoint::server(server_config, listen).map_err(bind_err(listen))?;
+        let endpoint =
+            quinn::Endpoint::server(tls_configs.quic, listen).map_err(bind_err(listen))?;
         let local_addr = endpoint.local_addr().map_err(bind_err(listen))?;
         let http_listener = if config.metrics.enabled {
             let addr = config.metrics.listen;
@@ -177,9 +178,13 @@ impl Server {
             )?),
             None => None,
         };
-        let https_crypto = match https_listener {
-            Some(_) => Some(Arc::new(tls::https_server_crypto(&material)?)),
-            None => None,
+        // The HTTPS endpoint's TLS configuration, replaced by a certificate reload.
+        let (https_tls_tx, https_tls_rx) = match tls_configs.https {
+            Some(crypto) => {
+                let (tx, rx) = watch::channel(Arc::new(crypto));
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
         };
 
         let metrics = Arc::new(Metrics::new());
@@ -279,6 +284,17 @@ impl Server {
         .map_err(StartError::Workers)?;
 
         let ready = Arc::new(AtomicBool::new(false));
+        let fingerprint_hex = tls::fingerprint_hex(&fingerprint);
+        metrics.set_tls_cert(&fingerprint_hex);
+        let status = http::Status::new(
+            backends.label,
+            fingerprint_hex.clone(),
+            node_keys.as_deref(),
+            https_addr,
+            upstream
+                .as_ref()
+                .map(|u| (u.base().to_string(), nucypher.policy_check)),
+        );
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
         let http = http_listener.map(|listener| {
             let stop = async move {
@@ -288,17 +304,18 @@ impl Server {
                 listener,
                 metrics.clone(),
                 ready.clone(),
-                http::Status::new(
-                    backends.label,
-                    node_keys.as_deref(),
-                    https_addr,
-                    upstream
-                        .as_ref()
-                        .map(|u| (u.base().to_string(), nucypher.policy_check)),
-                ),
+                status.clone(),
                 stop,
             ))
         });
+        let reloader = TlsReloader(Arc::new(Reload {
+            config: config.clone(),
+            endpoint: endpoint.clone(),
+            https: https_tls_tx,
+            fingerprint: Mutex::new(fingerprint),
+            metrics: metrics.clone(),
+            status,
+        }));
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared::new(
@@ -308,7 +325,7 @@ impl Server {
             node_keys,
         );
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-        let https_task = match (https_listener, https_crypto) {
+        let https_task = match (https_listener, https_tls_rx) {
             (Some(listener), Some(crypto)) => {
                 let https = Arc::new(Https {
                     shared: shared.clone(),
@@ -346,7 +363,9 @@ impl Server {
             https = ?https_addr,
             upstream = ?config.nucypher.upstream,
             policy_check = config.nucypher.policy_check.as_str(),
-            cert_sha256 = %tls::fingerprint_hex(&fingerprint),
+            drain_delay_ms = config.server.drain_delay_ms,
+            shutdown_grace_ms = config.server.shutdown_grace_ms,
+            cert_sha256 = %fingerprint_hex,
             "umbrald serving"
         );
         Ok(RunningServer {
@@ -354,7 +373,7 @@ impl Server {
             metrics_addr,
             https_addr,
             https: https_task,
-            fingerprint,
+            tls: reloader,
             backend: backends.label,
             workers: threads,
             generated_cert: material.generated,
@@ -368,6 +387,7 @@ impl Server {
             scheduler_task,
             pool,
             http,
+            drain: Duration::from_millis(config.server.drain_delay_ms),
             grace,
         })
     }
@@ -393,6 +413,17 @@ fn ingress_limits(limits: &LimitsSection) -> Limits {
     }
 }
 
+/// What [`RunningServer::shutdown_with`]'s `hurry` cut short, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hurried {
+    /// Nothing yet.
+    No,
+    /// The drain delay.
+    Drain,
+    /// The wait for in-flight work.
+    Grace,
+}
+
 /// A started server. Dropping it without [`RunningServer::shutdown`] leaves it running on the
 /// runtime until the runtime stops.
 #[derive(Debug)]
@@ -401,7 +432,7 @@ pub struct RunningServer {
     metrics_addr: Option<SocketAddr>,
     https_addr: Option<SocketAddr>,
     https: Option<JoinHandle<()>>,
-    fingerprint: [u8; 32],
+    tls: TlsReloader,
     backend: &'static str,
     workers: usize,
     generated_cert: bool,
@@ -415,6 +446,7 @@ pub struct RunningServer {
     scheduler_task: JoinHandle<()>,
     pool: WorkerPool,
     http: Option<JoinHandle<std::io::Result<()>>>,
+    drain: Duration,
     grace: Duration,
 }
 
@@ -434,9 +466,19 @@ impl RunningServer {
         self.https_addr
     }
 
-    /// SHA-256 of the server certificate (DER), for clients to pin.
+    /// SHA-256 of the certificate (DER) that new handshakes present, for clients to pin.
     pub fn cert_fingerprint(&self) -> [u8; 32] {
-        self.fingerprint
+        self.tls.fingerprint()
+    }
+
+    /// Reloads the certificate and key (see [`TlsReloader::reload`]).
+    pub fn reload_tls(&self) -> Result<[u8; 32], TlsError> {
+        self.tls.reload()
+    }
+
+    /// A handle that reloads the certificate and key, also while the server shuts down.
+    pub fn tls_reloader(&self) -> TlsReloader {
+        self.tls.clone()
     }
 
     /// Whether the certificate was generated by this start (first run on a data directory).
@@ -461,32 +503,87 @@ impl RunningServer {
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
         signal.await;
         self.shutdown().await;
     }
 
-    /// Graceful shutdown: stops accepting connections and streams, answers every request
-    /// already read (up to `server.shutdown_grace_ms`), closes connections, drains the queue
-    /// and the workers, then stops the metrics endpoint.
+    /// Graceful shutdown, in three phases:
+    ///
+    /// 1. drain: `/readyz` fails at once, and everything is still served for
+    ///    `server.drain_delay_ms`, so that load balancers stop sending new work;
+    /// 2. close: new QUIC connections are refused, new HTTPS connections find no listener, open
+    ///    connections take no new streams or requests, and every request already read is
+    ///    answered (up to `server.shutdown_grace_ms`); connections close as they finish;
+    /// 3. stop: the endpoint closes, the queue and the workers drain, then the metrics
+    ///    endpoint stops.
     pub async fn shutdown(self) {
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        self.shutdown_with(std::future::pending()).await;
+    }
+
+    /// [`RunningServer::shutdown`], where `hurry` completing cuts short the phase under way:
+    /// the rest of the drain delay, or the wait for in-flight requests (the binary passes a
+    /// second stop signal).
+    pub async fn shutdown_with(self, hurry: impl Future<Output = ()>) {
+        let mut hurry = std::pin::pin!(hurry);
+        let mut hurried = Hurried::No;
         self.ready.store(false, Ordering::Release);
         self.metrics.ready.set(0);
-        self.endpoint.set_server_config(None);
+        if !self.drain.is_zero() {
+            tracing::info!(
+                drain_ms = self.drain.as_millis(),
+                "shutting down: /readyz fails; serving on for the drain delay"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(self.drain) => {}
+                () = &mut hurry => {
+                    hurried = Hurried::Drain;
+                    tracing::info!("drain delay cut short");
+                }
+            }
+        }
+
+        tracing::info!(
+            grace_ms = self.grace.as_millis(),
+            open_connections = self.metrics.open_connections.get(),
+            https_open_connections = self.metrics.https_open_connections.get(),
+            inflight_requests = self.metrics.inflight_requests.get(),
+            "shutting down: no new connections or requests, finishing in-flight requests"
+        );
         let _ = self.stop_tx.send(true);
         let mut accept = self.accept;
-        if tokio::time::timeout(self.grace, &mut accept).await.is_err() {
-            tracing::warn!(
-                grace_ms = self.grace.as_millis(),
-                "grace period over; closing anyway"
-            );
+        let mut https = self.https;
+        let finished = {
+            let in_flight = async {
+                let _ = (&mut accept).await;
+                if let Some(https) = https.as_mut() {
+                    // Bounded by the grace period inside too.
+                    let _ = https.await;
+                }
+            };
+            tokio::select! {
+                done = tokio::time::timeout(self.grace, in_flight) => done.is_ok(),
+                () = &mut hurry, if hurried == Hurried::No => {
+                    hurried = Hurried::Grace;
+                    false
+                }
+            }
+        };
+        if !finished {
+            match hurried {
+                Hurried::Grace => tracing::info!("wait for in-flight requests cut short"),
+                _ => tracing::warn!(
+                    grace_ms = self.grace.as_millis(),
+                    "grace period over; closing anyway"
+                ),
+            }
             accept.abort();
+            if let Some(https) = &https {
+                https.abort();
+            }
         }
-        if let Some(https) = self.https {
-            // Bounded by the grace period inside.
-            let _ = https.await;
-        }
+
+        tracing::info!("shutting down: closing the endpoint, draining the queue and the workers");
         self.endpoint
             .close(app_codes::SHUTTING_DOWN.into(), b"server shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
@@ -503,5 +600,79 @@ impl RunningServer {
             }
         }
         tracing::info!("shutdown complete");
+    }
+}
+
+/// Swaps a certificate and key read again from their files into both endpoints (SIGHUP): new
+/// QUIC and HTTPS handshakes present them, open connections keep theirs. Clones share one
+/// server.
+#[derive(Debug, Clone)]
+pub struct TlsReloader(Arc<Reload>);
+
+#[derive(Debug)]
+struct Reload {
+    /// Where the pair is (`[tls]` or the data directory) and how the endpoints use it.
+    config: Config,
+    endpoint: quinn::Endpoint,
+    /// The HTTPS endpoint's configuration, when it serves.
+    https: Option<watch::Sender<Arc<rustls::ServerConfig>>>,
+    /// The fingerprint of the pair in use; held across a reload, so reloads run one at a time.
+    fingerprint: Mutex<[u8; 32]>,
+    metrics: Arc<Metrics>,
+    status: Arc<http::Status>,
+}
+
+impl TlsReloader {
+    /// Reads the configured `[tls] cert` and `key` again (or the pair in the data directory;
+    /// never generates one) and, when they make a usable pair, has every new handshake
+    /// present them. Returns the new certificate's fingerprint. On failure (a file unreadable,
+    /// a key that does not match) the current pair stays and the error is returned. Either
+    /// way the outcome is logged and counted in `umbrald_tls_reloads_total`.
+    pub fn reload(&self) -> Result<[u8; 32], TlsError> {
+        let reload = &*self.0;
+        let mut current = reload
+            .fingerprint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let loaded = tls::load(&reload.config).and_then(|material| {
+            let configs = tls::server_configs(&reload.config, &material, reload.https.is_some())?;
+            Ok((material.fingerprint(), configs))
+        });
+        let (fingerprint, configs) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                reload.metrics.tls_reload(false);
+                tracing::error!(
+                    error = %e,
+                    cert_sha256 = %tls::fingerprint_hex(&current),
+                    "certificate reload failed; keeping the current certificate"
+                );
+                return Err(e);
+            }
+        };
+        reload.endpoint.set_server_config(Some(configs.quic));
+        if let (Some(tx), Some(crypto)) = (&reload.https, configs.https) {
+            tx.send_replace(Arc::new(crypto));
+        }
+        let previous = std::mem::replace(&mut *current, fingerprint);
+        let hex = tls::fingerprint_hex(&fingerprint);
+        reload.metrics.set_tls_cert(&hex);
+        reload.metrics.tls_reload(true);
+        reload.status.set_cert_sha256(hex.clone());
+        tracing::info!(
+            cert_sha256 = %hex,
+            previous_sha256 = %tls::fingerprint_hex(&previous),
+            "certificate reloaded; new handshakes present it"
+        );
+        Ok(fingerprint)
+    }
+
+    /// SHA-256 of the certificate (DER) that new handshakes present.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        *self
+            .0
+            .fingerprint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -120,6 +120,44 @@ pub fn load_or_create(config: &Config) -> Result<TlsMaterial, TlsError> {
     }
 }
 
+/// Loads the configured certificate and key, or the pair in the data directory, without ever
+/// generating one: what a reload reads.
+pub fn load(config: &Config) -> Result<TlsMaterial, TlsError> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => load_pair(cert, key, false),
+        _ => {
+            let dir = &config.server.data_dir;
+            load_pair(&dir.join(CERT_FILE), &dir.join(KEY_FILE), false)
+        }
+    }
+}
+
+/// The server configurations of both endpoints for one certificate and key.
+#[derive(Debug)]
+pub(crate) struct ServerConfigs {
+    /// The QUIC endpoint's.
+    pub quic: quinn::ServerConfig,
+    /// The HTTPS endpoint's, when it was asked for.
+    pub https: Option<rustls::ServerConfig>,
+}
+
+/// Builds the QUIC configuration of `config` for `material`, and the HTTPS one when `https`.
+/// Fails when the key does not match the certificate or a file named by `config` is unusable.
+pub(crate) fn server_configs(
+    config: &Config,
+    material: &TlsMaterial,
+    https: bool,
+) -> Result<ServerConfigs, TlsError> {
+    let crypto = server_crypto(material, config.tls.client_ca.as_deref())?;
+    let quic = quic_server_config(crypto, &config.limits, config.server.quic_send_fairness)?;
+    let https = if https {
+        Some(https_server_crypto(material)?)
+    } else {
+        None
+    };
+    Ok(ServerConfigs { quic, https })
+}
+
 /// The rustls server configuration: TLS 1.3 only, ALPN `umbrald/1`, and client certificates
 /// required when `client_ca` is given.
 pub fn server_crypto(
@@ -338,6 +376,26 @@ mod tests {
             fs::read_to_string(dir.join(CERT_FILE)).expect("kept"),
             "not a cert"
         );
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn load_never_generates_and_a_mismatched_pair_is_refused() {
+        let dir = temp_dir("load");
+        let config = Config::ephemeral(&dir, 1);
+        assert!(load(&config).is_err(), "no pair yet");
+        assert!(!dir.join(CERT_FILE).exists(), "load generated a pair");
+        let first = load_or_create(&config).expect("generates");
+        let again = load(&config).expect("loads");
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        server_configs(&config, &again, true).expect("both endpoints");
+
+        let other =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("generates");
+        fs::write(dir.join(KEY_FILE), other.key_pair.serialize_pem()).expect("write");
+        let mismatched = load(&config).expect("both files parse");
+        let err = server_configs(&config, &mismatched, false).expect_err("key mismatch");
+        assert!(matches!(err, TlsError::Rustls(_)), "{err}");
         fs::remove_dir_all(&dir).ok();
     }
 

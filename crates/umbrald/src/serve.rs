@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use umbrald_server::{tls, Config, Overrides, Server};
+use umbrald_server::{tls, Config, Overrides, Server, Signal, Signals, TlsReloader};
 
 use crate::keygen;
 
@@ -28,7 +28,8 @@ pub struct ServeArgs {
 }
 
 /// Loads the configuration and the node keys, starts the server and runs it until SIGINT or
-/// SIGTERM.
+/// SIGTERM, then shuts it down gracefully (its drain delay, then in-flight requests); a second
+/// SIGINT or SIGTERM cuts short the phase under way. SIGHUP reloads the certificate and key.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.overrides)?;
     crate::logging::init_configured(&config.log.filter)?;
@@ -49,7 +50,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let signals = umbrald_server::StopSignals::install().context("cannot catch signals")?;
+        let mut signals = Signals::install().context("cannot catch signals")?;
         let server = Server::start(config, node_keys).await?;
         // Clients pin this fingerprint; print it where an operator sees it.
         println!(
@@ -66,9 +67,42 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(addr) = server.metrics_addr() {
             println!("metrics on http://{addr}/metrics");
         }
-        let signal = signals.wait().await.context("cannot wait for signals")?;
+        let reloader = server.tls_reloader();
+        let signal = loop {
+            match signals.next().await.context("cannot wait for signals")? {
+                Signal::Reload => reload(&reloader),
+                Signal::Stop(name) => break name,
+            }
+        };
         tracing::info!(signal, "stop requested");
-        server.shutdown().await;
+        let again = async move {
+            loop {
+                match signals.next().await {
+                    Ok(Signal::Reload) => reload(&reloader),
+                    Ok(Signal::Stop(name)) => {
+                        tracing::info!(signal = name, "stop requested again");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot wait for signals");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        server.shutdown_with(again).await;
         anyhow::Ok(())
     })
+}
+
+/// SIGHUP: reloads the certificate and key and prints the fingerprint now presented (a failed
+/// reload keeps the current pair; the server logs why).
+fn reload(reloader: &TlsReloader) {
+    tracing::info!("SIGHUP: reloading the certificate and key");
+    if let Ok(fingerprint) = reloader.reload() {
+        println!(
+            "certificate reloaded; SHA-256 fingerprint: {}",
+            tls::fingerprint_hex(&fingerprint)
+        );
+    }
 }

@@ -23,7 +23,12 @@ section! {
         /// Threads of the async runtime (QUIC, TLS, framing); 0: one per 8 cores (1 to 4) with
         /// the CPU backend, three per 8 cores (1 to 8) with `gpu` or `auto`.
         io_threads: usize = 0, env ["UMBRALD_IO_THREADS"], flag "io-threads";
-        /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
+        /// How long the server keeps serving after SIGTERM or SIGINT, with `/readyz` failing,
+        /// before it stops accepting connections and requests, in milliseconds: time for load
+        /// balancers and Kubernetes endpoints to stop sending it new work.
+        drain_delay_ms: u64 = 0;
+        /// How long a graceful shutdown waits for in-flight requests after the drain delay, in
+        /// milliseconds.
         shutdown_grace_ms: u64 = 30_000;
         /// Interleave a connection's answers packet by packet (QUIC fair queuing), so a small
         /// answer never waits behind large ones; `false` sends each whole, in the order written.

@@ -58,15 +58,15 @@ pub(crate) struct Https {
 }
 
 /// Accepts connections on `listener` until `stop` turns true, then lets open connections
-/// finish their requests for at most `grace`.
+/// finish their requests for at most `grace`. Each handshake uses the TLS configuration `tls`
+/// holds when the connection is accepted (a certificate reload replaces it).
 pub(crate) async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: watch::Receiver<Arc<rustls::ServerConfig>>,
     https: Arc<Https>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(https.shared.limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -102,7 +102,8 @@ pub(crate) async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let watcher = graceful.watcher();
-        let (acceptor, builder, https) = (acceptor.clone(), builder.clone(), https.clone());
+        let acceptor = TlsAcceptor::from(tls.borrow().clone());
+        let (builder, https) = (builder.clone(), https.clone());
         tokio::spawn(async move {
             let _permit = permit;
             connection(tcp, peer, acceptor, builder, https, watcher).await;

@@ -21,8 +21,9 @@ use crate::observe::metrics::GaugeGuard;
 /// Longest wait, after finishing a response, for the peer to acknowledge it.
 const ACK_WAIT: Duration = Duration::from_secs(2);
 
-/// Accepts connections until `stop` turns true (or the endpoint closes), then waits for every
-/// connection task to finish its in-flight requests.
+/// Accepts connections until `stop` turns true (or the endpoint closes), then refuses new
+/// ones (`CONNECTION_REFUSED`, at once) while every connection task finishes its in-flight
+/// requests.
 pub(crate) async fn accept_loop(
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
@@ -30,19 +31,29 @@ pub(crate) async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     let for_connections = stop.clone();
+    let mut stopping = false;
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                if connections.len() >= shared.limits.max_connections {
+                if stopping || connections.len() >= shared.limits.max_connections {
                     shared.metrics.connections_refused.inc();
                     incoming.refuse();
                     continue;
                 }
                 connections.spawn(connection(incoming, shared.clone(), for_connections.clone()));
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.wait_for(|s| *s) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                if stopping && connections.is_empty() {
+                    break;
+                }
+            }
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                if connections.is_empty() {
+                    break;
+                }
+            }
         }
     }
     while connections.join_next().await.is_some() {}

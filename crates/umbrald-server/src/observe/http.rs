@@ -1,10 +1,10 @@
 //! The metrics and health HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, and `/status`
-//! (backend and NuCypher node public keys, JSON).
+//! (backend, certificate fingerprint and NuCypher node public keys, JSON).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -24,10 +24,13 @@ struct HttpState {
 }
 
 /// What `/status` reports: public information only.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub(crate) struct Status {
     /// The backend label (`cpu`, `gpu`, `gpu+cpu`).
     backend: &'static str,
+    /// SHA-256 of the certificate new handshakes present (hex): what clients pin. A reload
+    /// replaces it.
+    cert_sha256: RwLock<String>,
     /// The node's NuCypher public keys, when it has node keys.
     nucypher: Option<NucypherStatus>,
     /// The HTTPS endpoint, when one is configured.
@@ -55,10 +58,12 @@ struct NucypherStatus {
 }
 
 impl Status {
-    /// The status of a server on `backend` with `keys`, serving HTTPS on `https` in front of
-    /// `upstream` (its URL and the policy check).
+    /// The status of a server on `backend` presenting the certificate `cert_sha256` (hex),
+    /// with `keys`, serving HTTPS on `https` in front of `upstream` (its URL and the policy
+    /// check).
     pub(crate) fn new(
         backend: &'static str,
+        cert_sha256: String,
         keys: Option<&NodeKeys>,
         https: Option<SocketAddr>,
         upstream: Option<(String, PolicyCheck)>,
@@ -73,11 +78,20 @@ impl Status {
                 upstream: upstream.map(|(url, _)| url),
             }),
             backend,
+            cert_sha256: RwLock::new(cert_sha256),
             nucypher: keys.map(|k| NucypherStatus {
                 decrypting_public_key: hex::encode(k.decrypting_public_key()),
                 verifying_public_key: hex::encode(k.verifying_public_key()),
             }),
         })
+    }
+
+    /// Reports the certificate `cert_sha256` (hex) from now on.
+    pub(crate) fn set_cert_sha256(&self, cert_sha256: String) {
+        *self
+            .cert_sha256
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = cert_sha256;
     }
 }
 
@@ -124,7 +138,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready while the server accepts work: 503 before start completes and while shutting down.
+/// Ready while the server accepts work: 503 before start completes and from the moment a
+/// shutdown begins, through its drain delay, while requests are still served.
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n")

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub https_open_connections: IntGauge,
     /// HTTPS connections refused (limit reached) or whose TLS handshake failed.
     pub https_connections_refused: IntCounter,
+    tls_reloads: IntCounterVec,
+    tls_cert_info: IntGaugeVec,
 }
 
 /// What answered an HTTPS request: umbrald (`reencrypt`), or the upstream node it forwarded
@@ -400,6 +402,20 @@ impl Metrics {
                 "HTTPS connections refused (limit reached) or whose TLS handshake failed or \
                  timed out",
             ),
+            tls_reloads: counter_vec(
+                &registry,
+                "umbrald_tls_reloads_total",
+                "Certificate reloads (SIGHUP), by result (ok, or failed: the previous certificate \
+                 stays)",
+                &["result"],
+            ),
+            tls_cert_info: gauge_vec(
+                &registry,
+                "umbrald_tls_cert_info",
+                "The certificate new handshakes present, by the SHA-256 fingerprint clients pin \
+                 (value 1)",
+                &["sha256"],
+            ),
             registry,
         };
         // The standard `process_*` metrics (CPU seconds, resident memory, open descriptors):
@@ -416,6 +432,7 @@ impl Metrics {
         }
         for result in ["ok", "failed"] {
             m.gpu_reprobes.with_label_values(&[result]);
+            m.tls_reloads.with_label_values(&[result]);
         }
         for route in HttpsRoute::ALL {
             m.https_seconds.with_label_values(&[route.as_str()]);
@@ -446,6 +463,18 @@ impl Metrics {
     pub fn set_backend(&self, name: &str) {
         self.backend_info.reset();
         self.backend_info.with_label_values(&[name]).set(1);
+    }
+
+    /// Records the certificate that new handshakes present, by its fingerprint in hex.
+    pub fn set_tls_cert(&self, sha256_hex: &str) {
+        self.tls_cert_info.reset();
+        self.tls_cert_info.with_label_values(&[sha256_hex]).set(1);
+    }
+
+    /// Counts one certificate reload that succeeded (`ok`) or kept the previous certificate.
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.tls_reloads.with_label_values(&[result]).inc();
     }
 
     /// Counts one GPU backend call recomputed on the CPU.
@@ -701,6 +730,8 @@ mod tests {
             "umbrald_gpu_audit_seconds_total 0",
             "umbrald_gpu_healthy 0",
             "umbrald_gpu_reprobes_total{result=\"failed\"} 0",
+            "umbrald_tls_reloads_total{result=\"ok\"} 0",
+            "umbrald_tls_reloads_total{result=\"failed\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
