@@ -567,6 +567,9 @@ impl Client {
             Err(quinn::WriteError::ConnectionLost(source)) => {
                 return Err(ClientError::Connection { addr, source })
             }
+            Err(quinn::WriteError::Stopped(code)) => Err(ClientError::StreamReset {
+                code: code.into_inner(),
+            }),
             Err(e) => Err(ClientError::Stream(e.to_string())),
         };
         // A server that rejects a request early (too large) may stop our send side and still
@@ -578,6 +581,12 @@ impl Client {
             )),
             Err(quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(source))) => {
                 Err(ClientError::Connection { addr, source })
+            }
+            Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
+                written?;
+                Err(ClientError::StreamReset {
+                    code: code.into_inner(),
+                })
             }
             Err(quinn::ReadToEndError::Read(e)) => {
                 written?;

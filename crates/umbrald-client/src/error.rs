@@ -47,9 +47,16 @@ pub enum ClientError {
         #[source]
         source: quinn::ConnectionError,
     },
-    /// The stream carrying the request was reset or stopped by the peer.
+    /// The stream carrying the request failed in a way that carries no code.
     #[error("request stream failed: {0}")]
     Stream(String),
+    /// The server reset or stopped the stream carrying the request, with this QUIC
+    /// application code (`umbrald_proto::app_codes`).
+    #[error("request stream closed by the server with code {code}")]
+    StreamReset {
+        /// The application code.
+        code: u64,
+    },
     /// No response arrived within the request timeout.
     #[error("no response within {0:?}")]
     Timeout(Duration),
@@ -83,7 +90,7 @@ impl ClientError {
             }
             Self::Timeout(_) => "timeout".to_owned(),
             Self::Connection { .. } => "connection".to_owned(),
-            Self::Stream(_) => "stream".to_owned(),
+            Self::Stream(_) | Self::StreamReset { .. } => "stream".to_owned(),
             Self::ResponseTooLarge(_)
             | Self::Proto(_)
             | Self::UnexpectedResponse(_)

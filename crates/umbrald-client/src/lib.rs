@@ -6,6 +6,11 @@
 //!   stream each; a lost connection is re-established transparently. High-rate callers that
 //!   need only each item's outcome (a load generator) encode a [`PreparedRequest`] once and send
 //!   it with [`Client::reencrypt_prepared`], which checks the answer in place.
+//! - [`Pool`]: one appliance served by several replicas (addresses, or DNS names resolving to
+//!   several) sharing one certificate: each request goes to the replica with the fewest
+//!   requests outstanding, a failed replica is left alone for a back-off, and a request that a
+//!   replica did not answer (lost or closed connection, shutdown, `overloaded`) is retried on
+//!   another. The choice and the back-off are the pure state machine of [`balance`].
 //! - [`ThresholdClient`]: the split-key retrieval. Ask n appliances, verify each cfrag with
 //!   umbral-pre as it arrives, return with the first m valid ones and a report of bad nodes.
 //! - [`Alice`], [`Bob`], [`Grant`]: umbral-pre helpers so an end-to-end flow takes a few lines:
@@ -25,20 +30,25 @@
 //! [`keyfile`] reads and writes the roles' secret key files.
 
 pub mod actors;
+pub mod balance;
 pub mod client;
 pub mod error;
 pub mod keyfile;
+pub mod pool;
 pub mod threshold;
 pub mod trust;
 
 mod gather;
 
 pub use actors::{ActorError, Alice, Bob, Grant, Sealed};
+pub use balance::{Backoff, Health, Verdict};
 pub use client::{
     Client, ClientOptions, ItemOutcome, PreparedRequest, ReencryptRequest, ReencryptSummary,
 };
 pub use error::{ClientError, ServerError};
+pub use pool::{FailedAttempt, Pool, PoolError, PoolOptions, ReplicaAddr, ReplicaStatus, Served};
 pub use threshold::{
-    NodeFailure, NodeFailureKind, NodeSpec, Retrieval, ThresholdClient, ThresholdError,
+    NodeFailure, NodeFailureKind, NodeSpec, ReplicatedNode, Retrieval, ThresholdClient,
+    ThresholdError,
 };
 pub use trust::{ClientIdentity, Fingerprint, Trust, TrustError};

@@ -1,6 +1,7 @@
 //! Threshold retrieval, the split-key part of umbrald as a user sees it: n appliances each hold
 //! one of the n kfrags of a policy; Bob asks all of them, verifies every cfrag with umbral-pre
-//! as it arrives, and goes on as soon as m are valid.
+//! as it arrives, and goes on as soon as m are valid. A node may be several replicas of one
+//! appliance ([`ReplicatedNode`]), asked through a [`Pool`].
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use crate::actors::{capsule_bytes, ActorError, Grant};
 use crate::client::{Client, ClientOptions, ReencryptRequest};
 use crate::error::{ClientError, ServerError};
 use crate::gather::first_valid;
+use crate::pool::{Pool, PoolError, PoolOptions, ReplicaAddr};
 use crate::trust::Trust;
 
 /// Where one appliance is and how to trust it.
@@ -22,10 +24,51 @@ pub struct NodeSpec {
     pub trust: Trust,
 }
 
+/// One node given as several replicas of one appliance (they hold the same kfrag and present
+/// the same certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicatedNode {
+    /// The replicas' addresses (or DNS names resolving to them).
+    pub replicas: Vec<ReplicaAddr>,
+    /// How to authenticate every replica.
+    pub trust: Trust,
+}
+
+impl From<NodeSpec> for ReplicatedNode {
+    fn from(node: NodeSpec) -> Self {
+        Self {
+            replicas: vec![ReplicaAddr::Socket(node.addr)],
+            trust: node.trust,
+        }
+    }
+}
+
 /// Clients for the n appliances of one policy; node `i` is sent kfrag `i` of a [`Grant`].
 #[derive(Debug, Clone)]
 pub struct ThresholdClient {
-    nodes: Vec<Client>,
+    /// The clients of nodes given as one address each (empty when the nodes are pools).
+    clients: Vec<Client>,
+    targets: Vec<Target>,
+}
+
+/// How one node is asked.
+#[derive(Debug, Clone)]
+enum Target {
+    One(Client),
+    Replicas(Pool),
+}
+
+impl Target {
+    /// The address reported with a failure: the node's, or its first replica's.
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::One(client) => client.addr(),
+            Self::Replicas(pool) => pool
+                .replicas()
+                .first()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |r| r.addr),
+        }
+    }
 }
 
 /// The result of a successful [`ThresholdClient::retrieve`].
@@ -65,6 +108,9 @@ pub enum NodeFailureKind {
     /// The request failed: unreachable, timed out, or rejected as a whole.
     #[error(transparent)]
     Request(ClientError),
+    /// The node's replicas did not answer, or one rejected the request as a whole.
+    #[error(transparent)]
+    Replicas(PoolError),
     /// The node refused the item (for example `kfrag_verification_failed`).
     #[error("item rejected: {0}")]
     Rejected(ServerError),
@@ -125,18 +171,54 @@ impl ThresholdClient {
             .iter()
             .map(|n| Client::new(n.addr, &n.trust, options.clone()))
             .collect::<Result<_, _>>()?;
-        Ok(Self { nodes })
+        Ok(Self::from_clients(nodes))
     }
 
     /// Uses existing clients; the same client may appear several times (one appliance holding
     /// several kfrags, as in a single-node demo).
     pub fn from_clients(nodes: Vec<Client>) -> Self {
-        Self { nodes }
+        let targets = nodes.iter().cloned().map(Target::One).collect();
+        Self {
+            clients: nodes,
+            targets,
+        }
     }
 
-    /// The node clients, by index.
+    /// Creates (unconnected) pools for nodes given as replicas, resolving DNS names; each
+    /// node's request goes to one of its replicas and fails over to the others.
+    pub async fn with_replicas(
+        nodes: &[ReplicatedNode],
+        options: &PoolOptions,
+    ) -> Result<Self, PoolError> {
+        let mut pools = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            pools.push(Pool::resolve(&node.replicas, &node.trust, options.clone()).await?);
+        }
+        Ok(Self::from_pools(pools))
+    }
+
+    /// Uses existing pools, one per node.
+    pub fn from_pools(pools: Vec<Pool>) -> Self {
+        Self {
+            clients: Vec::new(),
+            targets: pools.into_iter().map(Target::Replicas).collect(),
+        }
+    }
+
+    /// The node clients, by index, when every node is one address ([`ThresholdClient::new`],
+    /// [`ThresholdClient::from_clients`]); empty when the nodes are pools.
     pub fn nodes(&self) -> &[Client] {
-        &self.nodes
+        &self.clients
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether there is no node.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
     }
 
     /// Asks every node to re-encrypt `capsule` with its kfrag of `grant`, verifies each cfrag
@@ -149,23 +231,23 @@ impl ThresholdClient {
         grant: &Grant,
         capsule: &Capsule,
     ) -> Result<Retrieval, ThresholdError> {
-        if grant.shares() != self.nodes.len() {
+        if grant.shares() != self.targets.len() {
             return Err(ThresholdError::NodeCountMismatch {
                 kfrags: grant.shares(),
-                nodes: self.nodes.len(),
+                nodes: self.targets.len(),
             });
         }
         let started = Instant::now();
         let keys = PolicyKeys::of(grant);
         let capsule_wire = capsule_bytes(capsule)?;
         let tasks: Vec<_> = self
-            .nodes
+            .targets
             .iter()
             .enumerate()
-            .filter_map(|(i, client)| {
+            .filter_map(|(i, target)| {
                 let policy = grant.policy(i)?;
                 let request = ReencryptRequest::new(policy, [capsule_wire.clone()]);
-                Some(ask_node(client.clone(), request, capsule.clone(), keys))
+                Some(ask_node(target.clone(), request, capsule.clone(), keys))
             })
             .collect();
 
@@ -189,7 +271,7 @@ impl ThresholdClient {
             .into_iter()
             .map(|(node, kind)| NodeFailure {
                 node,
-                addr: self.nodes[node].addr(),
+                addr: self.targets[node].addr(),
                 kind,
             })
             .collect();
@@ -236,15 +318,23 @@ impl PolicyKeys {
 
 /// One node's part: request, then verify the single cfrag.
 async fn ask_node(
-    client: Client,
+    target: Target,
     request: ReencryptRequest,
     capsule: Capsule,
     keys: PolicyKeys,
 ) -> Result<VerifiedCapsuleFrag, NodeFailureKind> {
-    let mut outcomes = client
-        .reencrypt(request)
-        .await
-        .map_err(NodeFailureKind::Request)?;
+    let mut outcomes = match target {
+        Target::One(client) => client
+            .reencrypt(request)
+            .await
+            .map_err(NodeFailureKind::Request)?,
+        Target::Replicas(pool) => {
+            pool.reencrypt(request)
+                .await
+                .map_err(NodeFailureKind::Replicas)?
+                .value
+        }
+    };
     // `reencrypt` checked that there is exactly one outcome per item.
     let bytes = match outcomes.pop() {
         Some(Ok(bytes)) => bytes,

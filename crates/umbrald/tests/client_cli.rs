@@ -147,6 +147,7 @@ fn client_subcommands_explain_themselves() {
         "--metrics-url",
         "--hlog",
         "--json",
+        "replicas",
     ] {
         assert!(bench.contains(text), "bench --help lacks {text:?}");
     }

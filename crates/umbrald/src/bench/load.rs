@@ -1,5 +1,6 @@
 //! The load itself: an open-loop constant-rate schedule (wrk2) or closed-loop workers, over one
-//! or more connections, feeding a [`Recorder`] while a progress bar runs.
+//! or more connections (or a pool of replicas), feeding a [`Recorder`] while a progress bar
+//! runs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,9 +9,11 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
-use umbrald_client::{Client, PreparedRequest};
+use umbrald_client::{Client, FailedAttempt, Pool, PreparedRequest};
 
-use super::record::{Correction, Outcome, Recorded, Recorder, Sample, MIN_DELAY_THRESHOLD};
+use super::record::{
+    Attempt, Correction, Outcome, Recorded, Recorder, Sample, MIN_DELAY_THRESHOLD,
+};
 use super::scrape::{self, ServerMetrics};
 use super::timer::PreciseTimer;
 use super::workload::Workload;
@@ -28,6 +31,15 @@ pub enum Mode {
         /// Workers, over all connections.
         concurrency: usize,
     },
+}
+
+/// Where a lane of load goes: one connection, or a pool of replicas (the lanes then share it).
+#[derive(Debug, Clone)]
+pub(crate) enum Lane {
+    /// One connection to one appliance.
+    Client(Client),
+    /// Replicas of one appliance, each request to one of them and retried on another.
+    Pool(Pool),
 }
 
 /// One measured run.
@@ -80,7 +92,7 @@ const SCRAPE_LEAD: Duration = Duration::from_millis(50);
 
 /// Runs one phase: warm-up, then the window, then the drain.
 pub(crate) async fn run_phase(
-    clients: &[Client],
+    clients: &[Lane],
     workload: &Arc<Workload>,
     phase: &Phase,
     progress: &ProgressBar,
@@ -259,7 +271,7 @@ struct Schedule {
 
 #[allow(clippy::too_many_arguments)]
 async fn open_loop(
-    client: Client,
+    client: Lane,
     workload: Arc<Workload>,
     schedule: Schedule,
     timer: Option<Arc<PreciseTimer>>,
@@ -310,7 +322,7 @@ async fn open_loop(
 }
 
 async fn closed_loop(
-    client: Client,
+    client: Lane,
     workload: Arc<Workload>,
     (worker, workers): (u64, u64),
     window_start: Instant,
@@ -334,15 +346,41 @@ async fn closed_loop(
 }
 
 /// Sends one prepared request and times it. Only the outcome of each item is kept (the answer
-/// is checked but its cfrags are not copied out: [`Client::reencrypt_prepared`]).
-async fn send(client: &Client, request: &PreparedRequest, intended: Instant) -> Sample {
+/// is checked but its cfrags are not copied out: [`Client::reencrypt_prepared`]); through a
+/// pool, each attempt's replica, time and failure too.
+async fn send(lane: &Lane, request: &PreparedRequest, intended: Instant) -> Sample {
     let items = u32::try_from(request.items()).unwrap_or(u32::MAX);
     let sent = Instant::now();
-    let outcome = match client.reencrypt_prepared(request).await {
-        Ok(summary) => Outcome::Answered {
-            item_errors: summary.item_errors,
+    let (outcome, attempts) = match lane {
+        Lane::Client(client) => match client.reencrypt_prepared(request).await {
+            Ok(summary) => (
+                Outcome::Answered {
+                    item_errors: summary.item_errors,
+                },
+                Vec::new(),
+            ),
+            Err(e) => (Outcome::Failed(e.label()), Vec::new()),
         },
-        Err(e) => Outcome::Failed(e.label()),
+        Lane::Pool(pool) => match pool.reencrypt_prepared(request).await {
+            Ok(served) => {
+                let mut attempts: Vec<Attempt> = served.failed.iter().map(failed).collect();
+                attempts.push(Attempt {
+                    replica: served.replica,
+                    took: served.took,
+                    failure: None,
+                });
+                (
+                    Outcome::Answered {
+                        item_errors: served.value.item_errors,
+                    },
+                    attempts,
+                )
+            }
+            Err(e) => (
+                Outcome::Failed(e.label()),
+                e.attempts().into_iter().map(failed).collect(),
+            ),
+        },
     };
     Sample {
         intended,
@@ -350,6 +388,15 @@ async fn send(client: &Client, request: &PreparedRequest, intended: Instant) -> 
         done: Instant::now(),
         items,
         outcome,
+        attempts,
+    }
+}
+
+fn failed(attempt: &FailedAttempt) -> Attempt {
+    Attempt {
+        replica: attempt.replica,
+        took: attempt.took,
+        failure: Some(attempt.error.label()),
     }
 }
 

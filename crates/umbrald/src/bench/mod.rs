@@ -1,5 +1,6 @@
 //! `umbrald bench`: the load generator. Without `--addr`, one appliance is started in this
-//! process (and its `/metrics` read unless `--metrics-url` says otherwise).
+//! process (and its `/metrics` read unless `--metrics-url` says otherwise); with several, the
+//! load goes through a [`Pool`] over them and the report adds each replica's share.
 
 mod hlog;
 mod load;
@@ -14,6 +15,7 @@ mod workload;
 mod tests;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +24,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use umbrald_client::{Client, ClientOptions, NodeSpec};
+use umbrald_client::{Client, ClientOptions, NodeSpec, Pool, PoolError, PoolOptions};
 
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use crate::local::{runtime, LocalAppliances};
 use crate::target::TargetArgs;
-use load::{Mode, Phase, PhaseResult};
+use load::{Lane, Mode, Phase, PhaseResult};
 use report::{Report, RunShape};
 use sweep::{SweepReport, Verdict};
 use workload::Workload;
@@ -58,6 +60,13 @@ use workload::Workload;
 /// umbral-pre objects, and the first answer is verified with umbral-pre before any load is
 /// offered. Without --addr an appliance is started in this process (it then shares the CPU
 /// with the generator: fine for a smoke test, not for numbers).
+///
+/// Several --addr are replicas of one appliance sharing one certificate (one --fingerprint):
+/// each request goes to the replica with the fewest requests outstanding (--connections
+/// connections to each), a replica whose connection fails, closes or stays silent past
+/// --request-timeout is left alone for a back-off, and a request it did not answer (or that
+/// it refused as `overloaded`) is retried on another. The report adds each replica's
+/// requests, errors, retries and latency, and the requests that failed over.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Which appliance(s), and how to trust them.
@@ -210,7 +219,10 @@ pub fn run(mut args: BenchArgs) -> anyhow::Result<()> {
                 (Some(local), node)
             }
             [node] => (None, node.clone()),
-            _ => anyhow::bail!("bench takes a single --addr"),
+            nodes => {
+                run_against_replicas(&args, nodes, &mut std::io::stdout()).await?;
+                return anyhow::Ok(());
+            }
         };
         let result = run_against(&args, &node, &mut std::io::stdout()).await;
         if let Some(local) = local {
@@ -221,10 +233,77 @@ pub fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Which appliance a run loads.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// One address, `--connections` connections to it.
+    One(&'a NodeSpec),
+    /// Replicas of one appliance, through a pool.
+    Replicas(&'a [NodeSpec]),
+}
+
 /// Runs the benchmark against `node`, printing progress to stderr and the report to `out`.
 pub async fn run_against(
     args: &BenchArgs,
     node: &NodeSpec,
+    out: &mut (dyn Write + Send),
+) -> Result<BenchOutput, CliError> {
+    run_on(args, Target::One(node), out).await
+}
+
+/// Runs the benchmark against replicas of one appliance through a pool, printing progress to
+/// stderr and the report, with each replica's share, to `out`.
+pub async fn run_against_replicas(
+    args: &BenchArgs,
+    nodes: &[NodeSpec],
+    out: &mut (dyn Write + Send),
+) -> Result<BenchOutput, CliError> {
+    run_on(args, Target::Replicas(nodes), out).await
+}
+
+/// The pool over `nodes`, every replica connected, and a lane per `--connections`.
+async fn pool_lanes(
+    args: &BenchArgs,
+    nodes: &[NodeSpec],
+    options: &ClientOptions,
+) -> Result<(Vec<Lane>, Vec<(SocketAddr, Vec<Client>)>), CliError> {
+    let Some(trust) = nodes.first().map(|n| &n.trust) else {
+        return Err(CliError::Usage("no --addr".to_owned()));
+    };
+    if nodes.iter().any(|n| n.trust != *trust) {
+        return Err(CliError::Usage(
+            "replicas share one certificate: give one --fingerprint for every --addr".to_owned(),
+        ));
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let pool_options = PoolOptions {
+        client: options.clone(),
+        connections_per_replica: args.connections,
+        attempts: pool_attempts(addrs.len()),
+        ..PoolOptions::default()
+    };
+    let pool = Pool::new(&addrs, trust, pool_options).map_err(|e| match e {
+        PoolError::Client(e) => CliError::Client(e),
+        e => CliError::Usage(e.to_string()),
+    })?;
+    if let Some(failed) = pool.connect_all().await.into_iter().next() {
+        return Err(CliError::Client(failed.error));
+    }
+    let clients = pool.clients();
+    let lanes = (0..args.connections)
+        .map(|_| Lane::Pool(pool.clone()))
+        .collect();
+    Ok((lanes, clients))
+}
+
+/// Attempts per request through a pool of `replicas`: each replica once, at least three.
+fn pool_attempts(replicas: usize) -> u32 {
+    u32::try_from(replicas).unwrap_or(u32::MAX).max(3)
+}
+
+async fn run_on(
+    args: &BenchArgs,
+    target: Target<'_>,
     out: &mut (dyn Write + Send),
 ) -> Result<BenchOutput, CliError> {
     args.validate()?;
@@ -240,18 +319,56 @@ pub async fn run_against(
         args.deadline_ms,
         options.compact_cfrags,
     )?);
-    let mut clients = Vec::new();
-    for _ in 0..args.connections {
-        let client = Client::new(node.addr, &node.trust, options.clone())?;
-        client.ensure_connected().await?;
-        clients.push(client);
-    }
+    // Every connection (for handshake times and reconnections), and one client per
+    // appliance or replica to check the answers of.
+    let (lanes, clients, checked, header) = match target {
+        Target::One(node) => {
+            let mut clients = Vec::new();
+            for _ in 0..args.connections {
+                let client = Client::new(node.addr, &node.trust, options.clone())?;
+                client.ensure_connected().await?;
+                clients.push(client);
+            }
+            let lanes: Vec<Lane> = clients.iter().cloned().map(Lane::Client).collect();
+            let checked = clients.first().cloned().into_iter().collect::<Vec<_>>();
+            (lanes, clients, checked, node.addr.to_string())
+        }
+        Target::Replicas(nodes) => {
+            let (lanes, replicas) = pool_lanes(args, nodes, &options).await?;
+            let header = format!(
+                "{} ({} replicas)",
+                replicas
+                    .iter()
+                    .map(|(addr, _)| addr.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                replicas.len()
+            );
+            let checked = replicas
+                .iter()
+                .filter_map(|(_, clients)| clients.first().cloned())
+                .collect();
+            let clients = replicas.into_iter().flat_map(|(_, c)| c).collect();
+            (lanes, clients, checked, header)
+        }
+    };
+    let replicated = matches!(target, Target::Replicas(_));
+    // How long an unanswered request may still take after the window: one attempt, or every
+    // attempt of a request through the pool (each may wait out a handshake, then a timeout).
+    let drain = match target {
+        Target::One(_) => args.request_timeout,
+        Target::Replicas(nodes) => {
+            (args.request_timeout + args.target.connect_timeout) * pool_attempts(nodes.len())
+        }
+    };
     let handshakes: Vec<Duration> = clients
         .iter()
         .filter_map(|c| c.handshake_times().first().copied())
         .collect();
     if !args.no_check {
-        workload.check_answers(&clients[0]).await?;
+        for client in &checked {
+            workload.check_answers(client).await?;
+        }
     }
     let progress = progress_bar(args.no_progress);
     let reconnects = || {
@@ -262,7 +379,7 @@ pub async fn run_against(
     };
     let mut text = Vec::new();
     if !json_to_stdout {
-        writeln!(out, "umbrald bench -> {}", node.addr).map_err(CliError::output("stdout"))?;
+        writeln!(out, "umbrald bench -> {header}").map_err(CliError::output("stdout"))?;
     }
 
     let phase_for = |mode: Mode, label: String| Phase {
@@ -270,7 +387,7 @@ pub async fn run_against(
         warmup: args.warmup,
         duration: args.duration,
         max_in_flight: args.max_in_flight,
-        drain: args.request_timeout,
+        drain,
         interval: Duration::from_secs(1),
         label,
     };
@@ -279,6 +396,8 @@ pub async fn run_against(
         connections: args.connections,
         batch: args.batch,
         warmup: args.warmup,
+        request_timeout: args.request_timeout,
+        replicated,
     };
     let metrics_url = args.metrics_url.as_deref();
 
@@ -294,7 +413,7 @@ pub async fn run_against(
         for step in 0..args.sweep_steps {
             let mode = Mode::Open { rate };
             let phase = phase_for(mode, format!("step {} at {rate:.0} req/s", step + 1));
-            let result = load::run_phase(&clients, &workload, &phase, &progress, metrics_url).await;
+            let result = load::run_phase(&lanes, &workload, &phase, &progress, metrics_url).await;
             let report = Report::build(shape(mode), &result, &handshakes, reconnects());
             let verdict = sweep::judge(&report, bound_ms);
             if !json_to_stdout {
@@ -339,7 +458,7 @@ pub async fn run_against(
             Mode::Closed { concurrency } => format!("concurrency {concurrency}"),
         };
         let result = load::run_phase(
-            &clients,
+            &lanes,
             &workload,
             &phase_for(mode, label),
             &progress,

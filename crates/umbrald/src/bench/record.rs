@@ -10,6 +10,7 @@
 //! - *uncorrected*: completion minus the actual send.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -30,6 +31,45 @@ pub(crate) struct Sample {
     pub items: u32,
     /// What came back.
     pub outcome: Outcome,
+    /// Through a pool of replicas: each attempt, oldest first (empty without a pool).
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a request sent through a pool of replicas.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    /// The replica it went to.
+    pub replica: SocketAddr,
+    /// How long it took.
+    pub took: Duration,
+    /// Why it failed (an error label), or `None` when it answered.
+    pub failure: Option<String>,
+}
+
+/// One replica's attempts over the window.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplicaRecord {
+    /// Attempts sent to it.
+    pub attempts: u64,
+    /// Attempts it answered.
+    pub answered: u64,
+    /// Failed attempts by label.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed attempts that were retried on another replica.
+    pub retried: u64,
+    /// Latency of the attempts it answered, microseconds.
+    pub latency: Histogram<u64>,
+}
+
+/// Requests through a pool that were answered after a failed attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct FailoverRecord {
+    /// Such requests.
+    pub requests: u64,
+    /// Failed attempts that were retried, over all requests.
+    pub retries: u64,
+    /// Their latency from the first send to the answer, microseconds.
+    pub latency: Histogram<u64>,
 }
 
 /// The result of one request.
@@ -117,6 +157,10 @@ pub(crate) struct Recorded {
     pub expected_interval_us: Option<u64>,
     /// Lateness beyond which a send counted as delayed.
     pub delay_threshold: Duration,
+    /// Through a pool of replicas: each replica's attempts, by address.
+    pub replicas: BTreeMap<SocketAddr, ReplicaRecord>,
+    /// Through a pool of replicas: the requests that failed over.
+    pub failover: FailoverRecord,
 }
 
 /// Accumulates samples; only those scheduled inside the window count.
@@ -129,6 +173,8 @@ pub(crate) struct Recorder {
     whole: Latencies,
     intervals: Vec<Interval>,
     counts: Counts,
+    replicas: BTreeMap<SocketAddr, ReplicaRecord>,
+    failover: FailoverRecord,
     warmup_sum_us: u64,
     warmup_count: u64,
     /// Every sample seen, warm-up included (for the progress display).
@@ -157,6 +203,12 @@ impl Recorder {
             whole: Latencies::new(),
             intervals: Vec::new(),
             counts: Counts::default(),
+            replicas: BTreeMap::new(),
+            failover: FailoverRecord {
+                requests: 0,
+                retries: 0,
+                latency: new_histogram(),
+            },
             warmup_sum_us: 0,
             warmup_count: 0,
             seen: 0,
@@ -181,6 +233,7 @@ impl Recorder {
         if sample.intended >= self.window_end {
             return;
         }
+        self.record_attempts(sample, uncorrected);
         let counts = &mut self.counts;
         if sample.sent.saturating_duration_since(sample.intended) > self.delay_threshold {
             counts.delayed += 1;
@@ -214,6 +267,44 @@ impl Recorder {
         }
     }
 
+    /// Counts a windowed request's attempts per replica, and the request as a failover when
+    /// an attempt failed before it was answered.
+    fn record_attempts(&mut self, sample: &Sample, uncorrected_us: u64) {
+        let last = sample.attempts.len().saturating_sub(1);
+        let mut retried = 0;
+        for (k, attempt) in sample.attempts.iter().enumerate() {
+            let replica = self
+                .replicas
+                .entry(attempt.replica)
+                .or_insert_with(|| ReplicaRecord {
+                    attempts: 0,
+                    answered: 0,
+                    errors: BTreeMap::new(),
+                    retried: 0,
+                    latency: new_histogram(),
+                });
+            replica.attempts += 1;
+            match &attempt.failure {
+                None => {
+                    replica.answered += 1;
+                    replica.latency.saturating_record(micros(attempt.took));
+                }
+                Some(label) => {
+                    *replica.errors.entry(label.clone()).or_default() += 1;
+                    if k < last {
+                        replica.retried += 1;
+                        retried += 1;
+                    }
+                }
+            }
+        }
+        self.failover.retries += retried;
+        if retried > 0 && matches!(sample.outcome, Outcome::Answered { .. }) {
+            self.failover.requests += 1;
+            self.failover.latency.saturating_record(uncorrected_us);
+        }
+    }
+
     /// The p99 of uncorrected latency so far, in microseconds (for progress display).
     pub fn running_p99_us(&self) -> u64 {
         self.whole.uncorrected.value_at_quantile(0.99)
@@ -242,6 +333,8 @@ impl Recorder {
             counts: self.counts,
             expected_interval_us,
             delay_threshold: self.delay_threshold,
+            replicas: self.replicas,
+            failover: self.failover,
         }
     }
 }
@@ -294,6 +387,7 @@ mod tests {
             done: base + Duration::from_millis(done_ms),
             items: 2,
             outcome,
+            attempts: Vec::new(),
         }
     }
 
@@ -370,6 +464,49 @@ mod tests {
         assert_eq!(rec.latencies.corrected.len(), 11);
         assert_eq!(rec.intervals.len(), 1);
         assert_eq!(rec.intervals[0].latencies.corrected.len(), 11);
+    }
+
+    #[test]
+    fn attempts_are_counted_per_replica_and_failovers_apart() {
+        let base = Instant::now();
+        let mut r = Recorder::new(
+            base,
+            base + Duration::from_secs(5),
+            Correction::FromSchedule,
+            MIN_DELAY_THRESHOLD,
+            Duration::from_secs(1),
+        );
+        let (a, b) = (
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SocketAddr::from(([127, 0, 0, 1], 2)),
+        );
+        let attempt = |replica, ms, failure: Option<&str>| Attempt {
+            replica,
+            took: Duration::from_millis(ms),
+            failure: failure.map(str::to_owned),
+        };
+        let mut plain = sample(base, 10, 10, 12, ok());
+        plain.attempts = vec![attempt(a, 2, None)];
+        r.record(&plain);
+        // Timed out on a, answered by b.
+        let mut failed_over = sample(base, 20, 20, 1020, ok());
+        failed_over.attempts = vec![attempt(a, 1000, Some("timeout")), attempt(b, 3, None)];
+        r.record(&failed_over);
+        // Rejected by b for good: an error there, not a retry.
+        let mut rejected = sample(base, 30, 30, 31, Outcome::Failed("malformed".into()));
+        rejected.attempts = vec![attempt(b, 1, Some("malformed"))];
+        r.record(&rejected);
+        let rec = r.finish();
+        let (ra, rb) = (&rec.replicas[&a], &rec.replicas[&b]);
+        assert_eq!((ra.attempts, ra.answered, ra.retried), (2, 1, 1));
+        assert_eq!(ra.errors.get("timeout"), Some(&1));
+        assert_eq!((rb.attempts, rb.answered, rb.retried), (2, 1, 0));
+        assert_eq!(rb.errors.get("malformed"), Some(&1));
+        assert_eq!((rec.failover.requests, rec.failover.retries), (1, 1));
+        assert!(rec
+            .failover
+            .latency
+            .equivalent(rec.failover.latency.max(), 1_000_000));
     }
 
     #[test]

@@ -59,11 +59,49 @@ pub struct Report {
     pub reconnects: u64,
     /// The server's own view of the window, from `--metrics-url`.
     pub server: Option<ServerMetrics>,
+    /// With several `--addr`: each replica's share of the attempts, by address.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaReport>,
+    /// With several `--addr`: the requests answered only after an attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverReport>,
     /// CPU time of this process (the load generator, plus the appliance when the benchmark
     /// started its own) per item answered in the window, in microseconds.
     pub process_cpu_us_per_item: Option<f64>,
     /// Things that make the numbers suspect.
     pub warnings: Vec<String>,
+}
+
+/// One replica's attempts over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaReport {
+    /// Its address.
+    pub addr: String,
+    /// Attempts sent to it (a request retried elsewhere counts once on each replica).
+    pub requests: u64,
+    /// Attempts it answered.
+    pub answered: u64,
+    /// Attempts that failed there, by code.
+    pub errors: BTreeMap<String, u64>,
+    /// Failed attempts retried on another replica (failovers away from it).
+    pub retried_elsewhere: u64,
+    /// Latency of the attempts it answered (from the attempt's send).
+    pub latency_ms: Percentiles,
+}
+
+/// Requests that failed over to another replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailoverReport {
+    /// Requests answered after at least one failed attempt.
+    pub requests: u64,
+    /// Failed attempts retried on another replica.
+    pub retries: u64,
+    /// Requests that failed on every attempt (lost).
+    pub lost: u64,
+    /// Latency of the failed-over requests, from their first send to the answer.
+    pub latency_ms: Percentiles,
+    /// The client's timeout of one attempt, ms: a silent replica holds a request this long.
+    pub request_timeout_ms: f64,
 }
 
 /// Request counts.
@@ -176,6 +214,10 @@ pub(crate) struct RunShape {
     pub connections: usize,
     pub batch: usize,
     pub warmup: Duration,
+    /// How long one attempt may take.
+    pub request_timeout: Duration,
+    /// Whether the load went through a pool of replicas.
+    pub replicated: bool,
 }
 
 impl Report {
@@ -243,6 +285,29 @@ impl Report {
             warnings.push(format!("server metrics unavailable: {e}"));
         }
         let latencies = &result.recorded.latencies;
+        let replicas = result
+            .recorded
+            .replicas
+            .iter()
+            .map(|(addr, r)| ReplicaReport {
+                addr: addr.to_string(),
+                requests: r.attempts,
+                answered: r.answered,
+                errors: r.errors.clone(),
+                retried_elsewhere: r.retried,
+                latency_ms: Percentiles::of(&r.latency),
+            })
+            .collect();
+        let failover = shape.replicated.then(|| {
+            let f = &result.recorded.failover;
+            FailoverReport {
+                requests: f.requests,
+                retries: f.retries,
+                lost: counts.failed,
+                latency_ms: Percentiles::of(&f.latency),
+                request_timeout_ms: shape.request_timeout.as_secs_f64() * 1e3,
+            }
+        });
         Self {
             mode,
             target_rate,
@@ -283,6 +348,8 @@ impl Report {
             handshake_ms: Summary::of(handshakes),
             reconnects,
             server: result.server.clone(),
+            replicas,
+            failover,
             process_cpu_us_per_item: result
                 .process_cpu
                 .filter(|_| counts.items_ok > 0)
@@ -349,6 +416,45 @@ impl Report {
             )?;
         }
         writeln!(out, "  errors by code  {}", by_code(&self.errors))?;
+        if !self.replicas.is_empty() {
+            writeln!(
+                out,
+                "  replicas        requests  answered   retried    p50 ms    p99 ms    max ms  errors"
+            )?;
+            for r in &self.replicas {
+                writeln!(
+                    out,
+                    "    {:<21} {:>9} {:>9} {:>9} {:>9.3} {:>9.3} {:>9.3}  {}",
+                    r.addr,
+                    r.requests,
+                    r.answered,
+                    r.retried_elsewhere,
+                    r.latency_ms.p50,
+                    r.latency_ms.p99,
+                    r.latency_ms.max,
+                    by_code(&r.errors)
+                )?;
+            }
+        }
+        if let Some(f) = &self.failover {
+            write!(
+                out,
+                "  failover        {} requests answered after a failed attempt ({} attempts \
+                 retried), {} lost",
+                f.requests, f.retries, f.lost
+            )?;
+            if f.requests > 0 {
+                write!(
+                    out,
+                    "; latency p50 {:.3} ms, max {:.3} ms ({:.2}x the {:.0} ms request timeout)",
+                    f.latency_ms.p50,
+                    f.latency_ms.max,
+                    f.latency_ms.max / f.request_timeout_ms.max(1e-9),
+                    f.request_timeout_ms
+                )?;
+            }
+            writeln!(out)?;
+        }
         writeln!(out, "  item errors     {}", by_code(&self.item_errors))?;
         if let Some(s) = &self.server {
             let fmt = |d: &Option<super::scrape::HistogramDelta>, unit: &str| match d {

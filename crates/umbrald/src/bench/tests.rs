@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clap::Parser;
 use serde_json::Value;
 
-use super::{run_against, BenchArgs};
+use super::{run_against, run_against_replicas, BenchArgs};
 use crate::error::CliError;
 use crate::local::LocalAppliances;
 
@@ -236,6 +236,95 @@ async fn sweep_raises_the_rate_and_finds_a_knee() {
     assert_eq!(num(&v, "/knee/rate"), 40.0, "{text}");
     assert!(text.contains("knee: 40.0 req/s"), "{text}");
     server.shutdown().await;
+}
+
+/// Three in-process appliances presenting the first one's certificate.
+async fn shared_certificate_replicas(dir: &std::path::Path) -> Vec<umbrald_server::RunningServer> {
+    use umbrald_server::{Config, Server};
+    let first = Server::start(Config::ephemeral(dir.join("0"), 1), None)
+        .await
+        .expect("appliance starts");
+    let mut servers = vec![first];
+    for i in 1..3 {
+        let mut config = Config::ephemeral(dir.join(i.to_string()), 1);
+        config.tls.cert = Some(dir.join("0/cert.pem"));
+        config.tls.key = Some(dir.join("0/key.pem"));
+        servers.push(Server::start(config, None).await.expect("appliance starts"));
+    }
+    servers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_addresses_spread_over_replicas_and_report_each() {
+    let dir = temp_dir("replicas");
+    let servers = shared_certificate_replicas(&dir).await;
+    let fp = umbrald_client::Fingerprint(servers[0].cert_fingerprint()).to_string();
+    let nodes: Vec<umbrald_client::NodeSpec> = servers
+        .iter()
+        .map(|s| umbrald_client::NodeSpec {
+            addr: s.local_addr(),
+            trust: umbrald_client::Trust::Fingerprint(umbrald_client::Fingerprint(
+                s.cert_fingerprint(),
+            )),
+        })
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+    let mut list = Vec::new();
+    for addr in &addrs {
+        list.extend(["--addr", addr.as_str()]);
+    }
+    list.extend([
+        "--fingerprint",
+        fp.as_str(),
+        "--concurrency",
+        "6",
+        "--batch",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--no-progress",
+    ]);
+    let mut out = Vec::new();
+    let result = run_against_replicas(&args(&list), &nodes, &mut out)
+        .await
+        .expect("runs over the replicas");
+    let text = String::from_utf8(out).expect("utf8");
+    assert!(text.contains("(3 replicas)"), "{text}");
+    assert!(text.contains("failover        0 requests"), "{text}");
+    let v = serde_json::to_value(&result).expect("json");
+    assert_eq!(num(&v, "/requests/failed"), 0.0, "{v:#}");
+    let replicas = v["replicas"].as_array().expect("replicas");
+    assert_eq!(replicas.len(), 3, "{v:#}");
+    let mut attempts = 0.0;
+    for (replica, addr) in replicas.iter().zip({
+        let mut sorted = addrs.clone();
+        sorted.sort_by_key(|a| a.parse::<std::net::SocketAddr>().expect("addr"));
+        sorted
+    }) {
+        assert_eq!(replica["addr"], addr.as_str());
+        assert!(
+            num(replica, "/answered") > 0.0,
+            "every replica served: {v:#}"
+        );
+        assert!(num(replica, "/latency_ms/p50") > 0.0);
+        attempts += num(replica, "/requests");
+    }
+    assert_eq!(attempts, num(&v, "/requests/answered"), "one attempt each");
+    assert_eq!(num(&v, "/failover/requests"), 0.0);
+    assert_eq!(num(&v, "/failover/lost"), 0.0);
+
+    // Replicas that present different certificates are not one appliance.
+    let mut mixed = nodes.clone();
+    mixed[1].trust = umbrald_client::Trust::Fingerprint(umbrald_client::Fingerprint([9; 32]));
+    let err = run_against_replicas(&args(&list), &mixed, &mut Vec::new())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, CliError::Usage(_)), "{err}");
+    for server in servers {
+        server.shutdown().await;
+    }
 }
 
 #[tokio::test]
