@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::crypto::CryptoProvider;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -109,6 +112,90 @@ pub fn public_key_fingerprint(cert_der: &[u8]) -> Option<[u8; 32]> {
     let cert = webpki::EndEntityCert::try_from(&der).ok()?;
     let spki = cert.subject_public_key_info();
     Some(Sha256::digest(spki.as_ref()).into())
+}
+
+/// What a [`PinnedVerifier`] accepts: exactly one certificate, or any certificate holding one
+/// public key; each named by the SHA-256 of its DER bytes (of the SubjectPublicKeyInfo for a
+/// key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// The certificate's SHA-256 ([`fingerprint`]).
+    Certificate([u8; 32]),
+    /// Its public key's SHA-256 ([`public_key_fingerprint`]).
+    PublicKey([u8; 32]),
+}
+
+/// A rustls client-side verifier that accepts exactly the server certificates its [`Pin`]
+/// names (self-signed ones included); the handshake signatures are checked as usual.
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    pin: Pin,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedVerifier {
+    /// The verifier for `pin`, with the signature algorithms of [`provider`].
+    pub fn new(pin: Pin) -> Arc<Self> {
+        Arc::new(Self {
+            pin,
+            algorithms: provider().signature_verification_algorithms,
+        })
+    }
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Certificates and keys are public: plain comparisons are fine.
+        let (found, expected) = match self.pin {
+            Pin::Certificate(expected) => (Some(fingerprint(end_entity)), expected),
+            Pin::PublicKey(expected) => (public_key_fingerprint(end_entity), expected),
+        };
+        match found {
+            Some(found) if found == expected => Ok(ServerCertVerified::assertion()),
+            Some(found) => {
+                tracing::warn!(
+                    pin = ?self.pin,
+                    presented = %hex::encode(found),
+                    "the server's certificate is not the pinned one"
+                );
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 /// Loads the configured certificate and key, or the generated pair in the data directory,

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::tls;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
@@ -23,12 +24,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-
-use crate::tls;
 
 /// Body of the requests and responses that pass through.
 pub(crate) type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -123,17 +118,12 @@ impl Upstream {
             // certificate holds a key with this hash, so TLS is never accepted.
             None => [0; 32],
         };
-        let provider = tls::provider();
-        let verifier = PinnedKey {
-            sha256: pin,
-            algorithms: provider.signature_verification_algorithms,
-        };
         // The connector sets ALPN itself (HTTP/1.1: what an Ursula speaks).
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        let tls = rustls::ClientConfig::builder_with_provider(tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(UpstreamError::Tls)?
             .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_custom_certificate_verifier(tls::PinnedVerifier::new(tls::Pin::PublicKey(pin)))
             .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -215,66 +205,6 @@ impl Upstream {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, incoming_body(body)))
-    }
-}
-
-/// Accepts exactly the certificates that hold one public key (by the SHA-256 of its DER
-/// SubjectPublicKeyInfo); the handshake signatures are checked as usual.
-#[derive(Debug)]
-struct PinnedKey {
-    sha256: [u8; 32],
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedKey {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // The key is public: a plain comparison is fine.
-        match tls::public_key_fingerprint(end_entity.as_ref()) {
-            Some(found) if found == self.sha256 => Ok(ServerCertVerified::assertion()),
-            Some(found) => {
-                tracing::warn!(
-                    presented = %hex::encode(found),
-                    expected = %hex::encode(self.sha256),
-                    "the upstream's certificate holds another public key than \
-                     nucypher.upstream_public_key_sha256"
-                );
-                Err(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ))
-            }
-            None => Err(rustls::Error::InvalidCertificate(
-                CertificateError::BadEncoding,
-            )),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 
