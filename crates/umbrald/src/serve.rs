@@ -33,6 +33,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.overrides)?;
     crate::logging::init_configured(&config.log.filter)?;
+    no_core_dumps();
     let node_keys = match &args.node_keys {
         Some(path) => Some(keygen::open_node_keys(
             path,
@@ -104,5 +105,21 @@ fn reload(reloader: &TlsReloader) {
             "certificate reloaded; SHA-256 fingerprint: {}",
             tls::fingerprint_hex(&fingerprint)
         );
+    }
+}
+
+/// Keeps key material out of core files: the process writes none (its core size limit is 0,
+/// hard and soft), whatever the environment allows.
+fn no_core_dumps() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        let none = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        if let Err(e) = setrlimit(Resource::Core, none) {
+            tracing::warn!(error = %e, "cannot turn core dumps off");
+        }
     }
 }

@@ -175,6 +175,20 @@ fn sighup_reloads_the_pair_and_sigterm_drains_then_a_second_one_exits() {
     let data = dir.join("main/data");
     let first_cert = std::fs::read(data.join("cert.pem")).expect("cert");
     assert_eq!(http_get(serve.metrics, "/readyz").0, 200);
+    // Key material stays out of core files: the server's core size limit is 0.
+    if cfg!(target_os = "linux") {
+        let limits =
+            std::fs::read_to_string(format!("/proc/{}/limits", serve.child.id())).expect("limits");
+        let core = limits
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .expect("core limit");
+        assert_eq!(
+            core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(),
+            ["0", "0"],
+            "{core}"
+        );
+    }
 
     // SIGHUP with the other pair in place: the new fingerprint is printed and reported.
     std::fs::write(data.join("cert.pem"), &other_cert).expect("cert replaced");
