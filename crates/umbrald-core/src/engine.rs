@@ -451,11 +451,14 @@ fn seeded_rng() -> ChaCha20Rng {
 
 /// `count` fresh non-zero nonces.
 fn draw_nonces(rng: &mut ChaCha20Rng, count: usize) -> Zeroizing<Vec<Scalar>> {
-    Zeroizing::new(
+    let nonces = Zeroizing::new(
         (0..count)
             .map(|_| *NonZeroScalar::random(&mut *rng))
-            .collect(),
-    )
+            .collect::<Vec<Scalar>>(),
+    );
+    #[cfg(feature = "ctime-taint")]
+    crate::ctime_hook::nonces_drawn(&nonces);
+    nonces
 }
 
 /// Returns the indices (into the batch) of capsules whose equation does not hold.

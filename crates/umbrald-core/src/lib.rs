@@ -13,11 +13,25 @@
 
 pub mod backend;
 pub mod codec;
+#[cfg(feature = "ctime-taint")]
+#[doc(hidden)]
+pub mod ctime_hook;
 pub mod curve;
 mod engine;
 mod error;
 pub mod hash;
 mod kfrag_cache;
+
+/// Marks a value derived from a secret but public by design (a flag the code branches on) as
+/// such for the constant-time check (`crates/umbrald-ctime`), as libsecp256k1's
+/// `secp256k1_declassify`. A no-op, compiled away, unless the test-only `ctime-taint` feature
+/// is on.
+#[inline(always)]
+pub(crate) fn declassify<T: Copy>(value: T) -> T {
+    #[cfg(feature = "ctime-taint")]
+    let value = ctime_hook::declassify(value);
+    value
+}
 
 pub use codec::{Capsule, CapsuleFrag, CodecError, KeyFrag, PublicKey, VerifiedKeyFrag};
 pub use engine::{cfrag_parts_on_cpu, reencrypt_capsule_on_cpu, Engine, ReencryptItem};

@@ -25,6 +25,7 @@ use crate::exec::Slots;
 use crate::ingress::https::{self, Https};
 use crate::ingress::upstream::{Upstream, UpstreamError};
 use crate::ingress::{self, Limits, Shared};
+use crate::observe::audit::AuditLog;
 use crate::observe::http;
 use crate::observe::metrics::Metrics;
 use crate::tls::{self, TlsError};
@@ -62,6 +63,9 @@ pub enum StartError {
     /// `[nucypher] upstream` cannot be used.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The audit log's writer thread could not be spawned.
+    #[error("cannot start the audit log writer: {0}")]
+    Audit(std::io::Error),
 }
 
 /// The server's entry point.
@@ -318,11 +322,13 @@ impl Server {
         }));
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let audit = AuditLog::start(&config.audit, metrics.clone()).map_err(StartError::Audit)?;
         let shared = Shared::new(
             ingress_limits(&config.limits),
             scheduler.clone(),
             metrics.clone(),
             node_keys,
+            audit,
         );
         let grace = Duration::from_millis(config.server.shutdown_grace_ms);
         let https_task = match (https_listener, https_tls_rx) {

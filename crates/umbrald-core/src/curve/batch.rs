@@ -45,7 +45,11 @@ pub fn normalize_all(points: &[Jacobian]) -> Vec<Option<Affine>> {
         .iter()
         .zip(zs)
         .zip(zero_flags)
-        .map(|((p, zinv), zero)| (!bool::from(zero)).then(|| p.to_affine_with_zinv(&zinv)))
+        .map(|((p, zinv), zero)| {
+            // Public by design: the identity comes only from a zero scalar, and is answered
+            // with an error.
+            (!bool::from(crate::declassify(zero))).then(|| p.to_affine_with_zinv(&zinv))
+        })
         .collect()
 }
 

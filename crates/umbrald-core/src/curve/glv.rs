@@ -148,7 +148,9 @@ impl OddDigits {
     /// Recodes one GLV half `r` (with `r` or `−r` below 2¹²⁸) in constant time.
     pub fn new(r: &Scalar) -> Self {
         let negate = r.is_high();
-        let abs = Scalar::conditional_select(r, &-r, negate);
+        // `0 − r`, not `−r`: k256's `Neg` (crypto-bigint 0.5's `neg_mod`) compiles to a branch
+        // on `r == 0` (found by the valgrind check, crates/umbrald-ctime); `Sub` does not.
+        let abs = Scalar::conditional_select(r, &(Scalar::ZERO - r), negate);
         let bytes = abs.to_bytes();
         let mut low = [0u8; 16];
         low.copy_from_slice(&bytes[16..]);

@@ -188,7 +188,8 @@ pub fn mul_pairs(bases: &[Affine], scalars: &[[Scalar; 2]]) -> Vec<[Option<Affin
     for (i, (base, pair)) in bases.iter().zip(scalars).enumerate() {
         let mut slot = [results[2 * i].0, results[2 * i + 1].0];
         for j in 0..2 {
-            if bool::from(results[2 * i + j].1) {
+            // Public by design: only that a (negligibly rare) exceptional addition took place.
+            if bool::from(crate::declassify(results[2 * i + j].1)) {
                 slot[j] = complete_mul(base, &pair[j]);
             }
         }
@@ -227,7 +228,8 @@ pub fn mul_pairs_and_u_on_tables(
     }
     let affine = normalize_all(&products);
     let pick = |at: usize, base: &dyn Fn() -> Option<Affine>| {
-        if bool::from(flags[at]) {
+        // Public by design: only that a (negligibly rare) exceptional addition took place.
+        if bool::from(crate::declassify(flags[at])) {
             base()
         } else {
             affine[at]

@@ -29,7 +29,7 @@ use serde::Serialize;
 pub use error::{ConfigError, Origin, Problem, Problems};
 pub use flags::Overrides;
 pub use sections::{
-    BatcherSection, GpuSection, GpuTuning, LimitsSection, LogSection, MetricsSection,
+    AuditSection, BatcherSection, GpuSection, GpuTuning, LimitsSection, LogSection, MetricsSection,
     NucypherSection, ServerSection, TlsSection, WorkersSection,
 };
 pub use setting::{Section, Setting};
@@ -49,6 +49,7 @@ pub(crate) const SECTIONS: &[(&str, &[Setting])] = &[
     (GpuTuning::PATH, GpuTuning::SETTINGS),
     (NucypherSection::PATH, NucypherSection::SETTINGS),
     (MetricsSection::PATH, MetricsSection::SETTINGS),
+    (AuditSection::PATH, AuditSection::SETTINGS),
     (LogSection::PATH, LogSection::SETTINGS),
 ];
 
@@ -79,6 +80,8 @@ pub struct Config {
     pub nucypher: NucypherSection,
     /// The metrics and health HTTP endpoint.
     pub metrics: MetricsSection,
+    /// The audit log.
+    pub audit: AuditSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -153,6 +156,7 @@ impl Config {
             gpu: Section::extract(&layers, &mut problems),
             nucypher: Section::extract(&layers, &mut problems),
             metrics: Section::extract(&layers, &mut problems),
+            audit: Section::extract(&layers, &mut problems),
             log: Section::extract(&layers, &mut problems),
         };
         problems.extend(layers.unknown_keys(SECTIONS));

@@ -203,6 +203,21 @@ section! {
 }
 
 section! {
+    /// `[audit]`: one JSON line per answered request (docs/OPERATIONS.md#audit-log).
+    AuditSection at "audit" {
+        /// The audit log's file, or `-` for standard output; unset: no audit log.
+        path: Option<PathBuf> = None;
+        /// Size in bytes past which the file is rotated (`path.1`, `path.2`, …); 0: never.
+        max_bytes: u64 = 100 << 20;
+        /// Rotated files kept besides the current one; 0: the full file is discarded.
+        keep: usize = 5;
+        /// Refuse new requests (`internal`, "audit log unavailable"; HTTPS 503) while records
+        /// cannot be written; `false` serves on and counts the lost records.
+        fail_closed: bool = false;
+    }
+}
+
+section! {
     /// `[log]`: logging.
     LogSection at "log" {
         /// A `tracing` filter, e.g. `info` or `umbrald_server=debug,info`. `RUST_LOG` sets it

@@ -291,6 +291,7 @@ fn every_setting_has_an_environment_variable_that_sets_it() {
                 workers: Section::extract(&layers, &mut problems),
                 gpu: Section::extract(&layers, &mut problems),
                 metrics: Section::extract(&layers, &mut problems),
+                audit: Section::extract(&layers, &mut problems),
                 log: Section::extract(&layers, &mut problems),
             };
             assert!(problems.is_empty(), "{var}={sample}: {problems:?}");

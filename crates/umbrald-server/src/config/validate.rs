@@ -21,7 +21,7 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
     let g = &config.gpu;
     let n = &config.nucypher;
     let upstream = n.upstream.as_deref().map(str::trim);
-    let checks: [(bool, &'static [&'static str], &'static str); 21] = [
+    let checks: [(bool, &'static [&'static str], &'static str); 23] = [
         (
             l.max_request_bytes >= 1024,
             &["limits.max_request_bytes"],
@@ -128,6 +128,20 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
             "an https:// nucypher.upstream needs nucypher.upstream_public_key_sha256 (the \
              SHA-256 of the public key its certificate holds; docs/NUCYPHER.md shows how to \
              read it)",
+        ),
+        (
+            !config
+                .audit
+                .path
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty()),
+            &["audit.path"],
+            "audit.path must not be empty (leave it unset for no audit log)",
+        ),
+        (
+            config.audit.keep <= 1000,
+            &["audit.keep"],
+            "audit.keep must be at most 1000",
         ),
         (
             n.policy_check == PolicyCheck::None || upstream.is_some(),

@@ -31,8 +31,10 @@ use umbrald_nucypher::{NucypherError, ReencryptionRequest};
 use umbrald_proto::ErrorCode;
 
 use super::nucypher::{self, Answered};
+use super::reply::Answer;
 use super::upstream::{Body, Upstream, UpstreamError};
 use super::Shared;
+use crate::observe::audit::{Client, Protocol};
 use crate::observe::metrics::HttpsRoute;
 
 /// The path NuCypher clients post `ReencryptionRequest`s to.
@@ -144,9 +146,10 @@ async fn connection(
         }
     };
     metrics.https_open_connections.inc();
+    let client = Client::of(tls.get_ref().1.peer_certificates(), peer);
     let service = hyper::service::service_fn(move |request| {
         let https = https.clone();
-        async move { Ok::<_, Infallible>(handle(&https, peer, request).await) }
+        async move { Ok::<_, Infallible>(handle(&https, peer, client, request).await) }
     });
     let served = builder.serve_connection(TokioIo::new(tls), service);
     if let Err(e) = watcher.watch(served.into_owned()).await {
@@ -156,9 +159,14 @@ async fn connection(
 }
 
 /// Answers one request and counts it.
-async fn handle(https: &Https, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    https: &Https,
+    peer: SocketAddr,
+    client: Client,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
-    let (route, response) = route(https, peer, request).await;
+    let (route, response) = route(https, peer, client, request).await;
     https.shared.metrics.https_request_done(
         route,
         response.status().as_u16(),
@@ -170,6 +178,7 @@ async fn handle(https: &Https, peer: SocketAddr, request: Request<Incoming>) -> 
 async fn route(
     https: &Https,
     peer: SocketAddr,
+    client: Client,
     request: Request<Incoming>,
 ) -> (HttpsRoute, Response<Body>) {
     if request.uri().path() == REENCRYPT_PATH {
@@ -184,7 +193,7 @@ async fn route(
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return (HttpsRoute::Other, response);
         }
-        return reencrypt(https, peer, request).await;
+        return reencrypt(https, peer, client, request).await;
     }
     match &https.upstream {
         Some(upstream) => {
@@ -211,6 +220,7 @@ async fn route(
 async fn reencrypt(
     https: &Https,
     peer: SocketAddr,
+    client: Client,
     request: Request<Incoming>,
 ) -> (HttpsRoute, Response<Body>) {
     let limits = &https.shared.limits;
@@ -266,6 +276,22 @@ async fn reencrypt(
     }
 
     let shared = &https.shared;
+    let read_at = Instant::now();
+    if let Some(refusal) = shared.audit_refusal() {
+        let message = refusal.message.clone();
+        let answer = Answer::refused(refusal, 0);
+        answer.count(&shared.metrics, true);
+        answer.audit(shared, client, Protocol::HttpsNucypher, read_at.elapsed());
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal.as_str(),
+            &message,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+        return (HttpsRoute::Reencrypt, response);
+    }
     let answered = nucypher::answer(&bytes, std::future::pending(), shared).await;
     let Some(answered) = answered else {
         // Unreachable: the request is never abandoned while this task runs.
@@ -277,6 +303,10 @@ async fn reencrypt(
         return (HttpsRoute::Reencrypt, response);
     };
     answered.answer.count(&shared.metrics, true);
+    let latency = read_at.elapsed();
+    answered
+        .answer
+        .audit(shared, client, Protocol::HttpsNucypher, latency);
     (HttpsRoute::Reencrypt, response_of(answered))
 }
 

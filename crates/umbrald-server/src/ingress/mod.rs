@@ -17,6 +17,7 @@ use std::time::Duration;
 use umbrald_nucypher::NodeKeys;
 
 use crate::dispatch::SchedulerHandle;
+use crate::observe::audit::AuditLog;
 use crate::observe::metrics::Metrics;
 
 pub(crate) mod https;
@@ -55,22 +56,37 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// The NuCypher node (keys, authorized kfrags); `None` refuses NuCypher requests.
     pub nucypher: Option<Arc<nucypher::Node>>,
+    /// The audit log, when one is configured.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl Shared {
     /// The state of an endpoint with `limits`, feeding `scheduler`, serving NuCypher requests
-    /// when `node_keys` holds keys.
+    /// when `node_keys` holds keys, recording answers in `audit`.
     pub fn new(
         limits: Limits,
         scheduler: SchedulerHandle,
         metrics: Arc<Metrics>,
         node_keys: Option<Arc<NodeKeys>>,
+        audit: Option<Arc<AuditLog>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             limits,
             scheduler,
             metrics,
             nucypher: node_keys.map(nucypher::Node::new),
+            audit,
+        })
+    }
+
+    /// The refusal of every new request while the fail-closed audit log is unavailable.
+    pub(crate) fn audit_refusal(&self) -> Option<reply::Refusal> {
+        self.audit.as_ref().filter(|log| log.refuses()).map(|_| {
+            reply::Refusal::new(
+                0,
+                umbrald_proto::ErrorCode::Internal,
+                "audit log unavailable",
+            )
         })
     }
 }

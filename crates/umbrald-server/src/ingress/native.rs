@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::Connection;
+use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use umbrald_proto::{Envelope, ErrorCode, ItemResult, Request, PROTOCOL_VERSION};
 
@@ -28,6 +29,41 @@ pub(crate) async fn answer(
         Ok(req) => req,
         Err(refusal) => return Some(Answer::refused(refusal, 0)),
     };
+    // Hashed only for the audit log.
+    let policy = shared
+        .audit
+        .as_ref()
+        .map(|_| policy_fingerprint(&req.policies));
+    answer_decoded(req, read_at, conn, shared)
+        .await
+        .map(|answer| answer.about(policy, None))
+}
+
+/// The audit log's policy fingerprint: SHA-256 over every policy's public keys, in request
+/// order, each key (`delegating_pk`, `receiving_pk`, `verifying_pk`) preceded by its length as
+/// a big-endian u64. The kfrag is never hashed.
+pub(crate) fn policy_fingerprint(policies: &[umbrald_proto::Policy]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for policy in policies {
+        for key in [
+            &policy.delegating_pk,
+            &policy.receiving_pk,
+            &policy.verifying_pk,
+        ] {
+            h.update((key.len() as u64).to_be_bytes());
+            h.update(key);
+        }
+    }
+    h.finalize().into()
+}
+
+/// [`answer`] for a decoded request.
+async fn answer_decoded(
+    req: Request,
+    read_at: Instant,
+    conn: &Connection,
+    shared: &Shared,
+) -> Option<Answer> {
     let (id, n) = (req.id, req.items.len());
     if let Err(refusal) = validate(&req, &shared.limits) {
         return Some(Answer::refused(refusal, n));

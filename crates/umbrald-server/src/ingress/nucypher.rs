@@ -119,6 +119,35 @@ pub(crate) async fn answer(
     closed: impl Future<Output = ()>,
     shared: &Shared,
 ) -> Option<Answered> {
+    let mut about = None;
+    let answered = answer_request(bytes, closed, shared, &mut about).await;
+    answered.map(|mut answered| {
+        if let Some((policy, hrac)) = about {
+            answered.answer = answered.answer.about(Some(policy), Some(hrac));
+        }
+        answered
+    })
+}
+
+/// The audit log's policy fingerprint of a NuCypher request: SHA-256 over the publisher's
+/// and Bob's verifying keys (33 bytes each, compressed), each preceded by its length as a
+/// big-endian u64. The encrypted kfrag is never hashed.
+fn policy_fingerprint(req: &ReencryptionRequest<'_>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for key in [&req.publisher_verifying_key[..], &req.bob_verifying_key[..]] {
+        h.update((key.len() as u64).to_be_bytes());
+        h.update(key);
+    }
+    h.finalize().into()
+}
+
+/// [`answer`], setting `about` to the policy fingerprint and HRAC once the request parsed.
+async fn answer_request(
+    bytes: &[u8],
+    closed: impl Future<Output = ()>,
+    shared: &Shared,
+    about: &mut Option<([u8; 32], [u8; 16])>,
+) -> Option<Answered> {
     let Some(node) = shared.nucypher.clone() else {
         return Some(refuse(
             ErrorCode::UnsupportedVersion,
@@ -129,7 +158,12 @@ pub(crate) async fn answer(
     // Structure and limits first: cheap, and no point decrypting for a refused request.
     let (capsules, conditions, cache_key) = match ReencryptionRequest::parse(bytes) {
         Ok(req) => (
-            req.capsules.iter().map(|c| c.to_vec()).collect::<Vec<_>>(),
+            {
+                if shared.audit.is_some() {
+                    *about = Some((policy_fingerprint(&req), req.hrac));
+                }
+                req.capsules.iter().map(|c| c.to_vec()).collect::<Vec<_>>()
+            },
             req.check_no_conditions(),
             authorization_key(&req),
         ),
@@ -200,7 +234,7 @@ pub(crate) async fn answer(
         };
         match collect_cfrags(results) {
             Ok(cfrags) => cfrags,
-            Err(answer) => return Some(answer.into()),
+            Err(refusal) => return Some(Answer::refused(refusal, n).into()),
         }
     };
 
@@ -220,7 +254,7 @@ pub(crate) async fn answer(
 
 /// Every cfrag, or the request-level refusal for the first capsule that failed (a NuCypher
 /// response has no per-item errors).
-fn collect_cfrags(results: Vec<ItemResult>) -> Result<Vec<Vec<u8>>, Answer> {
+fn collect_cfrags(results: Vec<ItemResult>) -> Result<Vec<Vec<u8>>, Refusal> {
     let n = results.len();
     let mut cfrags = Vec::with_capacity(n);
     for (i, result) in results.into_iter().enumerate() {
@@ -228,12 +262,10 @@ fn collect_cfrags(results: Vec<ItemResult>) -> Result<Vec<Vec<u8>>, Answer> {
             (Some(cfrag), None) => cfrags.push(cfrag),
             (_, Some(e)) => {
                 let code = ErrorCode::from_wire(&e.code).unwrap_or(ErrorCode::Internal);
-                let refusal = Refusal::new(0, code, format!("capsule {i}: {}", e.message));
-                return Err(Answer::refused(refusal, n));
+                return Err(Refusal::new(0, code, format!("capsule {i}: {}", e.message)));
             }
             (None, None) => {
-                let refusal = Refusal::new(0, ErrorCode::Internal, "internal error");
-                return Err(Answer::refused(refusal, n));
+                return Err(Refusal::new(0, ErrorCode::Internal, "internal error"));
             }
         }
     }

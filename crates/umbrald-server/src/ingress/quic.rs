@@ -16,6 +16,7 @@ use umbrald_proto::{app_codes, ErrorCode};
 
 use super::reply::{Answer, Refusal};
 use super::{native, nucypher, Shared};
+use crate::observe::audit::{Client, Protocol};
 use crate::observe::metrics::GaugeGuard;
 
 /// Longest wait, after finishing a response, for the peer to acknowledge it.
@@ -72,13 +73,18 @@ async fn connection(incoming: Incoming, shared: Arc<Shared>, mut stop: watch::Re
     let _open = GaugeGuard::new(&shared.metrics.open_connections);
     let peer = conn.remote_address();
     tracing::debug!(%peer, "connection open");
+    let identity = conn.peer_identity().and_then(|id| {
+        id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+            .ok()
+    });
+    let client = Client::of(identity.as_deref().map(Vec::as_slice), peer);
     let mut streams = JoinSet::new();
     let mut stopping = false;
     loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    streams.spawn(stream(send, recv, conn.clone(), shared.clone()));
+                    streams.spawn(stream(send, recv, conn.clone(), client, shared.clone()));
                 }
                 Err(e) => {
                     tracing::debug!(%peer, reason = %e, "connection closed");
@@ -102,7 +108,13 @@ async fn connection(incoming: Incoming, shared: Arc<Shared>, mut stop: watch::Re
     }
 }
 
-async fn stream(mut send: SendStream, mut recv: RecvStream, conn: Connection, shared: Arc<Shared>) {
+async fn stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    conn: Connection,
+    client: Client,
+    shared: Arc<Shared>,
+) {
     let metrics = &shared.metrics;
     let _open = GaugeGuard::new(&metrics.open_streams);
     let Some(request) = read_request(&mut send, &mut recv, &shared).await else {
@@ -123,6 +135,12 @@ async fn stream(mut send: SendStream, mut recv: RecvStream, conn: Connection, sh
         return;
     };
     answer.count(metrics, nucypher);
+    let protocol = if nucypher {
+        Protocol::QuicNucypher
+    } else {
+        Protocol::QuicNative
+    };
+    answer.audit(&shared, client, protocol, read_at.elapsed());
     let written = write_response(&mut send, &answer, &shared).await;
     drop(inflight);
     if written {
@@ -219,6 +237,9 @@ async fn answer(
     conn: &Connection,
     shared: &Shared,
 ) -> Option<Answer> {
+    if let Some(refusal) = shared.audit_refusal() {
+        return Some(Answer::refused(refusal, 0));
+    }
     if umbrald_nucypher::is_reencryption_request(bytes) {
         return nucypher::answer(bytes, closed(conn), shared)
             .await

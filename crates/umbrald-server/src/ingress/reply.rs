@@ -1,8 +1,12 @@
 //! The answer to a request: a request-level refusal, the results, or a foreign format's bytes;
 //! and what is counted for it.
 
+use std::time::{Duration, SystemTime};
+
 use umbrald_proto::{ErrorCode, ItemResult, Response, WireError, PROTOCOL_VERSION};
 
+use super::Shared;
+use crate::observe::audit::{Client, Protocol, Record};
 use crate::observe::metrics::Metrics;
 
 /// A request-level error, as answered on the wire.
@@ -55,6 +59,10 @@ pub(crate) struct Answer {
     pub(super) raw: Option<Vec<u8>>,
     /// Items the request carried (counted under the request-level error, if any).
     items: usize,
+    /// The audit log's policy fingerprint (public keys only), when the request was read.
+    policy: Option<[u8; 32]>,
+    /// The NuCypher policy's HRAC, when the request was read.
+    hrac: Option<[u8; 16]>,
 }
 
 impl Answer {
@@ -64,6 +72,8 @@ impl Answer {
             response: refusal.into_response(),
             raw: None,
             items,
+            policy: None,
+            hrac: None,
         }
     }
 
@@ -73,6 +83,8 @@ impl Answer {
             response: results_response(id, results),
             raw: None,
             items,
+            policy: None,
+            hrac: None,
         }
     }
 
@@ -82,7 +94,43 @@ impl Answer {
             response,
             raw: Some(bytes),
             items,
+            policy: None,
+            hrac: None,
         }
+    }
+
+    /// The answer, recorded in the audit log under `policy` and `hrac`.
+    pub(crate) fn about(mut self, policy: Option<[u8; 32]>, hrac: Option<[u8; 16]>) -> Self {
+        self.policy = policy;
+        self.hrac = hrac;
+        self
+    }
+
+    /// Queues the answer's audit record, when there is an audit log: `latency` since the
+    /// request was read.
+    pub(super) fn audit(
+        &self,
+        shared: &Shared,
+        client: Client,
+        protocol: Protocol,
+        latency: Duration,
+    ) {
+        let Some(log) = &shared.audit else { return };
+        let outcome = self.response.error.as_ref().map_or("ok", |err| {
+            ErrorCode::from_wire(&err.code)
+                .unwrap_or(ErrorCode::Internal)
+                .as_str()
+        });
+        log.record(Record {
+            time: SystemTime::now(),
+            client,
+            protocol,
+            policy: self.policy,
+            hrac: self.hrac,
+            items: self.items,
+            outcome,
+            latency,
+        });
     }
 
     /// Counts the answer; `nucypher`: it answers a NuCypher request (counted on its own too).

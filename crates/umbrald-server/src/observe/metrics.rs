@@ -57,6 +57,10 @@ pub struct Metrics {
     pub connections_total: IntCounter,
     /// Connection attempts refused (limit reached, shutting down, handshake failed).
     pub connections_refused: IntCounter,
+    /// Audit records written.
+    pub audit_records: IntCounter,
+    /// Audit records lost (queue full or the file not writable).
+    pub audit_dropped: IntCounter,
     /// Streams reset because the request was not finished in time or the peer vanished.
     pub streams_reset: IntCounter,
     /// 1 while the server accepts work, 0 before start and while shutting down.
@@ -245,6 +249,16 @@ impl Metrics {
                 &registry,
                 "umbrald_connections_total",
                 "Connections accepted since start",
+            ),
+            audit_records: counter(
+                &registry,
+                "umbrald_audit_records_total",
+                "Audit records written",
+            ),
+            audit_dropped: counter(
+                &registry,
+                "umbrald_audit_dropped_total",
+                "Audit records lost: the queue was full or the audit log not writable",
             ),
             connections_refused: counter(
                 &registry,
