@@ -149,7 +149,7 @@ impl OddDigits {
     pub fn new(r: &Scalar) -> Self {
         let negate = r.is_high();
         // `0 − r`, not `−r`: k256's `Neg` (crypto-bigint 0.5's `neg_mod`) compiles to a branch
-        // on `r == 0` (found by the valgrind check, crates/umbrald-ctime); `Sub` does not.
+        // on `r == 0`, `Sub` does not (crates/umbrald-ctime checks this under valgrind).
         let abs = Scalar::conditional_select(r, &(Scalar::ZERO - r), negate);
         let bytes = abs.to_bytes();
         let mut low = [0u8; 16];
