@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Constant-time check of the CPU re-encryption path, mechanically, in the style of
-# libsecp256k1's ctime_tests: crates/umbrald-ctime marks the kfrag's secret scalar rk, every
-# proof nonce t and the node's secret keys undefined with valgrind memcheck client requests, runs
-# the engine's CPU re-encryption on batches of 1, 3, 8 and 64 capsules (every CPU path) and the
-# node's response signing, and memcheck fails the run on any branch or memory index derived from
-# a secret (exit 42). Findings and the one suppression file: docs/measurements/2026-12-07-ctime.
+# Constant-time check of the re-encryption paths, mechanically, in the style of libsecp256k1's
+# ctime_tests: crates/umbrald-ctime marks the kfrag's secret scalar rk, every proof nonce t and
+# the node's secret keys undefined with valgrind memcheck client requests, runs the engine's CPU
+# re-encryption on batches of 1, 3, 8 and 64 capsules (every CPU path), the GPU backend on the
+# CUDA kernels compiled as host C++ on batches of 3, 8 and 64 (the step-by-step and the one-call
+# kernels, with the backend's packing of the secrets), and the node's response signing; memcheck
+# fails the run on any branch or memory index derived from a secret (exit 42). Findings and the
+# one suppression file: docs/measurements/2026-12-07-ctime.
 #
 #   scripts/check-ctime.sh            # the check: must pass
 #   scripts/check-ctime.sh --self-test # also proves it can fail: two deliberate leaks must be caught
 #
 # Needs valgrind (installed with apt-get when missing and running as root; otherwise fails).
-# Bounded: about 15 s under valgrind on one core after the build (CTIME_TIMEOUT, default 300 s).
+# Bounded: about 35 s under valgrind on one core after the build (CTIME_TIMEOUT, default 300 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -35,4 +35,6 @@ lib="$(dirname "$so")"
 echo "using $so"
 
 export LD_LIBRARY_PATH="$root/$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-cargo test -p umbrald-gpu --test nvrtc -- --ignored --nocapture nvrtc_compiles_kernels
+# `--workspace` resolves features as ./scripts/test's `cargo test --workspace` did, so the test
+# binary built there is reused instead of rebuilding umbrald-gpu and its dependencies.
+cargo test --workspace --locked --test nvrtc -- --ignored --nocapture nvrtc_compiles_kernels

@@ -28,6 +28,17 @@ pub(crate) fn declassify<T: Copy>(value: T) -> T {
     copy
 }
 
+/// Runs [`ON_DECLASSIFY`], if set, on `values` where they are (a mutable borrow, so the compiler
+/// reads them back from memory after the hook).
+pub(crate) fn declassify_in_place<T: Copy>(values: &mut [T]) {
+    if let Some(hook) = ON_DECLASSIFY.get() {
+        hook(
+            values.as_mut_ptr() as *const u8,
+            std::mem::size_of_val(values),
+        );
+    }
+}
+
 /// Runs [`ON_NONCES`], if set.
 pub(crate) fn nonces_drawn(nonces: &[Scalar]) {
     if let Some(hook) = ON_NONCES.get() {

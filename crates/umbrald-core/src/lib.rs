@@ -27,10 +27,20 @@ mod kfrag_cache;
 /// `secp256k1_declassify`. A no-op, compiled away, unless the test-only `ctime-taint` feature
 /// is on.
 #[inline(always)]
-pub(crate) fn declassify<T: Copy>(value: T) -> T {
+pub fn declassify<T: Copy>(value: T) -> T {
     #[cfg(feature = "ctime-taint")]
     let value = ctime_hook::declassify(value);
     value
+}
+
+/// [`declassify`] for values in place: a device's output read back to the host (the cfrag's
+/// points and their flags), public by design once computed.
+#[inline(always)]
+pub fn declassify_in_place<T: Copy>(values: &mut [T]) {
+    #[cfg(feature = "ctime-taint")]
+    ctime_hook::declassify_in_place(values);
+    #[cfg(not(feature = "ctime-taint"))]
+    let _ = values;
 }
 
 pub use codec::{Capsule, CapsuleFrag, CodecError, KeyFrag, PublicKey, VerifiedKeyFrag};

@@ -1,5 +1,6 @@
-//! Constant-time check of the CPU re-encryption path under valgrind memcheck ("secret taint",
-//! in the style of libsecp256k1's `ctime_tests`). Run by `scripts/check-ctime.sh`:
+//! Constant-time check of the re-encryption paths under valgrind memcheck ("secret taint", in
+//! the style of libsecp256k1's `ctime_tests`): the CPU backend, and the GPU backend on the CUDA
+//! kernels compiled as host C++. Run by `scripts/check-ctime.sh`:
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=target cargo build --release --locked \
@@ -17,10 +18,19 @@
 //! that the check fails when a secret leaks.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use k256::Scalar;
 use umbral_pre::DefaultDeserialize;
+use umbrald_core::backend::{CapsuleInput, CapsuleOutcome};
+use umbrald_core::curve::{Affine, CompressedPoint};
 use umbrald_core::{ctime_hook, CapsuleFrag, Engine, ReencryptItem, VerifiedKeyFrag};
+use umbrald_gpu::host::HostExecutor;
+use umbrald_gpu::{
+    DeviceInfo, ExecError, FixedBase, GpuBackend, GpuOptions, KernelExecutor, PairProducts,
+    Products, Timing,
+};
 
 /// Memcheck's client requests (`valgrind/memcheck.h`), issued with valgrind's "special
 /// instruction" sequence; a no-op returning 0 when not run under valgrind.
@@ -133,6 +143,8 @@ fn main() {
         "leak-vartime" => (false, true),
         other => panic!("unknown mode {other:?}: expected leak or leak-vartime"),
     };
+    // The deliberate leaks are caught on the CPU path alone.
+    let skip_kernels = leak || leak_vartime;
     let under_valgrind = memcheck::running_on_valgrind();
     let keys: serde_json::Value = serde_json::from_slice(KEYS_JSON).expect("keys.json");
     let hex = |k: &str| hex::decode(keys[k].as_str().expect(k)).expect("hex");
@@ -189,33 +201,51 @@ fn main() {
     // Batch sizes chosen to reach every CPU path: 1 and 3 (the small-batch Jacobian path on
     // shared tables), 8 (the backend's Jacobian `mul_pairs` and fixed-base `t·U`), 64 (affine
     // lanes for `mul_pairs` and for `t·U`).
-    let mut checked = 0;
-    for &n in &[1usize, 3, 8, 64] {
-        let items: Vec<ReencryptItem<'_>> = (0..n)
-            .map(|i| ReencryptItem {
-                capsule: &capsule_bytes,
-                kfrag: &kfrags[i % kfrags.len()],
-            })
-            .collect();
-        let results = engine.reencrypt_batch(&items);
-        for (i, result) in results.iter().enumerate() {
-            // The taint must have reached the output, else the check proves nothing.
-            if under_valgrind {
-                assert!(
-                    memcheck::undefined_bytes(result) > 0,
-                    "batch {n} item {i}: the cfrag carries no taint: rk and t were not tainted"
-                );
-            }
-            // The cfrag (points, z) is public by design; its result tag is too.
-            declassify_result(result);
-            let cfrag = result.as_ref().expect("re-encryption succeeds");
-            let bytes = cfrag.to_bytes();
-            memcheck::declassify(&bytes[..]);
-            check_cfrag(&bytes, &capsule, &verifying_pk, &alice_pk, &bob_pk, n, i);
-            checked += 1;
+    let mut checked = reencrypt_and_check(
+        &engine,
+        &[1, 3, 8, 64],
+        &kfrags,
+        &capsule_bytes,
+        &capsule,
+        [&verifying_pk, &alice_pk, &bob_pk],
+        under_valgrind,
+    );
+
+    // The CUDA kernels' code, compiled as host C++ (umbrald-gpu's host harness), behind the GPU
+    // backend: its host-side packing of the secrets and the kernels' arithmetic on them. A batch
+    // of 3 takes the step-by-step kernels (`mul_pairs`, fixed base), 8 and 64 the one-call
+    // re-encryption kernels.
+    if !skip_kernels {
+        let tainted_calls = Arc::new(TaintedCalls::default());
+        let gpu = GpuBackend::with_executor(
+            Box::new(TaintWitness {
+                kernels: HostExecutor::new(),
+                tainted_calls: tainted_calls.clone(),
+            }),
+            DeviceInfo::emulated(),
+            &GpuOptions::default(),
+        );
+        let gpu_engine = Engine::new(Arc::new(gpu));
+        // The device's outputs are declassified as they are read back (they are the cfrag's
+        // points), so the cfrags carry no taint here; the witness checks the inputs instead.
+        checked += reencrypt_and_check(
+            &gpu_engine,
+            &[3, 8, 64],
+            &kfrags,
+            &capsule_bytes,
+            &capsule,
+            [&verifying_pk, &alice_pk, &bob_pk],
+            false,
+        );
+        if under_valgrind {
+            let [pairs, fixed, one_call] = tainted_calls.counts();
+            assert!(
+                pairs > 0 && fixed > 0 && one_call > 0,
+                "the kernels did not all receive tainted secrets (pair calls {pairs}, \
+                 fixed-base calls {fixed}, one-call re-encryptions {one_call})"
+            );
         }
     }
-
     // The node's keys (umbrald-nucypher's NodeKeys): the whole struct tainted, its two public
     // keys declassified; the response signature (public by design) declassified before use.
     let node =
@@ -228,13 +258,125 @@ fn main() {
     assert!(!response.is_empty());
 
     println!(
-        "ctime: {checked} cfrags re-encrypted with tainted rk and t, all verify with umbral-pre{}",
+        "ctime: {checked} cfrags re-encrypted with tainted rk and t ({}), all verify with \
+         umbral-pre{}",
+        if skip_kernels {
+            "CPU backend"
+        } else {
+            "CPU backend and host-compiled kernels"
+        },
         if under_valgrind {
             " (under valgrind)"
         } else {
             " (not under valgrind: taint is a no-op)"
         }
     );
+}
+
+/// Re-encrypts batches of each size in `sizes` on `engine`, checks that the secrets' taint reached
+/// every cfrag, declassifies the cfrags (public by design) and verifies them with umbral-pre.
+/// Returns how many cfrags were checked.
+fn reencrypt_and_check(
+    engine: &Engine,
+    sizes: &[usize],
+    kfrags: &[std::sync::Arc<VerifiedKeyFrag>],
+    capsule_bytes: &[u8],
+    capsule: &umbral_pre::Capsule,
+    [verifying_pk, alice_pk, bob_pk]: [&umbral_pre::PublicKey; 3],
+    under_valgrind: bool,
+) -> usize {
+    let mut checked = 0;
+    for &n in sizes {
+        let items: Vec<ReencryptItem<'_>> = (0..n)
+            .map(|i| ReencryptItem {
+                capsule: capsule_bytes,
+                kfrag: &kfrags[i % kfrags.len()],
+            })
+            .collect();
+        let results = engine.reencrypt_batch(&items);
+        for (i, result) in results.iter().enumerate() {
+            // The taint must have reached the output, else the check proves nothing.
+            if under_valgrind {
+                assert!(
+                    memcheck::undefined_bytes(result) > 0,
+                    "{} batch {n} item {i}: the cfrag carries no taint: rk and t were not tainted",
+                    engine.backend_name()
+                );
+            }
+            // The cfrag (points, z) is public by design; its result tag is too.
+            declassify_result(result);
+            let cfrag = result.as_ref().expect("re-encryption succeeds");
+            let bytes = cfrag.to_bytes();
+            memcheck::declassify(&bytes[..]);
+            check_cfrag(&bytes, capsule, verifying_pk, alice_pk, bob_pk, n, i);
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// Counts the kernel calls whose scalars arrived tainted, by kind.
+#[derive(Default)]
+struct TaintedCalls([AtomicUsize; 3]);
+
+impl TaintedCalls {
+    fn note(&self, kind: usize, scalars: &[impl Copy]) {
+        if memcheck::undefined_bytes(scalars) > 0 {
+            self.0[kind].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counts(&self) -> [usize; 3] {
+        std::array::from_fn(|kind| self.0[kind].load(Ordering::Relaxed))
+    }
+}
+
+/// The host-compiled kernels, noting which calls received tainted secrets: the witness that the
+/// taint reached the kernel code (their outputs are declassified on the way back).
+struct TaintWitness {
+    kernels: HostExecutor,
+    tainted_calls: Arc<TaintedCalls>,
+}
+
+impl KernelExecutor for TaintWitness {
+    fn mul_pairs(
+        &self,
+        bases: &[Affine],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.tainted_calls.note(0, scalars);
+        self.kernels.mul_pairs(bases, scalars)
+    }
+
+    fn mul_firsts(
+        &self,
+        bases: &[Affine],
+        scalars: &[Scalar],
+    ) -> Result<(PairProducts, Timing), ExecError> {
+        self.kernels.mul_firsts(bases, scalars)
+    }
+
+    fn mul_fixed(
+        &self,
+        base: FixedBase,
+        scalars: &[Scalar],
+    ) -> Result<(Products, Timing), ExecError> {
+        self.tainted_calls.note(1, scalars);
+        self.kernels.mul_fixed(base, scalars)
+    }
+
+    fn reencrypt_capsules(
+        &self,
+        capsules: &[CapsuleInput],
+        scalars: &[[Scalar; 2]],
+    ) -> Result<(Vec<CapsuleOutcome>, Timing), ExecError> {
+        self.tainted_calls.note(2, scalars);
+        self.kernels.reencrypt_capsules(capsules, scalars)
+    }
+
+    fn decompress(&self, points: &[CompressedPoint]) -> Result<(Products, Timing), ExecError> {
+        self.kernels.decompress(points)
+    }
 }
 
 fn declassify_result(result: &Result<CapsuleFrag, umbrald_core::ItemError>) {

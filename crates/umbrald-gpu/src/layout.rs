@@ -223,6 +223,8 @@ fn read_columns<const W: usize, T: Send>(
                     item[w] = *word;
                 }
             }
+            // Products of secret scalars, but public by design: the cfrag carries them.
+            umbrald_core::declassify_in_place(&mut tile[..len]);
             for (k, words) in tile[..len].iter().enumerate() {
                 out[start + k] = read(first + k, words)?;
             }
@@ -376,7 +378,8 @@ fn read_slot<const W: usize>(
     scalar: &Scalar,
 ) -> Result<Option<Affine>, LayoutError> {
     let at = 17 * slot;
-    let zero_scalar = bool::from(scalar.is_zero());
+    // Whether a secret scalar is zero is public: a zero key or nonce never reaches a cfrag.
+    let zero_scalar = umbrald_core::declassify(bool::from(scalar.is_zero()));
     match words[at + 16] {
         1 if zero_scalar => Ok(None),
         0 if !zero_scalar => Affine::from_xy_limbs(&limbs_at(words, at), &limbs_at(words, at + 8))
