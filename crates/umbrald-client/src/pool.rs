@@ -239,7 +239,10 @@ pub fn verdict_of(error: &ClientError) -> Option<Verdict> {
         ClientError::StreamReset { code } if *code == u64::from(app_codes::TOO_LARGE) => None,
         ClientError::StreamReset { .. } | ClientError::Stream(_) => Some(Verdict::Busy),
         ClientError::Server(e) => match e.known_code() {
-            Some(ErrorCode::Overloaded | ErrorCode::Internal) => Some(Verdict::Busy),
+            // `rate_limited` is this replica's limit on this client; another has its own.
+            Some(ErrorCode::Overloaded | ErrorCode::Internal | ErrorCode::RateLimited) => {
+                Some(Verdict::Busy)
+            }
             _ => None,
         },
         _ => None,
@@ -791,6 +794,10 @@ mod tests {
         );
         assert_eq!(
             verdict_of(&server(ErrorCode::Overloaded)),
+            Some(Verdict::Busy)
+        );
+        assert_eq!(
+            verdict_of(&server(ErrorCode::RateLimited)),
             Some(Verdict::Busy)
         );
         assert_eq!(

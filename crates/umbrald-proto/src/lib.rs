@@ -30,6 +30,9 @@ pub mod app_codes {
     pub const SHUTTING_DOWN: u32 = 3;
     /// The client did not take the response within the server's write timeout.
     pub const WRITE_TIMEOUT: u32 = 4;
+    /// The client's certificate is no longer allowed (a reload of `[access] allowed_clients`
+    /// removed it): the server closes the connection at the client's next request.
+    pub const NOT_ALLOWED: u32 = 5;
 }
 
 /// A batched re-encryption request.
@@ -192,11 +195,14 @@ pub enum ErrorCode {
     ConditionsUnsupported,
     /// A server-side failure that is not the client's fault.
     Internal,
+    /// The client exceeded its own limit (`[access]`: requests or items per second, or
+    /// requests in flight); nothing was computed. Retry after a pause.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, for metric pre-registration and docs.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::TooLarge,
@@ -207,6 +213,7 @@ impl ErrorCode {
         Self::DeadlineExceeded,
         Self::ConditionsUnsupported,
         Self::Internal,
+        Self::RateLimited,
     ];
 
     /// The code's wire string.
@@ -222,6 +229,7 @@ impl ErrorCode {
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::ConditionsUnsupported => "conditions_unsupported",
             Self::Internal => "internal",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -382,5 +390,23 @@ mod tests {
             assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
         }
         assert_eq!(ErrorCode::from_wire("nope"), None);
+        // The wire strings are stable: clients of every version match on them.
+        let wire: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            wire,
+            [
+                "malformed",
+                "unsupported_version",
+                "too_large",
+                "invalid_capsule",
+                "invalid_kfrag",
+                "kfrag_verification_failed",
+                "overloaded",
+                "deadline_exceeded",
+                "conditions_unsupported",
+                "internal",
+                "rate_limited",
+            ]
+        );
     }
 }

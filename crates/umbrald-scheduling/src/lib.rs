@@ -8,6 +8,8 @@
 //! - [`batcher`]: the bounded, priority-ordered queue that forms batches.
 //! - [`admission`]: the count of queued items against the queue's capacity, decided at once
 //!   by the stream tasks.
+//! - [`limits`]: per-client token buckets (requests and items per second) and requests in
+//!   flight, in a table of bounded size.
 //! - [`rates`]: the measured throughput of one CPU worker and of the GPU lane.
 //! - [`idle`]: how many idle cores the machine had lately, and the gate that lets `auto`'s CPU
 //!   workers use only those.
@@ -17,11 +19,13 @@
 pub mod admission;
 pub mod batcher;
 pub mod idle;
+pub mod limits;
 pub mod rates;
 pub mod split;
 
 pub use admission::Admission;
 pub use batcher::{Batcher, BatcherConfig, Dequeued, QueueEntry};
 pub use idle::{CpuTimes, IdleGate};
+pub use limits::{ClientLimits, ClientTable, Refused};
 pub use rates::Rates;
 pub use split::{plan, CpuView, LaneView, Plan, View};

@@ -20,6 +20,9 @@
 //! `test-support` feature, `umbrald_server::testing` offers an in-process test client.
 
 pub mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
@@ -35,8 +38,10 @@ mod work;
 
 pub use backend::BackendUnavailable;
 pub use config::{BackendKind, Config, ConfigError, Overrides};
+#[cfg(feature = "fault-injection")]
+pub use exec::fault as fault_injection;
 pub use exec::gpu::{cuda_prober, no_gpu, GpuDevice, GpuProber};
 pub use ingress::upstream::UpstreamError;
 pub use observe::metrics::Metrics;
-pub use server::{RunningServer, Server, StartError, TlsReloader};
+pub use server::{ReloadError, RunningServer, Server, StartError, TlsReloader};
 pub use shutdown::{Signal, Signals};

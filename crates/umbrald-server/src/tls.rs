@@ -1,7 +1,9 @@
 //! TLS 1.3 material: the server certificate (given, or self-signed on first start), its SHA-256
-//! fingerprint for clients to pin, optional client-certificate verification, and the QUIC
-//! server configuration built from them.
+//! fingerprint for clients to pin, optional client-certificate verification (a client CA, an
+//! allowlist of client public keys, or both), and the QUIC server configuration built from
+//! them.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,10 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::{DistinguishedName, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -98,11 +101,125 @@ pub fn fingerprint_hex(fp: &[u8; 32]) -> String {
 /// Parses a fingerprint written as 64 hex digits, optionally with `:` separators and an
 /// optional `sha256:` prefix.
 pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    let text = text.strip_prefix("sha256:").unwrap_or(text);
-    let digits: String = text.chars().filter(|c| *c != ':').collect();
-    let bytes = hex::decode(digits).ok()?;
-    bytes.try_into().ok()
+    crate::config::parse_sha256_hex(text)
+}
+
+/// The client public keys an endpoint accepts, each the SHA-256 of a DER
+/// SubjectPublicKeyInfo ([`public_key_fingerprint`]); empty: no allowlist.
+pub type AllowedClients = Arc<HashSet<[u8; 32]>>;
+
+/// The server side of mutual TLS: a client must present a certificate that the client CA
+/// issued (when there is one) and whose public key is allowed (when there is an allowlist).
+/// The allowlist pins keys, as clients pin the server: a self-signed client certificate is
+/// fine without a CA. The handshake signature proves the client holds the key.
+#[derive(Debug)]
+struct ClientVerifier {
+    ca: Option<Arc<dyn ClientCertVerifier>>,
+    allowed: AllowedClients,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        match &self.ca {
+            Some(ca) => ca.root_hint_subjects(),
+            None => &[],
+        }
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if let Some(ca) = &self.ca {
+            ca.verify_client_cert(end_entity, intermediates, now)?;
+        }
+        if self.allowed.is_empty() {
+            return Ok(ClientCertVerified::assertion());
+        }
+        // Keys are public: a plain lookup is fine.
+        match public_key_fingerprint(end_entity) {
+            Some(key) if self.allowed.contains(&key) => Ok(ClientCertVerified::assertion()),
+            Some(key) => {
+                tracing::debug!(
+                    presented = %hex::encode(key),
+                    "client public key not in access.allowed_clients"
+                );
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.ca {
+            Some(ca) => ca.verify_tls12_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.ca {
+            Some(ca) => ca.verify_tls13_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match &self.ca {
+            Some(ca) => ca.supported_verify_schemes(),
+            None => self.algorithms.supported_schemes(),
+        }
+    }
+}
+
+/// The client verifier for `client_ca` and `allowed`; `None` when neither asks for client
+/// certificates.
+fn client_verifier(
+    client_ca: Option<&Path>,
+    allowed: &AllowedClients,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+    let provider = provider();
+    let ca = match client_ca {
+        None => None,
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            Some(verifier)
+        }
+    };
+    if ca.is_none() && allowed.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(ClientVerifier {
+        ca,
+        allowed: allowed.clone(),
+        algorithms: provider.signature_verification_algorithms,
+    })))
 }
 
 /// SHA-256 of the public key (DER SubjectPublicKeyInfo) that the certificate `cert_der` holds;
@@ -228,17 +345,19 @@ pub(crate) struct ServerConfigs {
     pub https: Option<rustls::ServerConfig>,
 }
 
-/// Builds the QUIC configuration of `config` for `material`, and the HTTPS one when `https`.
-/// Fails when the key does not match the certificate or a file named by `config` is unusable.
+/// Builds the QUIC configuration of `config` for `material`, and the HTTPS one when `https`,
+/// both accepting the client keys `allowed` (empty: any client). Fails when the key does not
+/// match the certificate or a file named by `config` is unusable.
 pub(crate) fn server_configs(
     config: &Config,
     material: &TlsMaterial,
     https: bool,
+    allowed: &AllowedClients,
 ) -> Result<ServerConfigs, TlsError> {
-    let crypto = server_crypto(material, config.tls.client_ca.as_deref())?;
+    let crypto = server_crypto_for(material, config.tls.client_ca.as_deref(), allowed)?;
     let quic = quic_server_config(crypto, &config.limits, config.server.quic_send_fairness)?;
     let https = if https {
-        Some(https_server_crypto(material)?)
+        Some(https_server_crypto_for(material, allowed)?)
     } else {
         None
     };
@@ -251,23 +370,21 @@ pub fn server_crypto(
     material: &TlsMaterial,
     client_ca: Option<&Path>,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let provider = provider();
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+    server_crypto_for(material, client_ca, &AllowedClients::default())
+}
+
+/// [`server_crypto`], also requiring, when `allowed` is not empty, a client certificate whose
+/// public key it holds (issued by `client_ca` too, when that is given).
+pub fn server_crypto_for(
+    material: &TlsMaterial,
+    client_ca: Option<&Path>,
+    allowed: &AllowedClients,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let builder = match client_ca {
+    let builder = match client_verifier(client_ca, allowed)? {
         None => builder.with_no_client_auth(),
-        Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
     };
     let mut crypto = builder.with_single_cert(material.certs.clone(), material.key.clone_key())?;
     crypto.alpn_protocols = vec![umbrald_proto::ALPN.to_vec()];
@@ -278,10 +395,23 @@ pub fn server_crypto(
 /// The rustls configuration of the HTTPS endpoint: TLS 1.3 and 1.2 (NuCypher's Python
 /// clients), ALPN `h2` and `http/1.1`, no client certificates (NuCypher clients present none).
 pub fn https_server_crypto(material: &TlsMaterial) -> Result<rustls::ServerConfig, TlsError> {
-    let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(material.certs.clone(), material.key.clone_key())?;
+    https_server_crypto_for(material, &AllowedClients::default())
+}
+
+/// [`https_server_crypto`], requiring, when `allowed` is not empty, a client certificate whose
+/// public key it holds (`tls.client_ca` applies to QUIC only: NuCypher's clients reach the
+/// HTTPS endpoint).
+pub fn https_server_crypto_for(
+    material: &TlsMaterial,
+    allowed: &AllowedClients,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_verifier(None, allowed)? {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut crypto = builder.with_single_cert(material.certs.clone(), material.key.clone_key())?;
     crypto.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(crypto)
 }
@@ -475,13 +605,14 @@ mod tests {
         let first = load_or_create(&config).expect("generates");
         let again = load(&config).expect("loads");
         assert_eq!(first.fingerprint(), again.fingerprint());
-        server_configs(&config, &again, true).expect("both endpoints");
+        server_configs(&config, &again, true, &AllowedClients::default()).expect("both endpoints");
 
         let other =
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("generates");
         fs::write(dir.join(KEY_FILE), other.key_pair.serialize_pem()).expect("write");
         let mismatched = load(&config).expect("both files parse");
-        let err = server_configs(&config, &mismatched, false).expect_err("key mismatch");
+        let err = server_configs(&config, &mismatched, false, &AllowedClients::default())
+            .expect_err("key mismatch");
         assert!(matches!(err, TlsError::Rustls(_)), "{err}");
         fs::remove_dir_all(&dir).ok();
     }

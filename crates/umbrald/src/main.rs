@@ -10,6 +10,7 @@ mod error;
 mod keygen;
 mod local;
 mod logging;
+mod memlock;
 mod serve;
 mod target;
 

@@ -29,11 +29,17 @@ pub struct ServeArgs {
 
 /// Loads the configuration and the node keys, starts the server and runs it until SIGINT or
 /// SIGTERM, then shuts it down gracefully (its drain delay, then in-flight requests); a second
-/// SIGINT or SIGTERM cuts short the phase under way. SIGHUP reloads the certificate and key.
+/// SIGINT or SIGTERM cuts short the phase under way. SIGHUP reloads the certificate and key,
+/// and the configuration's `[access]` section.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.overrides)?;
+    let overrides = args.overrides.clone();
     crate::logging::init_configured(&config.log.filter)?;
     no_core_dumps();
+    if config.server.lock_memory {
+        crate::memlock::lock_all()?;
+        tracing::info!("memory locked (mlockall): secrets never reach swap");
+    }
     let node_keys = match &args.node_keys {
         Some(path) => Some(keygen::open_node_keys(
             path,
@@ -71,7 +77,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let reloader = server.tls_reloader();
         let signal = loop {
             match signals.next().await.context("cannot wait for signals")? {
-                Signal::Reload => reload(&reloader),
+                Signal::Reload => reload(&reloader, &overrides),
                 Signal::Stop(name) => break name,
             }
         };
@@ -79,7 +85,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let again = async move {
             loop {
                 match signals.next().await {
-                    Ok(Signal::Reload) => reload(&reloader),
+                    Ok(Signal::Reload) => reload(&reloader, &overrides),
                     Ok(Signal::Stop(name)) => {
                         tracing::info!(signal = name, "stop requested again");
                         return;
@@ -96,10 +102,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// SIGHUP: reloads the certificate and key and prints the fingerprint now presented (a failed
-/// reload keeps the current pair; the server logs why).
-fn reload(reloader: &TlsReloader) {
-    tracing::info!("SIGHUP: reloading the certificate and key");
+/// SIGHUP: reloads `[access]` from the configuration (file, environment and flags as at start),
+/// then the certificate and key, and prints the fingerprint now presented. A failed reload
+/// keeps what is in force; the server logs why.
+fn reload(reloader: &TlsReloader, overrides: &Overrides) {
+    tracing::info!("SIGHUP: reloading [access], the certificate and key");
+    if reloader.reload_from(overrides).is_ok() {
+        println!("access settings reloaded");
+    }
     if let Ok(fingerprint) = reloader.reload() {
         println!(
             "certificate reloaded; SHA-256 fingerprint: {}",

@@ -29,12 +29,12 @@ use serde::Serialize;
 pub use error::{ConfigError, Origin, Problem, Problems};
 pub use flags::Overrides;
 pub use sections::{
-    AuditSection, BatcherSection, GpuSection, GpuTuning, LimitsSection, LogSection, MetricsSection,
-    NucypherSection, ServerSection, TlsSection, WorkersSection,
+    AccessSection, AuditSection, BatcherSection, GpuSection, GpuTuning, LimitsSection, LogSection,
+    MetricsSection, NucypherSection, ServerSection, TlsSection, WorkersSection,
 };
 pub use setting::{Section, Setting};
 pub use validate::MAX_GPU_PIPELINES;
-pub use values::{BackendKind, GpuProfile, PolicyCheck, SettingValue, Syntax};
+pub use values::{parse_sha256_hex, BackendKind, GpuProfile, PolicyCheck, SettingValue, Syntax};
 
 use layers::{Inputs, Layers, Toml};
 
@@ -43,6 +43,7 @@ pub(crate) const SECTIONS: &[(&str, &[Setting])] = &[
     (ServerSection::PATH, ServerSection::SETTINGS),
     (TlsSection::PATH, TlsSection::SETTINGS),
     (LimitsSection::PATH, LimitsSection::SETTINGS),
+    (AccessSection::PATH, AccessSection::SETTINGS),
     (BatcherSection::PATH, BatcherSection::SETTINGS),
     (WorkersSection::PATH, WorkersSection::SETTINGS),
     (GpuSection::PATH, GpuSection::SETTINGS),
@@ -70,6 +71,8 @@ pub struct Config {
     pub tls: TlsSection,
     /// Per-request and per-connection limits.
     pub limits: LimitsSection,
+    /// Allowed clients and per-client limits (reloaded on SIGHUP).
+    pub access: AccessSection,
     /// The dynamic batcher.
     pub batcher: BatcherSection,
     /// The worker pool and its backend.
@@ -151,6 +154,7 @@ impl Config {
             server: Section::extract(&layers, &mut problems),
             tls: Section::extract(&layers, &mut problems),
             limits: Section::extract(&layers, &mut problems),
+            access: Section::extract(&layers, &mut problems),
             batcher: Section::extract(&layers, &mut problems),
             workers: Section::extract(&layers, &mut problems),
             gpu: Section::extract(&layers, &mut problems),

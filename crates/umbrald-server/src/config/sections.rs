@@ -33,6 +33,11 @@ section! {
         /// Interleave a connection's answers packet by packet (QUIC fair queuing), so a small
         /// answer never waits behind large ones; `false` sends each whole, in the order written.
         quic_send_fairness: bool = true, env ["UMBRALD_QUIC_SEND_FAIRNESS"];
+        /// Lock every page of the process in memory (`mlockall`, present and future), so that
+        /// node keys and kfrag secrets are never written to swap. Needs `CAP_IPC_LOCK` or an
+        /// unlimited `RLIMIT_MEMLOCK` (systemd `LimitMEMLOCK=infinity`); without either the
+        /// server refuses to start rather than fail an allocation later.
+        lock_memory: bool = false, env ["UMBRALD_LOCK_MEMORY"];
     }
 }
 
@@ -68,6 +73,34 @@ section! {
         stream_read_timeout_ms: u64 = 10_000;
         /// QUIC idle timeout of a connection, in milliseconds.
         idle_timeout_ms: u64 = 30_000;
+    }
+}
+
+section! {
+    /// `[access]`: which clients may connect, and what each may ask per second. SIGHUP
+    /// re-reads this section from the configuration file (docs/SECURITY.md#access-control).
+    AccessSection at "access" {
+        /// SHA-256 of the public key (DER SubjectPublicKeyInfo) of each client certificate
+        /// allowed, hex: when not empty, both the QUIC and the HTTPS endpoint require a client
+        /// certificate holding one of these keys (self-signed certificates are fine; with
+        /// `tls.client_ca` the certificate must also be issued by that CA).
+        allowed_clients: Vec<String> = Vec::new();
+        /// Requests per second one client may send, sustained; 0: unlimited. A client is its
+        /// certificate's public key when it presents one, else its IP address (IPv6: its /64).
+        requests_per_s: u32 = 0;
+        /// Requests one client may send at once after a quiet spell; 0: `requests_per_s`.
+        request_burst: u32 = 0;
+        /// Items (capsules) per second one client may send, sustained; 0: unlimited.
+        items_per_s: u32 = 0;
+        /// Items one client may send at once after a quiet spell; 0: `items_per_s`. A larger
+        /// request is admitted on a full bucket and slows the client's next ones.
+        item_burst: u32 = 0;
+        /// Requests of one client being answered at once; 0: unlimited.
+        max_in_flight: u32 = 0;
+        /// Most clients whose limits are tracked at once (under 4 MiB for 16,384); past it, the
+        /// longest idle are forgotten, and while every tracked client has requests in flight a
+        /// new client is answered `rate_limited`.
+        max_clients: usize = umbrald_scheduling::limits::DEFAULT_MAX_CLIENTS;
     }
 }
 

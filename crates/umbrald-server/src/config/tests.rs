@@ -286,6 +286,7 @@ fn every_setting_has_an_environment_variable_that_sets_it() {
                 server: Section::extract(&layers, &mut problems),
                 tls: Section::extract(&layers, &mut problems),
                 limits: Section::extract(&layers, &mut problems),
+                access: Section::extract(&layers, &mut problems),
                 nucypher: Section::extract(&layers, &mut problems),
                 batcher: Section::extract(&layers, &mut problems),
                 workers: Section::extract(&layers, &mut problems),
@@ -498,4 +499,32 @@ fn lists_and_paths_read_from_the_environment() {
     assert_eq!(c.workers.cores, vec![2, 3]);
     assert_eq!(c.server.data_dir, PathBuf::from("123"), "a path is text");
     assert_eq!(c.tls.client_ca, Some(PathBuf::from("/etc/ca.pem")));
+}
+
+#[test]
+fn access_reads_key_fingerprints_and_refuses_anything_else() {
+    let key = "ab".repeat(32);
+    let c = Config::from_toml(&format!(
+        "[access]\nallowed_clients = [\"{key}\", \"sha256:{}\"]\nrequests_per_s = 5\n",
+        key.to_uppercase()
+    ))
+    .expect("parses");
+    c.validate().expect("fingerprints in either case");
+    assert_eq!(c.access.allowed_clients.len(), 2);
+    assert_eq!(c.access.requests_per_s, 5);
+    assert_eq!(super::parse_sha256_hex(&key), Some([0xab; 32]));
+
+    let c = Config::from_toml("[access]\nallowed_clients = [\"abcd\"]\n").expect("parses");
+    let found = problems(c.validate().map(|()| Config::default()));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("access.allowed_clients"));
+    let mut c = Config::default();
+    c.access.max_clients = 0;
+    assert!(c.validate().is_err());
+    let env = load(
+        &Overrides::default(),
+        &[("UMBRALD_ACCESS_ALLOWED_CLIENTS", &format!("[\"{key}\"]"))],
+    )
+    .expect("a list from the environment");
+    assert_eq!(env.access.allowed_clients, vec![key]);
 }

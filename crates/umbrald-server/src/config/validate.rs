@@ -21,7 +21,8 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
     let g = &config.gpu;
     let n = &config.nucypher;
     let upstream = n.upstream.as_deref().map(str::trim);
-    let checks: [(bool, &'static [&'static str], &'static str); 23] = [
+    let a = &config.access;
+    let checks: [(bool, &'static [&'static str], &'static str); 25] = [
         (
             l.max_request_bytes >= 1024,
             &["limits.max_request_bytes"],
@@ -61,6 +62,19 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
             l.idle_timeout_ms >= 1,
             &["limits.idle_timeout_ms"],
             "limits.idle_timeout_ms must be at least 1",
+        ),
+        (
+            a.allowed_clients
+                .iter()
+                .all(|key| super::parse_sha256_hex(key).is_some()),
+            &["access.allowed_clients"],
+            "access.allowed_clients must hold SHA-256 public-key fingerprints, 64 hex digits \
+             each (docs/SECURITY.md#access-control shows how to read one)",
+        ),
+        (
+            a.max_clients >= 1,
+            &["access.max_clients"],
+            "access.max_clients must be at least 1",
         ),
         (
             b.max_batch_items >= 1,

@@ -149,6 +149,7 @@ setting_values! {
     i32 => parsed("N");
     bool => parsed("BOOL");
     Vec<usize> => parsed("[N, ...]");
+    Vec<String> => parsed("[\"TEXT\", ...]");
     String => text("TEXT", &[]);
     PathBuf => text("PATH", &[]);
     Option<PathBuf> => text("PATH", &[]);
@@ -179,4 +180,14 @@ pub(crate) fn by_display<T: std::fmt::Display, S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+/// Reads a SHA-256 written as 64 hex digits, in either case, optionally with `:` separators
+/// and a `sha256:` prefix (fingerprints of certificates and public keys).
+pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let text = text.strip_prefix("sha256:").unwrap_or(text);
+    let digits: String = text.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(digits).ok()?;
+    bytes.try_into().ok()
 }

@@ -134,11 +134,16 @@ impl Worker {
             self.metrics.batch_items.observe(n as f64);
             let cpu = self.metrics.thread_cpu(ThreadGroup::CpuWorkers);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
+                #[cfg(feature = "fault-injection")]
+                super::fault::panic_if_armed(batch.items.iter().map(|d| d.item.capsule.as_slice()));
                 process(&self.engine, batch.items.iter().map(|d| &d.item), started)
             }));
             drop(cpu);
+            // The panic is caught around the batch alone: this thread goes on with the next
+            // batch, so the pool keeps its size without a replacement thread.
             let computed = outcome.unwrap_or_else(|_| {
                 tracing::error!(worker = index, items = n, "batch computation panicked");
+                self.metrics.worker_panics.inc();
                 // Items already answered keep their result; the rest are answered here.
                 for entry in &batch.items {
                     entry.item.fail(ErrorCode::Internal, "internal error");

@@ -410,6 +410,7 @@ impl GpuWorker {
         let outcome: Option<usize> = (counts.len() == jobs_sent).then(|| counts.into_iter().sum());
         let computed = outcome.unwrap_or_else(|| {
             tracing::error!(items = n, "GPU batch computation panicked");
+            self.metrics.worker_panics.inc();
             // Items already answered keep their result; the rest are answered here.
             for entry in &batch.items {
                 entry.item.fail(ErrorCode::Internal, "internal error");

@@ -7,6 +7,7 @@
 //! - [`compute`]: one batch through the engine, as every worker runs it.
 //! - [`priority`]: pinning and the workers' scheduling priority.
 //! - [`backends`]: choosing what serves at start.
+//! - `fault` (the `fault-injection` feature only): a test hook that makes a worker panic.
 //!
 //! Both kinds of worker take [`Batch`]es from a channel and give their [`Slots`] back when
 //! done; `dispatch` hands the batches out.
@@ -22,6 +23,8 @@ use crate::work::WorkItem;
 pub(crate) mod backends;
 pub(crate) mod compute;
 pub(crate) mod cpu_pool;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub(crate) mod gpu;
 pub(crate) mod host_threads;
 pub(crate) mod priority;

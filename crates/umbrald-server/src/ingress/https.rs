@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use umbrald_nucypher::{NucypherError, ReencryptionRequest};
 use umbrald_proto::ErrorCode;
 
+use super::admission::Denied;
 use super::nucypher::{self, Answered};
 use super::reply::Answer;
 use super::upstream::{Body, Upstream, UpstreamError};
@@ -137,6 +138,9 @@ async fn connection(
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
             metrics.https_connections_refused.inc();
+            if let Some(reason) = access_refusal(&e) {
+                metrics.access_refused(reason);
+            }
             return;
         }
         Err(_) => {
@@ -257,6 +261,30 @@ async fn reencrypt(
         }
     };
 
+    let shared = &https.shared;
+    let read_at = Instant::now();
+    let ticket = match shared.access.admit(client) {
+        Ok(ticket) => ticket,
+        Err(Denied::NotAllowed) => {
+            let mut response = text(
+                StatusCode::FORBIDDEN,
+                "not_allowed",
+                "this client is no longer allowed",
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (HttpsRoute::Reencrypt, response);
+        }
+        Err(Denied::Limited(refused)) => {
+            let answer = Answer::refused(super::admission::limited(&refused), 0);
+            answer.count(&shared.metrics, true);
+            answer.audit(shared, client, Protocol::HttpsNucypher, read_at.elapsed());
+            let response = response_of(answer.into(), Some(refused.retry_after()));
+            return (HttpsRoute::Reencrypt, response);
+        }
+    };
+
     if let Some(upstream) = &https.upstream {
         if let Ok(parsed) = ReencryptionRequest::parse(&bytes) {
             let conditions = parsed.check_no_conditions().is_err();
@@ -275,8 +303,6 @@ async fn reencrypt(
         }
     }
 
-    let shared = &https.shared;
-    let read_at = Instant::now();
     if let Some(refusal) = shared.audit_refusal() {
         let message = refusal.message.clone();
         let answer = Answer::refused(refusal, 0);
@@ -292,7 +318,7 @@ async fn reencrypt(
             .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
         return (HttpsRoute::Reencrypt, response);
     }
-    let answered = nucypher::answer(&bytes, std::future::pending(), shared).await;
+    let answered = nucypher::answer(&bytes, std::future::pending(), shared, &ticket).await;
     let Some(answered) = answered else {
         // Unreachable: the request is never abandoned while this task runs.
         let response = text(
@@ -307,7 +333,19 @@ async fn reencrypt(
     answered
         .answer
         .audit(shared, client, Protocol::HttpsNucypher, latency);
-    (HttpsRoute::Reencrypt, response_of(answered))
+    let retry_after = ticket.retry_after();
+    (HttpsRoute::Reencrypt, response_of(answered, retry_after))
+}
+
+/// The allowlist's reason for a failed handshake, when it refused the client.
+fn access_refusal(error: &std::io::Error) -> Option<&'static str> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::NoCertificatesPresented => Some("no_certificate"),
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ) => Some("not_allowed"),
+        _ => None,
+    }
 }
 
 /// How reading a request body ended.
@@ -372,8 +410,9 @@ async fn forwarded(
     }
 }
 
-/// The HTTP response for a NuCypher answer.
-fn response_of(answered: Answered) -> Response<Body> {
+/// The HTTP response for a NuCypher answer; a 429 tells the client to wait `retry_after`
+/// (rounded up to whole seconds; 1 s when not given).
+fn response_of(answered: Answered, retry_after: Option<Duration>) -> Response<Body> {
     let Answered { answer, cause } = answered;
     if let Some(bytes) = answer.raw {
         let mut response = Response::new(full(bytes.into()));
@@ -397,6 +436,14 @@ fn response_of(answered: Answered) -> Response<Body> {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
     }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let seconds = retry_after.map_or(1, |wait| {
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        });
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }
 
@@ -404,13 +451,14 @@ fn response_of(answered: Answered) -> Response<Body> {
 /// for a kfrag that does not decrypt with the node's key, 401 for a publisher signature that
 /// does not verify, 400 for any other fault of the request (conditions included: nucypher's
 /// status for a condition that cannot be evaluated); and 413, 503, 504, 500 for size, load,
-/// deadline and internal faults.
+/// deadline and internal faults; 429 for a client past its own `[access]` limits.
 pub(crate) fn status_of(code: ErrorCode, cause: Option<&NucypherError>) -> StatusCode {
     match (code, cause) {
         (_, Some(NucypherError::KfragNotForThisNode)) => StatusCode::FORBIDDEN,
         (_, Some(NucypherError::PublisherSignature)) => StatusCode::UNAUTHORIZED,
         (ErrorCode::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
         (ErrorCode::Overloaded, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (ErrorCode::RateLimited, _) => StatusCode::TOO_MANY_REQUESTS,
         (ErrorCode::DeadlineExceeded, _) => StatusCode::GATEWAY_TIMEOUT,
         (ErrorCode::Internal, _) => StatusCode::INTERNAL_SERVER_ERROR,
         // Malformed, unsupported version, invalid capsule or kfrag, kfrag verification,
@@ -472,6 +520,7 @@ mod tests {
         assert_eq!(status(ErrorCode::InvalidCapsule, None), 400);
         assert_eq!(status(ErrorCode::TooLarge, None), 413);
         assert_eq!(status(ErrorCode::Overloaded, None), 503);
+        assert_eq!(status(ErrorCode::RateLimited, None), 429);
         assert_eq!(status(ErrorCode::DeadlineExceeded, None), 504);
         assert_eq!(status(ErrorCode::Internal, None), 500);
     }

@@ -8,6 +8,7 @@
 //! - [`upstream`]: the node umbrald fronts, which answers what umbrald does not.
 //! - [`submit`]: hands a request's items to the scheduler and waits for their results.
 //! - [`reply`]: the answer to a request and what is counted for it.
+//! - [`admission`]: the allowlist and per-client limits, request by request.
 //!
 //! Ingress feeds `dispatch` and never reaches past it.
 
@@ -20,6 +21,7 @@ use crate::dispatch::SchedulerHandle;
 use crate::observe::audit::AuditLog;
 use crate::observe::metrics::Metrics;
 
+pub(crate) mod admission;
 pub(crate) mod https;
 pub(crate) mod native;
 pub(crate) mod nucypher;
@@ -58,17 +60,21 @@ pub(crate) struct Shared {
     pub nucypher: Option<Arc<nucypher::Node>>,
     /// The audit log, when one is configured.
     pub audit: Option<Arc<AuditLog>>,
+    /// The allowlist and per-client limits.
+    pub access: Arc<admission::Access>,
 }
 
 impl Shared {
     /// The state of an endpoint with `limits`, feeding `scheduler`, serving NuCypher requests
-    /// when `node_keys` holds keys, recording answers in `audit`.
+    /// when `node_keys` holds keys, recording answers in `audit`, admitting clients by
+    /// `access`.
     pub fn new(
         limits: Limits,
         scheduler: SchedulerHandle,
         metrics: Arc<Metrics>,
         node_keys: Option<Arc<NodeKeys>>,
         audit: Option<Arc<AuditLog>>,
+        access: Arc<admission::Access>,
     ) -> Arc<Self> {
         Arc::new(Self {
             limits,
@@ -76,6 +82,7 @@ impl Shared {
             metrics,
             nucypher: node_keys.map(nucypher::Node::new),
             audit,
+            access,
         })
     }
 

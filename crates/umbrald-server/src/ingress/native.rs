@@ -12,18 +12,21 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use umbrald_proto::{Envelope, ErrorCode, ItemResult, Request, PROTOCOL_VERSION};
 
+use super::admission::Ticket;
 use super::quic::closed;
 use super::reply::{Answer, Refusal};
 use super::submit::run_work;
 use super::{Limits, Shared};
 use crate::work::{RequestState, WorkItem};
 
-/// Decodes, validates, queues and waits. `None` when the connection closed meanwhile.
+/// Decodes, validates, charges the items to the client's `ticket`, queues and waits. `None`
+/// when the connection closed meanwhile.
 pub(crate) async fn answer(
     bytes: &[u8],
     read_at: Instant,
     conn: &Connection,
     shared: &Shared,
+    ticket: &Ticket,
 ) -> Option<Answer> {
     let req = match decode(bytes) {
         Ok(req) => req,
@@ -34,7 +37,7 @@ pub(crate) async fn answer(
         .audit
         .as_ref()
         .map(|_| policy_fingerprint(&req.policies));
-    answer_decoded(req, read_at, conn, shared)
+    answer_decoded(req, read_at, conn, shared, ticket)
         .await
         .map(|answer| answer.about(policy, None))
 }
@@ -63,10 +66,14 @@ async fn answer_decoded(
     read_at: Instant,
     conn: &Connection,
     shared: &Shared,
+    ticket: &Ticket,
 ) -> Option<Answer> {
     let (id, n) = (req.id, req.items.len());
     if let Err(refusal) = validate(&req, &shared.limits) {
         return Some(Answer::refused(refusal, n));
+    }
+    if let Err(refusal) = ticket.charge_items(n) {
+        return Some(Answer::refused(Refusal { id, ..refusal }, n));
     }
     if n == 0 {
         return Some(Answer::results(id, Vec::new(), 0));

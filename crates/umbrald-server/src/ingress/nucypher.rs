@@ -19,6 +19,7 @@ use umbrald_core::VerifiedKeyFrag;
 use umbrald_nucypher::{NodeKeys, NucypherError, ReencryptionRequest};
 use umbrald_proto::{ErrorCode, ItemResult, Policy};
 
+use super::admission::Ticket;
 use super::reply::{results_response, Answer, Refusal};
 use super::submit::run_work;
 use super::Shared;
@@ -112,15 +113,16 @@ fn refuse_error(e: NucypherError, items: usize) -> Answered {
     }
 }
 
-/// Answers one NuCypher request. `None` when the client went away (`closed` completed)
-/// meanwhile.
+/// Answers one NuCypher request, charging its capsules to the client's `ticket`. `None` when
+/// the client went away (`closed` completed) meanwhile.
 pub(crate) async fn answer(
     bytes: &[u8],
     closed: impl Future<Output = ()>,
     shared: &Shared,
+    ticket: &Ticket,
 ) -> Option<Answered> {
     let mut about = None;
-    let answered = answer_request(bytes, closed, shared, &mut about).await;
+    let answered = answer_request(bytes, closed, shared, ticket, &mut about).await;
     answered.map(|mut answered| {
         if let Some((policy, hrac)) = about {
             answered.answer = answered.answer.about(Some(policy), Some(hrac));
@@ -146,6 +148,7 @@ async fn answer_request(
     bytes: &[u8],
     closed: impl Future<Output = ()>,
     shared: &Shared,
+    ticket: &Ticket,
     about: &mut Option<([u8; 32], [u8; 16])>,
 ) -> Option<Answered> {
     let Some(node) = shared.nucypher.clone() else {
@@ -176,6 +179,9 @@ async fn answer_request(
             shared.limits.max_items_per_request
         );
         return Some(refuse(ErrorCode::TooLarge, message, n));
+    }
+    if let Err(refusal) = ticket.charge_items(n) {
+        return Some(Answer::refused(refusal, n).into());
     }
     if let Err(e) = conditions {
         return Some(refuse_error(e, n));

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use umbrald_proto::{app_codes, ErrorCode};
 
+use super::admission::{Denied, Ticket};
 use super::reply::{Answer, Refusal};
 use super::{native, nucypher, Shared};
 use crate::observe::audit::{Client, Protocol};
@@ -65,6 +66,9 @@ async fn connection(incoming: Incoming, shared: Arc<Shared>, mut stop: watch::Re
         Ok(conn) => conn,
         Err(e) => {
             shared.metrics.connections_refused.inc();
+            if let Some(reason) = access_refusal(&e) {
+                shared.metrics.access_refused(reason);
+            }
             tracing::debug!(reason = %e, "handshake failed");
             return;
         }
@@ -122,11 +126,31 @@ async fn stream(
     };
     let read_at = Instant::now();
     let inflight = GaugeGuard::new(&metrics.inflight_requests);
+    // Held until the answer is written: the client's in-flight slot.
+    let mut _ticket = None;
     let (answer, nucypher) = match request {
-        Ok(bytes) => (
-            answer(&bytes, read_at, &conn, &shared).await,
-            umbrald_nucypher::is_reencryption_request(&bytes),
-        ),
+        Ok(bytes) => {
+            let nucypher = umbrald_nucypher::is_reencryption_request(&bytes);
+            match shared.access.admit(client) {
+                Ok(ticket) => {
+                    let answer = answer(&bytes, read_at, &conn, &shared, &ticket).await;
+                    _ticket = Some(ticket);
+                    (answer, nucypher)
+                }
+                Err(Denied::NotAllowed) => {
+                    tracing::info!(client = ?client, "client no longer allowed; closing its connection");
+                    conn.close(
+                        VarInt::from_u32(app_codes::NOT_ALLOWED),
+                        b"client not allowed",
+                    );
+                    return;
+                }
+                Err(Denied::Limited(refused)) => (
+                    Some(Answer::refused(super::admission::limited(&refused), 0)),
+                    nucypher,
+                ),
+            }
+        }
         Err(refusal) => (Some(Answer::refused(refusal, 0)), false),
     };
     let Some(answer) = answer else {
@@ -236,16 +260,34 @@ async fn answer(
     read_at: Instant,
     conn: &Connection,
     shared: &Shared,
+    ticket: &Ticket,
 ) -> Option<Answer> {
     if let Some(refusal) = shared.audit_refusal() {
         return Some(Answer::refused(refusal, 0));
     }
     if umbrald_nucypher::is_reencryption_request(bytes) {
-        return nucypher::answer(bytes, closed(conn), shared)
+        return nucypher::answer(bytes, closed(conn), shared, ticket)
             .await
             .map(|answered| answered.answer);
     }
-    native::answer(bytes, read_at, conn, shared).await
+    native::answer(bytes, read_at, conn, shared, ticket).await
+}
+
+/// The allowlist's reason for a failed handshake, when it refused the client: the TLS alerts
+/// `certificate_required` (no certificate) and `access_denied` (a key not allowed).
+fn access_refusal(error: &quinn::ConnectionError) -> Option<&'static str> {
+    const CERTIFICATE_REQUIRED: u8 = 116;
+    const ACCESS_DENIED: u8 = 49;
+    let quinn::ConnectionError::TransportError(error) = error else {
+        return None;
+    };
+    if error.code == quinn::TransportErrorCode::crypto(CERTIFICATE_REQUIRED) {
+        Some("no_certificate")
+    } else if error.code == quinn::TransportErrorCode::crypto(ACCESS_DENIED) {
+        Some("not_allowed")
+    } else {
+        None
+    }
 }
 
 /// Completes when `conn` is closed.

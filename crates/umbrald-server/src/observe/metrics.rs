@@ -63,6 +63,8 @@ pub struct Metrics {
     pub audit_dropped: IntCounter,
     /// Streams reset because the request was not finished in time or the peer vanished.
     pub streams_reset: IntCounter,
+    /// Batches whose computation panicked on a worker (answered `internal`; the worker goes on).
+    pub worker_panics: IntCounter,
     /// 1 while the server accepts work, 0 before start and while shutting down.
     pub ready: IntGauge,
     backend_info: IntGaugeVec,
@@ -106,7 +108,14 @@ pub struct Metrics {
     pub https_connections_refused: IntCounter,
     tls_reloads: IntCounterVec,
     tls_cert_info: IntGaugeVec,
+    access_refusals: IntCounterVec,
+    access_reloads: IntCounterVec,
+    /// Clients whose `[access]` limits are tracked.
+    pub access_clients: IntGauge,
 }
+
+/// Why the allowlist refused a client (`umbrald_access_refused_total`'s reasons).
+pub const ACCESS_REFUSALS: [&str; 3] = ["no_certificate", "not_allowed", "revoked"];
 
 /// What answered an HTTPS request: umbrald (`reencrypt`), or the upstream node it forwarded
 /// the request to (`forwarded`), or neither (`other`: unknown path without an upstream).
@@ -270,6 +279,12 @@ impl Metrics {
                 "umbrald_streams_reset_total",
                 "Request streams reset: not finished in time, or the peer vanished",
             ),
+            worker_panics: counter(
+                &registry,
+                "umbrald_worker_panics_total",
+                "Batches whose computation panicked on a worker: answered internal, the worker \
+                 went on with the next batch",
+            ),
             ready: gauge(
                 &registry,
                 "umbrald_ready",
@@ -416,6 +431,26 @@ impl Metrics {
                 "HTTPS connections refused (limit reached) or whose TLS handshake failed or \
                  timed out",
             ),
+            access_refusals: counter_vec(
+                &registry,
+                "umbrald_access_refused_total",
+                "Clients refused by [access] allowed_clients, by reason: no_certificate and \
+                 not_allowed (QUIC and HTTPS handshakes), revoked (a request on a connection \
+                 whose key a reload removed)",
+                &["reason"],
+            ),
+            access_reloads: counter_vec(
+                &registry,
+                "umbrald_access_reloads_total",
+                "Reloads of [access] (SIGHUP), by result (ok, or failed: the previous settings \
+                 stay)",
+                &["result"],
+            ),
+            access_clients: gauge(
+                &registry,
+                "umbrald_access_clients",
+                "Clients whose [access] limits are tracked (at most access.max_clients)",
+            ),
             tls_reloads: counter_vec(
                 &registry,
                 "umbrald_tls_reloads_total",
@@ -447,12 +482,16 @@ impl Metrics {
         for result in ["ok", "failed"] {
             m.gpu_reprobes.with_label_values(&[result]);
             m.tls_reloads.with_label_values(&[result]);
+            m.access_reloads.with_label_values(&[result]);
+        }
+        for reason in ACCESS_REFUSALS {
+            m.access_refusals.with_label_values(&[reason]);
         }
         for route in HttpsRoute::ALL {
             m.https_seconds.with_label_values(&[route.as_str()]);
         }
         for status in [
-            "200", "400", "401", "403", "408", "413", "500", "503", "504",
+            "200", "400", "401", "403", "408", "413", "429", "500", "503", "504",
         ] {
             m.https_requests
                 .with_label_values(&[HttpsRoute::Reencrypt.as_str(), status]);
@@ -477,6 +516,17 @@ impl Metrics {
     pub fn set_backend(&self, name: &str) {
         self.backend_info.reset();
         self.backend_info.with_label_values(&[name]).set(1);
+    }
+
+    /// Counts one client refused by the allowlist, for `reason` (one of [`ACCESS_REFUSALS`]).
+    pub fn access_refused(&self, reason: &str) {
+        self.access_refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts one reload of `[access]` that succeeded (`ok`) or kept the previous settings.
+    pub fn access_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.access_reloads.with_label_values(&[result]).inc();
     }
 
     /// Records the certificate that new handshakes present, by its fingerprint in hex.
