@@ -21,13 +21,13 @@ cp -R "corpus/$target/." "$work/"
 command=(nice -n 19 "$bin" -runs="$runs" -max_total_time="$seconds" -timeout=10
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" "$work")
 log="target/long/$target.log"
-started="$(date -u +%FT%TZ)"
+started="$(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 "${command[@]}" >"$log" 2>&1 || status=$?
 {
     echo "# fuzz target: $target"
     echo "# started $started, ended $(date -u +%FT%TZ), exit status $status"
-    echo "# host: $(nproc) cores, shared with other builds; libFuzzer at nice 19, one process"
+    echo "# host: $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); libFuzzer at nice 19, one process"
     echo "# command (from fuzz/): ${command[*]}"
     echo "# corpus at start: $(ls "corpus/$target" | wc -l) seed files; at end: $(ls "$work" | wc -l) files"
     echo "# crashes: $(ls "$artifacts" | wc -l)"

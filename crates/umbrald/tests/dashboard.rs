@@ -281,7 +281,7 @@ fn the_check_finds_a_wrong_name_label_and_value() {
             "umbrald_requests_total: code=\"overload\" is not among {\"conditions_unsupported\", \
              \"deadline_exceeded\", \"internal\", \"invalid_capsule\", \"invalid_kfrag\", \
              \"kfrag_verification_failed\", \"malformed\", \"none\", \"overloaded\", \
-             \"too_large\", \"unsupported_version\"}",
+             \"rate_limited\", \"too_large\", \"unsupported_version\"}",
             "umbrald_ready: no label color",
         ],
     );
