@@ -148,7 +148,9 @@ async fn hostile_clients_do_not_disturb_a_good_one() {
         sent >= 3 && through == 0,
         "huge: {sent} sent, {through} served"
     );
-    assert_eq!(sent, rebuffed);
+    // Every request sent was answered with an error (`through` counts the others); a refused
+    // connection attempt counts as rebuffed too, without a request.
+    assert!(rebuffed >= sent, "huge: {sent} sent, {rebuffed} rebuffed");
     progressed("declared-huge lengths");
 
     // Slow readers: 64 requests of 64 capsules whose answers (~13 KiB each, compact) are never
