@@ -4,32 +4,19 @@
 //! (`--client-cert`/`--client-key`).
 #![cfg(unix)]
 
+mod common;
+
+use common::{temp_dir, umbrald};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// Every wait of this test.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn umbrald() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-access-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
 
 /// A running `umbrald serve` and the lines it prints.
 struct Serve {

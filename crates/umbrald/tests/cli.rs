@@ -1,28 +1,12 @@
 //! The `umbrald` binary: `config check` verdicts, and `serve` printing its fingerprint and
 //! exiting 0 on SIGTERM.
 
+mod common;
+
+use common::{temp_dir, umbrald};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn umbrald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    // Keep the developer's environment out of the verdicts.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
 
 #[test]
 fn config_check_accepts_a_good_file_and_rejects_a_bad_one() {

@@ -1,25 +1,10 @@
 //! The client subcommands of the `umbrald` binary: `demo` with no arguments, `keygen` then
 //! `demo --keys`, `bench` on its in-process appliance, and their help texts.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{temp_dir, umbrald};
 use std::process::{Command, Output};
-
-fn umbrald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-client-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
 
 fn run(cmd: &mut Command) -> (String, String) {
     let Output {

@@ -8,10 +8,14 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::{free_port, temp_dir, umbrald};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,31 +23,6 @@ use std::time::{Duration, Instant};
 use umbral_pre::{encrypt, generate_kfrags, DefaultSerialize, SecretKey, Signer};
 use umbrald_client::{Client, ClientError, ClientOptions, ReencryptRequest, Trust};
 use umbrald_proto::Policy;
-
-fn umbrald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-faults-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
-
-/// A loopback UDP port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("probe socket")
-        .port()
-}
 
 /// `umbrald serve` on `port` with its certificate in `data_dir`; returns the child and the
 /// fingerprint it prints once it listens.

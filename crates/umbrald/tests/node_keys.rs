@@ -1,27 +1,12 @@
 //! `umbrald keygen --node` and `umbrald serve --node-keys`: the sealed key file, its mode, the
 //! printed public keys, and the passphrase sources.
 
+mod common;
+
+use common::{temp_dir, umbrald};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn umbrald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-nodekeys-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
 
 fn public_keys(stdout: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(stdout);

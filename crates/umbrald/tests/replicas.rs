@@ -4,6 +4,10 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::{free_port, temp_dir, umbrald};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,31 +22,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The client's timeout of one attempt in these runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn umbrald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umbrald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("UMBRALD_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("umbrald-replicas-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir
-}
-
-/// A loopback UDP port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("probe socket")
-        .port()
-}
 
 /// One `umbrald serve` process on a fixed port, restartable on the same port.
 struct Replica {
